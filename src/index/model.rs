@@ -1,0 +1,125 @@
+//! Slim records of the cluster objects DNS needs.
+//!
+//! Memory warning (after CoreDNS `object/object.go`): every field here is paid
+//! once per Service, per endpoint or per Pod in the cluster. A cluster of 10k
+//! Services and 150k endpoints multiplies each byte by up to 150,000. Add a
+//! field only when an answer depends on it, keep strings as `Box<str>` (no
+//! spare capacity) and never store whole API objects.
+
+use std::net::IpAddr;
+
+/// The transport protocol of a Service or endpoint port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// TCP (the Kubernetes default).
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Protocol {
+    /// The lower-case name used in SRV owner names (`_tcp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+
+    /// Parses a Kubernetes protocol string (`TCP`, `UDP`, `SCTP`, any case);
+    /// `None` means the API default, TCP.
+    pub fn from_k8s(s: Option<&str>) -> Option<Self> {
+        match s.map(str::to_ascii_uppercase).as_deref() {
+            None | Some("TCP") => Some(Protocol::Tcp),
+            Some("UDP") => Some(Protocol::Udp),
+            Some("SCTP") => Some(Protocol::Sctp),
+            Some(_) => None,
+        }
+    }
+}
+
+/// A port of a Service or of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    /// The port's name, lower-cased; empty for an unnamed port (no SRV).
+    pub name: Box<str>,
+    /// Transport protocol.
+    pub protocol: Protocol,
+    /// Port number.
+    pub port: u16,
+}
+
+/// What kind of answer a Service name gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// A virtual IP per family (`spec.clusterIPs`), answered whatever the endpoints.
+    ClusterIp(Vec<IpAddr>),
+    /// `clusterIP: None`: the name answers the ready endpoint addresses.
+    Headless,
+    /// `type: ExternalName`: a CNAME to this target (lower-cased, fully qualified, with a trailing dot).
+    ExternalName(Box<str>),
+}
+
+/// A Service, as DNS sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// Namespace, lower-cased.
+    pub namespace: Box<str>,
+    /// Name, lower-cased.
+    pub name: Box<str>,
+    /// ClusterIP, headless or ExternalName.
+    pub kind: ServiceKind,
+    /// The Service's ports (for SRV of ClusterIP services).
+    pub ports: Vec<Port>,
+}
+
+/// One endpoint of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The endpoint's addresses (Kubernetes allows several; in practice one).
+    pub addresses: Vec<IpAddr>,
+    /// `hostname` of the endpoint, lower-cased (set for StatefulSet-style pods).
+    pub hostname: Option<Box<str>>,
+    /// Name of the Pod behind it (`targetRef.name` when it is a Pod), lower-cased,
+    /// kept only when shorter than 64 characters (a DNS label).
+    pub pod_name: Option<Box<str>>,
+    /// `conditions.ready`: unset counts as ready (as CoreDNS and the spec say).
+    pub ready: bool,
+}
+
+/// One EndpointSlice (or the one slice a legacy Endpoints object becomes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSlice {
+    /// Namespace, lower-cased.
+    pub namespace: Box<str>,
+    /// The slice's own name (the key for updates and deletes).
+    pub name: Box<str>,
+    /// The owning Service (`kubernetes.io/service-name` label), lower-cased.
+    pub service: Box<str>,
+    /// The slice's ports; empty for a portless headless Service.
+    pub ports: Vec<Port>,
+    /// The endpoints.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A Pod, kept only for `pods verified` (and later autopath).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pod {
+    /// Namespace, lower-cased.
+    pub namespace: Box<str>,
+    /// Name, lower-cased.
+    pub name: Box<str>,
+    /// `status.podIPs`.
+    pub ips: Vec<IpAddr>,
+}
+
+/// A Namespace: tells an existing namespace without services (NODATA) from a
+/// missing one (NXDOMAIN).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    /// Name, lower-cased.
+    pub name: Box<str>,
+}
