@@ -1,1 +1,176 @@
-//! (being written)
+//! Wiring: a validated [`Config`] becomes running listeners, plugin chains,
+//! index writers and sources.
+//!
+//! Phases, so that every configuration error surfaces before a socket opens:
+//! [`plan`] (no I/O: build plugins, check that every directive can run), then
+//! [`App::start`] (bind, spawn), then [`App::shutdown`] (stop sources, drain DNS).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::{Config, ServerConfig};
+use crate::dns::server::{DnsServers, Listener};
+use crate::dns::{Handler, Route};
+use crate::index::ClusterIndex;
+use crate::index::snapshot::{self, SharedIndex};
+use crate::plugin::kubernetes::{Kubernetes, KubernetesConfig, Source};
+use crate::plugin::whoami::Whoami;
+use crate::plugin::{Chain, Plugin, PluginConfig};
+use crate::watch::manifests::Manifests;
+
+/// How often manifest files are checked for changes.
+const MANIFEST_POLL: Duration = Duration::from_millis(250);
+
+/// A source of cluster state to start, with the index it feeds.
+struct SourceTask {
+    cfg: KubernetesConfig,
+    index: Arc<SharedIndex>,
+}
+
+/// Everything built from the config, before any socket is opened.
+pub struct Plan {
+    listeners: Vec<Listener>,
+    sources: Vec<SourceTask>,
+}
+
+/// Build plugin chains and listeners from a validated config. Fails on
+/// directives that cannot run yet and on `bind` targets that do not resolve.
+pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
+    let mut routes: BTreeMap<SocketAddr, Vec<Route>> = BTreeMap::new();
+    let mut sources = Vec::new();
+    for server in &cfg.servers {
+        let addrs = listen_addrs(server)?;
+        let local_ips = advertised_ips(&addrs);
+        let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+        for p in &server.plugins {
+            match p {
+                PluginConfig::Bind(_) => {}
+                PluginConfig::Whoami => plugins.push(Arc::new(Whoami)),
+                PluginConfig::Kubernetes(k) => {
+                    let index = SharedIndex::new(ClusterIndex::default());
+                    if let Source::Api { .. } = &k.source {
+                        bail!(
+                            "kubernetes: reading from the Kubernetes API is not implemented yet; \
+                             use `manifests PATH...` in the kubernetes block"
+                        );
+                    }
+                    plugins.push(Arc::new(Kubernetes::new(
+                        k,
+                        &server.zones,
+                        local_ips.clone(),
+                        index.clone(),
+                    )));
+                    sources.push(SourceTask {
+                        cfg: (**k).clone(),
+                        index,
+                    });
+                }
+                PluginConfig::Pending(p) => bail!(
+                    "{}: {}: this plugin is recognised and its configuration is valid, \
+                     but it is not implemented yet",
+                    p.at,
+                    p.name
+                ),
+            }
+        }
+        let chain = Chain::new(plugins);
+        for addr in addrs {
+            routes.entry(addr).or_default().push(Route {
+                zones: server.zones.clone(),
+                chain: chain.clone(),
+            });
+        }
+    }
+    let listeners = routes
+        .into_iter()
+        .map(|(addr, routes)| Listener {
+            addr,
+            handler: Handler::new(routes),
+        })
+        .collect();
+    Ok(Plan { listeners, sources })
+}
+
+/// Addresses a server block listens on: its `bind` targets, else the wildcards.
+fn listen_addrs(server: &ServerConfig) -> anyhow::Result<Vec<SocketAddr>> {
+    let ips = match server.bind() {
+        Some(b) => b.resolve()?,
+        None => vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)],
+    };
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, server.port))
+        .collect())
+}
+
+/// The addresses answered for `ns.dns.<zone>`: the bound ones, or every
+/// non-loopback interface address when bound to the wildcard.
+fn advertised_ips(addrs: &[SocketAddr]) -> Vec<IpAddr> {
+    if addrs.iter().all(|a| !a.ip().is_unspecified()) {
+        return addrs.iter().map(SocketAddr::ip).collect();
+    }
+    if_addrs::get_if_addrs()
+        .map(|ifs| {
+            ifs.into_iter()
+                .filter(|i| !i.is_loopback())
+                .map(|i| i.ip())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The running server.
+pub struct App {
+    dns: DnsServers,
+    tasks: TaskTracker,
+    token: CancellationToken,
+}
+
+impl App {
+    /// Bind listeners and start the sources and index writers.
+    pub async fn start(plan: Plan, token: CancellationToken) -> anyhow::Result<Self> {
+        let dns = DnsServers::bind(plan.listeners)
+            .context("opening DNS listeners")?;
+        let tasks = TaskTracker::new();
+        for s in plan.sources {
+            let (tx, rx) = snapshot::channel();
+            tasks.spawn(
+                snapshot::run_writer(s.index, rx, token.child_token())
+                    .instrument(tracing::info_span!("index_writer")),
+            );
+            if let Source::Manifests(paths) = &s.cfg.source {
+                let src = Manifests::new(paths.clone(), s.cfg.labels.clone(), MANIFEST_POLL);
+                tasks.spawn(
+                    src.run(tx, token.child_token())
+                        .instrument(tracing::info_span!("watch", source = "manifests")),
+                );
+            }
+        }
+        tasks.close();
+        Ok(Self { dns, tasks, token })
+    }
+
+    /// The bound DNS addresses.
+    pub fn dns_addrs(&self) -> &[SocketAddr] {
+        self.dns.local_addrs()
+    }
+
+    /// Stop sources and drain the DNS servers, waiting at most `grace`.
+    pub async fn shutdown(self, grace: Duration) {
+        self.token.cancel();
+        let drain = async {
+            self.dns.shutdown().await;
+            self.tasks.wait().await;
+        };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            tracing::warn!(?grace, "shutdown grace period expired");
+        }
+    }
+}

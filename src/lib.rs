@@ -16,13 +16,17 @@
 //! - [`plugin`]: one module per Corefile directive and the fixed execution order.
 //! - [`index`]: the pure cluster index and every Kubernetes DNS record rule.
 //! - [`watch`]: sources that turn cluster objects into index updates (manifest files now; API watches next).
+//! - [`cli`], [`telemetry`], [`pidfile`]: the binary's command line, logging and pid file.
 //! - [`app`]: wiring of the above into a running server; [`shutdown`]: signals.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod corefile;
 pub mod dns;
 pub mod index;
+pub mod pidfile;
 pub mod plugin;
 pub mod shutdown;
+pub mod telemetry;
 pub mod watch;

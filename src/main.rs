@@ -1,1 +1,81 @@
-fn main() {}
+//! `clusterdns`: the thin binary. Phases: tracing → config (no sockets) →
+//! bind and spawn → wait for a signal → drain with a grace period.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use clusterdns::cli::{Cli, Command, normalize};
+use clusterdns::{app, config, corefile, plugin, shutdown};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for an invalid configuration (sysexits EX_USAGE), as linkerd does.
+const EXIT_CONFIG: u8 = 64;
+/// How long in-flight queries may take after a signal.
+const GRACE: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(normalize(std::env::args_os()));
+    let s = &cli.server;
+    if s.version {
+        println!("clusterdns-{}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if s.plugins {
+        println!("Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:");
+        for p in plugin::compiled_in() {
+            println!("  dns.{p}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    clusterdns::telemetry::init();
+    let cfg = match config::load(&s.conf, &corefile::real_env, s.dns_port) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(if matches!(cli.command, Some(Command::Check)) { 1 } else { EXIT_CONFIG });
+        }
+    };
+    if let Some(Command::Check) = cli.command {
+        println!("{}: OK", s.conf.display());
+        return ExitCode::SUCCESS;
+    }
+    let plan = match app::plan(&cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}: {e:#}", s.conf.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let root = CancellationToken::new();
+        let app = match app::App::start(plan, root.clone()).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("{e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let _pid = s.pidfile.as_deref().map(clusterdns::pidfile::PidFile::create);
+        if !s.quiet {
+            for a in app.dns_addrs() {
+                println!("{a}");
+            }
+            println!("clusterdns-{}", env!("CARGO_PKG_VERSION"));
+        }
+        if let Err(e) = shutdown::cancel_on_signal(root).await {
+            eprintln!("installing signal handlers: {e}");
+        }
+        app.shutdown(GRACE).await;
+        ExitCode::SUCCESS
+    })
+}

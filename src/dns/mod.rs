@@ -1,1 +1,11 @@
-//! (being written)
+//! DNS transport: the only module that uses hickory-server.
+//!
+//! [`server`] binds UDP/TCP listeners, [`handler`] turns wire requests into
+//! [`Query`]s for the plugin chain and [`Answer`]s back into wire responses.
+
+pub mod handler;
+pub mod query;
+pub mod server;
+
+pub use handler::{Handler, Route};
+pub use query::{Answer, Query, Transport};

@@ -1,1 +1,217 @@
-//! (being written)
+//! The plugin chain: one module per Corefile directive, run in CoreDNS's fixed order.
+//!
+//! A server block's directives are parsed by their plugin's `parse` into a
+//! [`PluginConfig`]; [`build`] turns the configs into a [`Chain`] sorted by
+//! [`ORDER`] (CoreDNS's `plugin.cfg`), never by the order they were written in.
+//! A plugin answers a [`Query`] or hands it to [`Next`] — CoreDNS's
+//! "fallthrough" as a type.
+
+pub mod bind;
+pub mod kubernetes;
+pub mod pending;
+pub mod whoami;
+
+use std::sync::Arc;
+
+use hickory_proto::op::ResponseCode;
+
+use crate::corefile::{CorefileError, Dispenser};
+use crate::dns::{Answer, Query};
+
+/// CoreDNS's plugin execution order (`plugin.cfg`), first runs first.
+/// Directives we recognise but do not ship are listed so that their position
+/// (and the error for them) is the same as CoreDNS's.
+pub const ORDER: &[&str] = &[
+    "root",
+    "metadata",
+    "geoip",
+    "cancel",
+    "tls",
+    "timeouts",
+    "multisocket",
+    "reload",
+    "nsid",
+    "bufsize",
+    "bind",
+    "debug",
+    "trace",
+    "ready",
+    "health",
+    "pprof",
+    "prometheus",
+    "errors",
+    "log",
+    "dnstap",
+    "local",
+    "dns64",
+    "acl",
+    "any",
+    "chaos",
+    "loadbalance",
+    "tsig",
+    "cache",
+    "rewrite",
+    "header",
+    "dnssec",
+    "autopath",
+    "minimal",
+    "template",
+    "transfer",
+    "hosts",
+    "route53",
+    "azure",
+    "clouddns",
+    "k8s_external",
+    "kubernetes",
+    "file",
+    "auto",
+    "secondary",
+    "etcd",
+    "loop",
+    "forward",
+    "grpc",
+    "erratic",
+    "whoami",
+    "on",
+    "sign",
+    "view",
+    "nomad",
+];
+
+/// Position of a directive in [`ORDER`], `None` if CoreDNS has no such plugin.
+pub fn order_of(name: &str) -> Option<usize> {
+    ORDER.iter().position(|n| *n == name)
+}
+
+/// Why a plugin could not answer; the server turns it into an rcode.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The chain ended without a plugin answering (CoreDNS: "no next plugin found").
+    #[error("no next plugin found")]
+    NoNextPlugin,
+    /// A plugin decided the response code (e.g. SERVFAIL while not synced).
+    #[error("{0}")]
+    Rcode(ResponseCode),
+}
+
+impl PluginError {
+    /// The response code the client gets.
+    pub fn rcode(&self) -> ResponseCode {
+        match self {
+            PluginError::NoNextPlugin => ResponseCode::ServFail,
+            PluginError::Rcode(rc) => *rc,
+        }
+    }
+}
+
+/// Result of serving a query.
+pub type Result<T, E = PluginError> = std::result::Result<T, E>;
+
+/// One configured Corefile directive, ready to serve.
+#[async_trait::async_trait]
+pub trait Plugin: Send + Sync {
+    /// The directive name.
+    fn name(&self) -> &'static str;
+    /// Answer, or hand the query to `next`.
+    async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer>;
+    /// `Some(ready)` for plugins that report readiness (kubernetes); `None` otherwise.
+    fn ready(&self) -> Option<bool> {
+        None
+    }
+}
+
+/// The rest of the chain after the current plugin.
+#[derive(Clone, Copy)]
+pub struct Next<'a> {
+    rest: &'a [Arc<dyn Plugin>],
+}
+
+impl<'a> Next<'a> {
+    /// Serve the query with the next plugin, or fail with [`PluginError::NoNextPlugin`].
+    pub async fn serve(self, q: &Query) -> Result<Answer> {
+        match self.rest.split_first() {
+            Some((plugin, rest)) => plugin.serve(q, Next { rest }).await,
+            None => Err(PluginError::NoNextPlugin),
+        }
+    }
+
+    /// Whether any plugin follows.
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+}
+
+/// A server block's plugins in execution order.
+#[derive(Clone, Default)]
+pub struct Chain {
+    plugins: Arc<[Arc<dyn Plugin>]>,
+}
+
+impl Chain {
+    /// A chain of these plugins, sorted by [`ORDER`].
+    pub fn new(mut plugins: Vec<Arc<dyn Plugin>>) -> Self {
+        plugins.sort_by_key(|p| order_of(p.name()).unwrap_or(usize::MAX));
+        Self {
+            plugins: plugins.into(),
+        }
+    }
+
+    /// Serve a query from the first plugin.
+    pub async fn serve(&self, q: &Query) -> Result<Answer> {
+        Next {
+            rest: &self.plugins,
+        }
+        .serve(q)
+        .await
+    }
+
+    /// The plugins, in execution order.
+    pub fn plugins(&self) -> &[Arc<dyn Plugin>] {
+        &self.plugins
+    }
+
+    /// Names of plugins that report readiness and are not ready yet.
+    pub fn not_ready(&self) -> Vec<&'static str> {
+        self.plugins
+            .iter()
+            .filter(|p| p.ready() == Some(false))
+            .map(|p| p.name())
+            .collect()
+    }
+}
+
+/// A directive parsed by its plugin, before anything is started.
+#[derive(Clone, Debug)]
+pub enum PluginConfig {
+    /// `bind`.
+    Bind(bind::Bind),
+    /// `kubernetes`.
+    Kubernetes(Box<kubernetes::KubernetesConfig>),
+    /// `whoami`.
+    Whoami,
+    /// A directive of the default Corefile whose arguments we validate but whose
+    /// behaviour has not been built yet; starting a server with it is an error.
+    Pending(pending::Pending),
+}
+
+/// Parse one directive with the plugin named by it.
+pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, CorefileError> {
+    let name = d.directive().name.text.as_str();
+    match name {
+        "bind" => bind::parse(d).map(PluginConfig::Bind),
+        "kubernetes" => kubernetes::parse(d).map(|k| PluginConfig::Kubernetes(Box::new(k))),
+        "whoami" => whoami::parse(d).map(|()| PluginConfig::Whoami),
+        _ if pending::handles(name) => pending::parse(d).map(PluginConfig::Pending),
+        _ if order_of(name).is_some() => {
+            Err(d.err(format!("plugin '{name}' is not supported by clusterdns")))
+        }
+        _ => Err(d.err(format!("unknown directive '{name}'"))),
+    }
+}
+
+/// The names of the plugins compiled in (for `-plugins`), in execution order.
+pub fn compiled_in() -> Vec<&'static str> {
+    let mut names = vec!["bind", "kubernetes", "whoami"];
+    names.sort_by_key(|n| order_of(n));
+    names
+}

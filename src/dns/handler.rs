@@ -1,0 +1,162 @@
+//! hickory-server's `RequestHandler`: wire request → [`Query`] → plugin chain → wire response.
+//!
+//! Routing follows CoreDNS: every server block on a listener owns zones, and a
+//! query goes to the block whose zone is the longest suffix of the query name;
+//! no match is REFUSED. The handler also owns the protocol rules plugins must
+//! not care about: one question per query (else FORMERR), QUERY opcode only
+//! (else NOTIMP), OPT in the response iff the query had one, and the UDP size
+//! limit (512 without EDNS) with TC set when the answer does not fit.
+
+use std::sync::Arc;
+
+use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::{Name, Record};
+use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use tracing::debug;
+
+use crate::dns::{Answer, Query, Transport};
+use crate::plugin::Chain;
+
+/// The UDP payload size we advertise and accept at most (RFC 6891 practice; CoreDNS's
+/// bufsize default is 1232, but we honour larger client buffers up to this).
+const MAX_UDP_PAYLOAD: u16 = 4096;
+
+/// One server block's zones and its plugin chain.
+#[derive(Clone)]
+pub struct Route {
+    /// Lower-case zones of the block.
+    pub zones: Vec<Name>,
+    /// The block's plugins, in execution order.
+    pub chain: Chain,
+}
+
+/// All server blocks sharing one listener.
+#[derive(Clone)]
+pub struct Handler {
+    /// (zone, block index) sorted by label count, longest first.
+    zones: Arc<[(Name, usize)]>,
+    routes: Arc<[Route]>,
+}
+
+impl Handler {
+    /// A handler routing among these server blocks.
+    pub fn new(routes: Vec<Route>) -> Self {
+        let mut zones: Vec<(Name, usize)> = routes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.zones.iter().map(move |z| (z.to_lowercase(), i)))
+            .collect();
+        zones.sort_by_key(|(z, _)| std::cmp::Reverse(z.num_labels()));
+        Self {
+            zones: zones.into(),
+            routes: routes.into(),
+        }
+    }
+
+    /// The chain of the block whose zone is the longest suffix of `lower`.
+    pub fn route(&self, lower: &Name) -> Option<&Chain> {
+        self.zones
+            .iter()
+            .find(|(zone, _)| zone.zone_of(lower))
+            .map(|(_, i)| &self.routes[*i].chain)
+    }
+
+    /// Answer one query through the routed chain; failures become their rcode.
+    pub async fn answer(&self, q: &Query) -> Answer {
+        let Some(chain) = self.route(&q.lower) else {
+            return Answer::rcode(ResponseCode::Refused);
+        };
+        match chain.serve(q).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                debug!(%error, name = %q.name, "plugin chain failed");
+                Answer::rcode(error.rcode())
+            }
+        }
+    }
+}
+
+fn transport(p: Protocol) -> Transport {
+    match p {
+        Protocol::Udp => Transport::Udp,
+        _ => Transport::Tcp,
+    }
+}
+
+/// The OPT record we answer with: the client's payload size clamped to
+/// [512, MAX_UDP_PAYLOAD], which is also what the encoder truncates to.
+fn response_edns(request: &Edns) -> Edns {
+    let mut edns = Edns::new();
+    edns.set_max_payload(request.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+    edns.set_version(0);
+    edns.set_dnssec_ok(request.flags().dnssec_ok);
+    edns
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        let edns = request.edns.as_ref().map(response_edns);
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        if let Some(edns) = &edns {
+            builder.edns(edns);
+        }
+
+        let queries = request.queries.queries();
+        let answer = if request.metadata.op_code != OpCode::Query {
+            Answer::rcode(ResponseCode::NotImp)
+        } else if queries.len() != 1 {
+            Answer::rcode(ResponseCode::FormErr)
+        } else {
+            let original = queries[0].original();
+            let name = original.name().clone();
+            let q = Query {
+                lower: name.to_lowercase(),
+                name,
+                qtype: original.query_type(),
+                qclass: original.query_class(),
+                src: request.src(),
+                transport: transport(request.protocol()),
+                edns_payload: request.edns.as_ref().map(Edns::max_payload),
+                dnssec_ok: request
+                    .edns
+                    .as_ref()
+                    .is_some_and(|e| e.flags().dnssec_ok),
+                recursion_desired: request.metadata.recursion_desired,
+            };
+            self.answer(&q).await
+        };
+
+        metadata.response_code = answer.rcode;
+        metadata.authoritative = answer.authoritative;
+        metadata.truncation = answer.truncated;
+        metadata.recursion_available = answer.recursion_available;
+        let response = builder.build(
+            metadata,
+            answer.answers.iter(),
+            answer.authority.iter(),
+            std::iter::empty::<&Record>(),
+            answer.additionals.iter(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(error) => {
+                debug!(%error, "sending response failed");
+                let mut failed = Metadata::response_from_request(&request.metadata);
+                failed.response_code = ResponseCode::ServFail;
+                ResponseInfo::from(Header {
+                    metadata: failed,
+                    counts: HeaderCounts::default(),
+                })
+            }
+        }
+    }
+}

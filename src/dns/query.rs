@@ -1,0 +1,104 @@
+//! Our own request/response types: what plugins see instead of hickory-server's.
+//!
+//! Keeping these free of `hickory_server` means plugins and the index depend only
+//! on `hickory_proto` value types, and the transport can change without touching
+//! them.
+
+use std::net::SocketAddr;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+
+/// The transport a query arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain DNS over UDP.
+    Udp,
+    /// Plain DNS over TCP.
+    Tcp,
+}
+
+impl Transport {
+    /// `udp` / `tcp`, as CoreDNS's metrics and log plugin spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// One question, as a plugin sees it.
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// The query name exactly as the client sent it (case preserved for 0x20).
+    pub name: Name,
+    /// The same name, lower-cased: what zone matching and lookups use.
+    pub lower: Name,
+    /// The query type.
+    pub qtype: RecordType,
+    /// The query class (IN in practice).
+    pub qclass: DNSClass,
+    /// Where the query came from.
+    pub src: SocketAddr,
+    /// The transport.
+    pub transport: Transport,
+    /// EDNS UDP payload size the client advertised, if it sent an OPT record.
+    pub edns_payload: Option<u16>,
+    /// The DNSSEC OK bit.
+    pub dnssec_ok: bool,
+    /// Recursion desired bit.
+    pub recursion_desired: bool,
+}
+
+impl Query {
+    /// A query built from a name and type (for tests and internal probes).
+    pub fn new(name: Name, qtype: RecordType, src: SocketAddr, transport: Transport) -> Self {
+        Self {
+            lower: name.to_lowercase(),
+            name,
+            qtype,
+            qclass: DNSClass::IN,
+            src,
+            transport,
+            edns_payload: None,
+            dnssec_ok: false,
+            recursion_desired: true,
+        }
+    }
+}
+
+/// A plugin's answer to a [`Query`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// The response code.
+    pub rcode: ResponseCode,
+    /// The AA bit: set by authoritative plugins (kubernetes).
+    pub authoritative: bool,
+    /// The TC bit as decided by a plugin (e.g. a truncated upstream answer);
+    /// the server sets it as well when the answer does not fit the client's size.
+    pub truncated: bool,
+    /// The RA bit.
+    pub recursion_available: bool,
+    /// Answer section.
+    pub answers: Vec<Record>,
+    /// Authority section.
+    pub authority: Vec<Record>,
+    /// Additional section (without OPT: the server adds it).
+    pub additionals: Vec<Record>,
+}
+
+impl Answer {
+    /// An empty answer with this response code.
+    pub fn rcode(rcode: ResponseCode) -> Self {
+        Self {
+            rcode,
+            authoritative: false,
+            truncated: false,
+            recursion_available: false,
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additionals: Vec::new(),
+        }
+    }
+}

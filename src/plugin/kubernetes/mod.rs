@@ -1,0 +1,176 @@
+//! `kubernetes`: authoritative answers for the cluster zones from the index.
+//!
+//! # Syntax (CoreDNS's, plus `manifests`)
+//! ```text
+//! kubernetes [ZONES...] {
+//!     endpoint URL | kubeconfig PATH [CONTEXT] | tls CERT KEY CACERT
+//!     manifests PATH...            # ours: read objects from YAML instead of an API server
+//!     namespaces NAMESPACE...
+//!     labels EXPRESSION
+//!     pods disabled|insecure|verified
+//!     endpoint_pod_names
+//!     ttl TTL
+//!     noendpoints
+//!     fallthrough [ZONES...]
+//!     ignore empty_service
+//!     startup_timeout DURATION
+//! }
+//! ```
+//! Relative `manifests` paths are resolved from the Corefile's directory.
+//!
+//! The handler is thin, like CoreDNS's `handler.go`: pick the zone, ask the
+//! index, then apply the rules that are about serving rather than data —
+//! REFUSED for zone transfers, `fallthrough` for name errors, SERVFAIL (with
+//! SOA) instead of NXDOMAIN while the index has not synced, and chasing an
+//! ExternalName target that lies outside the cluster through the rest of the
+//! chain.
+//!
+//! # Ready
+//! Reports ready once Services and EndpointSlices (and Pods with `pods
+//! verified`) have been listed completely at least once.
+
+mod parse;
+
+pub use parse::{KubernetesConfig, Source, parse};
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::dns::{Answer, Query};
+use crate::index::snapshot::SharedIndex;
+use crate::index::{Kind, LookupOptions, LookupRequest, PodMode};
+use crate::plugin::{Next, Plugin, Result};
+
+/// The running plugin.
+pub struct Kubernetes {
+    /// Zones, lower-case, longest first.
+    zones: Vec<Name>,
+    /// `None`: no fallthrough; `Some(empty)`: all zones.
+    fallthrough: Option<Vec<Name>>,
+    opts: LookupOptions,
+    /// Published by the index writer; read per query.
+    index: Arc<SharedIndex>,
+}
+
+impl Kubernetes {
+    /// Build the plugin for `zones` (the directive's, or the server block's).
+    pub fn new(
+        cfg: &KubernetesConfig,
+        block_zones: &[Name],
+        local_ips: Vec<IpAddr>,
+        index: Arc<SharedIndex>,
+    ) -> Self {
+        let mut zones = if cfg.zones.is_empty() {
+            block_zones.to_vec()
+        } else {
+            cfg.zones.clone()
+        };
+        zones.sort_by_key(|z| std::cmp::Reverse(z.num_labels()));
+        let primary_zone = primary_zone(&zones);
+        Self {
+            zones,
+            fallthrough: cfg.fallthrough.clone(),
+            opts: LookupOptions {
+                namespaces: cfg.namespaces.clone(),
+                pods: cfg.pods,
+                endpoint_pod_names: cfg.endpoint_pod_names,
+                ttl: cfg.ttl,
+                noendpoints: cfg.noendpoints,
+                ignore_empty_service: cfg.ignore_empty_service,
+                primary_zone,
+                local_ips,
+            },
+            index,
+        }
+    }
+
+    fn synced(&self) -> bool {
+        let idx = self.index.load();
+        idx.is_synced(Kind::Service)
+            && (self.opts.noendpoints || idx.is_synced(Kind::EndpointSlice))
+            && (self.opts.pods != PodMode::Verified || idx.is_synced(Kind::Pod))
+    }
+
+    fn falls_through(&self, lower: &Name) -> bool {
+        match &self.fallthrough {
+            None => false,
+            Some(zones) if zones.is_empty() => true,
+            Some(zones) => zones.iter().any(|z| z.zone_of(lower)),
+        }
+    }
+}
+
+/// The first zone that is not a reverse zone (CoreDNS's primary zone), by the
+/// order written; falls back to the first zone.
+fn primary_zone(zones: &[Name]) -> Name {
+    let is_reverse = |z: &Name| {
+        let s = z.to_ascii();
+        s.ends_with("in-addr.arpa.") || s.ends_with("ip6.arpa.")
+    };
+    zones
+        .iter()
+        .find(|z| !is_reverse(z))
+        .or_else(|| zones.first())
+        .cloned()
+        .unwrap_or_else(Name::root)
+}
+
+#[async_trait::async_trait]
+impl Plugin for Kubernetes {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn ready(&self) -> Option<bool> {
+        Some(self.synced())
+    }
+
+    async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {
+        let Some(zone) = self.zones.iter().find(|z| z.zone_of(&q.lower)) else {
+            return next.serve(q).await;
+        };
+        if matches!(q.qtype, RecordType::AXFR | RecordType::IXFR) {
+            return Ok(Answer::rcode(ResponseCode::Refused));
+        }
+        let index = self.index.load();
+        let res = index.lookup(
+            &self.opts,
+            &LookupRequest {
+                qname: &q.name,
+                zone,
+                qtype: q.qtype,
+            },
+        );
+        let mut rcode = res.rcode;
+        if rcode == ResponseCode::NXDomain {
+            if self.falls_through(&q.lower) && !next.is_empty() {
+                return next.serve(q).await;
+            }
+            if !self.synced() {
+                rcode = ResponseCode::ServFail;
+            }
+        }
+        let mut answer = Answer::rcode(rcode);
+        answer.authoritative = true;
+        answer.answers = res.answers;
+        answer.authority = res.authority;
+        answer.additionals = res.additionals;
+        if let Some(target) = res.chase
+            && !next.is_empty()
+        {
+            // The ExternalName target is outside our zones: ask the rest of the
+            // chain (forward, once configured) and append what it knows.
+            let mut sub = q.clone();
+            sub.lower = target.to_lowercase();
+            sub.name = target;
+            if let Ok(upstream) = next.serve(&sub).await {
+                answer.answers.extend(upstream.answers);
+                answer.truncated |= upstream.truncated;
+            }
+        }
+        Ok(answer)
+    }
+}

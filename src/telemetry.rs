@@ -1,0 +1,18 @@
+//! Logging setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
+//!
+//! hickory-server logs every query at INFO; that costs throughput and is the
+//! `log` plugin's job, so its targets are held at `warn` unless `RUST_LOG`
+//! says otherwise.
+
+use tracing_subscriber::EnvFilter;
+
+/// Install the global subscriber (once; later calls are ignored).
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,hickory_server=warn,hickory_proto=warn,hickory_net=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
