@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what the tests need (dig from dnsutils)
+# when it is missing, then formatting, lints and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
+if ((${#missing[@]})); then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo apt-get update -qq && sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "!!! WARNING: cannot install ${missing[*]} (not root, no sudo): tests that need them will be SKIPPED !!!" >&2
+    fi
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets

@@ -1,0 +1,139 @@
+//! The binary's command line: `check`, `-version`, `-plugins`, exit codes and SIGTERM.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::repo;
+
+fn clusterdns(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args(args)
+        .output()
+        .expect("run clusterdns")
+}
+
+fn check_text(corefile: &str) -> (Output, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("Corefile");
+    std::fs::write(&path, corefile).expect("write");
+    let out = clusterdns(&["check", "-conf", path.to_str().expect("utf8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stderr)
+}
+
+#[test]
+fn check_accepts_the_kubeadm_corefile() {
+    let path = repo().join("config/Corefile.kubeadm");
+    let out = clusterdns(&["check", "-conf", path.to_str().expect("utf8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_accepts_the_demo_corefile() {
+    let path = repo().join("config/Corefile");
+    let out = clusterdns(&["check", "-conf", path.to_str().expect("utf8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_reports_an_unknown_plugin_with_file_and_line() {
+    let (out, err) = check_text(".:53 {\n    errors\n    kubernetez cluster.local\n}\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("Corefile:3:5:"), "{err}");
+    assert!(err.contains("kubernetez"), "{err}");
+}
+
+#[test]
+fn check_reports_a_bad_argument_with_file_and_line() {
+    let (out, err) =
+        check_text(".:53 {\n    kubernetes cluster.local {\n        ttl 99999\n    }\n}\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("Corefile:3:"), "{err}");
+    assert!(err.contains("ttl"), "{err}");
+}
+
+#[test]
+fn check_reports_an_unknown_kubernetes_property_with_file_and_line() {
+    let (out, err) =
+        check_text(".:53 {\n    kubernetes cluster.local {\n        podz insecure\n    }\n}\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("Corefile:3:9:"), "{err}");
+    assert!(err.contains("podz"), "{err}");
+}
+
+#[test]
+fn check_reports_an_unterminated_block_with_file_and_line() {
+    let (out, err) = check_text(".:53 {\n    kubernetes cluster.local {\n        pods insecure\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("Corefile:"), "{err}");
+    assert!(err.to_lowercase().contains("unterminated") || err.contains("'}'"), "{err}");
+}
+
+#[test]
+fn check_lists_every_problem_not_just_the_first() {
+    let (out, err) = check_text(".:53 {\n    frobnicate\n    kubernetes {\n        ttl x\n    }\n}\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("Corefile:2:"), "{err}");
+    assert!(err.contains("Corefile:4:"), "{err}");
+}
+
+#[test]
+fn running_with_an_invalid_corefile_exits_64() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("Corefile");
+    std::fs::write(&path, ".:53 {\n    nonsense\n}\n").expect("write");
+    let out = clusterdns(&["-conf", path.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn version_and_plugins_flags_print_and_exit() {
+    let v = clusterdns(&["-version"]);
+    assert!(v.status.success());
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("clusterdns-"));
+    let p = clusterdns(&["-plugins"]);
+    let text = String::from_utf8_lossy(&p.stdout);
+    assert!(text.contains("dns.kubernetes"), "{text}");
+    assert!(text.contains("dns.bind"), "{text}");
+}
+
+#[test]
+fn sigterm_stops_the_server_with_exit_code_zero_and_removes_the_pidfile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = std::fs::read_to_string(repo().join("config/demo-cluster.yaml")).expect("yaml");
+    std::fs::write(dir.path().join("demo-cluster.yaml"), yaml).expect("write");
+    let port = common::free_port();
+    let conf = dir.path().join("Corefile");
+    std::fs::write(&conf, common::DEMO_COREFILE.replace("{PORT}", &port.to_string()))
+        .expect("write");
+    let pid_path = dir.path().join("clusterdns.pid");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .arg("-conf")
+        .arg(&conf)
+        .arg("-pidfile")
+        .arg(&pid_path)
+        .spawn()
+        .expect("spawn");
+    let pid = common::eventually(std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(&pid_path).ok()
+    })
+    .expect("pidfile written");
+    assert_eq!(pid.trim(), child.id().to_string());
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    assert!(!pid_path.exists(), "pidfile removed at exit");
+}

@@ -1,0 +1,250 @@
+//! Test support: start the real `clusterdns` binary on loopback and talk DNS to
+//! it over real UDP and TCP sockets.
+//!
+//! Every server gets its own temporary directory (Corefile + manifests) and a
+//! free port, so tests run in parallel. Loops are bounded by deadlines.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+
+/// Root of the repository (for config/ files).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 at the time of asking.
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found");
+}
+
+/// A running `clusterdns` process, killed on drop.
+pub struct TestServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Start with `corefile` (where `{PORT}` is replaced by a free port) in a
+    /// fresh directory holding `files` (name, content).
+    pub fn start(corefile: &str, files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).expect("write file");
+        }
+        let port = free_port();
+        let conf = dir.path().join("Corefile");
+        std::fs::write(&conf, corefile.replace("{PORT}", &port.to_string())).expect("corefile");
+        let child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+            .arg("-conf")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn clusterdns");
+        let server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+        };
+        server.wait_answering();
+        server
+    }
+
+    /// The demo cluster manifests under the default demo Corefile shape.
+    pub fn demo() -> Self {
+        let yaml = std::fs::read_to_string(repo().join("config/demo-cluster.yaml"))
+            .expect("config/demo-cluster.yaml");
+        Self::start(DEMO_COREFILE, &[("demo-cluster.yaml", &yaml)])
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Wait until the server answers a cluster name from synced data: before
+    /// the index is synced a missing name is SERVFAIL, after it NXDOMAIN.
+    fn wait_answering(&self) {
+        use hickory_proto::op::ResponseCode;
+        let probe = query("start-probe.default.svc.cluster.local.", RecordType::A);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(m) = try_udp(self.addr, &probe, 300)
+                && m.metadata.response_code != ResponseCode::ServFail
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("clusterdns did not start answering on {}", self.addr);
+    }
+
+    pub fn udp(&self, name: &str, qtype: RecordType) -> Message {
+        udp(self.addr, &query(name, qtype))
+    }
+
+    pub fn tcp(&self, name: &str, qtype: RecordType) -> Message {
+        tcp(self.addr, &query(name, qtype))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Corefile tests use for the demo cluster: like config/Corefile, on a free port.
+pub const DEMO_COREFILE: &str = r#"
+.:{PORT} {
+    bind 127.0.0.1
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        manifests demo-cluster.yaml
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+}
+"#;
+
+/// A recursion-desired query message.
+pub fn query(name: &str, qtype: RecordType) -> Message {
+    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+    m
+}
+
+/// The same query with an OPT record advertising `payload` bytes.
+pub fn with_edns(mut m: Message, payload: u16) -> Message {
+    let mut e = Edns::new();
+    e.set_max_payload(payload);
+    m.set_edns(e);
+    m
+}
+
+fn rand_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(4242);
+    NEXT.fetch_add(7, Ordering::Relaxed)
+}
+
+/// Send raw bytes over UDP; the reply bytes or None after `ms` milliseconds.
+pub fn udp_raw(addr: SocketAddr, bytes: &[u8], ms: u64) -> Option<Vec<u8>> {
+    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(ms))).ok()?;
+    s.send_to(bytes, addr).ok()?;
+    let mut buf = vec![0u8; 65535];
+    let (n, _) = s.recv_from(&mut buf).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+fn try_udp(addr: SocketAddr, m: &Message, ms: u64) -> Result<Message, String> {
+    let bytes = m.to_vec().map_err(|e| e.to_string())?;
+    let reply = udp_raw(addr, &bytes, ms).ok_or("no reply")?;
+    let msg = Message::from_vec(&reply).map_err(|e| e.to_string())?;
+    if msg.metadata.id != m.metadata.id {
+        return Err("id mismatch".into());
+    }
+    Ok(msg)
+}
+
+/// Query over UDP (3 tries of 2 s).
+pub fn udp(addr: SocketAddr, m: &Message) -> Message {
+    let mut last = String::new();
+    for _ in 0..3 {
+        match try_udp(addr, m, 2000) {
+            Ok(msg) => return msg,
+            Err(e) => last = e,
+        }
+    }
+    panic!("udp query to {addr} failed: {last}");
+}
+
+/// Query over TCP (2-byte length framing).
+pub fn tcp(addr: SocketAddr, m: &Message) -> Message {
+    let bytes = m.to_vec().expect("encode");
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).expect("tcp connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let len = u16::try_from(bytes.len()).expect("len");
+    s.write_all(&len.to_be_bytes()).expect("write len");
+    s.write_all(&bytes).expect("write msg");
+    let mut lenbuf = [0u8; 2];
+    s.read_exact(&mut lenbuf).expect("read len");
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(lenbuf))];
+    s.read_exact(&mut buf).expect("read msg");
+    Message::from_vec(&buf).expect("decode")
+}
+
+/// The answer section as sorted zone-file lines with whitespace folded.
+pub fn lines(records: &[hickory_proto::rr::Record]) -> Vec<String> {
+    let mut v: Vec<String> = records
+        .iter()
+        .map(|r| r.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Path of a tool on PATH, or None.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(tool))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Skip loudly when a tool is missing (never outside CI's control: the README
+/// test command installs it).
+pub fn require(tool: &str) -> Option<PathBuf> {
+    let found = which(tool);
+    if found.is_none() {
+        eprintln!(
+            "\n!!! SKIPPED: `{tool}` is not installed; run the README test command, which installs it !!!\n"
+        );
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{tool}` missing in CI: .ci/run must install it"
+        );
+    }
+    found
+}
+
+/// Poll `f` every 20 ms until it returns Some or `limit` passes.
+pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn write(path: &Path, content: &str) {
+    // Write then rename, as a ConfigMap update does, so readers never see half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, content).expect("write tmp");
+    std::fs::rename(&tmp, path).expect("rename");
+}
