@@ -1,0 +1,1 @@
+//! The manifests source (being written).
