@@ -148,7 +148,12 @@ pub fn endpoints(ep: &core::Endpoints) -> Result<Vec<model::EndpointSlice>> {
                 .iter()
                 .filter_map(|p| port(p.name.as_deref(), p.protocol.as_deref(), Some(p.port)))
                 .collect();
-            let ready = subset.addresses.as_deref().unwrap_or_default().iter().map(|a| (a, true));
+            let ready = subset
+                .addresses
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|a| (a, true));
             let not_ready = subset
                 .not_ready_addresses
                 .as_deref()
@@ -237,7 +242,11 @@ fn namespaced_name(meta: &ObjectMeta, kind: &'static str) -> Result<(Box<str>, B
 fn is_headless(spec: &core::ServiceSpec) -> bool {
     let none = |ip: &str| ip.eq_ignore_ascii_case("none");
     spec.cluster_ip.as_deref().is_some_and(none)
-        || spec.cluster_ips.as_ref().and_then(|ips| ips.first()).is_some_and(|ip| none(ip))
+        || spec
+            .cluster_ips
+            .as_ref()
+            .and_then(|ips| ips.first())
+            .is_some_and(|ip| none(ip))
 }
 
 /// A port, or `None` when its number is absent or out of range or its

@@ -142,7 +142,10 @@ struct Source {
 
 /// Whether a directory entry is a manifest: a visible `*.yaml|*.yml|*.json`.
 fn is_manifest(path: &Path) -> bool {
-    let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_none_or(|n| n.starts_with('.'));
     let ext = path.extension().and_then(|e| e.to_str());
     !hidden && matches!(ext, Some("yaml" | "yml" | "json"))
 }
@@ -199,7 +202,10 @@ struct Collected {
     implied: BTreeSet<Box<str>>,
 }
 
-fn parse_sources(sources: &[Source], selector: Option<&Selector>) -> Result<Vec<Object>, ManifestError> {
+fn parse_sources(
+    sources: &[Source],
+    selector: Option<&Selector>,
+) -> Result<Vec<Object>, ManifestError> {
     let mut out = Collected::default();
     for src in sources {
         for (i, doc) in serde_yaml::Deserializer::from_str(&src.text).enumerate() {
@@ -226,7 +232,11 @@ fn parse_error(mut at: Origin, e: &serde_yaml::Error) -> ManifestError {
     let mut message = e.to_string();
     if let Some(loc) = e.location() {
         at.line_col = Some((loc.line(), loc.column()));
-        message = message.replacen(&format!(" at line {} column {}", loc.line(), loc.column()), "", 1);
+        message = message.replacen(
+            &format!(" at line {} column {}", loc.line(), loc.column()),
+            "",
+            1,
+        );
     }
     ManifestError::Parse { at, message }
 }
@@ -250,7 +260,9 @@ impl Document<'_> {
             }
             return Err(self.shape_error(at, "a document must be a Kubernetes object (a mapping)"));
         };
-        let (Some(api_version), Some(kind)) = (str_field(&map, "apiVersion"), str_field(&map, "kind")) else {
+        let (Some(api_version), Some(kind)) =
+            (str_field(&map, "apiVersion"), str_field(&map, "kind"))
+        else {
             return Err(self.shape_error(at, "the object has no apiVersion or kind"));
         };
         let (api_version, kind) = (api_version.to_owned(), kind.to_owned());
@@ -272,11 +284,13 @@ impl Document<'_> {
                 ..at.clone()
             };
             let Value::Mapping(item) = item else {
-                return Err(self.shape_error(at, "a List item must be a Kubernetes object (a mapping)"));
+                return Err(
+                    self.shape_error(at, "a List item must be a Kubernetes object (a mapping)")
+                );
             };
             // Items of a typed list (`ServiceList`) may omit their own kind.
             let own = (str_field(&item, "apiVersion"), str_field(&item, "kind"));
-            let key = match (own, item_kind.as_deref()) {
+            let key = match (own, item_kind) {
                 ((Some(v), Some(k)), _) => (v.to_owned(), k.to_owned()),
                 ((v, None), Some(k)) => (v.unwrap_or(&api_version).to_owned(), k.to_owned()),
                 _ => return Err(self.shape_error(at, "the object has no apiVersion or kind")),
@@ -294,8 +308,16 @@ impl Document<'_> {
     }
 
     /// One object: skipped unless it is one of the five kinds DNS reads.
-    fn object(&mut self, mut map: Mapping, (api_version, kind): (String, String), at: Origin) -> Result<(), ManifestError> {
-        let namespaced = matches!(kind.as_str(), "Service" | "Endpoints" | "Pod" | "EndpointSlice");
+    fn object(
+        &mut self,
+        mut map: Mapping,
+        (api_version, kind): (String, String),
+        at: Origin,
+    ) -> Result<(), ManifestError> {
+        let namespaced = matches!(
+            kind.as_str(),
+            "Service" | "Endpoints" | "Pod" | "EndpointSlice"
+        );
         if namespaced {
             default_namespace(&mut map);
         }
@@ -309,7 +331,9 @@ impl Document<'_> {
                 let svc: core::Service = self.typed(value, &at)?;
                 self.note_namespace(&svc.metadata);
                 if self.selected(&svc.metadata) {
-                    self.out.services.push(convert::service(&svc).map_err(convert_err(&at))?);
+                    self.out
+                        .services
+                        .push(convert::service(&svc).map_err(convert_err(&at))?);
                 }
             }
             ("discovery.k8s.io/v1", "EndpointSlice") => {
@@ -324,21 +348,29 @@ impl Document<'_> {
                 let ep: core::Endpoints = self.typed(value, &at)?;
                 self.note_namespace(&ep.metadata);
                 if self.selected(&ep.metadata) {
-                    self.out.legacy.extend(convert::endpoints(&ep).map_err(convert_err(&at))?);
+                    self.out
+                        .legacy
+                        .extend(convert::endpoints(&ep).map_err(convert_err(&at))?);
                 }
             }
             ("v1", "Pod") => {
                 let pod: core::Pod = self.typed(value, &at)?;
                 self.note_namespace(&pod.metadata);
                 if self.selected(&pod.metadata) {
-                    self.out.pods.extend(convert::pod(&pod).map_err(convert_err(&at))?);
+                    self.out
+                        .pods
+                        .extend(convert::pod(&pod).map_err(convert_err(&at))?);
                 }
             }
             ("v1", "Namespace") => {
                 let ns: core::Namespace = self.typed(value, &at)?;
-                self.out.namespaces.push(convert::namespace(&ns).map_err(convert_err(&at))?);
+                self.out
+                    .namespaces
+                    .push(convert::namespace(&ns).map_err(convert_err(&at))?);
             }
-            _ => tracing::debug!(path = %at.path.display(), document = at.document, api_version, kind, "manifests: skipping kind"),
+            _ => {
+                tracing::debug!(path = %at.path.display(), document = at.document, api_version, kind, "manifests: skipping kind")
+            }
         }
         Ok(())
     }
@@ -366,7 +398,10 @@ impl Document<'_> {
             .is_none_or(|s| s.matches(meta.labels.as_ref().unwrap_or(&NO_LABELS)))
     }
 
-    fn note_namespace(&mut self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    fn note_namespace(
+        &mut self,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) {
         if let Some(ns) = meta.namespace.as_deref() {
             self.out.implied.insert(ns.to_ascii_lowercase().into());
         }
@@ -400,8 +435,10 @@ impl Collected {
             mut namespaces,
             implied,
         } = self;
-        let sliced: HashSet<(Box<str>, Box<str>)> =
-            slices.iter().map(|s| (s.namespace.clone(), s.service.clone())).collect();
+        let sliced: HashSet<(Box<str>, Box<str>)> = slices
+            .iter()
+            .map(|s| (s.namespace.clone(), s.service.clone()))
+            .collect();
         slices.extend(
             legacy
                 .into_iter()
@@ -424,7 +461,9 @@ impl Collected {
             let key = match &object {
                 Object::Namespace(n) => (Kind::Namespace, Box::<str>::default(), n.name.clone()),
                 Object::Service(s) => (Kind::Service, s.namespace.clone(), s.name.clone()),
-                Object::EndpointSlice(s) => (Kind::EndpointSlice, s.namespace.clone(), s.name.clone()),
+                Object::EndpointSlice(s) => {
+                    (Kind::EndpointSlice, s.namespace.clone(), s.name.clone())
+                }
                 Object::Pod(p) => (Kind::Pod, p.namespace.clone(), p.name.clone()),
             };
             match seen.get(&key) {

@@ -285,7 +285,11 @@ impl<'a> Parser<'a> {
             }
             Some(_) => {
                 let (offset, tok) = self.tokens[self.pos].clone();
-                return Err(unexpected("`=`, `==`, `!=`, `in`, `notin`, `,` or end of input", offset, tok));
+                return Err(unexpected(
+                    "`=`, `==`, `!=`, `in`, `notin`, `,` or end of input",
+                    offset,
+                    tok,
+                ));
             }
         };
         Ok(Requirement { key, op })
@@ -304,7 +308,11 @@ impl<'a> Parser<'a> {
     }
 
     /// `( v1, v2, ... )`; a value between commas may be empty, the set may not.
-    fn value_set(&mut self, key: &str, op: &'static str) -> Result<BTreeSet<String>, SelectorError> {
+    fn value_set(
+        &mut self,
+        key: &str,
+        op: &'static str,
+    ) -> Result<BTreeSet<String>, SelectorError> {
         match self.next() {
             Some((_, Tok::Open)) => {}
             Some((offset, tok)) => return Err(unexpected("`(`", offset, tok)),
@@ -349,7 +357,10 @@ fn name_ok(s: &str, max: usize) -> Result<(), &'static str> {
     if !alnum(&bytes[0]) || !alnum(&bytes[bytes.len() - 1]) {
         return Err("must start and end with a letter or digit");
     }
-    if !bytes.iter().all(|b| alnum(b) || matches!(b, b'-' | b'_' | b'.')) {
+    if !bytes
+        .iter()
+        .all(|b| alnum(b) || matches!(b, b'-' | b'_' | b'.'))
+    {
         return Err("only letters, digits, `-`, `_` and `.` are allowed");
     }
     Ok(())
@@ -363,7 +374,8 @@ fn prefix_ok(s: &str) -> Result<(), &'static str> {
         let b = label.as_bytes();
         !b.is_empty()
             && b.len() <= 63
-            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
             && b[0] != b'-'
             && b[b.len() - 1] != b'-'
     });
@@ -379,17 +391,21 @@ fn key(k: &str) -> Result<String, SelectorError> {
         Some((prefix, name)) => prefix_ok(prefix).and_then(|()| name_ok(name, 63)),
         None => name_ok(k, 63),
     };
-    checked.map(|()| k.to_owned()).map_err(|reason| SelectorError::InvalidKey {
-        key: k.to_owned(),
-        reason,
-    })
+    checked
+        .map(|()| k.to_owned())
+        .map_err(|reason| SelectorError::InvalidKey {
+            key: k.to_owned(),
+            reason,
+        })
 }
 
 fn value(v: &str) -> Result<String, SelectorError> {
-    name_ok(v, 63).map(|()| v.to_owned()).map_err(|reason| SelectorError::InvalidValue {
-        value: v.to_owned(),
-        reason,
-    })
+    name_ok(v, 63)
+        .map(|()| v.to_owned())
+        .map_err(|reason| SelectorError::InvalidValue {
+            value: v.to_owned(),
+            reason,
+        })
 }
 
 #[cfg(test)]

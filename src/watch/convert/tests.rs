@@ -43,7 +43,10 @@ fn service_kinds_follow_type_then_cluster_ip() {
         ),
         ("spec: {}", ServiceKind::ClusterIp(vec![])),
         ("spec: {clusterIP: None}", ServiceKind::Headless),
-        ("spec: {clusterIP: None, clusterIPs: [None]}", ServiceKind::Headless),
+        (
+            "spec: {clusterIP: None, clusterIPs: [None]}",
+            ServiceKind::Headless,
+        ),
         (
             "spec: {type: ExternalName, externalName: Example.ORG}",
             ServiceKind::ExternalName("example.org.".into()),
@@ -126,7 +129,9 @@ endpoints:
 
 #[test]
 fn endpoint_slice_keeps_ready_flag_hostname_and_short_pod_names() {
-    let slice = endpoint_slice(&yaml(SLICE)).expect("converts").expect("kept");
+    let slice = endpoint_slice(&yaml(SLICE))
+        .expect("converts")
+        .expect("kept");
     assert_eq!(&*slice.namespace, "demo");
     assert_eq!(&*slice.name, "web-abcde");
     assert_eq!(&*slice.service, "web");
@@ -189,7 +194,11 @@ subsets:
     assert_eq!(slices.len(), 2);
     assert_eq!(&*slices[0].name, "legacy-0");
     assert_eq!(&*slices[1].name, "legacy-1");
-    assert!(slices.iter().all(|s| &*s.service == "legacy" && &*s.namespace == "default"));
+    assert!(
+        slices
+            .iter()
+            .all(|s| &*s.service == "legacy" && &*s.namespace == "default")
+    );
     assert_eq!(slices[0].ports, vec![p("http", Protocol::Tcp, 8080)]);
     assert_eq!(
         slices[0].endpoints,
@@ -220,7 +229,10 @@ fn pods_take_pod_ips_and_finished_pods_are_skipped() {
             "status: {phase: Running, podIP: 10.0.0.1, podIPs: [{ip: 10.0.0.1}, {ip: 'fd00::1'}]}",
             Some(vec![ip("10.0.0.1"), ip("fd00::1")]),
         ),
-        ("status: {phase: Running, podIP: 10.0.0.2}", Some(vec![ip("10.0.0.2")])),
+        (
+            "status: {phase: Running, podIP: 10.0.0.2}",
+            Some(vec![ip("10.0.0.2")]),
+        ),
         ("status: {phase: Pending}", Some(vec![])),
         ("spec: {}", Some(vec![])),
         ("status: {phase: Succeeded, podIP: 10.0.0.3}", None),
@@ -241,7 +253,8 @@ fn pods_take_pod_ips_and_finished_pods_are_skipped() {
 
 #[test]
 fn namespace_is_its_lower_cased_name() {
-    let ns: core::Namespace = yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: Kube-System}");
+    let ns: core::Namespace =
+        yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: Kube-System}");
     assert_eq!(&*namespace(&ns).expect("converts").name, "kube-system");
     let nameless: core::Namespace = yaml("apiVersion: v1\nkind: Namespace\nmetadata: {}");
     assert!(namespace(&nameless).is_err());

@@ -205,7 +205,12 @@ fn fingerprint(paths: &[PathBuf]) -> (Fingerprint, bool) {
 
 /// The four `Reset`s of one complete state, to become visible together.
 fn batch(objects: Vec<Object>) -> IndexUpdate {
-    let kinds = [Kind::Service, Kind::EndpointSlice, Kind::Pod, Kind::Namespace];
+    let kinds = [
+        Kind::Service,
+        Kind::EndpointSlice,
+        Kind::Pod,
+        Kind::Namespace,
+    ];
     let mut groups: [Vec<Object>; 4] = Default::default();
     for object in objects {
         let slot = match object.kind() {

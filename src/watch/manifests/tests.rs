@@ -21,13 +21,28 @@ fn load_text(text: &str, selector: Option<&Selector>) -> Result<Vec<Object>, Man
 }
 
 fn services(objects: &[Object]) -> Vec<&model::Service> {
-    objects.iter().filter_map(|o| if let Object::Service(s) = o { Some(s) } else { None }).collect()
+    objects
+        .iter()
+        .filter_map(|o| {
+            if let Object::Service(s) = o {
+                Some(s)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn slices(objects: &[Object]) -> Vec<&model::EndpointSlice> {
     objects
         .iter()
-        .filter_map(|o| if let Object::EndpointSlice(s) = o { Some(s) } else { None })
+        .filter_map(|o| {
+            if let Object::EndpointSlice(s) = o {
+                Some(s)
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
@@ -112,7 +127,12 @@ fn selector_filters_labelled_kinds_but_not_namespaces() {
     // namespaces they live in still exist.
     assert_eq!(
         keys(&objects),
-        ["Namespace/apps", "Namespace/default", "Service/default/a", "Pod/apps/a-1"]
+        [
+            "Namespace/apps",
+            "Namespace/default",
+            "Service/default/a",
+            "Pod/apps/a-1"
+        ]
     );
 }
 
@@ -137,7 +157,10 @@ endpoints: [{addresses: [10.0.0.1]}]
 #[test]
 fn legacy_endpoints_count_only_for_services_without_slices() {
     let objects = load_text(LEGACY, None).expect("loads");
-    let got: Vec<(&str, &str)> = slices(&objects).iter().map(|s| (&*s.name, &*s.service)).collect();
+    let got: Vec<(&str, &str)> = slices(&objects)
+        .iter()
+        .map(|s| (&*s.name, &*s.service))
+        .collect();
     assert_eq!(got, [("both-x1", "both"), ("legacy-only-0", "legacy-only")]);
 }
 
@@ -148,7 +171,10 @@ fn a_later_duplicate_replaces_an_earlier_one() {
     let objects = load_text(text, None).expect("loads");
     let svcs = services(&objects);
     assert_eq!(svcs.len(), 1);
-    assert_eq!(svcs[0].kind, ServiceKind::ClusterIp(vec!["10.96.0.2".parse().expect("ip")]));
+    assert_eq!(
+        svcs[0].kind,
+        ServiceKind::ClusterIp(vec!["10.96.0.2".parse().expect("ip")])
+    );
 }
 
 #[test]
@@ -171,8 +197,14 @@ fn errors_name_the_file_line_column_and_document() {
              - apiVersion: v1\n  kind: Pod\n  metadata: {name: [p]}\n",
             ": document 1, item 2: invalid type: sequence, expected a string",
         ),
-        ("just a string\n", ": document 1: a document must be a Kubernetes object (a mapping)"),
-        ("metadata: {name: x}\n", ": document 1: the object has no apiVersion or kind"),
+        (
+            "just a string\n",
+            ": document 1: a document must be a Kubernetes object (a mapping)",
+        ),
+        (
+            "metadata: {name: x}\n",
+            ": document 1: the object has no apiVersion or kind",
+        ),
         (
             "apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\n",
             ": document 1: Service has no metadata.name",
@@ -191,12 +223,18 @@ fn directories_read_yaml_yml_and_json_files_in_name_order() {
     let ns = |name: &str| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n");
     std::fs::write(dir.path().join("b.yml"), ns("b")).expect("write");
     std::fs::write(dir.path().join("a.yaml"), ns("a")).expect("write");
-    std::fs::write(dir.path().join("c.json"), r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"c"}}"#)
-        .expect("write");
+    std::fs::write(
+        dir.path().join("c.json"),
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"c"}}"#,
+    )
+    .expect("write");
     std::fs::write(dir.path().join(".hidden.yaml"), ns("hidden")).expect("write");
     std::fs::write(dir.path().join("notes.txt"), "not: [yaml").expect("write");
     let objects = load(&[dir.path().to_path_buf()], None).expect("loads");
-    assert_eq!(keys(&objects), ["Namespace/a", "Namespace/b", "Namespace/c"]);
+    assert_eq!(
+        keys(&objects),
+        ["Namespace/a", "Namespace/b", "Namespace/c"]
+    );
 }
 
 #[test]
@@ -221,7 +259,10 @@ fn the_demo_cluster_loads_with_the_documented_contents() {
 
     let svcs = services(&objects);
     let svc = |ns: &str, name: &str| {
-        *svcs.iter().find(|s| (&*s.namespace, &*s.name) == (ns, name)).expect("service present")
+        *svcs
+            .iter()
+            .find(|s| (&*s.namespace, &*s.name) == (ns, name))
+            .expect("service present")
     };
     let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
     let nginx = svc("default", "nginx-service");
@@ -235,7 +276,10 @@ fn the_demo_cluster_loads_with_the_documented_contents() {
         }]
     );
     assert_eq!(svc("demo", "web").kind, ServiceKind::Headless);
-    assert_eq!(svc("demo", "search").kind, ServiceKind::ExternalName("example.org.".into()));
+    assert_eq!(
+        svc("demo", "search").kind,
+        ServiceKind::ExternalName("example.org.".into())
+    );
     assert_eq!(
         svc("demo", "dual").kind,
         ServiceKind::ClusterIp(vec![ip("10.96.0.50"), ip("fd00:10:96::50")])
@@ -247,12 +291,22 @@ fn the_demo_cluster_loads_with_the_documented_contents() {
     let nginx_eps: Vec<_> = of("nginx-service").flat_map(|s| &s.endpoints).collect();
     assert_eq!(nginx_eps.len(), 4);
     assert!(nginx_eps.iter().all(|e| e.ready));
-    assert_eq!(of("nginx-service").next().expect("slice").ports[0].port, 9376);
+    assert_eq!(
+        of("nginx-service").next().expect("slice").ports[0].port,
+        9376
+    );
     let web: Vec<(Option<&str>, bool)> = of("web")
         .flat_map(|s| &s.endpoints)
         .map(|e| (e.hostname.as_deref(), e.ready))
         .collect();
-    assert_eq!(web, [(Some("web-0"), true), (Some("web-1"), true), (Some("web-2"), false)]);
+    assert_eq!(
+        web,
+        [
+            (Some("web-0"), true),
+            (Some("web-1"), true),
+            (Some("web-2"), false)
+        ]
+    );
     assert_eq!(of("dual").count(), 2);
 }
 
@@ -280,7 +334,15 @@ fn namespaces_of(update: IndexUpdate) -> Vec<String> {
             other => panic!("expected a Reset, got {other:?}"),
         })
         .collect();
-    assert_eq!(kinds, [Kind::Service, Kind::EndpointSlice, Kind::Pod, Kind::Namespace]);
+    assert_eq!(
+        kinds,
+        [
+            Kind::Service,
+            Kind::EndpointSlice,
+            Kind::Pod,
+            Kind::Namespace
+        ]
+    );
     let Some(IndexUpdate::Reset { objects, .. }) = resets.into_iter().nth(3) else {
         panic!("four resets");
     };
@@ -298,7 +360,13 @@ async fn silent(rx: &mut mpsc::Receiver<IndexUpdate>) -> bool {
     tokio::time::timeout(QUIET, rx.recv()).await.is_err()
 }
 
-fn start(path: &Path) -> (mpsc::Receiver<IndexUpdate>, CancellationToken, tokio::task::JoinHandle<()>) {
+fn start(
+    path: &Path,
+) -> (
+    mpsc::Receiver<IndexUpdate>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, rx) = mpsc::channel(4);
     let token = CancellationToken::new();
     let mut source = Manifests::new(vec![path.to_path_buf()], None);
@@ -318,7 +386,10 @@ async fn run_sends_the_initial_state_then_each_change_and_skips_broken_files() {
     assert!(silent(&mut rx).await, "no update while nothing changes");
 
     std::fs::write(&path, ns_doc(&["a", "b"])).expect("write");
-    assert_eq!(namespaces_of(next(&mut rx).await), ["Namespace/a", "Namespace/b"]);
+    assert_eq!(
+        namespaces_of(next(&mut rx).await),
+        ["Namespace/a", "Namespace/b"]
+    );
 
     std::fs::write(&path, "kind: [\n").expect("write");
     assert!(silent(&mut rx).await, "a broken file sends nothing");
@@ -327,7 +398,10 @@ async fn run_sends_the_initial_state_then_each_change_and_skips_broken_files() {
     assert_eq!(namespaces_of(next(&mut rx).await), ["Namespace/c"]);
 
     token.cancel();
-    tokio::time::timeout(PATIENCE, handle).await.expect("stops on cancel").expect("no panic");
+    tokio::time::timeout(PATIENCE, handle)
+        .await
+        .expect("stops on cancel")
+        .expect("no panic");
 }
 
 #[tokio::test]
@@ -341,7 +415,10 @@ async fn run_waits_for_a_first_good_load_when_the_file_starts_missing() {
     assert_eq!(namespaces_of(next(&mut rx).await), ["Namespace/late"]);
 
     token.cancel();
-    tokio::time::timeout(PATIENCE, handle).await.expect("stops on cancel").expect("no panic");
+    tokio::time::timeout(PATIENCE, handle)
+        .await
+        .expect("stops on cancel")
+        .expect("no panic");
 }
 
 #[tokio::test]
@@ -352,8 +429,14 @@ async fn run_sees_files_added_to_a_watched_directory() {
     assert_eq!(namespaces_of(next(&mut rx).await), ["Namespace/a"]);
 
     std::fs::write(dir.path().join("b.yaml"), ns_doc(&["b"])).expect("write");
-    assert_eq!(namespaces_of(next(&mut rx).await), ["Namespace/a", "Namespace/b"]);
+    assert_eq!(
+        namespaces_of(next(&mut rx).await),
+        ["Namespace/a", "Namespace/b"]
+    );
 
     token.cancel();
-    tokio::time::timeout(PATIENCE, handle).await.expect("stops on cancel").expect("no panic");
+    tokio::time::timeout(PATIENCE, handle)
+        .await
+        .expect("stops on cancel")
+        .expect("no panic");
 }

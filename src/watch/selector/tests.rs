@@ -3,7 +3,10 @@
 use super::*;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -53,21 +56,66 @@ fn as_str_returns_the_trimmed_expression() {
 fn malformed_selectors_are_rejected_with_the_reason() {
     let cases: &[(&str, &str)] = &[
         ("app=", ""), // valid, listed to keep the table honest below
-        (",", "label selector: expected a label key or `!` at offset 0, found \",\""),
-        ("app=nginx,", "label selector: expected a label key or `!` at offset 10, found end of input"),
-        ("app nginx", "label selector: expected `=`, `==`, `!=`, `in`, `notin`, `,` or end of input at offset 4, found \"nginx\""),
-        ("app in ()", "label selector: `app in ()` needs at least one value"),
-        ("app notin ()", "label selector: `app notin ()` needs at least one value"),
-        ("app in (a", "label selector: expected `,` or `)` at offset 9, found end of input"),
-        ("app in a", "label selector: expected `(` at offset 7, found \"a\""),
-        ("app > 5", "label selector: expected `=`, `==`, `!=`, `in`, `notin`, `,` or end of input at offset 4, found \">\""),
-        ("!", "label selector: expected a label key at offset 1, found end of input"),
-        ("app==(x)", "label selector: expected a label value at offset 5, found \"(\""),
-        ("-app=x", "label selector: invalid key \"-app\": must start and end with a letter or digit"),
-        ("Example.com/a=x", "label selector: invalid key \"Example.com/a\": prefix must be a lower-case DNS subdomain"),
-        ("a/b/c=x", "label selector: invalid key \"a/b/c\": only letters, digits, `-`, `_` and `.` are allowed"),
-        ("app=a$b", "label selector: invalid value \"a$b\": only letters, digits, `-`, `_` and `.` are allowed"),
-        ("app=x y", "label selector: expected `,` or end of input at offset 6, found \"y\""),
+        (
+            ",",
+            "label selector: expected a label key or `!` at offset 0, found \",\"",
+        ),
+        (
+            "app=nginx,",
+            "label selector: expected a label key or `!` at offset 10, found end of input",
+        ),
+        (
+            "app nginx",
+            "label selector: expected `=`, `==`, `!=`, `in`, `notin`, `,` or end of input at offset 4, found \"nginx\"",
+        ),
+        (
+            "app in ()",
+            "label selector: `app in ()` needs at least one value",
+        ),
+        (
+            "app notin ()",
+            "label selector: `app notin ()` needs at least one value",
+        ),
+        (
+            "app in (a",
+            "label selector: expected `,` or `)` at offset 9, found end of input",
+        ),
+        (
+            "app in a",
+            "label selector: expected `(` at offset 7, found \"a\"",
+        ),
+        (
+            "app > 5",
+            "label selector: expected `=`, `==`, `!=`, `in`, `notin`, `,` or end of input at offset 4, found \">\"",
+        ),
+        (
+            "!",
+            "label selector: expected a label key at offset 1, found end of input",
+        ),
+        (
+            "app==(x)",
+            "label selector: expected a label value at offset 5, found \"(\"",
+        ),
+        (
+            "-app=x",
+            "label selector: invalid key \"-app\": must start and end with a letter or digit",
+        ),
+        (
+            "Example.com/a=x",
+            "label selector: invalid key \"Example.com/a\": prefix must be a lower-case DNS subdomain",
+        ),
+        (
+            "a/b/c=x",
+            "label selector: invalid key \"a/b/c\": only letters, digits, `-`, `_` and `.` are allowed",
+        ),
+        (
+            "app=a$b",
+            "label selector: invalid value \"a$b\": only letters, digits, `-`, `_` and `.` are allowed",
+        ),
+        (
+            "app=x y",
+            "label selector: expected `,` or end of input at offset 6, found \"y\"",
+        ),
     ];
     for (expr, want) in cases {
         match parse(expr) {
@@ -82,11 +130,17 @@ fn keys_and_values_longer_than_63_characters_are_rejected() {
     let long = "a".repeat(64);
     assert!(matches!(
         parse(&format!("{long}=x")),
-        Err(SelectorError::InvalidKey { reason: "too long", .. })
+        Err(SelectorError::InvalidKey {
+            reason: "too long",
+            ..
+        })
     ));
     assert!(matches!(
         parse(&format!("x={long}")),
-        Err(SelectorError::InvalidValue { reason: "too long", .. })
+        Err(SelectorError::InvalidValue {
+            reason: "too long",
+            ..
+        })
     ));
     assert!(parse(&format!("{}=x", "a".repeat(63))).is_ok());
 }
