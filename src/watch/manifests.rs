@@ -292,7 +292,10 @@ impl Document<'_> {
             let own = (str_field(&item, "apiVersion"), str_field(&item, "kind"));
             let key = match (own, item_kind) {
                 ((Some(v), Some(k)), _) => (v.to_owned(), k.to_owned()),
-                ((v, None), Some(k)) => (v.unwrap_or(&api_version).to_owned(), k.to_owned()),
+                ((v, k), Some(list_kind)) => (
+                    v.unwrap_or(&api_version).to_owned(),
+                    k.unwrap_or(list_kind).to_owned(),
+                ),
                 _ => return Err(self.shape_error(at, "the object has no apiVersion or kind")),
             };
             self.object(item, key, at)?;
