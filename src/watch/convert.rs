@@ -1,0 +1,305 @@
+//! Pure conversion of Kubernetes API objects (k8s-openapi) into the slim
+//! [`model`](crate::index::model) records the index keeps.
+//!
+//! Every source (the manifests reader now, the kube-rs watchers next) goes
+//! through these functions, so a Service read from a file and the same Service
+//! read from the API server become the same record. Invariants kept here:
+//! every name is lower-cased (DNS is case-insensitive; the index compares
+//! bytes), unparsable IPs and port numbers are dropped rather than guessed,
+//! and nothing of the API object survives the conversion (see the memory
+//! warning in `model.rs`). No I/O, no logging, no source-specific defaults:
+//! an object without a namespace is an error here, and a source that has a
+//! default (the manifests reader uses `default`) fills it in first.
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::index::model::{self, Protocol};
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Longest pod name kept as an endpoint name: it must fit in one DNS label.
+const MAX_POD_NAME: usize = 63;
+
+/// Why an API object could not be converted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    /// A field the conversion needs is absent or empty.
+    #[error("{kind} has no {field}")]
+    MissingField {
+        /// The object's kind (`Service`, ...).
+        kind: &'static str,
+        /// The JSON path of the missing field (`metadata.name`).
+        field: &'static str,
+    },
+}
+
+/// The result of a conversion.
+pub type Result<T, E = ConvertError> = std::result::Result<T, E>;
+
+/// Converts a Service. `type: ExternalName` wins over everything else, then
+/// `clusterIP: None` makes it headless; otherwise it answers its ClusterIPs
+/// (`spec.clusterIPs`, or `spec.clusterIP` when that list is absent).
+pub fn service(svc: &core::Service) -> Result<model::Service> {
+    const KIND: &str = "Service";
+    let (namespace, name) = namespaced_name(&svc.metadata, KIND)?;
+    let spec = svc.spec.as_ref();
+    let ports = spec
+        .and_then(|s| s.ports.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| port(p.name.as_deref(), p.protocol.as_deref(), Some(p.port)))
+        .collect();
+    let kind = match spec {
+        Some(s) if s.type_.as_deref() == Some("ExternalName") => {
+            let target = s.external_name.as_deref().map(str::trim).unwrap_or("");
+            if target.is_empty() {
+                return Err(ConvertError::MissingField {
+                    kind: KIND,
+                    field: "spec.externalName",
+                });
+            }
+            model::ServiceKind::ExternalName(fqdn(target))
+        }
+        Some(s) if is_headless(s) => model::ServiceKind::Headless,
+        Some(s) => {
+            let ips: Vec<&String> = match (&s.cluster_ips, &s.cluster_ip) {
+                (Some(ips), _) if !ips.is_empty() => ips.iter().collect(),
+                (_, Some(ip)) => vec![ip],
+                _ => Vec::new(),
+            };
+            model::ServiceKind::ClusterIp(ips.into_iter().filter_map(|ip| parse_ip(ip)).collect())
+        }
+        None => model::ServiceKind::ClusterIp(Vec::new()),
+    };
+    Ok(model::Service {
+        namespace,
+        name,
+        kind,
+        ports,
+    })
+}
+
+/// Converts a discovery.k8s.io/v1 EndpointSlice. `Ok(None)` when DNS has no
+/// use for it: no `kubernetes.io/service-name` label, or an address type other
+/// than IPv4/IPv6 (FQDN slices). Not-ready endpoints are kept with
+/// `ready: false`; the index decides what to answer.
+pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Option<model::EndpointSlice>> {
+    const KIND: &str = "EndpointSlice";
+    let (namespace, name) = namespaced_name(&slice.metadata, KIND)?;
+    let Some(service) = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(None);
+    };
+    if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
+        return Ok(None);
+    }
+    let ports = slice
+        .ports
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| port(p.name.as_deref(), p.protocol.as_deref(), p.port))
+        .collect();
+    let endpoints = slice
+        .endpoints
+        .iter()
+        .filter_map(|ep| {
+            endpoint(
+                ep.addresses.iter().map(String::as_str),
+                ep.hostname.as_deref(),
+                ep.target_ref.as_ref(),
+                ep.conditions.as_ref().and_then(|c| c.ready) != Some(false),
+            )
+        })
+        .collect();
+    Ok(Some(model::EndpointSlice {
+        namespace,
+        name,
+        service: lower(service),
+        ports,
+        endpoints,
+    }))
+}
+
+/// Converts a legacy v1 Endpoints object: one slice per subset, named
+/// `<name>-<subset index>`, owned by the Service of the same name. `addresses`
+/// become ready endpoints, `notReadyAddresses` not-ready ones.
+pub fn endpoints(ep: &core::Endpoints) -> Result<Vec<model::EndpointSlice>> {
+    let (namespace, name) = namespaced_name(&ep.metadata, "Endpoints")?;
+    let subsets = ep.subsets.as_deref().unwrap_or_default();
+    let slices = subsets
+        .iter()
+        .enumerate()
+        .map(|(i, subset)| {
+            let ports = subset
+                .ports
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| port(p.name.as_deref(), p.protocol.as_deref(), Some(p.port)))
+                .collect();
+            let ready = subset
+                .addresses
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|a| (a, true));
+            let not_ready = subset
+                .not_ready_addresses
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|a| (a, false));
+            let endpoints = ready
+                .chain(not_ready)
+                .filter_map(|(a, ready)| {
+                    endpoint(
+                        std::iter::once(a.ip.as_str()),
+                        a.hostname.as_deref(),
+                        a.target_ref.as_ref(),
+                        ready,
+                    )
+                })
+                .collect();
+            model::EndpointSlice {
+                namespace: namespace.clone(),
+                name: format!("{name}-{i}").into(),
+                service: name.clone(),
+                ports,
+                endpoints,
+            }
+        })
+        .collect();
+    Ok(slices)
+}
+
+/// Converts a Pod. `Ok(None)` for a pod that has finished (phase `Succeeded`
+/// or `Failed`): its IP may already belong to another pod.
+pub fn pod(pod: &core::Pod) -> Result<Option<model::Pod>> {
+    let (namespace, name) = namespaced_name(&pod.metadata, "Pod")?;
+    let Some(status) = pod.status.as_ref() else {
+        return Ok(Some(model::Pod {
+            namespace,
+            name,
+            ips: Vec::new(),
+        }));
+    };
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return Ok(None);
+    }
+    let ips = match (&status.pod_ips, &status.pod_ip) {
+        (Some(ips), _) if !ips.is_empty() => ips.iter().filter_map(|p| parse_ip(&p.ip)).collect(),
+        (_, Some(ip)) => parse_ip(ip).into_iter().collect(),
+        _ => Vec::new(),
+    };
+    Ok(Some(model::Pod {
+        namespace,
+        name,
+        ips,
+    }))
+}
+
+/// Converts a Namespace (only its name matters).
+pub fn namespace(ns: &core::Namespace) -> Result<model::Namespace> {
+    Ok(model::Namespace {
+        name: name(&ns.metadata, "Namespace")?,
+    })
+}
+
+// === helpers ===
+
+fn name(meta: &ObjectMeta, kind: &'static str) -> Result<Box<str>> {
+    match meta.name.as_deref() {
+        Some(n) if !n.is_empty() => Ok(lower(n)),
+        _ => Err(ConvertError::MissingField {
+            kind,
+            field: "metadata.name",
+        }),
+    }
+}
+
+fn namespaced_name(meta: &ObjectMeta, kind: &'static str) -> Result<(Box<str>, Box<str>)> {
+    let name = name(meta, kind)?;
+    match meta.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => Ok((lower(ns), name)),
+        _ => Err(ConvertError::MissingField {
+            kind,
+            field: "metadata.namespace",
+        }),
+    }
+}
+
+fn is_headless(spec: &core::ServiceSpec) -> bool {
+    let none = |ip: &str| ip.eq_ignore_ascii_case("none");
+    spec.cluster_ip.as_deref().is_some_and(none)
+        || spec
+            .cluster_ips
+            .as_ref()
+            .and_then(|ips| ips.first())
+            .is_some_and(|ip| none(ip))
+}
+
+/// A port, or `None` when its number is absent or out of range or its
+/// protocol unknown (such a port cannot be answered).
+fn port(name: Option<&str>, protocol: Option<&str>, number: Option<i32>) -> Option<model::Port> {
+    let port = u16::try_from(number?).ok().filter(|p| *p != 0)?;
+    Some(model::Port {
+        name: lower(name.unwrap_or("")),
+        protocol: Protocol::from_k8s(protocol)?,
+        port,
+    })
+}
+
+/// One endpoint, or `None` when none of its addresses is an IP.
+fn endpoint<'a>(
+    addresses: impl Iterator<Item = &'a str>,
+    hostname: Option<&str>,
+    target: Option<&core::ObjectReference>,
+    ready: bool,
+) -> Option<model::Endpoint> {
+    let addresses: Vec<IpAddr> = addresses.filter_map(parse_ip).collect();
+    if addresses.is_empty() {
+        return None;
+    }
+    let pod_name = target
+        .filter(|t| t.kind.as_deref() == Some("Pod"))
+        .and_then(|t| t.name.as_deref())
+        .filter(|n| !n.is_empty() && n.len() <= MAX_POD_NAME)
+        .map(lower);
+    Some(model::Endpoint {
+        addresses,
+        hostname: hostname.filter(|h| !h.is_empty()).map(lower),
+        pod_name,
+        ready,
+    })
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.trim().parse().ok()
+}
+
+fn lower(s: &str) -> Box<str> {
+    s.to_ascii_lowercase().into_boxed_str()
+}
+
+/// Lower-cases a host name and makes it fully qualified.
+fn fqdn(s: &str) -> Box<str> {
+    let mut out = s.to_ascii_lowercase();
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out.into_boxed_str()
+}
+
+#[cfg(test)]
+mod tests;
