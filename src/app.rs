@@ -25,9 +25,6 @@ use crate::plugin::whoami::Whoami;
 use crate::plugin::{Chain, Plugin, PluginConfig};
 use crate::watch::manifests::Manifests;
 
-/// How often manifest files are checked for changes.
-const MANIFEST_POLL: Duration = Duration::from_millis(250);
-
 /// A source of cluster state to start, with the index it feeds.
 struct SourceTask {
     cfg: KubernetesConfig,
@@ -146,7 +143,7 @@ impl App {
                     .instrument(tracing::info_span!("index_writer")),
             );
             if let Source::Manifests(paths) = &s.cfg.source {
-                let src = Manifests::new(paths.clone(), s.cfg.labels.clone(), MANIFEST_POLL);
+                let src = Manifests::new(paths.clone(), s.cfg.labels.clone());
                 tasks.spawn(
                     src.run(tx, token.child_token())
                         .instrument(tracing::info_span!("watch", source = "manifests")),
