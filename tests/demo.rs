@@ -1,0 +1,154 @@
+//! The README's promises on the bundled demo cluster: `dig` answers from
+//! config/Corefile + config/demo-cluster.yaml, and editing the manifests
+//! changes the answers without a restart.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, eventually, lines, require};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+/// Run dig against the server; returns stdout.
+fn dig(srv: &TestServer, args: &[&str]) -> Option<String> {
+    let dig = require("dig")?;
+    let out = Command::new(dig)
+        .arg(format!("@{}", srv.addr.ip()))
+        .args(["-p", &srv.addr.port().to_string(), "+time=2", "+tries=2"])
+        .args(args)
+        .output()
+        .expect("run dig");
+    assert!(out.status.success(), "dig {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The answer-section lines of dig output, whitespace folded.
+fn answer_section(out: &str) -> Vec<String> {
+    out.lines()
+        .skip_while(|l| !l.starts_with(";; ANSWER SECTION:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+fn flags(out: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(";; flags:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn dig_answers_the_nginx_service_cluster_ip_with_aa_over_udp_and_tcp() {
+    let srv = TestServer::demo();
+    for transport in ["+notcp", "+tcp"] {
+        let Some(out) = dig(&srv, &[transport, "nginx-service.default.svc.cluster.local"]) else {
+            return;
+        };
+        assert!(out.contains("status: NOERROR"), "{out}");
+        assert!(flags(&out).contains(" aa"), "AA flag missing: {out}");
+        assert_eq!(
+            answer_section(&out),
+            ["nginx-service.default.svc.cluster.local. 30 IN A 10.96.0.100"]
+        );
+    }
+}
+
+#[test]
+fn dig_srv_answers_port_80_to_the_service_name() {
+    let srv = TestServer::demo();
+    let Some(out) = dig(
+        &srv,
+        &["SRV", "_service-port._tcp.nginx-service.default.svc.cluster.local"],
+    ) else {
+        return;
+    };
+    assert_eq!(
+        answer_section(&out),
+        ["_service-port._tcp.nginx-service.default.svc.cluster.local. 30 IN SRV 0 100 80 nginx-service.default.svc.cluster.local."]
+    );
+}
+
+#[test]
+fn dig_reverse_lookup_answers_the_ptr_over_udp_and_tcp() {
+    let srv = TestServer::demo();
+    for transport in ["+notcp", "+tcp"] {
+        let Some(out) = dig(&srv, &[transport, "-x", "10.96.0.100"]) else {
+            return;
+        };
+        assert_eq!(
+            answer_section(&out),
+            ["100.0.96.10.in-addr.arpa. 30 IN PTR nginx-service.default.svc.cluster.local."]
+        );
+        assert!(flags(&out).contains(" aa"), "{out}");
+    }
+}
+
+#[test]
+fn dig_nxdomain_carries_the_soa() {
+    let srv = TestServer::demo();
+    let Some(out) = dig(&srv, &["nope.default.svc.cluster.local"]) else {
+        return;
+    };
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    assert!(out.contains("AUTHORITY SECTION"), "{out}");
+    assert!(out.contains("IN SOA ns.dns.cluster.local. hostmaster.cluster.local."), "{out}");
+}
+
+#[test]
+fn demo_shapes_answer_as_documented() {
+    let srv = TestServer::demo();
+    let web = srv.udp("web.demo.svc.cluster.local.", RecordType::A);
+    assert_eq!(
+        lines(&web.answers),
+        [
+            "web.demo.svc.cluster.local. 30 IN A 10.244.1.10",
+            "web.demo.svc.cluster.local. 30 IN A 10.244.2.11"
+        ]
+    );
+    let web0 = srv.udp("web-0.web.demo.svc.cluster.local.", RecordType::A);
+    assert_eq!(lines(&web0.answers), ["web-0.web.demo.svc.cluster.local. 30 IN A 10.244.1.10"]);
+    let search = srv.udp("search.demo.svc.cluster.local.", RecordType::CNAME);
+    assert_eq!(lines(&search.answers), ["search.demo.svc.cluster.local. 30 IN CNAME example.org."]);
+    let dual = srv.udp("dual.demo.svc.cluster.local.", RecordType::AAAA);
+    assert_eq!(lines(&dual.answers), ["dual.demo.svc.cluster.local. 30 IN AAAA fd00:10:96::50"]);
+    let pod = srv.udp("10-244-1-5.default.pod.cluster.local.", RecordType::A);
+    assert_eq!(lines(&pod.answers), ["10-244-1-5.default.pod.cluster.local. 30 IN A 10.244.1.5"]);
+}
+
+/// Insert a fifth nginx endpoint into the demo manifests text.
+fn scale_to_five(yaml: &str) -> String {
+    let anchor = "  - addresses: [10.244.2.8]";
+    assert!(yaml.contains(anchor), "demo manifests changed shape");
+    yaml.replacen(anchor, "  - addresses: [10.244.3.9]\n    conditions: {ready: true}\n  - addresses: [10.244.2.8]", 1)
+}
+
+#[test]
+fn editing_the_demo_manifests_changes_answers_without_a_restart() {
+    // Scale nginx to 5 endpoints and watch the headless-style endpoint name appear,
+    // then the SRV/endpoint set; the process is never restarted.
+    let srv = TestServer::demo();
+    let name = "10-244-3-9.nginx-service.default.svc.cluster.local.";
+    assert_eq!(srv.udp(name, RecordType::A).metadata.response_code, ResponseCode::NXDomain);
+
+    let path = srv.path("demo-cluster.yaml");
+    let yaml = std::fs::read_to_string(&path).expect("read");
+    let started = Instant::now();
+    common::write(&path, &scale_to_five(&yaml));
+    let answered = eventually(Duration::from_secs(10), || {
+        let r = srv.udp(name, RecordType::A);
+        (r.metadata.response_code == ResponseCode::NoError).then_some(r)
+    })
+    .expect("the new endpoint is answered after the edit");
+    eprintln!("edit → answer took {:?}", started.elapsed());
+    assert_eq!(lines(&answered.answers), [format!("{name} 30 IN A 10.244.3.9")]);
+
+    // A broken edit keeps the last good state.
+    common::write(&path, "this: [is not: valid yaml");
+    std::thread::sleep(Duration::from_millis(800));
+    let still = srv.udp(name, RecordType::A);
+    assert_eq!(still.metadata.response_code, ResponseCode::NoError);
+}
