@@ -191,3 +191,73 @@ fn srv_for_a_headless_service_names_each_endpoint_with_glue() {
         lines(&r.additionals)
     );
 }
+
+#[test]
+fn fallthrough_hands_name_errors_to_the_next_plugin_in_coredns_order() {
+    // whoami is written first but runs after kubernetes (plugin.cfg order);
+    // only names kubernetes cannot answer reach it.
+    let yaml = std::fs::read_to_string(common::repo().join("tests/fixtures/testns.yaml"))
+        .expect("fixture");
+    let srv = TestServer::start(
+        r#"
+cluster.local:{PORT} {
+    whoami
+    bind 127.0.0.1
+    kubernetes {
+        manifests testns.yaml
+        fallthrough
+    }
+}
+"#,
+        &[("testns.yaml", &yaml)],
+    );
+    let hit = srv.udp("svc1.testns.svc.cluster.local.", A);
+    assert_eq!(lines(&hit.answers), ["svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1"]);
+    let miss = srv.udp("svc0.testns.svc.cluster.local.", A);
+    assert_eq!(miss.metadata.response_code, ResponseCode::NoError, "whoami answered");
+    assert!(miss.answers.is_empty());
+    assert!(
+        lines(&miss.additionals)
+            .iter()
+            .any(|l| l.starts_with("svc0.testns.svc.cluster.local. 0 IN A 127.0.0.1")),
+        "{:?}",
+        lines(&miss.additionals)
+    );
+}
+
+#[test]
+fn labels_and_namespaces_options_limit_what_is_exposed() {
+    let yaml = std::fs::read_to_string(common::repo().join("tests/fixtures/testns.yaml"))
+        .expect("fixture");
+    let extra = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: labelled, namespace: other, labels: {team: a}}
+spec: {clusterIP: 10.0.9.1, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: unlabelled, namespace: other}
+spec: {clusterIP: 10.0.9.2, ports: [{name: http, port: 80}]}
+"#;
+    let srv = TestServer::start(
+        r#"
+cluster.local:{PORT} {
+    bind 127.0.0.1
+    kubernetes {
+        manifests testns.yaml other.yaml
+        labels team=a
+        namespaces other
+    }
+}
+"#,
+        &[("testns.yaml", &yaml), ("other.yaml", extra)],
+    );
+    let labelled = srv.udp("labelled.other.svc.cluster.local.", A);
+    assert_eq!(lines(&labelled.answers), ["labelled.other.svc.cluster.local. 5 IN A 10.0.9.1"]);
+    let unlabelled = srv.udp("unlabelled.other.svc.cluster.local.", A);
+    assert_eq!(unlabelled.metadata.response_code, ResponseCode::NXDomain);
+    // testns is not in `namespaces`: even a labelled service there would be hidden.
+    let hidden = srv.udp("svc1.testns.svc.cluster.local.", A);
+    assert_eq!(hidden.metadata.response_code, ResponseCode::NXDomain);
+}
