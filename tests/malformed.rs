@@ -98,17 +98,10 @@ fn mutated_udp_packets_never_break_the_server() {
     for i in 0..3000 {
         let pkt = mutate(&mut rng, &seeds[i % seeds.len()]);
         sock.send_to(&pkt, srv.addr).expect("send");
-        // Drain whatever came back (replies may lag behind by a packet or two).
-        while let Ok((n, _)) = sock.recv_from(&mut buf) {
-            let _ = n;
+        // Replies may lag a packet behind; reading one per send keeps up.
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
             replies += 1;
-            if replies > 3000 {
-                break;
-            }
-            if n >= 12 {
-                assert!(Message::from_vec(&buf[..n]).is_ok(), "unparseable reply");
-            }
-            break;
+            assert!(Message::from_vec(&buf[..n]).is_ok(), "unparseable reply");
         }
     }
     assert!(replies > 0, "the server answered at least some mutated packets");

@@ -81,3 +81,11 @@ pub struct LookupResult {
 /// The whole cluster as DNS sees it.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterIndex {}
+pub mod snapshot;
+#[allow(missing_docs, unused)]
+impl ClusterIndex {
+    pub fn apply(&mut self, update: IndexUpdate) { todo!() }
+    pub fn is_synced(&self, kind: Kind) -> bool { todo!() }
+    pub fn set_serial(&mut self, serial: u32) {}
+    pub fn lookup(&self, opts: &LookupOptions, req: &LookupRequest<'_>) -> LookupResult { todo!() }
+}
