@@ -332,10 +332,8 @@ fn dashed_to_ip(label: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
-
     fn n(s: &str) -> Name {
-        Name::from_str(s).unwrap()
+        Name::from_ascii(s).unwrap()
     }
 
     #[test]

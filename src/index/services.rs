@@ -75,13 +75,14 @@ impl Query<'_> {
     }
 
     /// `_<port>._<proto>.<service>.<ns>.svc.<zone>`: the name exists when a
-    /// port matches; only SRV (and ANY) have data there.
+    /// port matches; only SRV (and ANY) have data there. An ExternalName
+    /// service has no ports, so nothing exists below it (NXDOMAIN).
     pub(super) fn srv(&self, ns: &[u8], service: &[u8], port: &[u8], proto: &[u8]) -> LookupResult {
         let Some((svc, key)) = self.find_service(ns, service) else { return self.nxdomain() };
         let eps = self.endpoints(&key);
         let ready = eps.map_or(0, |e| e.ready);
         let entries = match &svc.kind {
-            ServiceKind::ExternalName(_) => return self.nodata(),
+            ServiceKind::ExternalName(_) => Vec::new(),
             ServiceKind::ClusterIp(_) if self.opts.ignore_empty_service && ready == 0 => Vec::new(),
             ServiceKind::ClusterIp(ips) => cluster_entries(svc, ips, port, proto),
             ServiceKind::Headless => match eps {
