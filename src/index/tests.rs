@@ -11,8 +11,10 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode::{self, NXDomain, NoError};
-use hickory_proto::rr::RecordType::{self, A, AAAA, ANY, CNAME, HINFO, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::RecordType::{self, A, AAAA, CNAME, HINFO, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, Record};
+
+mod rules;
 
 use super::model::{Endpoint, EndpointSlice, Namespace, Pod, Port, Protocol, Service, ServiceKind};
 use super::*;
