@@ -54,8 +54,21 @@ pub(super) struct Entry<'e> {
 }
 
 impl<'a> Query<'a> {
-    pub(super) fn new(idx: &'a ClusterIndex, opts: &'a LookupOptions, req: &LookupRequest<'a>, depth: u8) -> Self {
-        Query { idx, opts, qname: req.qname, zone: req.zone, qtype: req.qtype, depth, spelled: OnceCell::new() }
+    pub(super) fn new(
+        idx: &'a ClusterIndex,
+        opts: &'a LookupOptions,
+        req: &LookupRequest<'a>,
+        depth: u8,
+    ) -> Self {
+        Query {
+            idx,
+            opts,
+            qname: req.qname,
+            zone: req.zone,
+            qtype: req.qtype,
+            depth,
+            spelled: OnceCell::new(),
+        }
     }
 
     pub(super) fn run(&self) -> LookupResult {
@@ -68,7 +81,10 @@ impl<'a> Query<'a> {
             QueryName::DnsVersion => match self.qtype {
                 RecordType::TXT | RecordType::ANY => {
                     let txt = RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_owned()]));
-                    self.positive(vec![Record::from_rdata(self.qname.clone(), SCHEMA_TTL, txt)], Vec::new())
+                    self.positive(
+                        vec![Record::from_rdata(self.qname.clone(), SCHEMA_TTL, txt)],
+                        Vec::new(),
+                    )
                 }
                 _ => self.nodata(),
             },
@@ -78,14 +94,25 @@ impl<'a> Query<'a> {
             }
             QueryName::DnsParent | QueryName::BareSvc | QueryName::BarePod => self.nodata(),
             QueryName::Namespace { branch, ns } => {
-                if (branch == Branch::Pod && self.opts.pods == PodMode::Disabled) || !self.exposed(ns) {
+                if (branch == Branch::Pod && self.opts.pods == PodMode::Disabled)
+                    || !self.exposed(ns)
+                {
                     return self.nxdomain();
                 }
                 self.nodata()
             }
             QueryName::Service { service, ns } => self.service(ns, service),
-            QueryName::Endpoint { endpoint, service, ns } => self.endpoint(ns, service, endpoint),
-            QueryName::Srv { port, proto, service, ns } => self.srv(ns, service, port, proto),
+            QueryName::Endpoint {
+                endpoint,
+                service,
+                ns,
+            } => self.endpoint(ns, service, endpoint),
+            QueryName::Srv {
+                port,
+                proto,
+                service,
+                ns,
+            } => self.srv(ns, service, port, proto),
             QueryName::Pod { pod, ns } => self.pod(ns, pod),
             QueryName::Invalid => self.nxdomain(),
         }
@@ -97,13 +124,20 @@ impl<'a> Query<'a> {
     pub(super) fn zone_spelled(&self) -> &Name {
         self.spelled.get_or_init(|| {
             let n = self.zone.iter().len();
-            if self.zone.zone_of(self.qname) { self.qname.trim_to(n) } else { self.zone.clone() }
+            if self.zone.zone_of(self.qname) {
+                self.qname.trim_to(n)
+            } else {
+                self.zone.clone()
+            }
         })
     }
 
     /// `labels` followed by `zone`; `None` if too long for a DNS name.
     pub(super) fn join(labels: &[&[u8]], zone: &Name) -> Option<Name> {
-        Name::from_labels(labels.iter().copied()).ok()?.append_name(zone).ok()
+        Name::from_labels(labels.iter().copied())
+            .ok()?
+            .append_name(zone)
+            .ok()
     }
 
     fn soa(&self) -> Record {
@@ -123,7 +157,13 @@ impl<'a> Query<'a> {
     }
 
     fn negative(&self, rcode: ResponseCode) -> LookupResult {
-        LookupResult { rcode, answers: Vec::new(), authority: vec![self.soa()], additionals: Vec::new(), chase: None }
+        LookupResult {
+            rcode,
+            answers: Vec::new(),
+            authority: vec![self.soa()],
+            additionals: Vec::new(),
+            chase: None,
+        }
     }
 
     /// NOERROR with these records, or NODATA when there are none.
@@ -131,11 +171,21 @@ impl<'a> Query<'a> {
         if answers.is_empty() {
             return self.nodata();
         }
-        LookupResult { rcode: ResponseCode::NoError, answers, authority: Vec::new(), additionals, chase: None }
+        LookupResult {
+            rcode: ResponseCode::NoError,
+            answers,
+            authority: Vec::new(),
+            additionals,
+            chase: None,
+        }
     }
 
     /// A/AAAA records of the asked family (both for ANY), deduplicated, in order.
-    pub(super) fn addr_records(&self, owner: &Name, ips: impl Iterator<Item = IpAddr>) -> Vec<Record> {
+    pub(super) fn addr_records(
+        &self,
+        owner: &Name,
+        ips: impl Iterator<Item = IpAddr>,
+    ) -> Vec<Record> {
         let (v4, v6) = match self.qtype {
             RecordType::A => (true, false),
             RecordType::AAAA => (false, true),
@@ -170,9 +220,23 @@ impl<'a> Query<'a> {
     fn apex(&self) -> LookupResult {
         let ns_name = Self::join(&[b"ns", b"dns"], self.zone_spelled());
         let ns = |q: &Self| -> (Vec<Record>, Vec<Record>) {
-            let Some(target) = ns_name.clone() else { return (Vec::new(), Vec::new()) };
-            let glue = q.opts.local_ips.iter().map(|ip| addr_record(target.clone(), q.opts.ttl, *ip)).collect();
-            (vec![Record::from_rdata(q.qname.clone(), q.opts.ttl, RData::NS(NS(target)))], glue)
+            let Some(target) = ns_name.clone() else {
+                return (Vec::new(), Vec::new());
+            };
+            let glue = q
+                .opts
+                .local_ips
+                .iter()
+                .map(|ip| addr_record(target.clone(), q.opts.ttl, *ip))
+                .collect();
+            (
+                vec![Record::from_rdata(
+                    q.qname.clone(),
+                    q.opts.ttl,
+                    RData::NS(NS(target)),
+                )],
+                glue,
+            )
         };
         match self.qtype {
             RecordType::SOA => self.positive(vec![self.soa_answer()], Vec::new()),
@@ -200,7 +264,11 @@ impl<'a> Query<'a> {
     /// and existing (a Namespace object or a Service in it).
     pub(super) fn exposed_ns(&self, ns: &[u8]) -> Option<StackStr> {
         let ns = StackStr::lower(ns)?;
-        let allowed = self.opts.namespaces.as_ref().is_none_or(|set| set.contains(ns.as_str()));
+        let allowed = self
+            .opts
+            .namespaces
+            .as_ref()
+            .is_none_or(|set| set.contains(ns.as_str()));
         (allowed && self.idx.namespaces.contains_key(ns.as_str())).then_some(ns)
     }
 
@@ -237,7 +305,10 @@ pub(super) struct KeyBuf {
 
 impl Default for KeyBuf {
     fn default() -> Self {
-        KeyBuf { buf: [0; 128], len: 0 }
+        KeyBuf {
+            buf: [0; 128],
+            len: 0,
+        }
     }
 }
 

@@ -135,7 +135,11 @@ impl ClusterIndex {
     pub fn apply(&mut self, update: IndexUpdate) {
         match update {
             IndexUpdate::Apply(object) => self.put(object),
-            IndexUpdate::Delete { kind, namespace, name } => self.delete(kind, &namespace, &name),
+            IndexUpdate::Delete {
+                kind,
+                namespace,
+                name,
+            } => self.delete(kind, &namespace, &name),
             IndexUpdate::Reset { kind, objects } => {
                 self.clear(kind);
                 for object in objects {
@@ -257,7 +261,9 @@ impl ClusterIndex {
     }
 
     fn drop_service(&mut self, k: &str) {
-        let Some(old) = self.services.remove(k) else { return };
+        let Some(old) = self.services.remove(k) else {
+            return;
+        };
         for ip in cluster_ips(&old) {
             owner_remove(&mut self.cluster_ips, *ip, k);
         }
@@ -294,9 +300,13 @@ impl ClusterIndex {
     }
 
     fn drop_slice(&mut self, slice_key: &str) {
-        let Some(owner) = self.slice_owner.remove(slice_key) else { return };
+        let Some(owner) = self.slice_owner.remove(slice_key) else {
+            return;
+        };
         let name = slice_key.split_once('/').map_or(slice_key, |(_, n)| n);
-        let Some(set) = self.endpoints.get_mut(&*owner) else { return };
+        let Some(set) = self.endpoints.get_mut(&*owner) else {
+            return;
+        };
         let set = Arc::make_mut(set);
         let Some(part) = set.remove(name) else { return };
         let empty = set.parts.is_empty();
@@ -320,7 +330,9 @@ impl ClusterIndex {
     }
 
     fn drop_pod(&mut self, k: &str) {
-        let Some(ips) = self.pods.remove(k) else { return };
+        let Some(ips) = self.pods.remove(k) else {
+            return;
+        };
         let ns = k.split_once('/').map_or(k, |(ns, _)| ns);
         for ip in ips.iter() {
             owner_remove(&mut self.pod_ips, *ip, ns);

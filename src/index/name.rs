@@ -131,7 +131,11 @@ pub fn parse<'a>(qname: &'a Name, zone: &Name) -> QueryName<'a> {
         (_, &[ns, _]) => QueryName::Namespace { branch, ns },
         (Branch::Svc, &[service, ns, _]) => QueryName::Service { service, ns },
         (Branch::Pod, &[pod, ns, _]) => QueryName::Pod { pod, ns },
-        (Branch::Svc, &[endpoint, service, ns, _]) => QueryName::Endpoint { endpoint, service, ns },
+        (Branch::Svc, &[endpoint, service, ns, _]) => QueryName::Endpoint {
+            endpoint,
+            service,
+            ns,
+        },
         (Branch::Svc, &[port, proto, service, ns, _]) => QueryName::Srv {
             port: strip_underscore(port),
             proto: strip_underscore(proto),
@@ -219,7 +223,10 @@ pub struct StackStr {
 
 impl StackStr {
     const fn new() -> Self {
-        StackStr { buf: [0; 64], len: 0 }
+        StackStr {
+            buf: [0; 64],
+            len: 0,
+        }
     }
 
     /// The label lower-cased, or `None` if it is not UTF-8 (so it can match no
@@ -341,8 +348,16 @@ mod tests {
         let zone = n("cluster.local.");
         let q = n("_HTTP._Tcp.Svc1.TestNS.SVC.Cluster.Local.");
         match parse(&q, &zone) {
-            QueryName::Srv { port, proto, service, ns } => {
-                assert_eq!((port, proto, service, ns), (&b"HTTP"[..], &b"Tcp"[..], &b"Svc1"[..], &b"TestNS"[..]));
+            QueryName::Srv {
+                port,
+                proto,
+                service,
+                ns,
+            } => {
+                assert_eq!(
+                    (port, proto, service, ns),
+                    (&b"HTTP"[..], &b"Tcp"[..], &b"Svc1"[..], &b"TestNS"[..])
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -363,18 +378,34 @@ mod tests {
             assert_eq!(parse(&n(q), &zone), want, "{q}");
         }
         let q = n("testns.pod.cluster.local.");
-        assert_eq!(parse(&q, &zone), QueryName::Namespace { branch: Branch::Pod, ns: b"testns" });
+        assert_eq!(
+            parse(&q, &zone),
+            QueryName::Namespace {
+                branch: Branch::Pod,
+                ns: b"testns"
+            }
+        );
         let q = n("ep.svc1.testns.svc.cluster.local.");
         assert_eq!(
             parse(&q, &zone),
-            QueryName::Endpoint { endpoint: b"ep", service: b"svc1", ns: b"testns" }
+            QueryName::Endpoint {
+                endpoint: b"ep",
+                service: b"svc1",
+                ns: b"testns"
+            }
         );
     }
 
     #[test]
     fn reverse_names_need_a_full_address() {
-        assert_eq!(parse_reverse(&n("4.3.2.1.in-addr.arpa.")), Some("1.2.3.4".parse().unwrap()));
-        assert_eq!(parse_reverse(&n("4.3.2.1.IN-ADDR.ARPA.")), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(
+            parse_reverse(&n("4.3.2.1.in-addr.arpa.")),
+            Some("1.2.3.4".parse().unwrap())
+        );
+        assert_eq!(
+            parse_reverse(&n("4.3.2.1.IN-ADDR.ARPA.")),
+            Some("1.2.3.4".parse().unwrap())
+        );
         assert_eq!(parse_reverse(&n("3.2.1.in-addr.arpa.")), None);
         assert_eq!(parse_reverse(&n("256.3.2.1.in-addr.arpa.")), None);
         assert_eq!(parse_reverse(&n("04.3.2.1.in-addr.arpa.")), None);
@@ -394,15 +425,24 @@ mod tests {
         assert_eq!(d("::1"), "0--1");
         assert_eq!(endpoint_label_ip("0--1"), Some("::1".parse().unwrap()));
         assert_eq!(endpoint_label_ip("--1"), Some("::1".parse().unwrap()));
-        assert_eq!(endpoint_label_ip("5678-abcd--0"), Some("5678:abcd::".parse().unwrap()));
+        assert_eq!(
+            endpoint_label_ip("5678-abcd--0"),
+            Some("5678:abcd::".parse().unwrap())
+        );
         assert_eq!(endpoint_label_ip("5678-abcd-0-0-0-0-0-1"), None);
         assert_eq!(endpoint_label_ip("ep1a"), None);
     }
 
     #[test]
     fn pod_labels_become_addresses() {
-        assert_eq!(pod_label_ip(b"10-240-0-1"), Some("10.240.0.1".parse().unwrap()));
-        assert_eq!(pod_label_ip(b"1-2-3--A-B-C"), Some("1:2:3::a:b:c".parse().unwrap()));
+        assert_eq!(
+            pod_label_ip(b"10-240-0-1"),
+            Some("10.240.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            pod_label_ip(b"1-2-3--A-B-C"),
+            Some("1:2:3::a:b:c".parse().unwrap())
+        );
         assert_eq!(pod_label_ip(b"blah"), None);
         assert_eq!(pod_label_ip(b"a-b-c-d"), None);
     }

@@ -21,7 +21,9 @@ use super::name;
 impl Query<'_> {
     /// A name under `in-addr.arpa.` or `ip6.arpa.` below the plugin zone.
     pub(super) fn reverse(&self) -> LookupResult {
-        let Some(ip) = name::parse_reverse(self.qname) else { return self.nxdomain() };
+        let Some(ip) = name::parse_reverse(self.qname) else {
+            return self.nxdomain();
+        };
         let targets = self.ptr_targets(ip);
         if targets.is_empty() {
             return self.nxdomain();
@@ -40,14 +42,25 @@ impl Query<'_> {
     }
 
     fn ns_allowed(&self, ns: &str) -> bool {
-        self.opts.namespaces.as_ref().is_none_or(|set| set.contains(ns))
+        self.opts
+            .namespaces
+            .as_ref()
+            .is_none_or(|set| set.contains(ns))
     }
 
     fn ptr_targets(&self, ip: IpAddr) -> Vec<Name> {
         let zone = &self.opts.primary_zone;
         let mut out: Vec<Name> = Vec::new();
-        for key in self.idx.cluster_ips.get(&ip).into_iter().flat_map(|o| o.iter()) {
-            let Some((ns, svc)) = key.split_once('/') else { continue };
+        for key in self
+            .idx
+            .cluster_ips
+            .get(&ip)
+            .into_iter()
+            .flat_map(|o| o.iter())
+        {
+            let Some((ns, svc)) = key.split_once('/') else {
+                continue;
+            };
             let is_cluster_ip = self
                 .idx
                 .services
@@ -60,8 +73,16 @@ impl Query<'_> {
         if !out.is_empty() || self.opts.noendpoints {
             return out;
         }
-        for key in self.idx.endpoint_ips.get(&ip).into_iter().flat_map(|o| o.iter()) {
-            let Some((ns, svc)) = key.split_once('/') else { continue };
+        for key in self
+            .idx
+            .endpoint_ips
+            .get(&ip)
+            .into_iter()
+            .flat_map(|o| o.iter())
+        {
+            let Some((ns, svc)) = key.split_once('/') else {
+                continue;
+            };
             let exists = self
                 .idx
                 .services
@@ -70,11 +91,17 @@ impl Query<'_> {
             if !exists || !self.ns_allowed(ns) {
                 continue;
             }
-            let Some(eps) = self.idx.endpoints.get(key) else { continue };
+            let Some(eps) = self.idx.endpoints.get(key) else {
+                continue;
+            };
             for (a, _) in eps.addrs().filter(|(a, _)| a.ip == ip) {
-                let Some(label) = endpoint_label(a, self.opts.endpoint_pod_names) else { continue };
-                let Some(target) = Self::join(&[label.as_bytes(), svc.as_bytes(), ns.as_bytes(), b"svc"], zone)
-                else {
+                let Some(label) = endpoint_label(a, self.opts.endpoint_pod_names) else {
+                    continue;
+                };
+                let Some(target) = Self::join(
+                    &[label.as_bytes(), svc.as_bytes(), ns.as_bytes(), b"svc"],
+                    zone,
+                ) else {
                     continue;
                 };
                 if !out.contains(&target) {

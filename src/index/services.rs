@@ -24,7 +24,9 @@ const MAX_CNAME_DEPTH: u8 = 8;
 impl Query<'_> {
     /// `<service>.<ns>.svc.<zone>`.
     pub(super) fn service(&self, ns: &[u8], service: &[u8]) -> LookupResult {
-        let Some((svc, key)) = self.find_service(ns, service) else { return self.nxdomain() };
+        let Some((svc, key)) = self.find_service(ns, service) else {
+            return self.nxdomain();
+        };
         let eps = self.endpoints(&key);
         let ready = eps.map_or(0, |e| e.ready);
         match &svc.kind {
@@ -35,14 +37,24 @@ impl Query<'_> {
                 }
                 match self.qtype {
                     RecordType::SRV => self.srv_answer(svc, &cluster_entries(svc, ips, b"", b"")),
-                    _ => self.positive(self.addr_records(self.qname, ips.iter().copied()), Vec::new()),
+                    _ => self.positive(
+                        self.addr_records(self.qname, ips.iter().copied()),
+                        Vec::new(),
+                    ),
                 }
             }
             ServiceKind::Headless => {
-                let Some(eps) = eps.filter(|_| ready > 0) else { return self.nxdomain() };
+                let Some(eps) = eps.filter(|_| ready > 0) else {
+                    return self.nxdomain();
+                };
                 match self.qtype {
-                    RecordType::SRV => self.srv_answer(svc, &endpoint_entries(eps, |_| true, b"", b"")),
-                    _ => self.positive(self.addr_records(self.qname, eps.addrs().map(|(a, _)| a.ip)), Vec::new()),
+                    RecordType::SRV => {
+                        self.srv_answer(svc, &endpoint_entries(eps, |_| true, b"", b""))
+                    }
+                    _ => self.positive(
+                        self.addr_records(self.qname, eps.addrs().map(|(a, _)| a.ip)),
+                        Vec::new(),
+                    ),
                 }
             }
         }
@@ -51,9 +63,15 @@ impl Query<'_> {
     /// `<endpoint>.<service>.<ns>.svc.<zone>`: by hostname, pod name or dashed IP,
     /// under headless and ClusterIP services alike.
     pub(super) fn endpoint(&self, ns: &[u8], service: &[u8], endpoint: &[u8]) -> LookupResult {
-        let Some((svc, key)) = self.find_service(ns, service) else { return self.nxdomain() };
-        let Some(label) = StackStr::lower(endpoint) else { return self.nxdomain() };
-        let Some(eps) = self.endpoints(&key) else { return self.nxdomain() };
+        let Some((svc, key)) = self.find_service(ns, service) else {
+            return self.nxdomain();
+        };
+        let Some(label) = StackStr::lower(endpoint) else {
+            return self.nxdomain();
+        };
+        let Some(eps) = self.endpoints(&key) else {
+            return self.nxdomain();
+        };
         if matches!(svc.kind, ServiceKind::ExternalName(_)) {
             return self.nxdomain();
         }
@@ -70,7 +88,10 @@ impl Query<'_> {
         }
         match self.qtype {
             RecordType::SRV => self.srv_answer(svc, &entries),
-            _ => self.positive(self.addr_records(self.qname, entries.iter().map(|e| e.ip)), Vec::new()),
+            _ => self.positive(
+                self.addr_records(self.qname, entries.iter().map(|e| e.ip)),
+                Vec::new(),
+            ),
         }
     }
 
@@ -78,7 +99,9 @@ impl Query<'_> {
     /// port matches; only SRV (and ANY) have data there. An ExternalName
     /// service has no ports, so nothing exists below it (NXDOMAIN).
     pub(super) fn srv(&self, ns: &[u8], service: &[u8], port: &[u8], proto: &[u8]) -> LookupResult {
-        let Some((svc, key)) = self.find_service(ns, service) else { return self.nxdomain() };
+        let Some((svc, key)) = self.find_service(ns, service) else {
+            return self.nxdomain();
+        };
         let eps = self.endpoints(&key);
         let ready = eps.map_or(0, |e| e.ready);
         let entries = match &svc.kind {
@@ -102,11 +125,16 @@ impl Query<'_> {
     /// SRV records for `entries`, with A/AAAA glue for every target.
     fn srv_answer(&self, svc: &Service, entries: &[Entry<'_>]) -> LookupResult {
         let zone = self.zone_spelled();
-        let Some(base) = Self::join(&[svc.name.as_bytes(), svc.namespace.as_bytes(), b"svc"], zone) else {
+        let Some(base) = Self::join(
+            &[svc.name.as_bytes(), svc.namespace.as_bytes(), b"svc"],
+            zone,
+        ) else {
             return self.nodata();
         };
         // CoreDNS: every entry weighs 100; weight = 100 * 100 / total, floored, at least 1.
-        let weight = u16::try_from(100 / entries.len().max(1)).unwrap_or(1).max(1);
+        let weight = u16::try_from(100 / entries.len().max(1))
+            .unwrap_or(1)
+            .max(1);
         let ttl = self.opts.ttl;
         let (mut answers, mut glue) = (Vec::new(), Vec::new());
         let (mut seen_srv, mut seen_glue) = (HashSet::new(), HashSet::new());
@@ -137,15 +165,26 @@ impl Query<'_> {
         if self.opts.pods == PodMode::Disabled {
             return self.nxdomain();
         }
-        let Some(ns) = self.exposed_ns(ns) else { return self.nxdomain() };
-        let Some(ip) = name::pod_label_ip(pod) else { return self.nxdomain() };
+        let Some(ns) = self.exposed_ns(ns) else {
+            return self.nxdomain();
+        };
+        let Some(ip) = name::pod_label_ip(pod) else {
+            return self.nxdomain();
+        };
         if self.opts.pods == PodMode::Verified {
-            let known = self.idx.pod_ips.get(&ip).is_some_and(|o| o.iter().any(|n| n == ns.as_str()));
+            let known = self
+                .idx
+                .pod_ips
+                .get(&ip)
+                .is_some_and(|o| o.iter().any(|n| n == ns.as_str()));
             if !known {
                 return self.nxdomain();
             }
         }
-        self.positive(self.addr_records(self.qname, std::iter::once(ip)), Vec::new())
+        self.positive(
+            self.addr_records(self.qname, std::iter::once(ip)),
+            Vec::new(),
+        )
     }
 
     /// An ExternalName service: a CNAME for every type but SRV (CoreDNS leaves
@@ -153,9 +192,15 @@ impl Query<'_> {
     /// inside the primary zone is resolved here and appended; a target outside
     /// is left to the plugin through `chase`.
     fn external(&self, target: &str) -> LookupResult {
-        let Ok(mut target) = Name::from_ascii(target) else { return self.nodata() };
+        let Ok(mut target) = Name::from_ascii(target) else {
+            return self.nodata();
+        };
         target.set_fqdn(true);
-        let cname = Record::from_rdata(self.qname.clone(), self.opts.ttl, RData::CNAME(CNAME(target.clone())));
+        let cname = Record::from_rdata(
+            self.qname.clone(),
+            self.opts.ttl,
+            RData::CNAME(CNAME(target.clone())),
+        );
         match self.qtype {
             RecordType::SRV => self.nodata(),
             RecordType::CNAME | RecordType::ANY => self.positive(vec![cname], Vec::new()),
@@ -165,7 +210,11 @@ impl Query<'_> {
                 if self.depth + 1 >= MAX_CNAME_DEPTH {
                     return self.positive(vec![cname], Vec::new());
                 }
-                let req = LookupRequest { qname: &target, zone: &self.opts.primary_zone, qtype: self.qtype };
+                let req = LookupRequest {
+                    qname: &target,
+                    zone: &self.opts.primary_zone,
+                    qtype: self.qtype,
+                };
                 let sub = Query::new(self.idx, self.opts, &req, self.depth + 1).run();
                 let mut answers = vec![cname];
                 answers.extend(sub.answers);
@@ -183,23 +232,41 @@ impl Query<'_> {
 /// Port name and protocol matching: an empty query part matches anything; a
 /// named query part never matches an unnamed port.
 fn port_matches(p: &Port, port: &[u8], proto: &[u8]) -> bool {
-    (port.is_empty() || name::eq(port, &p.name)) && (proto.is_empty() || name::eq(proto, p.protocol.as_str()))
+    (port.is_empty() || name::eq(port, &p.name))
+        && (proto.is_empty() || name::eq(proto, p.protocol.as_str()))
 }
 
 /// The ports of a list that match, or CoreDNS's sentinel (`None`) for a list
 /// without ports, which only a bare query (no port, no protocol) matches.
 fn matching_ports<'p>(ports: &'p [Port], port: &[u8], proto: &[u8]) -> Vec<Option<&'p Port>> {
     if ports.is_empty() {
-        return if port.is_empty() && proto.is_empty() { vec![None] } else { Vec::new() };
+        return if port.is_empty() && proto.is_empty() {
+            vec![None]
+        } else {
+            Vec::new()
+        };
     }
-    ports.iter().filter(|p| port_matches(p, port, proto)).map(Some).collect()
+    ports
+        .iter()
+        .filter(|p| port_matches(p, port, proto))
+        .map(Some)
+        .collect()
 }
 
 /// ClusterIP candidates: the Service's own ports × its ClusterIPs.
-fn cluster_entries<'e>(svc: &'e Service, ips: &[IpAddr], port: &[u8], proto: &[u8]) -> Vec<Entry<'e>> {
+fn cluster_entries<'e>(
+    svc: &'e Service,
+    ips: &[IpAddr],
+    port: &[u8],
+    proto: &[u8],
+) -> Vec<Entry<'e>> {
     let mut out = Vec::new();
     for p in matching_ports(&svc.ports, port, proto) {
-        out.extend(ips.iter().map(|&ip| Entry { ip, ep: None, port: p }));
+        out.extend(ips.iter().map(|&ip| Entry {
+            ip,
+            ep: None,
+            port: p,
+        }));
     }
     out
 }
@@ -217,7 +284,11 @@ fn endpoint_entries<'e>(
             continue;
         }
         for p in matching_ports(ports, port, proto) {
-            out.push(Entry { ip: a.ip, ep: Some(a), port: p });
+            out.push(Entry {
+                ip: a.ip,
+                ep: Some(a),
+                port: p,
+            });
         }
     }
     out

@@ -62,7 +62,9 @@ pub(super) struct Shards<K, V> {
 
 impl<K, V> Default for Shards<K, V> {
     fn default() -> Self {
-        Shards { shards: (0..SHARDS).map(|_| Arc::new(HashMap::new())).collect() }
+        Shards {
+            shards: (0..SHARDS).map(|_| Arc::new(HashMap::new())).collect(),
+        }
     }
 }
 
@@ -158,7 +160,9 @@ pub(super) fn owner_add(map: &mut Shards<IpAddr, Owners>, ip: IpAddr, owner: &Ar
 
 /// Drops one reference from `owner` to `ip`, removing the address when unowned.
 pub(super) fn owner_remove(map: &mut Shards<IpAddr, Owners>, ip: IpAddr, owner: &str) {
-    let Some(owners) = map.get_mut(&ip) else { return };
+    let Some(owners) = map.get_mut(&ip) else {
+        return;
+    };
     let empty = match owners {
         Owners::One(k, n) if &**k == owner => {
             *n -= 1;
@@ -225,7 +229,11 @@ impl SlicePart {
                 })
             })
             .collect();
-        SlicePart { name: slice.name, ports: slice.ports.into_boxed_slice(), addrs }
+        SlicePart {
+            name: slice.name,
+            ports: slice.ports.into_boxed_slice(),
+            addrs,
+        }
     }
 }
 
@@ -262,7 +270,9 @@ impl EndpointSet {
 
     /// Every ready address with its slice's ports.
     pub(super) fn addrs(&self) -> impl Iterator<Item = (&Addr, &[Port])> {
-        self.parts.iter().flat_map(|p| p.addrs.iter().map(move |a| (a, &*p.ports)))
+        self.parts
+            .iter()
+            .flat_map(|p| p.addrs.iter().map(move |a| (a, &*p.ports)))
     }
 }
 

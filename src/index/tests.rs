@@ -20,13 +20,16 @@ use super::model::{Endpoint, EndpointSlice, Namespace, Pod, Port, Protocol, Serv
 use super::*;
 
 const SERIAL: u32 = 1_499_347_823;
-const SOA_LINE: &str =
-    "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1499347823 7200 1800 86400 5";
+const SOA_LINE: &str = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1499347823 7200 1800 86400 5";
 
 // === fixture builders ===
 
 fn port(name: &str, port: u16) -> Port {
-    Port { name: name.into(), protocol: Protocol::Tcp, port }
+    Port {
+        name: name.into(),
+        protocol: Protocol::Tcp,
+        port,
+    }
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -34,7 +37,12 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn svc(ns: &str, name: &str, kind: ServiceKind, ports: Vec<Port>) -> IndexUpdate {
-    IndexUpdate::Apply(Object::Service(Service { namespace: ns.into(), name: name.into(), kind, ports }))
+    IndexUpdate::Apply(Object::Service(Service {
+        namespace: ns.into(),
+        name: name.into(),
+        kind,
+        ports,
+    }))
 }
 
 fn cluster_ip(ips: &[&str]) -> ServiceKind {
@@ -42,10 +50,21 @@ fn cluster_ip(ips: &[&str]) -> ServiceKind {
 }
 
 fn ep(addr: &str, hostname: Option<&str>) -> Endpoint {
-    Endpoint { addresses: vec![ip(addr)], hostname: hostname.map(Into::into), pod_name: None, ready: true }
+    Endpoint {
+        addresses: vec![ip(addr)],
+        hostname: hostname.map(Into::into),
+        pod_name: None,
+        ready: true,
+    }
 }
 
-fn slice(ns: &str, name: &str, service: &str, ports: Vec<Port>, endpoints: Vec<Endpoint>) -> IndexUpdate {
+fn slice(
+    ns: &str,
+    name: &str,
+    service: &str,
+    ports: Vec<Port>,
+    endpoints: Vec<Endpoint>,
+) -> IndexUpdate {
     IndexUpdate::Apply(Object::EndpointSlice(EndpointSlice {
         namespace: ns.into(),
         name: name.into(),
@@ -71,7 +90,13 @@ fn fixture() -> ClusterIndex {
     idx.apply(IndexUpdate::Batch(vec![
         namespace("testns"),
         svc("testns", "svc1", cluster_ip(&["10.0.0.1"]), http()),
-        slice("testns", "svc1-a", "svc1", http(), vec![ep("172.0.0.1", Some("ep1a"))]),
+        slice(
+            "testns",
+            "svc1-a",
+            "svc1",
+            http(),
+            vec![ep("172.0.0.1", Some("ep1a"))],
+        ),
         svc("testns", "svcempty", cluster_ip(&["10.0.0.1"]), http()),
         slice("testns", "svcempty-a", "svcempty", http(), vec![]),
         svc("testns", "svc6", cluster_ip(&["1234:abcd::1"]), http()),
@@ -88,17 +113,39 @@ fn fixture() -> ClusterIndex {
                 ep("172.0.0.5", Some("dup-name")),
             ],
         ),
-        slice("testns", "hdls1-v6", "hdls1", http(), vec![ep("5678:abcd::1", None), ep("5678:abcd::2", None)]),
+        slice(
+            "testns",
+            "hdls1-v6",
+            "hdls1",
+            http(),
+            vec![ep("5678:abcd::1", None), ep("5678:abcd::2", None)],
+        ),
         svc("testns", "hdlsprtls", ServiceKind::Headless, vec![]),
-        slice("testns", "hdlsprtls-a", "hdlsprtls", vec![], vec![ep("172.0.0.20", None)]),
-        svc("testns", "external", ServiceKind::ExternalName("ext.interwebs.test.".into()), http()),
+        slice(
+            "testns",
+            "hdlsprtls-a",
+            "hdlsprtls",
+            vec![],
+            vec![ep("172.0.0.20", None)],
+        ),
+        svc(
+            "testns",
+            "external",
+            ServiceKind::ExternalName("ext.interwebs.test.".into()),
+            http(),
+        ),
         svc(
             "testns",
             "external-to-service",
             ServiceKind::ExternalName("svc1.testns.svc.cluster.local.".into()),
             http(),
         ),
-        svc("testns", "svc-dual-stack", cluster_ip(&["10.0.0.3", "10::3"]), http()),
+        svc(
+            "testns",
+            "svc-dual-stack",
+            cluster_ip(&["10.0.0.3", "10::3"]),
+            http(),
+        ),
     ]));
     idx.set_serial(SERIAL);
     idx
@@ -130,19 +177,52 @@ struct Case {
 }
 
 const fn ok(q: &'static str, t: RecordType, answer: &'static [&'static str]) -> Case {
-    Case { q, t, rcode: NoError, answer, ns: &[], extra: &[] }
+    Case {
+        q,
+        t,
+        rcode: NoError,
+        answer,
+        ns: &[],
+        extra: &[],
+    }
 }
 
-const fn glue(q: &'static str, t: RecordType, answer: &'static [&'static str], extra: &'static [&'static str]) -> Case {
-    Case { q, t, rcode: NoError, answer, ns: &[], extra }
+const fn glue(
+    q: &'static str,
+    t: RecordType,
+    answer: &'static [&'static str],
+    extra: &'static [&'static str],
+) -> Case {
+    Case {
+        q,
+        t,
+        rcode: NoError,
+        answer,
+        ns: &[],
+        extra,
+    }
 }
 
 const fn nodata(q: &'static str, t: RecordType) -> Case {
-    Case { q, t, rcode: NoError, answer: &[], ns: &[SOA_LINE], extra: &[] }
+    Case {
+        q,
+        t,
+        rcode: NoError,
+        answer: &[],
+        ns: &[SOA_LINE],
+        extra: &[],
+    }
 }
 
 const fn nx(q: &'static str, t: RecordType) -> Case {
-    Case { q, t, rcode: NXDomain, answer: &[], ns: &[SOA_LINE], extra: &[] }
+    Case {
+        q,
+        t,
+        rcode: NXDomain,
+        answer: &[],
+        ns: &[SOA_LINE],
+        extra: &[],
+    }
 }
 
 fn norm(s: &str) -> String {
@@ -161,9 +241,22 @@ fn want(expected: &[&str]) -> Vec<String> {
     v
 }
 
-fn ask(idx: &ClusterIndex, opts: &LookupOptions, zone: &str, q: &str, t: RecordType) -> LookupResult {
+fn ask(
+    idx: &ClusterIndex,
+    opts: &LookupOptions,
+    zone: &str,
+    q: &str,
+    t: RecordType,
+) -> LookupResult {
     let (qname, zone) = (name(q), name(zone));
-    idx.lookup(opts, &LookupRequest { qname: &qname, zone: &zone, qtype: t })
+    idx.lookup(
+        opts,
+        &LookupRequest {
+            qname: &qname,
+            zone: &zone,
+            qtype: t,
+        },
+    )
 }
 
 fn run_in(idx: &ClusterIndex, opts: &LookupOptions, zone: &str, cases: &[Case]) {
@@ -173,7 +266,11 @@ fn run_in(idx: &ClusterIndex, opts: &LookupOptions, zone: &str, cases: &[Case]) 
         assert_eq!(got.rcode, c.rcode, "rcode of {what}");
         assert_eq!(lines(&got.answers), want(c.answer), "answer of {what}");
         assert_eq!(lines(&got.authority), want(c.ns), "authority of {what}");
-        assert_eq!(lines(&got.additionals), want(c.extra), "additional of {what}");
+        assert_eq!(
+            lines(&got.additionals),
+            want(c.extra),
+            "additional of {what}"
+        );
     }
 }
 
@@ -184,8 +281,18 @@ fn run(idx: &ClusterIndex, opts: &LookupOptions, cases: &[Case]) {
 // === CoreDNS's cases ===
 
 const COREDNS_CASES: &[Case] = &[
-    /* 1 */ ok("svc1.testns.svc.cluster.local.", A, &["svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1"]),
-    /* 2 */ ok("svcempty.testns.svc.cluster.local.", A, &["svcempty.testns.svc.cluster.local. 5 IN A 10.0.0.1"]),
+    /* 1 */
+    ok(
+        "svc1.testns.svc.cluster.local.",
+        A,
+        &["svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1"],
+    ),
+    /* 2 */
+    ok(
+        "svcempty.testns.svc.cluster.local.",
+        A,
+        &["svcempty.testns.svc.cluster.local. 5 IN A 10.0.0.1"],
+    ),
     /* 3 */
     glue(
         "svc1.testns.svc.cluster.local.",
@@ -197,14 +304,18 @@ const COREDNS_CASES: &[Case] = &[
     glue(
         "_http._tcp.svc1.testns.svc.cluster.local.",
         SRV,
-        &["_http._tcp.svc1.testns.svc.cluster.local. 5 IN SRV 0 100 80 svc1.testns.svc.cluster.local."],
+        &[
+            "_http._tcp.svc1.testns.svc.cluster.local. 5 IN SRV 0 100 80 svc1.testns.svc.cluster.local.",
+        ],
         &["svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1"],
     ),
     /* 5 */
     glue(
         "_http._tcp.svc6.testns.svc.cluster.local.",
         SRV,
-        &["_http._tcp.svc6.testns.svc.cluster.local. 5 IN SRV 0 100 80 svc6.testns.svc.cluster.local."],
+        &[
+            "_http._tcp.svc6.testns.svc.cluster.local. 5 IN SRV 0 100 80 svc6.testns.svc.cluster.local.",
+        ],
         &["svc6.testns.svc.cluster.local. 5 IN AAAA 1234:abcd::1"],
     ),
     /* 6 */
@@ -222,14 +333,27 @@ const COREDNS_CASES: &[Case] = &[
     ok(
         "hdls1.testns.svc.cluster.local.",
         AAAA,
-        &["hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::1", "hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::2"],
+        &[
+            "hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::1",
+            "hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::2",
+        ],
     ),
-    /* 8 */ ok("hdlsprtls.testns.svc.cluster.local.", A, &["hdlsprtls.testns.svc.cluster.local. 5 IN A 172.0.0.20"]),
+    /* 8 */
+    ok(
+        "hdlsprtls.testns.svc.cluster.local.",
+        A,
+        &["hdlsprtls.testns.svc.cluster.local. 5 IN A 172.0.0.20"],
+    ),
     /* 9 */ nodata("svc1.testns.svc.cluster.local.", AAAA),
     /* 10 */ nx("svc0.testns.svc.cluster.local.", A),
     nx("svc0.testns.svc.cluster.local.", AAAA),
     /* 11 */ nx("svc0.svc-nons.svc.cluster.local.", A),
-    /* 12 */ ok("dns-version.cluster.local.", TXT, &["dns-version.cluster.local. 28800 IN TXT 1.1.0"]),
+    /* 12 */
+    ok(
+        "dns-version.cluster.local.",
+        TXT,
+        &["dns-version.cluster.local. 28800 IN TXT 1.1.0"],
+    ),
     /* 13 */ nodata("svc1.testns.svc.cluster.local.", TXT),
     /* 14 */ nx("svc0.svc-nons.svc.cluster.local.", TXT),
     /* 15 */ nx("bogusendpoint.hdls1.testns.svc.cluster.local.", A),
@@ -241,13 +365,24 @@ const COREDNS_CASES: &[Case] = &[
     nodata("testns.svc.cluster.local.", NS),
     /* 18 */ nx("foo.cluster.local.", NS),
     nx("foo.svc.cluster.local.", NS),
-    /* 19 */ ok("svc-dual-stack.testns.svc.cluster.local.", A, &["svc-dual-stack.testns.svc.cluster.local. 5 IN A 10.0.0.3"]),
-    ok("svc-dual-stack.testns.svc.cluster.local.", AAAA, &["svc-dual-stack.testns.svc.cluster.local. 5 IN AAAA 10::3"]),
+    /* 19 */
+    ok(
+        "svc-dual-stack.testns.svc.cluster.local.",
+        A,
+        &["svc-dual-stack.testns.svc.cluster.local. 5 IN A 10.0.0.3"],
+    ),
+    ok(
+        "svc-dual-stack.testns.svc.cluster.local.",
+        AAAA,
+        &["svc-dual-stack.testns.svc.cluster.local. 5 IN AAAA 10::3"],
+    ),
     /* 20 */
     glue(
         "svc-dual-stack.testns.svc.cluster.local.",
         SRV,
-        &["svc-dual-stack.testns.svc.cluster.local. 5 IN SRV 0 50 80 svc-dual-stack.testns.svc.cluster.local."],
+        &[
+            "svc-dual-stack.testns.svc.cluster.local. 5 IN SRV 0 50 80 svc-dual-stack.testns.svc.cluster.local.",
+        ],
         &[
             "svc-dual-stack.testns.svc.cluster.local. 5 IN A 10.0.0.3",
             "svc-dual-stack.testns.svc.cluster.local. 5 IN AAAA 10::3",
@@ -277,16 +412,32 @@ const COREDNS_CASES: &[Case] = &[
         ],
     ),
     /* 24 */
-    ok("5678-abcd--2.hdls1.testns.svc.cluster.local.", AAAA, &["5678-abcd--2.hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::2"]),
+    ok(
+        "5678-abcd--2.hdls1.testns.svc.cluster.local.",
+        AAAA,
+        &["5678-abcd--2.hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::2"],
+    ),
     /* 25 */
-    ok("172-0-0-20.hdlsprtls.testns.svc.cluster.local.", A, &["172-0-0-20.hdlsprtls.testns.svc.cluster.local. 5 IN A 172.0.0.20"]),
+    ok(
+        "172-0-0-20.hdlsprtls.testns.svc.cluster.local.",
+        A,
+        &["172-0-0-20.hdlsprtls.testns.svc.cluster.local. 5 IN A 172.0.0.20"],
+    ),
     /* 26 */
     ok(
         "dup-name.hdls1.testns.svc.cluster.local.",
         A,
-        &["dup-name.hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.4", "dup-name.hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.5"],
+        &[
+            "dup-name.hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.4",
+            "dup-name.hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.5",
+        ],
     ),
-    /* 27 */ ok("external.testns.svc.cluster.local.", CNAME, &["external.testns.svc.cluster.local. 5 IN CNAME ext.interwebs.test."]),
+    /* 27 */
+    ok(
+        "external.testns.svc.cluster.local.",
+        CNAME,
+        &["external.testns.svc.cluster.local. 5 IN CNAME ext.interwebs.test."],
+    ),
     /* 29 */
     ok(
         "external-to-service.testns.svc.cluster.local.",
@@ -302,17 +453,39 @@ const COREDNS_CASES: &[Case] = &[
         "cluster.local.",
         NS,
         &["cluster.local. 5 IN NS ns.dns.cluster.local."],
-        &["ns.dns.cluster.local. 5 IN A 10.0.0.53", "ns.dns.cluster.local. 5 IN AAAA fd00::53"],
+        &[
+            "ns.dns.cluster.local. 5 IN A 10.0.0.53",
+            "ns.dns.cluster.local. 5 IN AAAA fd00::53",
+        ],
     ),
     /* 33 */ nodata("cluster.local.", A),
     nodata("cluster.local.", AAAA),
     nodata("cluster.local.", SRV),
     nodata("cluster.local.", HINFO),
-    /* 34 */ ok("ep1a.svc1.testns.svc.cluster.local.", A, &["ep1a.svc1.testns.svc.cluster.local. 5 IN A 172.0.0.1"]),
-    /* 35 */ ok("ns.dns.cluster.local.", A, &["ns.dns.cluster.local. 5 IN A 10.0.0.53"]),
-    ok("ns.dns.cluster.local.", AAAA, &["ns.dns.cluster.local. 5 IN AAAA fd00::53"]),
+    /* 34 */
+    ok(
+        "ep1a.svc1.testns.svc.cluster.local.",
+        A,
+        &["ep1a.svc1.testns.svc.cluster.local. 5 IN A 172.0.0.1"],
+    ),
+    /* 35 */
+    ok(
+        "ns.dns.cluster.local.",
+        A,
+        &["ns.dns.cluster.local. 5 IN A 10.0.0.53"],
+    ),
+    ok(
+        "ns.dns.cluster.local.",
+        AAAA,
+        &["ns.dns.cluster.local. 5 IN AAAA fd00::53"],
+    ),
     /* 36 */ nx("10-240-0-1.testns.pod.cluster.local.", A),
-    /* 42 */ ok("SvC1.TeStNs.SvC.cLuStEr.LoCaL.", A, &["SvC1.TeStNs.SvC.cLuStEr.LoCaL. 5 IN A 10.0.0.1"]),
+    /* 42 */
+    ok(
+        "SvC1.TeStNs.SvC.cLuStEr.LoCaL.",
+        A,
+        &["SvC1.TeStNs.SvC.cLuStEr.LoCaL. 5 IN A 10.0.0.1"],
+    ),
     /* 47 */ nodata("svc1.testns.svc.cluster.local.", PTR),
 ];
 
@@ -324,7 +497,13 @@ fn coredns_handler_cases_answer_as_coredns_does() {
 #[test]
 fn a_cname_comes_before_the_records_of_its_internal_target() {
     // Case 29, order-sensitive.
-    let got = ask(&fixture(), &opts(), "cluster.local.", "external-to-service.testns.svc.cluster.local.", A);
+    let got = ask(
+        &fixture(),
+        &opts(),
+        "cluster.local.",
+        "external-to-service.testns.svc.cluster.local.",
+        A,
+    );
     assert_eq!(got.answers[0].record_type(), CNAME);
     assert_eq!(got.answers[1].record_type(), A);
     assert_eq!(got.chase, None);
@@ -333,12 +512,30 @@ fn a_cname_comes_before_the_records_of_its_internal_target() {
 #[test]
 fn an_external_target_outside_the_cluster_is_left_to_chase() {
     // Case 28: the plugin resolves `chase` upstream and appends it (and TC).
-    let got = ask(&fixture(), &opts(), "cluster.local.", "external.testns.svc.cluster.local.", A);
+    let got = ask(
+        &fixture(),
+        &opts(),
+        "cluster.local.",
+        "external.testns.svc.cluster.local.",
+        A,
+    );
     assert_eq!(got.rcode, NoError);
-    assert_eq!(lines(&got.answers), want(&["external.testns.svc.cluster.local. 5 IN CNAME ext.interwebs.test."]));
+    assert_eq!(
+        lines(&got.answers),
+        want(&["external.testns.svc.cluster.local. 5 IN CNAME ext.interwebs.test."])
+    );
     assert_eq!(got.chase, Some(name("ext.interwebs.test.")));
-    let srv = ask(&fixture(), &opts(), "cluster.local.", "external.testns.svc.cluster.local.", SRV);
-    assert_eq!((srv.rcode, srv.answers.len(), srv.chase), (NoError, 0, None));
+    let srv = ask(
+        &fixture(),
+        &opts(),
+        "cluster.local.",
+        "external.testns.svc.cluster.local.",
+        SRV,
+    );
+    assert_eq!(
+        (srv.rcode, srv.answers.len(), srv.chase),
+        (NoError, 0, None)
+    );
 }
 
 #[test]
@@ -346,7 +543,10 @@ fn kinds_are_synced_only_after_their_first_reset() {
     // Case 30: until synced the plugin turns NXDOMAIN into SERVFAIL.
     let mut idx = fixture();
     assert!(!idx.is_synced(Kind::Service));
-    idx.apply(IndexUpdate::Reset { kind: Kind::Service, objects: vec![] });
+    idx.apply(IndexUpdate::Reset {
+        kind: Kind::Service,
+        objects: vec![],
+    });
     assert!(idx.is_synced(Kind::Service));
     assert!(!idx.is_synced(Kind::EndpointSlice));
 }
@@ -356,26 +556,49 @@ fn pod_records_follow_the_pods_mode() {
     let mut idx = fixture();
     idx.apply(IndexUpdate::Batch(vec![
         namespace("podns"),
-        IndexUpdate::Apply(Object::Pod(Pod { namespace: "podns".into(), name: "p1".into(), ips: vec![ip("10.240.0.1")] })),
+        IndexUpdate::Apply(Object::Pod(Pod {
+            namespace: "podns".into(),
+            name: "p1".into(),
+            ips: vec![ip("10.240.0.1")],
+        })),
     ]));
     let mut o = opts();
     o.namespaces = None;
     // 36: disabled.
-    run(&idx, &o, &[nx("10-240-0-1.podns.pod.cluster.local.", A), nx("podns.pod.cluster.local.", A)]);
+    run(
+        &idx,
+        &o,
+        &[
+            nx("10-240-0-1.podns.pod.cluster.local.", A),
+            nx("podns.pod.cluster.local.", A),
+        ],
+    );
     // 37, 38, 39: insecure.
     o.pods = PodMode::Insecure;
     run(
         &idx,
         &o,
         &[
-            ok("10-240-0-1.podns.pod.cluster.local.", A, &["10-240-0-1.podns.pod.cluster.local. 5 IN A 10.240.0.1"]),
-            ok("172-0-0-2.podns.pod.cluster.local.", A, &["172-0-0-2.podns.pod.cluster.local. 5 IN A 172.0.0.2"]),
+            ok(
+                "10-240-0-1.podns.pod.cluster.local.",
+                A,
+                &["10-240-0-1.podns.pod.cluster.local. 5 IN A 10.240.0.1"],
+            ),
+            ok(
+                "172-0-0-2.podns.pod.cluster.local.",
+                A,
+                &["172-0-0-2.podns.pod.cluster.local. 5 IN A 172.0.0.2"],
+            ),
             nx("blah.podns.pod.cluster.local.", A),
             nx("blah.podns.pod.cluster.local.", AAAA),
             nx("blah.podns.pod.cluster.local.", HINFO),
             nodata("podns.pod.cluster.local.", A),
             nx("10-240-0-1.nons.pod.cluster.local.", A),
-            ok("fd00--1.podns.pod.cluster.local.", AAAA, &["fd00--1.podns.pod.cluster.local. 5 IN AAAA fd00::1"]),
+            ok(
+                "fd00--1.podns.pod.cluster.local.",
+                AAAA,
+                &["fd00--1.podns.pod.cluster.local. 5 IN AAAA fd00::1"],
+            ),
             nodata("10-240-0-1.podns.pod.cluster.local.", AAAA),
         ],
     );
@@ -387,7 +610,11 @@ fn pod_records_follow_the_pods_mode() {
         &[
             nodata("podns.pod.cluster.local.", A),
             nx("172-0-0-2.podns.pod.cluster.local.", A),
-            ok("10-240-0-1.podns.pod.cluster.local.", A, &["10-240-0-1.podns.pod.cluster.local. 5 IN A 10.240.0.1"]),
+            ok(
+                "10-240-0-1.podns.pod.cluster.local.",
+                A,
+                &["10-240-0-1.podns.pod.cluster.local. 5 IN A 10.240.0.1"],
+            ),
             nx("10-240-0-1.testns.pod.cluster.local.", A),
         ],
     );
@@ -405,8 +632,16 @@ fn ignore_empty_service_hides_clusterip_services_without_endpoints() {
             nx("svcempty.testns.svc.cluster.local.", A),
             nx("svc6.testns.svc.cluster.local.", AAAA),
             nx("_http._tcp.svcempty.testns.svc.cluster.local.", SRV),
-            ok("svc1.testns.svc.cluster.local.", A, &["svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1"]),
-            ok("external.testns.svc.cluster.local.", CNAME, &["external.testns.svc.cluster.local. 5 IN CNAME ext.interwebs.test."]),
+            ok(
+                "svc1.testns.svc.cluster.local.",
+                A,
+                &["svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1"],
+            ),
+            ok(
+                "external.testns.svc.cluster.local.",
+                CNAME,
+                &["external.testns.svc.cluster.local. 5 IN CNAME ext.interwebs.test."],
+            ),
         ],
     );
 }
@@ -422,10 +657,20 @@ fn reverse_fixture() -> ClusterIndex {
             "svc1-a",
             "svc1",
             http(),
-            vec![ep("10.0.0.100", Some("ep1a")), ep("10.0.0.99", Some("double-ep")), ep("1234:abcd::1", None)],
+            vec![
+                ep("10.0.0.100", Some("ep1a")),
+                ep("10.0.0.99", Some("double-ep")),
+                ep("1234:abcd::1", None),
+            ],
         ),
         svc("testns", "svc2", cluster_ip(&["192.168.1.200"]), http()),
-        slice("testns", "svc2-a", "svc2", http(), vec![ep("10.0.0.99", Some("double-ep"))]),
+        slice(
+            "testns",
+            "svc2-a",
+            "svc2",
+            http(),
+            vec![ep("10.0.0.99", Some("double-ep"))],
+        ),
         svc("testns", "svc6", cluster_ip(&["fd00::100"]), http()),
     ]));
     idx.set_serial(SERIAL);
@@ -442,7 +687,12 @@ fn ptr_answers_clusterips_first_then_one_name_per_owning_service() {
         &o,
         "0.10.in-addr.arpa.",
         &[
-            /* 43 */ ok("100.0.0.10.in-addr.arpa.", PTR, &["100.0.0.10.in-addr.arpa. 5 IN PTR ep1a.svc1.testns.svc.cluster.local."]),
+            /* 43 */
+            ok(
+                "100.0.0.10.in-addr.arpa.",
+                PTR,
+                &["100.0.0.10.in-addr.arpa. 5 IN PTR ep1a.svc1.testns.svc.cluster.local."],
+            ),
             /* 45 */
             ok(
                 "99.0.0.10.in-addr.arpa.",
@@ -455,7 +705,13 @@ fn ptr_answers_clusterips_first_then_one_name_per_owning_service() {
         ],
     );
     // 46: NXDOMAIN with the reverse zone's SOA.
-    let got = ask(&idx, &o, "0.10.in-addr.arpa.", "101.0.0.10.in-addr.arpa.", PTR);
+    let got = ask(
+        &idx,
+        &o,
+        "0.10.in-addr.arpa.",
+        "101.0.0.10.in-addr.arpa.",
+        PTR,
+    );
     assert_eq!(got.rcode, NXDomain);
     assert_eq!(lines(&got.authority), want(&[soa10]));
     /* 44 */
@@ -463,7 +719,11 @@ fn ptr_answers_clusterips_first_then_one_name_per_owning_service() {
         &idx,
         &o,
         "168.192.in-addr.arpa.",
-        &[ok("100.1.168.192.in-addr.arpa.", PTR, &["100.1.168.192.in-addr.arpa. 5 IN PTR svc1.testns.svc.cluster.local."])],
+        &[ok(
+            "100.1.168.192.in-addr.arpa.",
+            PTR,
+            &["100.1.168.192.in-addr.arpa. 5 IN PTR svc1.testns.svc.cluster.local."],
+        )],
     );
 }
 
@@ -473,10 +733,21 @@ fn ipv6_ptr_names_resolve_clusterips_and_endpoints() {
     let v6 = "0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.";
     let ep6 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.c.b.a.4.3.2.1.ip6.arpa.";
     let got = ask(&idx, &opts(), "ip6.arpa.", v6, PTR);
-    assert_eq!(lines(&got.answers), want(&[&format!("{v6} 5 IN PTR svc6.testns.svc.cluster.local.")]));
+    assert_eq!(
+        lines(&got.answers),
+        want(&[&format!("{v6} 5 IN PTR svc6.testns.svc.cluster.local.")])
+    );
     let got = ask(&idx, &opts(), "ip6.arpa.", ep6, PTR);
-    assert_eq!(lines(&got.answers), want(&[&format!("{ep6} 5 IN PTR 1234-abcd--1.svc1.testns.svc.cluster.local.")]));
+    assert_eq!(
+        lines(&got.answers),
+        want(&[&format!(
+            "{ep6} 5 IN PTR 1234-abcd--1.svc1.testns.svc.cluster.local."
+        )])
+    );
     // An existing PTR name has no A: NODATA; a partial name is NXDOMAIN.
     assert_eq!(ask(&idx, &opts(), "ip6.arpa.", ep6, A).rcode, NoError);
-    assert_eq!(ask(&idx, &opts(), "ip6.arpa.", "d.f.ip6.arpa.", PTR).rcode, NXDomain);
+    assert_eq!(
+        ask(&idx, &opts(), "ip6.arpa.", "d.f.ip6.arpa.", PTR).rcode,
+        NXDomain
+    );
 }
