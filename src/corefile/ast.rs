@@ -4,8 +4,10 @@
 //! Invariant: the tree holds text only (imports and snippets already spliced, environment
 //! already substituted); meaning is given later by `config` and the plugins. Printing a tree
 //! with [`Display`](fmt::Display) gives a Corefile that parses back into an equal tree
-//! (equality compares token text, not positions), as long as no token text itself
-//! contains an environment reference (`{$X}`, `{%X%}`): the grammar has no escape for those.
+//! (equality compares token text, not positions) for every tree parsed from a source
+//! without environment references. Substituted text can be beyond the grammar: it may
+//! itself contain `{$X}`, or need quotes while holding `\"` or ending in a backslash, and
+//! CoreDNS's quoting (only `\"` is an escape) has no way to write those.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -112,7 +114,8 @@ pub struct Corefile {
 /// What a token is printed as; some positions give a bare word a special meaning.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {
-    Key,
+    /// A server block key; `alone` when it is the block's only key.
+    Key { alone: bool },
     Name,
     Arg,
 }
@@ -122,14 +125,19 @@ fn needs_quotes(text: &str, role: Role) -> bool {
     let Some(first) = text.chars().next() else {
         return true;
     };
-    if first == '"' || first == '\u{feff}' || text == "{" || text == "}" {
+    if first == '"' || text == "{" || text == "}" {
         return true;
     }
     if text.chars().any(|c| c.is_whitespace() || c == '#') {
         return true;
     }
     match role {
-        Role::Key => text == "import" || text.contains(',') || first == '(',
+        // A lone `(name)` key would define a snippet.
+        Role::Key { alone } => {
+            text == "import"
+                || text.contains(',')
+                || (alone && text.starts_with('(') && text.ends_with(')'))
+        }
         Role::Name => text == "import",
         Role::Arg => false,
     }
@@ -142,6 +150,14 @@ fn needs_quotes(text: &str, role: Role) -> bool {
 fn write_word(f: &mut fmt::Formatter<'_>, text: &str, role: Role) -> fmt::Result {
     if !needs_quotes(text, role) {
         return f.write_str(text);
+    }
+    // A key that only needs quotes for its leading `"` (a comma-split piece such as the
+    // second of `a,"b`) is written after a comma, which key splitting drops again: quoting
+    // could not hold every such text.
+    if let (Role::Key { .. }, Some(rest)) = (role, text.strip_prefix('"'))
+        && !needs_quotes(&format!("x{rest}"), role)
+    {
+        return write!(f, ",{text}");
     }
     f.write_str("\"")?;
     let mut chars = text.chars();
@@ -184,7 +200,8 @@ impl fmt::Display for ServerBlock {
             if i > 0 {
                 f.write_str(" ")?;
             }
-            write_word(f, &k.text, Role::Key)?;
+            let alone = self.keys.len() == 1;
+            write_word(f, &k.text, Role::Key { alone })?;
         }
         f.write_str(" {\n")?;
         write_directives(f, &self.directives, 1)?;
@@ -200,6 +217,11 @@ impl fmt::Display for Directive {
 
 impl fmt::Display for Corefile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A byte-order mark is skipped at the very start of a file only; keep it in a key.
+        let first_key = self.blocks.first().and_then(|b| b.keys.first());
+        if first_key.is_some_and(|k| k.text.starts_with('\u{feff}')) {
+            f.write_str("\n")?;
+        }
         for (i, b) in self.blocks.iter().enumerate() {
             if i > 0 {
                 f.write_str("\n")?;

@@ -89,10 +89,15 @@ impl SourceFs for MemFs {
         let pattern = pattern.to_str().unwrap_or_default();
         let pattern = glob::Pattern::new(pattern)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        // As on a real file system, `*` does not cross a `/`.
+        let options = glob::MatchOptions {
+            require_literal_separator: true,
+            ..glob::MatchOptions::new()
+        };
         Ok(self
             .files
             .keys()
-            .filter(|p| pattern.matches_path(p))
+            .filter(|p| pattern.matches_path_with(p, options))
             .cloned()
             .collect())
     }

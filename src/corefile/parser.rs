@@ -217,7 +217,16 @@ impl<'a> Parser<'a> {
 
     /// One server block or snippet definition (which gives `None`).
     fn server_block(&mut self) -> Result<Option<ServerBlock>> {
+        let first = self.peek_pos();
         let keys = self.keys()?;
+        if keys.is_empty() {
+            // Every key was empty (`""`, or an unset `{$VAR}`); CoreDNS would silently
+            // drop the block.
+            return Err(CorefileError::at(
+                &first,
+                "server block has no keys: every key is empty",
+            ));
+        }
         let snippet = match keys.as_slice() {
             [k] if !k.quoted && k.text.len() >= 2 && k.text.starts_with('(') => {
                 k.text.strip_suffix(')').map(|n| (n[1..].to_string(), k))
@@ -243,8 +252,9 @@ impl<'a> Parser<'a> {
         Ok(Some(ServerBlock { keys, directives }))
     }
 
-    /// The keys of a server block: words up to the end of the line, split on commas; a
-    /// trailing comma continues the list on the next line.
+    /// The keys of a server block: words up to the end of the line, split on commas (bare
+    /// words only); a trailing comma continues the list on the next line. Empty keys are
+    /// dropped, as CoreDNS does.
     fn keys(&mut self) -> Result<Vec<Token>> {
         let mut keys = Vec::new();
         let mut expecting = false;
@@ -270,7 +280,9 @@ impl<'a> Parser<'a> {
             };
             first = false;
             if l.tok.quoted {
-                keys.push(l.tok);
+                if !l.tok.text.is_empty() {
+                    keys.push(l.tok);
+                }
                 expecting = false;
                 continue;
             }
