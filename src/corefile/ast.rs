@@ -115,7 +115,9 @@ pub struct Corefile {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {
     /// A server block key; `alone` when it is the block's only key.
-    Key { alone: bool },
+    Key {
+        alone: bool,
+    },
     Name,
     Arg,
 }

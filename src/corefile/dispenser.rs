@@ -106,14 +106,79 @@ impl<'a> Dispenser<'a> {
 
     /// `<name>: unknown property 'x'` at the name of `line`, a line of the block.
     pub fn unknown_property(&self, line: &Directive) -> CorefileError {
-        self.err_at(
-            &line.name,
-            format!("unknown property '{}'", line.name.text),
-        )
+        self.err_at(&line.name, format!("unknown property '{}'", line.name.text))
     }
 
     /// `what` prefixed for [`Token::parse_u32`] and friends: `<name>: <what>`.
     pub fn what(&self, what: &str) -> String {
         format!("{}: {what}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::corefile::{MemFs, parse_str};
+
+    fn kubernetes() -> Directive {
+        let src = ".:53 {\n  errors\n  kubernetes cluster.local in-addr.arpa {\n    pods insecure\n    ttl\n    podz verified\n  }\n}";
+        let c = parse_str(src, Path::new("config/Corefile"), &|_| None, &MemFs::new()).unwrap();
+        c.blocks[0].directives[1].clone()
+    }
+
+    #[test]
+    fn arguments_are_taken_in_order_and_extra_ones_are_reported_where_they_stand() {
+        let k = kubernetes();
+        let mut d = Dispenser::new(&k);
+        assert_eq!(d.directive().name.text, "kubernetes");
+        assert_eq!(d.next_arg().map(Token::as_str), Some("cluster.local"));
+        let e = d.expect_end().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config/Corefile:3:28: kubernetes: unexpected argument 'in-addr.arpa'"
+        );
+        assert_eq!(d.remaining().len(), 1);
+        assert!(d.remaining().is_empty());
+        assert_eq!(d.next_arg(), None);
+        assert!(d.expect_end().is_ok());
+        let e = d.expect_arg("zone").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config/Corefile:3:28: kubernetes: missing argument: zone"
+        );
+    }
+
+    #[test]
+    fn block_lines_get_sub_cursors_whose_errors_name_both_directives() {
+        let k = kubernetes();
+        let d = Dispenser::new(&k);
+        let names: Vec<&str> = d.block().iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["pods", "ttl", "podz"]);
+        let mut ttl = d.sub(&d.block()[1]);
+        let e = ttl.expect_arg("seconds").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config/Corefile:5:5: kubernetes: ttl: missing argument: seconds"
+        );
+        let e = d.unknown_property(&d.block()[2]);
+        assert_eq!(
+            e.to_string(),
+            "config/Corefile:6:5: kubernetes: unknown property 'podz'"
+        );
+        assert_eq!(
+            d.err("no zones").to_string(),
+            "config/Corefile:3:3: kubernetes: no zones"
+        );
+        assert_eq!(d.what("ttl"), "kubernetes: ttl");
+        assert_eq!(
+            d.expect_no_block().unwrap_err().message,
+            "kubernetes: takes no block"
+        );
+        let pods = d.sub(&d.block()[0]);
+        assert!(pods.block().is_empty());
+        assert!(pods.expect_no_block().is_ok());
+        assert_eq!(pods.prefix(), "kubernetes: pods");
     }
 }

@@ -49,9 +49,8 @@ pub(crate) fn lex(
     let mut chars = src.chars().peekable();
     let (mut line, mut col) = (1u32, 1u32);
     let mut newline = true;
-    loop {
-        // Whitespace and comments between tokens.
-        let Some(&c) = chars.peek() else { break };
+    // Whitespace and comments between tokens, then one token.
+    while let Some(&c) = chars.peek() {
         if c == '\n' {
             chars.next();
             line = line.saturating_add(1);

@@ -53,9 +53,7 @@ impl SourceFs for RealFs {
         })?;
         let paths = glob::glob(pattern)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        paths
-            .map(|p| p.map_err(io::Error::from))
-            .collect()
+        paths.map(|p| p.map_err(io::Error::from)).collect()
     }
 }
 
@@ -80,9 +78,10 @@ impl MemFs {
 
 impl SourceFs for MemFs {
     fn read(&self, path: &Path) -> io::Result<String> {
-        self.files.get(path).cloned().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, "No such file or directory")
-        })
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "No such file or directory"))
     }
 
     fn glob(&self, pattern: &Path) -> io::Result<Vec<PathBuf>> {

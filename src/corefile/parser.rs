@@ -457,9 +457,10 @@ impl<'a> Parser<'a> {
         let base = pattern.pos.file.parent().unwrap_or(Path::new(""));
         let path = normalize(&base.join(&pattern.text));
         let matches = if pattern.text.contains(['*', '?', '[']) {
-            let mut m = self.fs.glob(&path).map_err(|e| {
-                pattern.err(format!("import: bad pattern {}: {e}", path.display()))
-            })?;
+            let mut m = self
+                .fs
+                .glob(&path)
+                .map_err(|e| pattern.err(format!("import: bad pattern {}: {e}", path.display())))?;
             m.sort();
             if m.is_empty() {
                 tracing::warn!(pattern = %path.display(), "no files match import pattern");
@@ -528,7 +529,8 @@ pub(crate) fn normalize(p: &Path) -> PathBuf {
         match c {
             Component::CurDir => {}
             Component::ParentDir => {
-                let last_is_normal = matches!(out.components().next_back(), Some(Component::Normal(_)));
+                let last_is_normal =
+                    matches!(out.components().next_back(), Some(Component::Normal(_)));
                 if last_is_normal {
                     out.pop();
                 } else if !out.has_root() {

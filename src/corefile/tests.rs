@@ -112,7 +112,10 @@ fn tree_cases() -> Vec<(&'static str, Vec<ServerBlock>)> {
         (
             "example.org:1053 cluster.local {\n whoami\n}\n.:53 {\n log\n}\n",
             vec![
-                block(&["example.org:1053", "cluster.local"], vec![d("whoami", &[], None)]),
+                block(
+                    &["example.org:1053", "cluster.local"],
+                    vec![d("whoami", &[], None)],
+                ),
                 block(&[".:53"], vec![d("log", &[], None)]),
             ],
         ),
@@ -129,11 +132,17 @@ fn tree_cases() -> Vec<(&'static str, Vec<ServerBlock>)> {
         // One server block may omit its braces (Caddy v1, as CoreDNS uses it).
         (
             ".:53\nwhoami\nlog stdout\n",
-            vec![block(&[".:53"], vec![d("whoami", &[], None), d("log", &["stdout"], None)])],
+            vec![block(
+                &[".:53"],
+                vec![d("whoami", &[], None), d("log", &["stdout"], None)],
+            )],
         ),
         ("example.org", vec![block(&["example.org"], vec![])]),
         // The opening brace may stand on its own line.
-        (".:53\n{\n whoami\n}", vec![block(&[".:53"], vec![d("whoami", &[], None)])]),
+        (
+            ".:53\n{\n whoami\n}",
+            vec![block(&[".:53"], vec![d("whoami", &[], None)])],
+        ),
         // A whole server block on one line; a block closed together with its parent.
         (
             ".:53 { whoami }\nb.org { health { lameduck 5s } }",
@@ -166,7 +175,11 @@ fn tree_cases() -> Vec<(&'static str, Vec<ServerBlock>)> {
 }"#,
             vec![block(
                 &[".:53"],
-                vec![d("rewrite", &["a b", "say \"hi\"", r"x\.y\\z", "{", "}", ""], None)],
+                vec![d(
+                    "rewrite",
+                    &["a b", "say \"hi\"", r"x\.y\\z", "{", "}", ""],
+                    None,
+                )],
             )],
         ),
         // A quoted token spans lines; words after it on its closing line are arguments.
@@ -174,7 +187,10 @@ fn tree_cases() -> Vec<(&'static str, Vec<ServerBlock>)> {
             ".:53 {\n answer \"one\ntwo\" three\n log\n}",
             vec![block(
                 &[".:53"],
-                vec![d("answer", &["one\ntwo", "three"], None), d("log", &[], None)],
+                vec![
+                    d("answer", &["one\ntwo", "three"], None),
+                    d("log", &[], None),
+                ],
             )],
         ),
         // Comments: whole line, end of line, mid-word; not inside quotes.
@@ -200,7 +216,10 @@ fn tree_cases() -> Vec<(&'static str, Vec<ServerBlock>)> {
         // CRLF line endings and a byte-order mark.
         (
             "\u{feff}.:53 {\r\n  log\r\n  errors\r\n}\r\n",
-            vec![block(&[".:53"], vec![d("log", &[], None), d("errors", &[], None)])],
+            vec![block(
+                &[".:53"],
+                vec![d("log", &[], None), d("errors", &[], None)],
+            )],
         ),
         ("", vec![]),
         ("# only a comment\n\n", vec![]),
@@ -227,7 +246,10 @@ fn tree_cases() -> Vec<(&'static str, Vec<ServerBlock>)> {
         // A snippet may import another one, and be imported inside a one-line block.
         (
             "(a) {\n whoami\n}\n(b) { import a\n log }\n.:53 { import b }",
-            vec![block(&[".:53"], vec![d("whoami", &[], None), d("log", &[], None)])],
+            vec![block(
+                &[".:53"],
+                vec![d("whoami", &[], None), d("log", &[], None)],
+            )],
         ),
     ]
 }
@@ -270,8 +292,8 @@ fn printing_uses_canonical_indentation_and_quotes_only_when_needed() {
 #[test]
 fn random_token_soup_never_panics_and_round_trips_when_it_parses() {
     const WORDS: &[&str] = &[
-        "a", "b.org", " ", " ", "\n", "\n", "{", "}", "\"", "\\", "#", ",", "(s)", "import",
-        "é", "\t", "\r", "\u{feff}", ":53",
+        "a", "b.org", " ", " ", "\n", "\n", "{", "}", "\"", "\\", "#", ",", "(s)", "import", "é",
+        "\t", "\r", "\u{feff}", ":53",
     ];
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut parsed = 0;
@@ -306,7 +328,17 @@ fn environment_references_are_substituted_with_defaults_and_missing_ones_are_emp
     let args: Vec<&str> = b.directives[0].args.iter().map(Token::as_str).collect();
     assert_eq!(
         args,
-        ["", "xy", "def", "1053", "in cluster.local quotes", "a b", "{", "{$}", "{$ZONE"]
+        [
+            "",
+            "xy",
+            "def",
+            "1053",
+            "in cluster.local quotes",
+            "a b",
+            "{",
+            "{$}",
+            "{$ZONE"
+        ]
     );
     // An environment value never opens a block: the line above has no nested block.
     assert_eq!(b.directives[0].block, None);
@@ -330,12 +362,19 @@ fn import_of_a_file_splices_its_directives_and_names_it_in_positions() {
         c.blocks,
         vec![block(
             &[".:53"],
-            vec![d("errors", &[], None), d("log", &[], None), d("cache", &["30"], None)]
+            vec![
+                d("errors", &[], None),
+                d("log", &[], None),
+                d("cache", &["30"], None)
+            ]
         )]
     );
     let log = &c.blocks[0].directives[1].name.pos;
     assert_eq!(log.to_string(), "/cfg/common.conf:2:1");
-    assert_eq!(c.files, vec![PathBuf::from(FILE), PathBuf::from("/cfg/common.conf")]);
+    assert_eq!(
+        c.files,
+        vec![PathBuf::from(FILE), PathBuf::from("/cfg/common.conf")]
+    );
 }
 
 #[test]
@@ -344,7 +383,10 @@ fn import_of_a_glob_reads_matching_files_in_name_order_relative_to_each_importer
     assert_eq!(
         c.blocks,
         vec![
-            block(&["a.org"], vec![d("errors", &[], None), d("log", &[], None)]),
+            block(
+                &["a.org"],
+                vec![d("errors", &[], None), d("log", &[], None)]
+            ),
             block(&["b.org"], vec![d("whoami", &[], None)]),
         ]
     );
@@ -352,7 +394,12 @@ fn import_of_a_glob_reads_matching_files_in_name_order_relative_to_each_importer
     // Matches are read before they are parsed, so a.conf's own import comes last.
     assert_eq!(
         files,
-        [FILE, "/cfg/conf.d/a.conf", "/cfg/conf.d/b.conf", "/cfg/common.conf"]
+        [
+            FILE,
+            "/cfg/conf.d/a.conf",
+            "/cfg/conf.d/b.conf",
+            "/cfg/common.conf"
+        ]
     );
 }
 
@@ -369,14 +416,20 @@ fn import_of_an_absolute_path_inside_a_directive_block() {
     let kube = &c.blocks[0].directives[0];
     assert_eq!(
         kube.block,
-        Some(vec![d("pods", &["insecure"], None), d("ttl", &["30"], None)])
+        Some(vec![
+            d("pods", &["insecure"], None),
+            d("ttl", &["30"], None)
+        ])
     );
 }
 
 #[test]
 fn a_file_imported_twice_is_listed_once() {
-    let c = parse_with("a.org {\n import common.conf\n}\nb.org {\n import ./common.conf\n}", &fs())
-        .unwrap();
+    let c = parse_with(
+        "a.org {\n import common.conf\n}\nb.org {\n import ./common.conf\n}",
+        &fs(),
+    )
+    .unwrap();
     assert_eq!(c.blocks.len(), 2);
     assert_eq!(c.blocks[1].directives.len(), 2);
     assert_eq!(c.files.len(), 2);
@@ -385,19 +438,28 @@ fn a_file_imported_twice_is_listed_once() {
 #[test]
 fn snippet_tokens_keep_the_position_of_their_definition() {
     let c = parse("(s) {\n  log\n}\n.:53 {\n import s\n}").unwrap();
-    assert_eq!(c.blocks[0].directives[0].name.pos.to_string(), "/cfg/Corefile:2:3");
+    assert_eq!(
+        c.blocks[0].directives[0].name.pos.to_string(),
+        "/cfg/Corefile:2:3"
+    );
 }
 
 // === errors ===
 
 /// (source, `file:line:col: message`) for inputs that must fail.
 const ERROR_CASES: &[(&str, &str)] = &[
-    (".:53 {\n whoami\n", "/cfg/Corefile:1:6: unterminated block: this '{' is never closed"),
+    (
+        ".:53 {\n whoami\n",
+        "/cfg/Corefile:1:6: unterminated block: this '{' is never closed",
+    ),
     (
         ".:53 {\n kubernetes cluster.local {\n  pods insecure\n",
         "/cfg/Corefile:2:27: unterminated block: this '{' is never closed",
     ),
-    (".:53 {\n}\n}\n", "/cfg/Corefile:3:1: unexpected '}' without a matching '{'"),
+    (
+        ".:53 {\n}\n}\n",
+        "/cfg/Corefile:3:1: unexpected '}' without a matching '{'",
+    ),
     (
         ".:53 {\n forward . \"8.8.8.8\n}\n",
         "/cfg/Corefile:2:12: unterminated quoted string",
@@ -406,8 +468,14 @@ const ERROR_CASES: &[(&str, &str)] = &[
         "{\n whoami\n}",
         "/cfg/Corefile:1:1: server block has no keys: expected a zone such as '.:53' before '{'",
     ),
-    ("a.org, {\n}", "/cfg/Corefile:1:8: expected another server block key after ','"),
-    ("a.org,", "/cfg/Corefile:1:1: expected another server block key after ','"),
+    (
+        "a.org, {\n}",
+        "/cfg/Corefile:1:8: expected another server block key after ','",
+    ),
+    (
+        "a.org,",
+        "/cfg/Corefile:1:1: expected another server block key after ','",
+    ),
     (
         ".:53 {\n import nope\n}",
         "/cfg/Corefile:2:9: import: 'nope' is neither a snippet defined above nor a file (/cfg/nope not found)",
@@ -417,7 +485,10 @@ const ERROR_CASES: &[(&str, &str)] = &[
         ".:53 {\n import s\n}\n(s) {\n log\n}",
         "/cfg/Corefile:2:9: import: 's' is neither a snippet defined above nor a file (/cfg/s not found)",
     ),
-    ("import conf/x.conf", "/cfg/Corefile:1:8: import: file /cfg/conf/x.conf not found"),
+    (
+        "import conf/x.conf",
+        "/cfg/Corefile:1:8: import: file /cfg/conf/x.conf not found",
+    ),
     (
         ".:53 {\n import a b\n}",
         "/cfg/Corefile:2:2: import: expected exactly one argument (a file, glob or snippet name), got 2",
@@ -434,7 +505,10 @@ const ERROR_CASES: &[(&str, &str)] = &[
         "(s) {\n log\n}\n(s) {\n errors\n}",
         "/cfg/Corefile:4:1: snippet (s) is already defined at /cfg/Corefile:1:1",
     ),
-    ("(s)\n.:53 {\n}", "/cfg/Corefile:1:1: snippet (s) needs a { } block"),
+    (
+        "(s)\n.:53 {\n}",
+        "/cfg/Corefile:1:1: snippet (s) needs a { } block",
+    ),
     (
         ".:53 {\n health { lameduck 5s } extra\n}",
         "/cfg/Corefile:2:25: unexpected token after '}': start a new line",
@@ -443,8 +517,14 @@ const ERROR_CASES: &[(&str, &str)] = &[
         ".:53 {\n {\n }\n}",
         "/cfg/Corefile:2:2: unexpected '{': a block must follow a directive name on its line",
     ),
-    ("a.org\nlog\n}", "/cfg/Corefile:3:1: unexpected '}' without a matching '{'"),
-    ("\"\" {$UNSET} {\n}", "/cfg/Corefile:1:1: server block has no keys: every key is empty"),
+    (
+        "a.org\nlog\n}",
+        "/cfg/Corefile:3:1: unexpected '}' without a matching '{'",
+    ),
+    (
+        "\"\" {$UNSET} {\n}",
+        "/cfg/Corefile:1:1: server block has no keys: every key is empty",
+    ),
 ];
 
 #[test]
@@ -475,7 +555,10 @@ fn unbalanced_braces_in_an_imported_file_are_reported_in_that_file() {
         .with("/cfg/close.conf", "log\n}\n")
         .with("/cfg/open.conf", "log {\n");
     let e = parse_with(".:53 {\n import close.conf\n}", &fs).unwrap_err();
-    assert_eq!(e.to_string(), "/cfg/close.conf:2:1: unexpected '}' without a matching '{'");
+    assert_eq!(
+        e.to_string(),
+        "/cfg/close.conf:2:1: unexpected '}' without a matching '{'"
+    );
     let e = parse_with(".:53 {\n import open.conf\n}", &fs).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -495,7 +578,10 @@ fn blocks_nested_too_deep_are_an_error_not_a_stack_overflow() {
 fn snippet_imports_that_double_at_each_level_hit_the_expansion_cap() {
     let mut src = String::from("(s0) {\n log\n}\n");
     for i in 1..=12 {
-        src.push_str(&format!("(s{i}) {{\n import s{p}\n import s{p}\n}}\n", p = i - 1));
+        src.push_str(&format!(
+            "(s{i}) {{\n import s{p}\n import s{p}\n}}\n",
+            p = i - 1
+        ));
     }
     src.push_str(".:53 {\n import s12\n}");
     let e = parse(&src).unwrap_err();
@@ -504,11 +590,15 @@ fn snippet_imports_that_double_at_each_level_hit_the_expansion_cap() {
 
 #[test]
 fn error_display_is_file_line_col_message_and_whole_file_errors_omit_the_position() {
-    let e = CorefileError::at(&Pos::new(Path::new("config/Corefile"), 7, 5), "kubernetes: x");
+    let e = CorefileError::at(
+        &Pos::new(Path::new("config/Corefile"), 7, 5),
+        "kubernetes: x",
+    );
     assert_eq!(e.to_string(), "config/Corefile:7:5: kubernetes: x");
     let e = parse_file(Path::new("/nonexistent/clusterdns/Corefile"), &no_env).unwrap_err();
     assert!(
-        e.to_string().starts_with("/nonexistent/clusterdns/Corefile: cannot read Corefile:"),
+        e.to_string()
+            .starts_with("/nonexistent/clusterdns/Corefile: cannot read Corefile:"),
         "{e}"
     );
 }
@@ -516,7 +606,11 @@ fn error_display_is_file_line_col_message_and_whole_file_errors_omit_the_positio
 #[test]
 fn parse_file_reads_imports_from_the_real_file_system() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Corefile"), ".:53 {\n import extra/*.conf\n}\n").unwrap();
+    std::fs::write(
+        dir.path().join("Corefile"),
+        ".:53 {\n import extra/*.conf\n}\n",
+    )
+    .unwrap();
     std::fs::create_dir(dir.path().join("extra")).unwrap();
     std::fs::write(dir.path().join("extra/1.conf"), "log\n").unwrap();
     let c = parse_file(&dir.path().join("Corefile"), &no_env).unwrap();

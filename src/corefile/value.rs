@@ -54,10 +54,7 @@ impl Token {
         let nanos = go_duration_nanos(t).ok_or_else(bad)?;
         // Go durations are an i64 of nanoseconds.
         if nanos > i64::MAX as u128 {
-            return Err(self.err(format!(
-                "{what}: duration '{}' is too large",
-                self.text
-            )));
+            return Err(self.err(format!("{what}: duration '{}' is too large", self.text)));
         }
         let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| bad())?;
         let sub = u32::try_from(nanos % 1_000_000_000).map_err(|_| bad())?;
@@ -73,12 +70,13 @@ impl Token {
             return Ok(SocketAddr::new(ip, default_port));
         }
         let (host, port) = if let Some(rest) = t.strip_prefix('[') {
-            let (ip, after) = rest
-                .split_once(']')
-                .ok_or_else(|| bad("missing ']'"))?;
+            let (ip, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| bad("expected ':' after ']'"))?),
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("expected ':' after ']'"))?,
+                ),
             };
             let ip: IpAddr = ip.parse().map_err(|_| bad("not an IPv6 address"))?;
             (Some(ip), port)
@@ -162,4 +160,137 @@ fn go_duration_nanos(s: &str) -> Option<u128> {
         rest = next;
     }
     Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::corefile::ast::Pos;
+
+    fn tok(text: &str) -> Token {
+        Token::new(text, Pos::new(Path::new("Corefile"), 3, 9))
+    }
+
+    #[test]
+    fn durations_follow_go_syntax_and_bare_integers_are_seconds() {
+        let ms = Duration::from_millis;
+        let cases = [
+            ("5s", ms(5_000)),
+            ("1m30s", ms(90_000)),
+            ("500ms", ms(500)),
+            ("1h", ms(3_600_000)),
+            ("2.5s", ms(2_500)),
+            ("1.5h", ms(5_400_000)),
+            (".5s", ms(500)),
+            ("30", ms(30_000)),
+            ("0", ms(0)),
+            ("+10s", ms(10_000)),
+            ("100us", Duration::from_micros(100)),
+            ("1µs", Duration::from_micros(1)),
+            ("10ns", Duration::from_nanos(10)),
+            ("1h2m3s4ms", ms(3_723_004)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                tok(text).parse_duration("cache: TTL").unwrap(),
+                want,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_durations_name_the_plugin_value_and_position() {
+        let cases = [
+            (
+                "",
+                "Corefile:3:9: cache: TTL: invalid duration '' (use e.g. 30s, 1m30s, 500ms)",
+            ),
+            (
+                "5x",
+                "Corefile:3:9: cache: TTL: invalid duration '5x' (use e.g. 30s, 1m30s, 500ms)",
+            ),
+            (
+                "s",
+                "Corefile:3:9: cache: TTL: invalid duration 's' (use e.g. 30s, 1m30s, 500ms)",
+            ),
+            (
+                "1.2.3s",
+                "Corefile:3:9: cache: TTL: invalid duration '1.2.3s' (use e.g. 30s, 1m30s, 500ms)",
+            ),
+            (
+                "-5s",
+                "Corefile:3:9: cache: TTL: duration '-5s' is negative",
+            ),
+            (
+                "3000000h",
+                "Corefile:3:9: cache: TTL: duration '3000000h' is too large",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = tok(text).parse_duration("cache: TTL").unwrap_err();
+            assert_eq!(e.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn numbers_are_checked_against_their_range() {
+        assert_eq!(tok("30").parse_u32("cache: capacity", 1..=100).unwrap(), 30);
+        let e = tok("0").parse_u32("cache: capacity", 1..=100).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Corefile:3:9: cache: capacity: 0 is out of range 1..100"
+        );
+        let e = tok("-1").parse_u32("cache: capacity", 1..=100).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Corefile:3:9: cache: capacity: '-1' is not a number"
+        );
+        let e = tok("99999999999").parse_u32("x", 0..=u32::MAX).unwrap_err();
+        assert!(e.message.contains("out of range"), "{e}");
+    }
+
+    #[test]
+    fn listen_addresses_accept_port_only_ip_bracketed_ipv6_and_localhost() {
+        let cases = [
+            (":8080", "0.0.0.0:8080"),
+            ("127.0.0.1:8080", "127.0.0.1:8080"),
+            ("[::1]:8080", "[::1]:8080"),
+            ("localhost:8080", "127.0.0.1:8080"),
+            ("127.0.0.1", "127.0.0.1:9153"),
+            ("::1", "[::1]:9153"),
+            ("[::1]", "[::1]:9153"),
+            ("localhost", "127.0.0.1:9153"),
+            ("0.0.0.0:0", "0.0.0.0:0"),
+        ];
+        for (text, want) in cases {
+            let got = tok(text)
+                .parse_socket_addr("prometheus: address", 9153)
+                .unwrap();
+            assert_eq!(got.to_string(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_listen_addresses_are_errors() {
+        let cases = [
+            (
+                "example.com:80",
+                "the host must be an IP address or localhost (IPv6 in brackets)",
+            ),
+            (":99999", "port out of range"),
+            ("[::1", "missing ']'"),
+            ("1.2.3.4:x", "the port must be a number 0..65535"),
+            ("[::1]x", "expected ':' after ']'"),
+        ];
+        for (text, why) in cases {
+            let e = tok(text).parse_socket_addr("health", 8080).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("Corefile:3:9: health: invalid address '{text}': {why}")
+            );
+        }
+    }
 }

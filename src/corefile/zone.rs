@@ -93,7 +93,10 @@ fn normalize_zone(host: &str) -> std::result::Result<String, String> {
     let name = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
     // Wire length: one length byte per label plus the root byte.
     if name.len() + 2 > 255 {
-        return Err(format!("zone is longer than 255 bytes ({})", name.len() + 2));
+        return Err(format!(
+            "zone is longer than 255 bytes ({})",
+            name.len() + 2
+        ));
     }
     for label in name.split('.') {
         if label.is_empty() {
@@ -165,4 +168,119 @@ fn reverse_zones(host: &str) -> std::result::Result<Option<Vec<String>>, String>
         zones.push(labels.join("."));
     }
     Ok(Some(zones))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::corefile::ast::Pos;
+
+    fn key(text: &str) -> Token {
+        Token::new(text, Pos::new(Path::new("Corefile"), 1, 1))
+    }
+
+    fn zones(text: &str) -> Vec<(String, Option<u16>)> {
+        parse_key(&key(text))
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .into_iter()
+            .map(|z| (z.zone, z.port))
+            .collect()
+    }
+
+    #[test]
+    fn keys_become_lower_case_fqdn_zones_with_optional_port() {
+        let cases: &[(&str, &[&str], Option<u16>)] = &[
+            (".", &["."], None),
+            (".:53", &["."], Some(53)),
+            ("dns://.:53", &["."], Some(53)),
+            ("DNS://example.org", &["example.org."], None),
+            ("Example.ORG:1053", &["example.org."], Some(1053)),
+            ("cluster.local.", &["cluster.local."], None),
+            (":53", &["."], Some(53)),
+            ("_tcp.example.org", &["_tcp.example.org."], None),
+            ("10.0.0.0/24", &["0.0.10.in-addr.arpa."], None),
+            ("10.0.0.0/24:1053", &["0.0.10.in-addr.arpa."], Some(1053)),
+            ("10.1.2.3/8", &["10.in-addr.arpa."], None),
+            (
+                "10.0.0.0/23",
+                &["0.0.10.in-addr.arpa.", "1.0.10.in-addr.arpa."],
+                None,
+            ),
+            ("0.0.0.0/0", &["in-addr.arpa."], None),
+            ("2001:db8::/32", &["8.b.d.0.1.0.0.2.ip6.arpa."], None),
+            ("fd00::/7", &["c.f.ip6.arpa.", "d.f.ip6.arpa."], None),
+            (
+                "dns://2001:db8::/32:53",
+                &["8.b.d.0.1.0.0.2.ip6.arpa."],
+                Some(53),
+            ),
+        ];
+        for (text, want, port) in cases {
+            let want: Vec<(String, Option<u16>)> =
+                want.iter().map(|z| (z.to_string(), *port)).collect();
+            assert_eq!(zones(text), want, "key {text}");
+        }
+    }
+
+    #[test]
+    fn a_cidr_off_an_octet_boundary_expands_to_every_covering_zone() {
+        let z = zones("172.16.0.0/12");
+        assert_eq!(z.len(), 16);
+        assert_eq!(z[0].0, "16.172.in-addr.arpa.");
+        assert_eq!(z[15].0, "31.172.in-addr.arpa.");
+        assert_eq!(zones("10.0.0.0/17").len(), 128);
+        // Below /24 each address is its own zone, as CoreDNS's cidr.Split does.
+        let z = zones("192.168.1.128/25");
+        assert_eq!(z.len(), 128);
+        assert_eq!(z[0].0, "128.1.168.192.in-addr.arpa.");
+        assert_eq!(z[127].0, "255.1.168.192.in-addr.arpa.");
+    }
+
+    #[test]
+    fn bad_keys_are_errors_that_say_why() {
+        let cases = &[
+            (
+                "tls://.:853",
+                "transport tls:// is not supported (only dns://)",
+            ),
+            (
+                "grpc://example.org",
+                "transport grpc:// is not supported (only dns://)",
+            ),
+            (
+                "https://.",
+                "transport https:// is not supported (only dns://)",
+            ),
+            (
+                "quic://.",
+                "transport quic:// is not supported (only dns://)",
+            ),
+            (
+                "[::1]:53",
+                "a key is a zone, not an address; choose listen addresses with the bind plugin",
+            ),
+            (".:99999", "port 99999 is out of range 0..65535"),
+            (".:", "expected a port after ':'"),
+            ("a..b", "zone has an empty label"),
+            ("a/b.org", "'/' is not allowed in a zone name"),
+            ("10.0.0.0/33", "prefix length 33 is longer than 32 bits"),
+            ("::/0", "invalid CIDR ::/0"),
+        ];
+        for (text, why) in cases {
+            let e = parse_key(&key(text)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("Corefile:1:1: invalid server block key '{text}': {why}"),
+            );
+        }
+        let long = format!("{}.org", "a".repeat(64));
+        assert!(
+            parse_key(&key(&long))
+                .unwrap_err()
+                .message
+                .contains("longer than 63")
+        );
+    }
 }
