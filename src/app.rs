@@ -99,7 +99,10 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
 fn listen_addrs(server: &ServerConfig) -> anyhow::Result<Vec<SocketAddr>> {
     let ips = match server.bind() {
         Some(b) => b.resolve()?,
-        None => vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)],
+        None => vec![
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        ],
     };
     Ok(ips
         .into_iter()
@@ -133,8 +136,7 @@ pub struct App {
 impl App {
     /// Bind listeners and start the sources and index writers.
     pub async fn start(plan: Plan, token: CancellationToken) -> anyhow::Result<Self> {
-        let dns = DnsServers::bind(plan.listeners)
-            .context("opening DNS listeners")?;
+        let dns = DnsServers::bind(plan.listeners).context("opening DNS listeners")?;
         let tasks = TaskTracker::new();
         for s in plan.sources {
             let (tx, rx) = snapshot::channel();

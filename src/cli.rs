@@ -25,7 +25,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Corefile to load.
-    #[arg(long = "conf", value_name = "FILE", default_value = "Corefile", global = true)]
+    #[arg(
+        long = "conf",
+        value_name = "FILE",
+        default_value = "Corefile",
+        global = true
+    )]
     pub conf: PathBuf,
     /// Default port for server blocks that do not name one.
     #[arg(long = "dns.port", value_name = "PORT", default_value_t = 53)]
@@ -78,7 +83,13 @@ mod tests {
 
     #[test]
     fn single_dash_flags_are_accepted_as_coredns_spells_them() {
-        let cli = parse(&["clusterdns", "-conf", "/etc/coredns/Corefile", "-dns.port", "1053"]);
+        let cli = parse(&[
+            "clusterdns",
+            "-conf",
+            "/etc/coredns/Corefile",
+            "-dns.port",
+            "1053",
+        ]);
         assert_eq!(cli.server.conf, PathBuf::from("/etc/coredns/Corefile"));
         assert_eq!(cli.server.dns_port, 1053);
         assert!(cli.command.is_none());

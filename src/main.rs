@@ -35,7 +35,11 @@ fn main() -> ExitCode {
             for e in &errors {
                 eprintln!("{e}");
             }
-            return ExitCode::from(if matches!(cli.command, Some(Command::Check)) { 1 } else { EXIT_CONFIG });
+            return ExitCode::from(if matches!(cli.command, Some(Command::Check)) {
+                1
+            } else {
+                EXIT_CONFIG
+            });
         }
     };
     if let Some(Command::Check) = cli.command {
@@ -49,7 +53,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("starting the runtime: {e}");
@@ -65,7 +72,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let _pid = s.pidfile.as_deref().map(clusterdns::pidfile::PidFile::create);
+        let _pid = s
+            .pidfile
+            .as_deref()
+            .map(clusterdns::pidfile::PidFile::create);
         if !s.quiet {
             for a in app.dns_addrs() {
                 println!("{a}");

@@ -75,12 +75,16 @@ fn check_reports_an_unterminated_block_with_file_and_line() {
     let (out, err) = check_text(".:53 {\n    kubernetes cluster.local {\n        pods insecure\n");
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("Corefile:"), "{err}");
-    assert!(err.to_lowercase().contains("unterminated") || err.contains("'}'"), "{err}");
+    assert!(
+        err.to_lowercase().contains("unterminated") || err.contains("'}'"),
+        "{err}"
+    );
 }
 
 #[test]
 fn check_lists_every_problem_not_just_the_first() {
-    let (out, err) = check_text(".:53 {\n    frobnicate\n    kubernetes {\n        ttl x\n    }\n}\n");
+    let (out, err) =
+        check_text(".:53 {\n    frobnicate\n    kubernetes {\n        ttl x\n    }\n}\n");
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("Corefile:2:"), "{err}");
     assert!(err.contains("Corefile:4:"), "{err}");
@@ -113,8 +117,11 @@ fn sigterm_stops_the_server_with_exit_code_zero_and_removes_the_pidfile() {
     std::fs::write(dir.path().join("demo-cluster.yaml"), yaml).expect("write");
     let port = common::free_port();
     let conf = dir.path().join("Corefile");
-    std::fs::write(&conf, common::DEMO_COREFILE.replace("{PORT}", &port.to_string()))
-        .expect("write");
+    std::fs::write(
+        &conf,
+        common::DEMO_COREFILE.replace("{PORT}", &port.to_string()),
+    )
+    .expect("write");
     let pid_path = dir.path().join("clusterdns.pid");
     let mut child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
         .arg("-conf")

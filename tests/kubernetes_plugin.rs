@@ -66,26 +66,64 @@ const fn nxdomain(qname: &'static str, qtype: RecordType) -> Case {
 use RecordType::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 
 const CASES: &[Case] = &[
-    ok("svc1.testns.svc.cluster.local.", A, &["svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1"]),
-    ok("svcempty.testns.svc.cluster.local.", A, &["svcempty.testns.svc.cluster.local. 5 IN A 10.0.0.2"]),
-    ok("svc1.testns.svc.cluster.local.", SRV, &["svc1.testns.svc.cluster.local. 5 IN SRV 0 100 80 svc1.testns.svc.cluster.local."]),
-    ok("_http._tcp.svc1.testns.svc.cluster.local.", SRV, &["_http._tcp.svc1.testns.svc.cluster.local. 5 IN SRV 0 100 80 svc1.testns.svc.cluster.local."]),
-    ok("svc6.testns.svc.cluster.local.", AAAA, &["svc6.testns.svc.cluster.local. 5 IN AAAA 1234:abcd::1"]),
-    ok("hdls1.testns.svc.cluster.local.", A, &[
-        "hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.2",
-        "hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.3",
-        "hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.4",
-        "hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.5",
-    ]),
-    ok("hdls1.testns.svc.cluster.local.", AAAA, &[
-        "hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::1",
-        "hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::2",
-    ]),
-    ok("hdlsprtls.testns.svc.cluster.local.", A, &["hdlsprtls.testns.svc.cluster.local. 5 IN A 172.0.0.20"]),
+    ok(
+        "svc1.testns.svc.cluster.local.",
+        A,
+        &["svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1"],
+    ),
+    ok(
+        "svcempty.testns.svc.cluster.local.",
+        A,
+        &["svcempty.testns.svc.cluster.local. 5 IN A 10.0.0.2"],
+    ),
+    ok(
+        "svc1.testns.svc.cluster.local.",
+        SRV,
+        &["svc1.testns.svc.cluster.local. 5 IN SRV 0 100 80 svc1.testns.svc.cluster.local."],
+    ),
+    ok(
+        "_http._tcp.svc1.testns.svc.cluster.local.",
+        SRV,
+        &[
+            "_http._tcp.svc1.testns.svc.cluster.local. 5 IN SRV 0 100 80 svc1.testns.svc.cluster.local.",
+        ],
+    ),
+    ok(
+        "svc6.testns.svc.cluster.local.",
+        AAAA,
+        &["svc6.testns.svc.cluster.local. 5 IN AAAA 1234:abcd::1"],
+    ),
+    ok(
+        "hdls1.testns.svc.cluster.local.",
+        A,
+        &[
+            "hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.2",
+            "hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.3",
+            "hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.4",
+            "hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.5",
+        ],
+    ),
+    ok(
+        "hdls1.testns.svc.cluster.local.",
+        AAAA,
+        &[
+            "hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::1",
+            "hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::2",
+        ],
+    ),
+    ok(
+        "hdlsprtls.testns.svc.cluster.local.",
+        A,
+        &["hdlsprtls.testns.svc.cluster.local. 5 IN A 172.0.0.20"],
+    ),
     nodata("svc1.testns.svc.cluster.local.", AAAA),
     nxdomain("svc0.testns.svc.cluster.local.", A),
     nxdomain("svc0.svc-nons.svc.cluster.local.", A),
-    ok("dns-version.cluster.local.", TXT, &["dns-version.cluster.local. 28800 IN TXT \"1.1.0\""]),
+    ok(
+        "dns-version.cluster.local.",
+        TXT,
+        &["dns-version.cluster.local. 28800 IN TXT 1.1.0"],
+    ),
     nodata("svc1.testns.svc.cluster.local.", TXT),
     nxdomain("bogusendpoint.hdls1.testns.svc.cluster.local.", A),
     nodata("svc.cluster.local.", A),
@@ -93,26 +131,66 @@ const CASES: &[Case] = &[
     nodata("testns.svc.cluster.local.", A),
     nodata("emptyns.svc.cluster.local.", A),
     nxdomain("foo.cluster.local.", NS),
-    ok("svc-dual-stack.testns.svc.cluster.local.", A, &["svc-dual-stack.testns.svc.cluster.local. 5 IN A 10.0.0.3"]),
-    ok("svc-dual-stack.testns.svc.cluster.local.", AAAA, &["svc-dual-stack.testns.svc.cluster.local. 5 IN AAAA 10::3"]),
+    ok(
+        "svc-dual-stack.testns.svc.cluster.local.",
+        A,
+        &["svc-dual-stack.testns.svc.cluster.local. 5 IN A 10.0.0.3"],
+    ),
+    ok(
+        "svc-dual-stack.testns.svc.cluster.local.",
+        AAAA,
+        &["svc-dual-stack.testns.svc.cluster.local. 5 IN AAAA 10::3"],
+    ),
     nodata("svc1.testns.svc.cluster.local.", SOA),
-    ok("dup-name.hdls1.testns.svc.cluster.local.", A, &[
-        "dup-name.hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.4",
-        "dup-name.hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.5",
-    ]),
+    ok(
+        "dup-name.hdls1.testns.svc.cluster.local.",
+        A,
+        &[
+            "dup-name.hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.4",
+            "dup-name.hdls1.testns.svc.cluster.local. 5 IN A 172.0.0.5",
+        ],
+    ),
     nxdomain("not-ready.hdls1.testns.svc.cluster.local.", A),
-    ok("5678-abcd--2.hdls1.testns.svc.cluster.local.", AAAA, &["5678-abcd--2.hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::2"]),
-    ok("ep1a.svc1.testns.svc.cluster.local.", A, &["ep1a.svc1.testns.svc.cluster.local. 5 IN A 172.0.0.1"]),
-    ok("external.testns.svc.cluster.local.", CNAME, &["external.testns.svc.cluster.local. 5 IN CNAME ext.interwebs.test."]),
-    ok("external-to-service.testns.svc.cluster.local.", A, &[
-        "external-to-service.testns.svc.cluster.local. 5 IN CNAME svc1.testns.svc.cluster.local.",
-        "svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1",
-    ]),
+    ok(
+        "5678-abcd--2.hdls1.testns.svc.cluster.local.",
+        AAAA,
+        &["5678-abcd--2.hdls1.testns.svc.cluster.local. 5 IN AAAA 5678:abcd::2"],
+    ),
+    ok(
+        "ep1a.svc1.testns.svc.cluster.local.",
+        A,
+        &["ep1a.svc1.testns.svc.cluster.local. 5 IN A 172.0.0.1"],
+    ),
+    ok(
+        "external.testns.svc.cluster.local.",
+        CNAME,
+        &["external.testns.svc.cluster.local. 5 IN CNAME ext.interwebs.test."],
+    ),
+    ok(
+        "external-to-service.testns.svc.cluster.local.",
+        A,
+        &[
+            "external-to-service.testns.svc.cluster.local. 5 IN CNAME svc1.testns.svc.cluster.local.",
+            "svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1",
+        ],
+    ),
     nodata("external.testns.svc.cluster.local.", SRV),
-    ok("10-244-1-5.testns.pod.cluster.local.", A, &["10-244-1-5.testns.pod.cluster.local. 5 IN A 10.244.1.5"]),
+    ok(
+        "10-244-1-5.testns.pod.cluster.local.",
+        A,
+        &["10-244-1-5.testns.pod.cluster.local. 5 IN A 10.244.1.5"],
+    ),
     nxdomain("blah.testns.pod.cluster.local.", A),
-    ok("1.0.0.10.in-addr.arpa.", PTR, &["1.0.0.10.in-addr.arpa. 5 IN PTR svc1.testns.svc.cluster.local."]),
-    ok("1.0.0.172.in-addr.arpa.", PTR, &["1.0.0.172.in-addr.arpa. 5 IN PTR ep1a.svc1.testns.svc.cluster.local."]),
+    ok(
+        "1.0.0.10.in-addr.arpa.",
+        PTR,
+        &["1.0.0.10.in-addr.arpa. 5 IN PTR svc1.testns.svc.cluster.local."],
+    ),
+    ok(
+        "1.0.0.172.in-addr.arpa.",
+        PTR,
+        &["1.0.0.172.in-addr.arpa. 5 IN PTR ep1a.svc1.testns.svc.cluster.local."],
+    ),
     nxdomain("99.99.99.10.in-addr.arpa.", PTR),
     nodata("svc1.testns.svc.cluster.local.", PTR),
     nxdomain("*.testns.svc.cluster.local.", A),
@@ -155,14 +233,20 @@ fn apex_soa_and_ns_answer_with_glue_for_ns_dns() {
     assert!(text.contains("7200 1800 86400 5"), "{text}");
 
     let ns = srv.udp("cluster.local.", NS);
-    assert_eq!(lines(&ns.answers), ["cluster.local. 5 IN NS ns.dns.cluster.local."]);
+    assert_eq!(
+        lines(&ns.answers),
+        ["cluster.local. 5 IN NS ns.dns.cluster.local."]
+    );
     assert!(
         lines(&ns.additionals).contains(&"ns.dns.cluster.local. 5 IN A 127.0.0.1".to_string()),
         "{:?}",
         lines(&ns.additionals)
     );
     let a = srv.udp("ns.dns.cluster.local.", A);
-    assert_eq!(lines(&a.answers), ["ns.dns.cluster.local. 5 IN A 127.0.0.1"]);
+    assert_eq!(
+        lines(&a.answers),
+        ["ns.dns.cluster.local. 5 IN A 127.0.0.1"]
+    );
 }
 
 #[test]
@@ -212,9 +296,16 @@ cluster.local:{PORT} {
         &[("testns.yaml", &yaml)],
     );
     let hit = srv.udp("svc1.testns.svc.cluster.local.", A);
-    assert_eq!(lines(&hit.answers), ["svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1"]);
+    assert_eq!(
+        lines(&hit.answers),
+        ["svc1.testns.svc.cluster.local. 5 IN A 10.0.0.1"]
+    );
     let miss = srv.udp("svc0.testns.svc.cluster.local.", A);
-    assert_eq!(miss.metadata.response_code, ResponseCode::NoError, "whoami answered");
+    assert_eq!(
+        miss.metadata.response_code,
+        ResponseCode::NoError,
+        "whoami answered"
+    );
     assert!(miss.answers.is_empty());
     assert!(
         lines(&miss.additionals)
@@ -254,7 +345,10 @@ cluster.local:{PORT} {
         &[("testns.yaml", &yaml), ("other.yaml", extra)],
     );
     let labelled = srv.udp("labelled.other.svc.cluster.local.", A);
-    assert_eq!(lines(&labelled.answers), ["labelled.other.svc.cluster.local. 5 IN A 10.0.9.1"]);
+    assert_eq!(
+        lines(&labelled.answers),
+        ["labelled.other.svc.cluster.local. 5 IN A 10.0.9.1"]
+    );
     let unlabelled = srv.udp("unlabelled.other.svc.cluster.local.", A);
     assert_eq!(unlabelled.metadata.response_code, ResponseCode::NXDomain);
     // testns is not in `namespaces`: even a labelled service there would be hidden.

@@ -30,7 +30,10 @@ impl Rng {
 fn seeds() -> Vec<Vec<u8>> {
     [
         ("nginx-service.default.svc.cluster.local.", RecordType::A),
-        ("_service-port._tcp.nginx-service.default.svc.cluster.local.", RecordType::SRV),
+        (
+            "_service-port._tcp.nginx-service.default.svc.cluster.local.",
+            RecordType::SRV,
+        ),
         ("100.0.96.10.in-addr.arpa.", RecordType::PTR),
         ("web.demo.svc.cluster.local.", RecordType::AAAA),
     ]
@@ -90,7 +93,8 @@ fn check_reply(reply: &[u8], sent: &[u8]) {
 fn mutated_udp_packets_never_break_the_server() {
     let srv = TestServer::demo();
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let seeds = seeds();
     let mut buf = [0u8; 65535];
@@ -104,9 +108,16 @@ fn mutated_udp_packets_never_break_the_server() {
             assert!(Message::from_vec(&buf[..n]).is_ok(), "unparseable reply");
         }
     }
-    assert!(replies > 0, "the server answered at least some mutated packets");
+    assert!(
+        replies > 0,
+        "the server answered at least some mutated packets"
+    );
     let ok = srv.udp("nginx-service.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(ok.metadata.response_code, ResponseCode::NoError, "still answering");
+    assert_eq!(
+        ok.metadata.response_code,
+        ResponseCode::NoError,
+        "still answering"
+    );
 }
 
 #[test]
@@ -117,7 +128,8 @@ fn mutated_tcp_messages_never_break_the_server() {
     for i in 0..300 {
         let pkt = mutate(&mut rng, &seeds[i % seeds.len()]);
         let mut s = TcpStream::connect(srv.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
         let len = u16::try_from(pkt.len()).expect("len").to_be_bytes();
         let _ = s.write_all(&len);
         let _ = s.write_all(&pkt);
@@ -130,5 +142,9 @@ fn mutated_tcp_messages_never_break_the_server() {
         }
     }
     let ok = srv.tcp("nginx-service.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(ok.metadata.response_code, ResponseCode::NoError, "still answering");
+    assert_eq!(
+        ok.metadata.response_code,
+        ResponseCode::NoError,
+        "still answering"
+    );
 }

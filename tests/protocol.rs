@@ -61,7 +61,10 @@ fn udp_answer_without_edns_is_truncated_to_512_bytes_with_tc_set() {
     let reply = Message::from_vec(&reply).expect("decode");
     assert!(reply.metadata.truncation, "TC must be set");
     assert!(reply.answers.len() < 100);
-    assert!(reply.edns.is_none(), "no OPT in the answer to a query without OPT");
+    assert!(
+        reply.edns.is_none(),
+        "no OPT in the answer to a query without OPT"
+    );
 }
 
 #[test]
@@ -78,7 +81,10 @@ fn edns_payload_size_is_honoured_and_opt_is_answered() {
     let srv = big_server();
     let m = with_edns(query("big.default.svc.cluster.local.", RecordType::A), 4096);
     let reply = udp(srv.addr, &m);
-    assert!(!reply.metadata.truncation, "100 A records fit in 4096 bytes");
+    assert!(
+        !reply.metadata.truncation,
+        "100 A records fit in 4096 bytes"
+    );
     assert_eq!(reply.answers.len(), 100);
     let opt = reply.edns.expect("OPT answered");
     assert!(opt.max_payload() >= 512);
@@ -95,7 +101,9 @@ fn edns_payload_size_is_honoured_and_opt_is_answered() {
 fn garbage_after_a_valid_header_gets_formerr_and_the_server_keeps_answering() {
     let srv = big_server();
     // A header claiming one question, followed by bytes that are not a name.
-    let mut pkt = vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
+    let mut pkt = vec![
+        0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ];
     pkt.extend_from_slice(&[0xff, 0xff, 0xff, 0x07, 0x41]);
     let reply = udp_raw(srv.addr, &pkt, 2000).expect("FORMERR reply");
     let reply = Message::from_vec(&reply).expect("decode");
@@ -134,7 +142,10 @@ fn answer_names_keep_the_query_case() {
         "{:?}",
         lines(&reply.answers[..2])
     );
-    assert_eq!(reply.queries[0].name().to_string(), "BiG.DeFaUlT.SvC.ClUsTeR.LoCaL.");
+    assert_eq!(
+        reply.queries[0].name().to_string(),
+        "BiG.DeFaUlT.SvC.ClUsTeR.LoCaL."
+    );
 }
 
 #[test]

@@ -126,10 +126,7 @@ impl RequestHandler for Handler {
                 src: request.src(),
                 transport: transport(request.protocol()),
                 edns_payload: request.edns.as_ref().map(Edns::max_payload),
-                dnssec_ok: request
-                    .edns
-                    .as_ref()
-                    .is_some_and(|e| e.flags().dnssec_ok),
+                dnssec_ok: request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
                 recursion_desired: request.metadata.recursion_desired,
             };
             self.answer(&q).await

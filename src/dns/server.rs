@@ -107,10 +107,10 @@ impl DnsServers {
             // Port 0 (tests) means: TCP on the port UDP got.
             let tcp_addr = SocketAddr::new(l.addr.ip(), udp_addr.port());
             let tcp = bind_tcp(tcp_addr).map_err(|source| Error::Bind {
-                    proto: "tcp",
-                    addr: tcp_addr,
-                    source,
-                })?;
+                proto: "tcp",
+                addr: tcp_addr,
+                source,
+            })?;
             let mut server = Server::new(l.handler);
             server.register_socket(udp);
             server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);

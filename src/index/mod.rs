@@ -18,9 +18,9 @@
 mod lookup;
 pub mod model;
 pub mod name;
-pub mod snapshot;
 mod reverse;
 mod services;
+pub mod snapshot;
 mod store;
 #[cfg(test)]
 mod tests;

@@ -50,7 +50,8 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Pending, CorefileError> {
             d.expect_end()?;
             block(d, name, |p, sd| match p {
                 "consolidate" => {
-                    sd.expect_arg("duration")?.parse_duration("consolidate duration")?;
+                    sd.expect_arg("duration")?
+                        .parse_duration("consolidate duration")?;
                     sd.expect_arg("regexp")?;
                     let _ = sd.remaining();
                     Ok(())
@@ -202,13 +203,15 @@ fn parse_cache(d: &mut Dispenser<'_>) -> Result<(), CorefileError> {
     block(d, N, |p, sd| {
         match p {
             "success" | "denial" => {
-                sd.expect_arg("capacity")?.parse_u32("capacity", 0..=u32::MAX)?;
+                sd.expect_arg("capacity")?
+                    .parse_u32("capacity", 0..=u32::MAX)?;
                 for t in sd.remaining() {
                     t.parse_u32("TTL", 0..=u32::MAX)?;
                 }
             }
             "prefetch" => {
-                sd.expect_arg("amount")?.parse_u32("prefetch amount", 1..=u32::MAX)?;
+                sd.expect_arg("amount")?
+                    .parse_u32("prefetch amount", 1..=u32::MAX)?;
                 let _ = sd.remaining();
             }
             "serve_stale" => {

@@ -45,8 +45,8 @@ impl Plugin for Whoami {
             .additionals
             .push(Record::from_rdata(q.name.clone(), 0, addr));
         let label = format!("_{}", q.transport.as_str());
-        if let Ok(srv_name) = Name::from_labels([label.as_bytes()])
-            .and_then(|l| l.append_domain(&q.name))
+        if let Ok(srv_name) =
+            Name::from_labels([label.as_bytes()]).and_then(|l| l.append_domain(&q.name))
         {
             answer.additionals.push(Record::from_rdata(
                 srv_name,

@@ -182,7 +182,8 @@ pub fn udp(addr: SocketAddr, m: &Message) -> Message {
 pub fn tcp(addr: SocketAddr, m: &Message) -> Message {
     let bytes = m.to_vec().expect("encode");
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).expect("tcp connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let len = u16::try_from(bytes.len()).expect("len");
     s.write_all(&len.to_be_bytes()).expect("write len");
     s.write_all(&bytes).expect("write msg");
@@ -197,7 +198,12 @@ pub fn tcp(addr: SocketAddr, m: &Message) -> Message {
 pub fn lines(records: &[hickory_proto::rr::Record]) -> Vec<String> {
     let mut v: Vec<String> = records
         .iter()
-        .map(|r| r.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(|r| {
+            r.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect();
     v.sort();
     v

@@ -150,7 +150,9 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
                 cfg.endpoint_pod_names = true;
             }
             "ttl" => {
-                cfg.ttl = sd.expect_arg("TTL")?.parse_u32("kubernetes: ttl", 0..=3600)?;
+                cfg.ttl = sd
+                    .expect_arg("TTL")?
+                    .parse_u32("kubernetes: ttl", 0..=3600)?;
                 sd.expect_end()?;
             }
             "noendpoints" => {
@@ -188,7 +190,9 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
                 )));
             }
             other => {
-                return Err(sub.name.err(format!("kubernetes: unknown property '{other}'")));
+                return Err(sub
+                    .name
+                    .err(format!("kubernetes: unknown property '{other}'")));
             }
         }
     }
@@ -197,9 +201,9 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
     }
     if !manifests.is_empty() {
         if endpoint.is_some() || kubeconfig.is_some() || tls.is_some() {
-            return Err(d.err(
-                "kubernetes: manifests cannot be combined with endpoint, kubeconfig or tls",
-            ));
+            return Err(
+                d.err("kubernetes: manifests cannot be combined with endpoint, kubeconfig or tls")
+            );
         }
         cfg.source = Source::Manifests(manifests);
     } else {
