@@ -119,7 +119,7 @@ fn sigterm_stops_the_server_with_exit_code_zero_and_removes_the_pidfile() {
     let conf = dir.path().join("Corefile");
     std::fs::write(
         &conf,
-        common::DEMO_COREFILE.replace("{PORT}", &port.to_string()),
+        common::demo_corefile().replace("{PORT}", &port.to_string()),
     )
     .expect("write");
     let pid_path = dir.path().join("clusterdns.pid");

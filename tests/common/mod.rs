@@ -66,11 +66,12 @@ impl TestServer {
         server
     }
 
-    /// The demo cluster manifests under the default demo Corefile shape.
+    /// The README demo: config/Corefile (its port 1053 moved to a free one)
+    /// serving a copy of config/demo-cluster.yaml.
     pub fn demo() -> Self {
         let yaml = std::fs::read_to_string(repo().join("config/demo-cluster.yaml"))
             .expect("config/demo-cluster.yaml");
-        Self::start(DEMO_COREFILE, &[("demo-cluster.yaml", &yaml)])
+        Self::start(&demo_corefile(), &[("demo-cluster.yaml", &yaml)])
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -110,18 +111,12 @@ impl Drop for TestServer {
     }
 }
 
-/// The Corefile tests use for the demo cluster: like config/Corefile, on a free port.
-pub const DEMO_COREFILE: &str = r#"
-.:{PORT} {
-    bind 127.0.0.1
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-        manifests demo-cluster.yaml
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-        ttl 30
-    }
+/// config/Corefile with its server on `{PORT}` instead of 1053.
+pub fn demo_corefile() -> String {
+    let text = std::fs::read_to_string(repo().join("config/Corefile")).expect("config/Corefile");
+    assert!(text.contains(".:1053 {"), "config/Corefile changed shape");
+    text.replace(".:1053 {", ".:{PORT} {")
 }
-"#;
 
 /// A recursion-desired query message.
 pub fn query(name: &str, qtype: RecordType) -> Message {
