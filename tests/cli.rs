@@ -23,25 +23,17 @@ fn check_text(corefile: &str) -> (Output, String) {
 }
 
 #[test]
-fn check_accepts_the_kubeadm_corefile() {
-    let path = repo().join("config/Corefile.kubeadm");
-    let out = clusterdns(&["check", "-conf", path.to_str().expect("utf8")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-#[test]
-fn check_accepts_the_demo_corefile() {
-    let path = repo().join("config/Corefile");
-    let out = clusterdns(&["check", "-conf", path.to_str().expect("utf8")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn check_accepts_the_kubeadm_and_demo_corefiles() {
+    for file in ["config/Corefile.kubeadm", "config/Corefile"] {
+        let path = repo().join(file);
+        let out = clusterdns(&["check", "-conf", path.to_str().expect("utf8")]);
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).ends_with("OK\n"));
+    }
 }
 
 #[test]

@@ -154,3 +154,34 @@ fn a_zone_no_server_block_serves_is_refused() {
     let reply = srv.udp("example.org.", RecordType::A);
     assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
 }
+
+#[test]
+fn queries_go_to_the_block_with_the_longest_matching_zone() {
+    // Two server blocks on one port: cluster.local has kubernetes, the root
+    // block only whoami. A cluster name must never reach whoami, anything else must.
+    let srv = TestServer::start(
+        r#"
+cluster.local:{PORT} {
+    bind lo
+    kubernetes {
+        manifests cluster.yaml
+    }
+}
+.:{PORT} {
+    bind 127.0.0.1
+    whoami
+}
+"#,
+        &[("cluster.yaml", &big_headless(3))],
+    );
+    let cluster = srv.udp("nope.default.svc.cluster.local.", RecordType::A);
+    assert_eq!(cluster.metadata.response_code, ResponseCode::NXDomain);
+    assert!(cluster.metadata.authoritative);
+    let other = srv.udp("example.org.", RecordType::A);
+    assert_eq!(other.metadata.response_code, ResponseCode::NoError);
+    assert!(
+        lines(&other.additionals).contains(&"example.org. 0 IN A 127.0.0.1".to_string()),
+        "whoami answered the non-cluster name: {:?}",
+        lines(&other.additionals)
+    );
+}
