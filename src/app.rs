@@ -15,12 +15,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::admin;
 use crate::config::{Config, ServerConfig};
 use crate::dns::server::{DnsServers, Listener};
 use crate::dns::{Handler, Route};
 use crate::index::ClusterIndex;
 use crate::index::snapshot::{self, SharedIndex};
+use crate::plugin::health::{self, Health};
 use crate::plugin::kubernetes::{Kubernetes, KubernetesConfig, Source};
+use crate::plugin::ready::{Readiness, Ready};
 use crate::plugin::whoami::Whoami;
 use crate::plugin::{Chain, Plugin, PluginConfig};
 use crate::watch::manifests::Manifests;
@@ -35,6 +38,10 @@ struct SourceTask {
 pub struct Plan {
     listeners: Vec<Listener>,
     sources: Vec<SourceTask>,
+    /// Every plugin of every chain (for `/ready`).
+    plugins: Vec<Arc<dyn Plugin>>,
+    health: Vec<Health>,
+    ready: Vec<Ready>,
 }
 
 /// Build plugin chains and listeners from a validated config. Fails on
@@ -42,6 +49,8 @@ pub struct Plan {
 pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
     let mut routes: BTreeMap<SocketAddr, Vec<Route>> = BTreeMap::new();
     let mut sources = Vec::new();
+    let mut all_plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+    let (mut health, mut ready) = (Vec::new(), Vec::new());
     for server in &cfg.servers {
         let addrs = listen_addrs(server)?;
         let local_ips = advertised_ips(&addrs);
@@ -49,6 +58,8 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
         for p in &server.plugins {
             match p {
                 PluginConfig::Bind(_) => {}
+                PluginConfig::Health(h) => health.push(h.clone()),
+                PluginConfig::Ready(r) => ready.push(r.clone()),
                 PluginConfig::Whoami => plugins.push(Arc::new(Whoami)),
                 PluginConfig::Kubernetes(k) => {
                     let index = SharedIndex::new(ClusterIndex::default());
@@ -77,6 +88,7 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
                 ),
             }
         }
+        all_plugins.extend(plugins.iter().cloned());
         let chain = Chain::new(plugins);
         for addr in addrs {
             routes.entry(addr).or_default().push(Route {
@@ -92,7 +104,13 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
             handler: Handler::new(routes),
         })
         .collect();
-    Ok(Plan { listeners, sources })
+    Ok(Plan {
+        listeners,
+        sources,
+        plugins: all_plugins,
+        health,
+        ready,
+    })
 }
 
 /// Addresses a server block listens on: its `bind` targets, else the wildcards.
@@ -129,6 +147,10 @@ fn advertised_ips(addrs: &[SocketAddr]) -> Vec<IpAddr> {
 /// The running server.
 pub struct App {
     dns: DnsServers,
+    http_addrs: Vec<SocketAddr>,
+    readiness: Arc<Readiness>,
+    /// The longest `health { lameduck }` configured.
+    lameduck: Duration,
     tasks: TaskTracker,
     token: CancellationToken,
 }
@@ -138,6 +160,21 @@ impl App {
     pub async fn start(plan: Plan, token: CancellationToken) -> anyhow::Result<Self> {
         let dns = DnsServers::bind(plan.listeners).context("opening DNS listeners")?;
         let tasks = TaskTracker::new();
+        let readiness = Readiness::new(plan.plugins);
+        let mut endpoints = admin::Endpoints::default();
+        for h in &plan.health {
+            endpoints.add(h.addr, "/health", health::handler());
+        }
+        for r in &plan.ready {
+            endpoints.add(r.addr, "/ready", readiness.handler(r.monitor));
+        }
+        let http_addrs = admin::serve(endpoints, &tasks, token.child_token()).await?;
+        let lameduck = plan
+            .health
+            .iter()
+            .map(|h| h.lameduck)
+            .max()
+            .unwrap_or_default();
         for s in plan.sources {
             let (tx, rx) = snapshot::channel();
             tasks.spawn(
@@ -153,7 +190,14 @@ impl App {
             }
         }
         tasks.close();
-        Ok(Self { dns, tasks, token })
+        Ok(Self {
+            dns,
+            http_addrs,
+            readiness,
+            lameduck,
+            tasks,
+            token,
+        })
     }
 
     /// The bound DNS addresses.
@@ -161,8 +205,19 @@ impl App {
         self.dns.local_addrs()
     }
 
-    /// Stop sources and drain the DNS servers, waiting at most `grace`.
+    /// The bound HTTP (health/ready) addresses.
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        &self.http_addrs
+    }
+
+    /// Lameduck first (keep answering, `/ready` 503), then stop sources and
+    /// drain the DNS servers, waiting at most `grace`.
     pub async fn shutdown(self, grace: Duration) {
+        if !self.lameduck.is_zero() {
+            tracing::info!(lameduck = ?self.lameduck, "going into lameduck mode");
+            self.readiness.drain();
+            tokio::time::sleep(self.lameduck).await;
+        }
         self.token.cancel();
         let drain = async {
             self.dns.shutdown().await;

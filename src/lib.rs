@@ -17,8 +17,10 @@
 //! - [`index`]: the pure cluster index and every Kubernetes DNS record rule.
 //! - [`watch`]: sources that turn cluster objects into index updates (manifest files now; API watches next).
 //! - [`cli`], [`telemetry`], [`pidfile`]: the binary's command line, logging and pid file.
+//! - [`admin`]: the HTTP endpoints (`/health`, `/ready`) plugins register.
 //! - [`app`]: wiring of the above into a running server; [`shutdown`]: signals.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;

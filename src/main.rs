@@ -82,7 +82,7 @@ fn main() -> ExitCode {
             }
             println!("clusterdns-{}", env!("CARGO_PKG_VERSION"));
         }
-        if let Err(e) = shutdown::cancel_on_signal(root).await {
+        if let Err(e) = shutdown::wait_for_signal(&root).await {
             eprintln!("installing signal handlers: {e}");
         }
         app.shutdown(GRACE).await;

@@ -1,15 +1,16 @@
-//! Signals, in one place: SIGTERM or SIGINT cancels the root token.
+//! Signals, in one place: SIGTERM or SIGINT starts the shutdown sequence.
 //!
-//! Every subsystem holds a child of the root [`CancellationToken`]; nothing
-//! else in the process installs signal handlers.
+//! Nothing else in the process installs signal handlers. The caller decides
+//! what a signal means (lameduck first, then cancelling the root token that
+//! every subsystem's child token hangs from).
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-/// Wait for SIGTERM or SIGINT, log which one arrived, then cancel `root`.
-/// Returns at once if `root` is cancelled some other way.
-pub async fn cancel_on_signal(root: CancellationToken) -> std::io::Result<()> {
+/// Wait for SIGTERM or SIGINT (logging which one arrived), or for `root` to
+/// be cancelled some other way.
+pub async fn wait_for_signal(root: &CancellationToken) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let which = tokio::select! {
@@ -18,6 +19,5 @@ pub async fn cancel_on_signal(root: CancellationToken) -> std::io::Result<()> {
         _ = root.cancelled() => return Ok(()),
     };
     info!(signal = which, "shutting down");
-    root.cancel();
     Ok(())
 }

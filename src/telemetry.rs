@@ -4,6 +4,8 @@
 //! `log` plugin's job, so its targets are held at `warn` unless `RUST_LOG`
 //! says otherwise.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber (once; later calls are ignored).
@@ -14,5 +16,6 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

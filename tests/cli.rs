@@ -104,24 +104,14 @@ fn version_and_plugins_flags_print_and_exit() {
 
 #[test]
 fn sigterm_stops_the_server_with_exit_code_zero_and_removes_the_pidfile() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let yaml = std::fs::read_to_string(repo().join("config/demo-cluster.yaml")).expect("yaml");
-    std::fs::write(dir.path().join("demo-cluster.yaml"), yaml).expect("write");
-    let port = common::free_port();
-    let conf = dir.path().join("Corefile");
-    std::fs::write(
-        &conf,
-        common::demo_corefile().replace("{PORT}", &port.to_string()),
-    )
-    .expect("write");
-    let pid_path = dir.path().join("clusterdns.pid");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
-        .arg("-conf")
-        .arg(&conf)
-        .arg("-pidfile")
-        .arg(&pid_path)
-        .spawn()
-        .expect("spawn");
+    let mut srv = common::TestServer::spawn_with_args(
+        &common::demo_corefile(),
+        &[("demo-cluster.yaml", &yaml)],
+        &["-pidfile", "{DIR}/clusterdns.pid"],
+    );
+    let pid_path = srv.path("clusterdns.pid");
+    let child = &mut srv.child;
     let pid = common::eventually(std::time::Duration::from_secs(10), || {
         std::fs::read_to_string(&pid_path).ok()
     })

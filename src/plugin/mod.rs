@@ -7,8 +7,10 @@
 //! "fallthrough" as a type.
 
 pub mod bind;
+pub mod health;
 pub mod kubernetes;
 pub mod pending;
+pub mod ready;
 pub mod whoami;
 
 use std::sync::Arc;
@@ -189,6 +191,10 @@ pub enum PluginConfig {
     Kubernetes(Box<kubernetes::KubernetesConfig>),
     /// `whoami`.
     Whoami,
+    /// `health`.
+    Health(health::Health),
+    /// `ready`.
+    Ready(ready::Ready),
     /// A directive of the default Corefile whose arguments we validate but whose
     /// behaviour has not been built yet; starting a server with it is an error.
     Pending(pending::Pending),
@@ -201,6 +207,8 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
         "bind" => bind::parse(d).map(PluginConfig::Bind),
         "kubernetes" => kubernetes::parse(d).map(|k| PluginConfig::Kubernetes(Box::new(k))),
         "whoami" => whoami::parse(d).map(|()| PluginConfig::Whoami),
+        "health" => health::parse(d).map(PluginConfig::Health),
+        "ready" => ready::parse(d).map(PluginConfig::Ready),
         _ if pending::handles(name) => pending::parse(d).map(PluginConfig::Pending),
         _ if order_of(name).is_some() => {
             Err(d.err(format!("plugin '{name}' is not supported by clusterdns")))
@@ -211,7 +219,7 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
 
 /// The names of the plugins compiled in (for `-plugins`), in execution order.
 pub fn compiled_in() -> Vec<&'static str> {
-    let mut names = vec!["bind", "kubernetes", "whoami"];
+    let mut names = vec!["bind", "health", "kubernetes", "ready", "whoami"];
     names.sort_by_key(|n| order_of(n));
     names
 }

@@ -13,8 +13,6 @@ use crate::corefile::{CorefileError, Dispenser, Token};
 const NAMES: &[&str] = &[
     "errors",
     "log",
-    "health",
-    "ready",
     "prometheus",
     "forward",
     "cache",
@@ -70,27 +68,6 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Pending, CorefileError> {
                         }
                     }
                     Ok(())
-                }
-                _ => Err(unknown(sd, name, p)),
-            })?;
-        }
-        "health" => {
-            opt_addr(d, name, 8080)?;
-            block(d, name, |p, sd| match p {
-                "lameduck" => {
-                    sd.expect_arg("duration")?.parse_duration("lameduck")?;
-                    sd.expect_end()
-                }
-                _ => Err(unknown(sd, name, p)),
-            })?;
-        }
-        "ready" => {
-            opt_addr(d, name, 8181)?;
-            block(d, name, |p, sd| match p {
-                "monitor" => {
-                    let m = sd.expect_arg("until-ready|continuously")?;
-                    one_of(m, name, &["until-ready", "continuously"])?;
-                    sd.expect_end()
                 }
                 _ => Err(unknown(sd, name, p)),
             })?;

@@ -36,6 +36,10 @@ pub fn free_port() -> u16 {
 pub struct TestServer {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The port that replaced `{HEALTH}` in the Corefile.
+    pub health_port: u16,
+    /// The port that replaced `{READY}` in the Corefile.
+    pub ready_port: u16,
     pub dir: tempfile::TempDir,
 }
 
@@ -43,27 +47,53 @@ impl TestServer {
     /// Start with `corefile` (where `{PORT}` is replaced by a free port) in a
     /// fresh directory holding `files` (name, content).
     pub fn start(corefile: &str, files: &[(&str, &str)]) -> Self {
+        let server = Self::spawn(corefile, files);
+        server.wait_answering();
+        server
+    }
+
+    /// Like [`TestServer::start`] but without waiting for synced answers.
+    pub fn spawn(corefile: &str, files: &[(&str, &str)]) -> Self {
+        Self::spawn_with_args(corefile, files, &[])
+    }
+
+    /// Spawn with extra command-line arguments; `{DIR}` in them is the server's directory.
+    pub fn spawn_with_args(corefile: &str, files: &[(&str, &str)], args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, content) in files {
             std::fs::write(dir.path().join(name), content).expect("write file");
         }
         let port = free_port();
+        let (health_port, ready_port) = (free_port(), free_port());
         let conf = dir.path().join("Corefile");
-        std::fs::write(&conf, corefile.replace("{PORT}", &port.to_string())).expect("corefile");
+        let text = corefile
+            .replace("{PORT}", &port.to_string())
+            .replace("{HEALTH}", &health_port.to_string())
+            .replace("{READY}", &ready_port.to_string());
+        std::fs::write(&conf, text).expect("corefile");
         let child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
             .arg("-conf")
             .arg(&conf)
+            .args(
+                args.iter()
+                    .map(|a| a.replace("{DIR}", &dir.path().to_string_lossy())),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn clusterdns");
-        let server = Self {
+        Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            health_port,
+            ready_port,
             dir,
-        };
-        server.wait_answering();
-        server
+        }
+    }
+
+    /// `GET path` on a local HTTP port: (status, body), or None if not answering.
+    pub fn http_get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        http_get(SocketAddr::from(([127, 0, 0, 1], port)), path)
     }
 
     /// The README demo: config/Corefile (its port 1053 moved to a free one)
@@ -111,11 +141,31 @@ impl Drop for TestServer {
     }
 }
 
-/// config/Corefile with its server on `{PORT}` instead of 1053.
+/// config/Corefile with its ports (DNS 1053, health 8080, ready 8181) moved
+/// to `{PORT}`, `{HEALTH}` and `{READY}`.
 pub fn demo_corefile() -> String {
     let text = std::fs::read_to_string(repo().join("config/Corefile")).expect("config/Corefile");
-    assert!(text.contains(".:1053 {"), "config/Corefile changed shape");
+    for needle in [".:1053 {", "127.0.0.1:8080", "127.0.0.1:8181"] {
+        assert!(
+            text.contains(needle),
+            "config/Corefile changed shape: no {needle}"
+        );
+    }
     text.replace(".:1053 {", ".:{PORT} {")
+        .replace("127.0.0.1:8080", "127.0.0.1:{HEALTH}")
+        .replace("127.0.0.1:8181", "127.0.0.1:{READY}")
+}
+
+/// A minimal HTTP/1.0 GET: (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
 }
 
 /// A recursion-desired query message.
