@@ -27,6 +27,7 @@ pub mod config;
 pub mod corefile;
 pub mod dns;
 pub mod index;
+pub mod metrics;
 pub mod pidfile;
 pub mod plugin;
 pub mod shutdown;

@@ -29,6 +29,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     clusterdns::telemetry::init();
+    // kube and hyper both pull rustls; pick the process-wide provider before any client exists.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cfg = match config::load(&s.conf, &corefile::real_env, s.dns_port) {
         Ok(cfg) => cfg,
         Err(errors) => {

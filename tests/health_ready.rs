@@ -34,6 +34,7 @@ cluster.local:{PORT} {
     ready 127.0.0.1:{READY}
     kubernetes {
         manifests later.yaml
+        startup_timeout 1s
     }
 }
 "#,

@@ -72,6 +72,76 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(s.into())
 }
 
+/// Bind every listener (UDP + TCP); nothing is answered until [`Bound::serve`].
+pub fn bind(listeners: Vec<Listener>) -> Result<Bound, Error> {
+    let mut sockets = Vec::new();
+    let mut addrs = Vec::new();
+    for l in listeners {
+        let udp = match bind_udp(l.addr) {
+            Ok(s) => s,
+            // The IPv6 wildcard is best effort: hosts without IPv6 serve IPv4 only.
+            Err(e) if is_v6_wildcard(l.addr) => {
+                tracing::debug!(error = %e, "no IPv6 wildcard listener");
+                continue;
+            }
+            Err(source) => {
+                return Err(Error::Bind {
+                    proto: "udp",
+                    addr: l.addr,
+                    source,
+                });
+            }
+        };
+        let udp_addr = udp.local_addr().map_err(|source| Error::Bind {
+            proto: "udp",
+            addr: l.addr,
+            source,
+        })?;
+        // Port 0 (tests) means: TCP on the port UDP got.
+        let tcp_addr = SocketAddr::new(l.addr.ip(), udp_addr.port());
+        let tcp = bind_tcp(tcp_addr).map_err(|source| Error::Bind {
+            proto: "tcp",
+            addr: tcp_addr,
+            source,
+        })?;
+        sockets.push((udp, tcp, l.handler));
+        addrs.push(udp_addr);
+    }
+    Ok(Bound { sockets, addrs })
+}
+
+/// Sockets bound but not yet answering: binding early makes a port conflict a
+/// startup error, serving later lets start-up wait for data first.
+pub struct Bound {
+    sockets: Vec<(UdpSocket, TcpListener, Handler)>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl Bound {
+    /// The bound addresses (the real port when 0 was asked for).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Start answering on every socket.
+    pub fn serve(self) -> DnsServers {
+        let mut servers = Vec::new();
+        for (udp, tcp, handler) in self.sockets {
+            let mut server = Server::new(handler);
+            server.register_socket(udp);
+            server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+            servers.push(server);
+        }
+        for a in &self.addrs {
+            info!(addr = %a, "serving DNS on udp and tcp");
+        }
+        DnsServers {
+            servers,
+            addrs: self.addrs,
+        }
+    }
+}
+
 /// The running DNS servers.
 pub struct DnsServers {
     servers: Vec<Server<Handler>>,
@@ -79,48 +149,6 @@ pub struct DnsServers {
 }
 
 impl DnsServers {
-    /// Bind every listener (UDP + TCP) and start serving.
-    pub fn bind(listeners: Vec<Listener>) -> Result<Self, Error> {
-        let mut servers = Vec::new();
-        let mut addrs = Vec::new();
-        for l in listeners {
-            let udp = match bind_udp(l.addr) {
-                Ok(s) => s,
-                // The IPv6 wildcard is best effort: hosts without IPv6 serve IPv4 only.
-                Err(e) if is_v6_wildcard(l.addr) => {
-                    tracing::debug!(error = %e, "no IPv6 wildcard listener");
-                    continue;
-                }
-                Err(source) => {
-                    return Err(Error::Bind {
-                        proto: "udp",
-                        addr: l.addr,
-                        source,
-                    });
-                }
-            };
-            let udp_addr = udp.local_addr().map_err(|source| Error::Bind {
-                proto: "udp",
-                addr: l.addr,
-                source,
-            })?;
-            // Port 0 (tests) means: TCP on the port UDP got.
-            let tcp_addr = SocketAddr::new(l.addr.ip(), udp_addr.port());
-            let tcp = bind_tcp(tcp_addr).map_err(|source| Error::Bind {
-                proto: "tcp",
-                addr: tcp_addr,
-                source,
-            })?;
-            let mut server = Server::new(l.handler);
-            server.register_socket(udp);
-            server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
-            info!(addr = %udp_addr, "serving DNS on udp and tcp");
-            servers.push(server);
-            addrs.push(udp_addr);
-        }
-        Ok(Self { servers, addrs })
-    }
-
     /// The bound addresses (the real port when 0 was asked for).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs

@@ -10,6 +10,7 @@ pub mod bind;
 pub mod health;
 pub mod kubernetes;
 pub mod pending;
+pub mod prometheus;
 pub mod ready;
 pub mod whoami;
 
@@ -195,6 +196,8 @@ pub enum PluginConfig {
     Health(health::Health),
     /// `ready`.
     Ready(ready::Ready),
+    /// `prometheus`.
+    Prometheus(prometheus::Prometheus),
     /// A directive of the default Corefile whose arguments we validate but whose
     /// behaviour has not been built yet; starting a server with it is an error.
     Pending(pending::Pending),
@@ -209,6 +212,7 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
         "whoami" => whoami::parse(d).map(|()| PluginConfig::Whoami),
         "health" => health::parse(d).map(PluginConfig::Health),
         "ready" => ready::parse(d).map(PluginConfig::Ready),
+        "prometheus" => prometheus::parse(d).map(PluginConfig::Prometheus),
         _ if pending::handles(name) => pending::parse(d).map(PluginConfig::Pending),
         _ if order_of(name).is_some() => {
             Err(d.err(format!("plugin '{name}' is not supported by clusterdns")))
@@ -219,7 +223,14 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
 
 /// The names of the plugins compiled in (for `-plugins`), in execution order.
 pub fn compiled_in() -> Vec<&'static str> {
-    let mut names = vec!["bind", "health", "kubernetes", "ready", "whoami"];
+    let mut names = vec![
+        "bind",
+        "health",
+        "kubernetes",
+        "prometheus",
+        "ready",
+        "whoami",
+    ];
     names.sort_by_key(|n| order_of(n));
     names
 }

@@ -13,7 +13,6 @@ use crate::corefile::{CorefileError, Dispenser, Token};
 const NAMES: &[&str] = &[
     "errors",
     "log",
-    "prometheus",
     "forward",
     "cache",
     "loop",
@@ -71,10 +70,6 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Pending, CorefileError> {
                 }
                 _ => Err(unknown(sd, name, p)),
             })?;
-        }
-        "prometheus" => {
-            opt_addr(d, name, 9153)?;
-            no_block(d, name)?;
         }
         "loop" => {
             d.expect_end()?;
@@ -214,13 +209,6 @@ fn parse_cache(d: &mut Dispenser<'_>) -> Result<(), CorefileError> {
         }
         Ok(())
     })
-}
-
-fn opt_addr(d: &mut Dispenser<'_>, name: &str, port: u16) -> Result<(), CorefileError> {
-    if let Some(t) = d.next_arg() {
-        t.parse_socket_addr(&format!("{name} address"), port)?;
-    }
-    d.expect_end()
 }
 
 fn one_of(t: &Token, plugin: &str, allowed: &[&str]) -> Result<(), CorefileError> {

@@ -5,15 +5,19 @@
 //!   object gives the same record whichever way it arrived.
 //! - [`selector`]: the `labels EXPR` label selector of the kubernetes plugin.
 //! - [`manifests`]: the `manifests PATH...` source: YAML/JSON files, re-read when they change.
+//! - [`api`]: the live source: kube-rs watches (one task per kind), with [`client`] building
+//!   the shared API client and [`metrics`] counting restarts, relists and programming latency.
 //!
 //! Invariant: a source publishes a complete state per kind (a `Reset`, or a `Batch` of them)
 //! before anything partial, so the index never serves a half-read set.
 //!
-//! The seam for the next source: the kube-rs watchers will live beside `manifests` (one task
-//! per kind, Init/InitApply/InitDone buffered into a `Reset`), reuse [`convert`] for every
-//! object and [`selector::Selector::as_str`] as the list/watch label selector, and send into
-//! the same `mpsc::Sender<IndexUpdate>`.
+//! Both sources reuse [`convert`] for every object and send into the same
+//! `mpsc::Sender<IndexUpdate>`; the API source passes the `labels` selector text to the
+//! API server, the manifests source evaluates it with [`selector`].
 
+pub mod api;
+pub mod client;
 pub mod convert;
 pub mod manifests;
+pub mod metrics;
 pub mod selector;

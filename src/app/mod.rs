@@ -13,26 +13,24 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::admin;
 use crate::config::{Config, ServerConfig};
-use crate::dns::server::{DnsServers, Listener};
+use crate::dns::server::{self, DnsServers, Listener};
 use crate::dns::{Handler, Route};
 use crate::index::ClusterIndex;
-use crate::index::snapshot::{self, SharedIndex};
+use crate::index::snapshot::SharedIndex;
+use crate::metrics;
 use crate::plugin::health::{self, Health};
-use crate::plugin::kubernetes::{Kubernetes, KubernetesConfig, Source};
-use crate::plugin::ready::{Readiness, Ready};
+use crate::plugin::kubernetes::Kubernetes;
+use crate::plugin::prometheus::{self, Prometheus};
+use crate::plugin::ready::{Monitor, Readiness, Ready};
 use crate::plugin::whoami::Whoami;
 use crate::plugin::{Chain, Plugin, PluginConfig};
-use crate::watch::manifests::Manifests;
+use crate::watch::metrics::WatchMetrics;
 
-/// A source of cluster state to start, with the index it feeds.
-struct SourceTask {
-    cfg: KubernetesConfig,
-    index: Arc<SharedIndex>,
-}
+mod sources;
+use sources::{SourceTask, Starter};
 
 /// Everything built from the config, before any socket is opened.
 pub struct Plan {
@@ -42,6 +40,9 @@ pub struct Plan {
     plugins: Vec<Arc<dyn Plugin>>,
     health: Vec<Health>,
     ready: Vec<Ready>,
+    prometheus: Vec<Prometheus>,
+    /// The longest kubernetes `startup_timeout`: how long DNS waits for data.
+    startup_timeout: Duration,
 }
 
 /// Build plugin chains and listeners from a validated config. Fails on
@@ -50,7 +51,8 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
     let mut routes: BTreeMap<SocketAddr, Vec<Route>> = BTreeMap::new();
     let mut sources = Vec::new();
     let mut all_plugins: Vec<Arc<dyn Plugin>> = Vec::new();
-    let (mut health, mut ready) = (Vec::new(), Vec::new());
+    let (mut health, mut ready, mut prometheus) = (Vec::new(), Vec::new(), Vec::new());
+    let mut startup_timeout = Duration::ZERO;
     for server in &cfg.servers {
         let addrs = listen_addrs(server)?;
         let local_ips = advertised_ips(&addrs);
@@ -60,15 +62,11 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
                 PluginConfig::Bind(_) => {}
                 PluginConfig::Health(h) => health.push(h.clone()),
                 PluginConfig::Ready(r) => ready.push(r.clone()),
+                PluginConfig::Prometheus(p) => prometheus.push(p.clone()),
                 PluginConfig::Whoami => plugins.push(Arc::new(Whoami)),
                 PluginConfig::Kubernetes(k) => {
                     let index = SharedIndex::new(ClusterIndex::default());
-                    if let Source::Api { .. } = &k.source {
-                        bail!(
-                            "kubernetes: reading from the Kubernetes API is not implemented yet; \
-                             use `manifests PATH...` in the kubernetes block"
-                        );
-                    }
+                    startup_timeout = startup_timeout.max(k.startup_timeout);
                     plugins.push(Arc::new(Kubernetes::new(
                         k,
                         &server.zones,
@@ -110,6 +108,8 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
         plugins: all_plugins,
         health,
         ready,
+        prometheus,
+        startup_timeout,
     })
 }
 
@@ -144,6 +144,28 @@ fn advertised_ips(addrs: &[SocketAddr]) -> Vec<IpAddr> {
         .unwrap_or_default()
 }
 
+/// Wait until every readiness-reporting plugin is ready, at most `limit`.
+async fn wait_for_data(readiness: &Readiness, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let waiting = readiness.not_ready(Monitor::Continuously);
+        if waiting.is_empty() {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            if !limit.is_zero() {
+                tracing::warn!(
+                    plugins = ?waiting,
+                    ?limit,
+                    "no complete data yet; serving DNS anyway (SERVFAIL for unknown cluster names until synced)"
+                );
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The running server.
 pub struct App {
     dns: DnsServers,
@@ -156,10 +178,18 @@ pub struct App {
 }
 
 impl App {
-    /// Bind listeners and start the sources and index writers.
+    /// Bind listeners, start HTTP endpoints, sources and index writers, wait
+    /// (at most `startup_timeout`) for the data, then answer DNS.
+    ///
+    /// Like CoreDNS, serving waits up to `startup_timeout` (default 5 s) for
+    /// the first complete list; if the data has not arrived by then, DNS
+    /// starts anyway: cluster names the index cannot vouch for get SERVFAIL
+    /// (never NXDOMAIN) and `/ready` stays 503 until the data arrives.
     pub async fn start(plan: Plan, token: CancellationToken) -> anyhow::Result<Self> {
-        let dns = DnsServers::bind(plan.listeners).context("opening DNS listeners")?;
+        let bound = server::bind(plan.listeners).context("opening DNS listeners")?;
         let tasks = TaskTracker::new();
+        let registry = metrics::registry();
+        let watch_metrics = WatchMetrics::register(&registry)?;
         let readiness = Readiness::new(plan.plugins);
         let mut endpoints = admin::Endpoints::default();
         for h in &plan.health {
@@ -168,6 +198,9 @@ impl App {
         for r in &plan.ready {
             endpoints.add(r.addr, "/ready", readiness.handler(r.monitor));
         }
+        for p in &plan.prometheus {
+            endpoints.add(p.addr, "/metrics", prometheus::handler(registry.clone()));
+        }
         let http_addrs = admin::serve(endpoints, &tasks, token.child_token()).await?;
         let lameduck = plan
             .health
@@ -175,23 +208,14 @@ impl App {
             .map(|h| h.lameduck)
             .max()
             .unwrap_or_default();
+        let mut starter = Starter::new(&tasks, &token, watch_metrics);
         for s in plan.sources {
-            let (tx, rx) = snapshot::channel();
-            tasks.spawn(
-                snapshot::run_writer(s.index, rx, token.child_token())
-                    .instrument(tracing::info_span!("index_writer")),
-            );
-            if let Source::Manifests(paths) = &s.cfg.source {
-                let src = Manifests::new(paths.clone(), s.cfg.labels.clone());
-                tasks.spawn(
-                    src.run(tx, token.child_token())
-                        .instrument(tracing::info_span!("watch", source = "manifests")),
-                );
-            }
+            starter.start(s).await?;
         }
         tasks.close();
+        wait_for_data(&readiness, plan.startup_timeout).await;
         Ok(Self {
-            dns,
+            dns: bound.serve(),
             http_addrs,
             readiness,
             lameduck,

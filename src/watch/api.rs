@@ -1,0 +1,302 @@
+//! Live cluster state: kube-rs watches on Services, EndpointSlices, Namespaces
+//! and (for `pods verified`) Pods, turned into index updates.
+//!
+//! One task per kind. Each object is converted to its slim record on arrival
+//! and dropped; no store of API objects is kept. The kube-rs watcher's
+//! `Init` / `InitApply`… / `InitDone` sequence (start, 410 Gone, reconnect) is
+//! buffered here and sent as a single `Reset` at `InitDone`, so the index swaps
+//! from the complete old set to the complete new set in one publish: a query
+//! never sees a half-listed kind and never gets a spurious NXDOMAIN. While the
+//! API is unreachable the watcher retries with capped exponential backoff
+//! (kube-rs `default_backoff`: 800 ms doubling to 30 s, jittered) and the index
+//! keeps serving what it had.
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::time::SystemTime;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::convert;
+use super::metrics::WatchMetrics;
+use crate::index::{IndexUpdate, Kind, Object};
+
+/// Pods that can never be answered are not listed at all (as CoreDNS).
+const POD_FIELD_SELECTOR: &str =
+    "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown";
+/// The EndpointSlice annotation the programming-latency SLI is measured from.
+const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+
+/// What to watch, from the kubernetes plugin's options.
+#[derive(Clone, Debug, Default)]
+pub struct WatchConfig {
+    /// `labels`: selector for Services, EndpointSlices and Pods.
+    pub labels: Option<String>,
+    /// `namespace_labels`: selector for Namespaces.
+    pub namespace_labels: Option<String>,
+    /// `namespaces`: objects elsewhere are dropped before they reach the index.
+    pub namespaces: Option<HashSet<Box<str>>>,
+    /// Watch EndpointSlices (false with `noendpoints`).
+    pub endpoints: bool,
+    /// Watch Pods (`pods verified`).
+    pub pods: bool,
+}
+
+/// Start one watch task per kind on `tasks`; they stop when `token` is cancelled.
+pub fn spawn(
+    client: &Client,
+    cfg: &WatchConfig,
+    tx: &mpsc::Sender<IndexUpdate>,
+    metrics: &WatchMetrics,
+    tasks: &TaskTracker,
+    token: &CancellationToken,
+) {
+    let labels = |c: watcher::Config| match &cfg.labels {
+        Some(l) => c.labels(l),
+        None => c,
+    };
+    let base = watcher::Config::default();
+    let start = |kind: Kind, fut: futures::future::BoxFuture<'static, ()>| {
+        tasks.spawn(fut.instrument(info_span!("watch", kind = ?kind)));
+    };
+    let ctx = |kind| Ctx {
+        kind,
+        tx: tx.clone(),
+        metrics: metrics.clone(),
+        namespaces: cfg.namespaces.clone(),
+        token: token.child_token(),
+    };
+    start(
+        Kind::Service,
+        Box::pin(run(
+            Api::<core::Service>::all(client.clone()),
+            labels(base.clone()),
+            ctx(Kind::Service),
+            |s| convert::service(s).map(|s| Some(Object::Service(s))),
+        )),
+    );
+    if cfg.endpoints {
+        start(
+            Kind::EndpointSlice,
+            Box::pin(run(
+                Api::<discovery::EndpointSlice>::all(client.clone()),
+                labels(base.clone()),
+                ctx(Kind::EndpointSlice),
+                |s| convert::endpoint_slice(s).map(|s| s.map(Object::EndpointSlice)),
+            )),
+        );
+    }
+    let ns_cfg = match &cfg.namespace_labels {
+        Some(l) => base.clone().labels(l),
+        None => base.clone(),
+    };
+    start(
+        Kind::Namespace,
+        Box::pin(run(
+            Api::<core::Namespace>::all(client.clone()),
+            ns_cfg,
+            ctx(Kind::Namespace),
+            |n| convert::namespace(n).map(|n| Some(Object::Namespace(n))),
+        )),
+    );
+    if cfg.pods {
+        start(
+            Kind::Pod,
+            Box::pin(run(
+                Api::<core::Pod>::all(client.clone()),
+                labels(base).fields(POD_FIELD_SELECTOR),
+                ctx(Kind::Pod),
+                |p| convert::pod(p).map(|p| p.map(Object::Pod)),
+            )),
+        );
+    }
+}
+
+/// What one watch task needs besides its API and conversion.
+struct Ctx {
+    kind: Kind,
+    tx: mpsc::Sender<IndexUpdate>,
+    metrics: WatchMetrics,
+    namespaces: Option<HashSet<Box<str>>>,
+    token: CancellationToken,
+}
+
+impl Ctx {
+    fn kind_label(&self) -> &'static str {
+        match self.kind {
+            Kind::Service => "Service",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::Pod => "Pod",
+            Kind::Namespace => "Namespace",
+        }
+    }
+
+    /// Whether the `namespaces` option lets objects of `ns` in.
+    fn exposed(&self, ns: &str) -> bool {
+        self.kind == Kind::Namespace
+            || self
+                .namespaces
+                .as_ref()
+                .is_none_or(|set| set.contains(ns.to_ascii_lowercase().as_str()))
+    }
+
+    async fn send(&self, u: IndexUpdate) -> bool {
+        self.tx.send(u).await.is_ok()
+    }
+}
+
+/// The watch loop of one kind.
+async fn run<K, F>(api: Api<K>, cfg: watcher::Config, ctx: Ctx, convert: F)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+    F: Fn(&K) -> convert::Result<Option<Object>>,
+{
+    let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
+    // Objects of the list in progress; `Some` between Init and InitDone.
+    let mut listing: Option<Vec<Object>> = None;
+    let kind = ctx.kind_label();
+    loop {
+        let event = tokio::select! {
+            _ = ctx.token.cancelled() => return,
+            e = stream.next() => match e {
+                Some(e) => e,
+                None => return,
+            },
+        };
+        let update = match event {
+            Ok(Event::Init) => {
+                debug!("list started");
+                listing = Some(Vec::new());
+                continue;
+            }
+            Ok(Event::InitApply(obj)) => {
+                if let (Some(buf), true) = (listing.as_mut(), ctx.exposed(&namespace(&obj))) {
+                    buf.extend(converted(&obj, &convert));
+                }
+                continue;
+            }
+            Ok(Event::InitDone) => {
+                let objects = listing.take().unwrap_or_default();
+                info!(objects = objects.len(), "list complete");
+                ctx.metrics.relists.with_label_values(&[kind]).inc();
+                IndexUpdate::Reset {
+                    kind: ctx.kind,
+                    objects,
+                }
+            }
+            Ok(Event::Apply(obj)) => {
+                if !ctx.exposed(&namespace(&obj)) {
+                    continue;
+                }
+                ctx.metrics.events.with_label_values(&[kind, "apply"]).inc();
+                observe_programming(&ctx, &obj);
+                match converted(&obj, &convert) {
+                    Some(o) => IndexUpdate::Apply(o),
+                    // No longer answerable (a slice lost its service label, a pod
+                    // finished): forget what we had under this key.
+                    None => delete(ctx.kind, &obj),
+                }
+            }
+            Ok(Event::Delete(obj)) => {
+                ctx.metrics
+                    .events
+                    .with_label_values(&[kind, "delete"])
+                    .inc();
+                delete(ctx.kind, &obj)
+            }
+            Err(error) => {
+                // Each error is one backoff step of the watcher: log it, keep the
+                // last known state serving, let the backoff retry.
+                ctx.metrics.restarts.with_label_values(&[kind]).inc();
+                warn!(%error, "watch failed; serving the last known state and retrying with backoff");
+                continue;
+            }
+        };
+        if !ctx.send(update).await {
+            return;
+        }
+    }
+}
+
+fn namespace<K: Resource>(obj: &K) -> String {
+    obj.meta().namespace.clone().unwrap_or_default()
+}
+
+fn converted<K: Resource, F>(obj: &K, convert: &F) -> Option<Object>
+where
+    F: Fn(&K) -> convert::Result<Option<Object>>,
+{
+    match convert(obj) {
+        Ok(o) => o,
+        Err(error) => {
+            debug!(%error, name = obj.meta().name.as_deref().unwrap_or(""), "object skipped");
+            None
+        }
+    }
+}
+
+fn delete<K: Resource>(kind: Kind, obj: &K) -> IndexUpdate {
+    IndexUpdate::Delete {
+        kind,
+        namespace: obj
+            .meta()
+            .namespace
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .into(),
+        name: obj
+            .meta()
+            .name
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .into(),
+    }
+}
+
+/// Record the DNS programming latency of an EndpointSlice change, as CoreDNS does.
+fn observe_programming<K: Resource>(ctx: &Ctx, obj: &K) {
+    if ctx.kind != Kind::EndpointSlice {
+        return;
+    }
+    let Some(trigger) = obj.annotations().get(TRIGGER_TIME) else {
+        return;
+    };
+    let Ok(at) = parse_rfc3339(trigger) else {
+        return;
+    };
+    let Ok(elapsed) = SystemTime::now().duration_since(at) else {
+        return;
+    };
+    let labels = obj.labels();
+    let headless = labels.contains_key("service.kubernetes.io/headless");
+    let managed = labels
+        .get("endpointslice.kubernetes.io/managed-by")
+        .is_some_and(|m| m == "endpointslice-controller.k8s.io");
+    let service_kind = match (headless, managed) {
+        (false, _) => "cluster_ip",
+        (true, true) => "headless_with_selector",
+        (true, false) => "headless_without_selector",
+    };
+    ctx.metrics
+        .programming
+        .with_label_values(&[service_kind])
+        .observe(elapsed.as_secs_f64());
+}
+
+/// RFC 3339 (as the annotation is written, `2026-11-27T14:30:00.123456789Z`) to a time.
+fn parse_rfc3339(s: &str) -> Result<SystemTime, ()> {
+    let t: k8s_openapi::jiff::Timestamp = s.parse().map_err(|_| ())?;
+    Ok(SystemTime::from(t))
+}
