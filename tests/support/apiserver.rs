@@ -37,7 +37,11 @@ fn bind(port: u16) -> std::io::Result<TcpListener> {
 
 fn rt_of<K: k8s_openapi::Resource>() -> &'static ResourceType {
     ResourceType::of::<K>().unwrap_or_else(|| {
-        panic!("the test API server does not serve {}/{}", K::API_VERSION, K::URL_PATH_SEGMENT)
+        panic!(
+            "the test API server does not serve {}/{}",
+            K::API_VERSION,
+            K::URL_PATH_SEGMENT
+        )
     })
 }
 
@@ -68,12 +72,19 @@ impl ApiServer {
             addr,
         });
         let accept = tokio::spawn(accept_loop(shared.clone(), listener));
-        Self { shared, accept: Mutex::new(Some(accept)) }
+        Self {
+            shared,
+            accept: Mutex::new(Some(accept)),
+        }
     }
 
     /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        let scheme = if self.shared.tls.is_some() { "https" } else { "http" };
+        let scheme = if self.shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}", self.shared.addr)
     }
 
@@ -119,7 +130,8 @@ impl ApiServer {
             config.root_cert = Some(vec![tls.ca_der.clone()]);
         }
         if let Some(token) = &self.shared.token {
-            let value = hyper::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("token is a header value");
+            let value = hyper::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .expect("token is a header value");
             config.headers.push((hyper::header::AUTHORIZATION, value));
         }
         kube::Client::try_from(config).expect("build kube client")
@@ -130,7 +142,10 @@ impl ApiServer {
     pub fn apply<K: k8s_openapi::Resource + serde::Serialize>(&self, obj: &K) -> Value {
         let rt = rt_of::<K>();
         let value = serde_json::to_value(obj).expect("serialize object");
-        let ns = value["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
+        let ns = value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
         lock(&self.shared.store)
             .upsert(rt, &ns, value)
             .unwrap_or_else(|e| panic!("apply {}: {}", rt.plural, e.message))
@@ -138,7 +153,9 @@ impl ApiServer {
 
     /// Delete an object; false if there was none. `namespace` is ignored for cluster-scoped types.
     pub fn delete<K: k8s_openapi::Resource>(&self, namespace: &str, name: &str) -> bool {
-        lock(&self.shared.store).delete(rt_of::<K>(), namespace, name).is_ok()
+        lock(&self.shared.store)
+            .delete(rt_of::<K>(), namespace, name)
+            .is_ok()
     }
 
     /// One stored object.
@@ -147,8 +164,13 @@ impl ApiServer {
     }
 
     /// One stored object, typed.
-    pub fn get_as<K: k8s_openapi::Resource + serde::de::DeserializeOwned>(&self, namespace: &str, name: &str) -> Option<K> {
-        self.get::<K>(namespace, name).and_then(|v| serde_json::from_value(v).ok())
+    pub fn get_as<K: k8s_openapi::Resource + serde::de::DeserializeOwned>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<K> {
+        self.get::<K>(namespace, name)
+            .and_then(|v| serde_json::from_value(v).ok())
     }
 
     /// Every stored object of a type, sorted by namespace and name.

@@ -21,8 +21,10 @@ use super::watch::{self, WatchSpec};
 
 fn selectors(query: &Query) -> Result<Selectors, ApiError> {
     Ok(Selectors {
-        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?,
-        fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)?,
+        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?,
+        fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?,
     })
 }
 
@@ -71,7 +73,10 @@ pub fn dispatch(
         (&Method::POST, None) => {
             shared.log(format!("CREATE {}", describe(t)));
             parse_body(body, false).and_then(|obj| {
-                let ns = t.namespace.clone().ok_or_else(|| ApiError::bad_request("a namespace is required"));
+                let ns = t
+                    .namespace
+                    .clone()
+                    .ok_or_else(|| ApiError::bad_request("a namespace is required"));
                 let ns = if t.rt.namespaced { ns? } else { String::new() };
                 lock(&shared.store).create(t.rt, &ns, obj).map(|o| (201, o))
             })
@@ -79,8 +84,11 @@ pub fn dispatch(
         (&Method::PUT, Some(name)) => {
             shared.log(format!("REPLACE {}", describe(t)));
             let ns = t.namespace.as_deref().unwrap_or("");
-            parse_body(body, false)
-                .and_then(|obj| lock(&shared.store).replace(t.rt, ns, name, obj, true).map(|o| (200, o)))
+            parse_body(body, false).and_then(|obj| {
+                lock(&shared.store)
+                    .replace(t.rt, ns, name, obj, true)
+                    .map(|o| (200, o))
+            })
         }
         (&Method::PATCH, Some(name)) => patch(shared, t, name, content_type, body),
         (&Method::DELETE, Some(name)) => {
@@ -92,7 +100,11 @@ pub fn dispatch(
             shared.log(format!("DELETECOLLECTION {}", describe(t)));
             delete_collection(shared, t, query)
         }
-        _ => Err(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported here"))),
+        _ => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not supported here"),
+        )),
     };
     match result {
         Ok((code, obj)) => json_response(code, &obj),
@@ -101,7 +113,11 @@ pub fn dispatch(
 }
 
 fn not_found(t: &Target, name: &str) -> ApiError {
-    ApiError::new(404, "NotFound", format!("{}.{} \"{name}\" not found", t.rt.plural, t.rt.group))
+    ApiError::new(
+        404,
+        "NotFound",
+        format!("{}.{} \"{name}\" not found", t.rt.plural, t.rt.group),
+    )
 }
 
 fn parse_body(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
@@ -115,24 +131,46 @@ fn parse_body(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
     parsed.map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
-fn patch(shared: &Shared, t: &Target, name: &str, content_type: &str, body: &Bytes) -> Result<(u16, Value), ApiError> {
+fn patch(
+    shared: &Shared,
+    t: &Target,
+    name: &str,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<(u16, Value), ApiError> {
     let ns = t.namespace.as_deref().unwrap_or("");
     let media = content_type.split(';').next().unwrap_or("").trim();
     let apply = media == "application/apply-patch+yaml";
-    shared.log(format!("{} {}", if apply { "APPLY" } else { "PATCH" }, describe(t)));
+    shared.log(format!(
+        "{} {}",
+        if apply { "APPLY" } else { "PATCH" },
+        describe(t)
+    ));
     match media {
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" | "application/apply-patch+yaml" => {
+        "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/apply-patch+yaml" => {
             let patch = parse_body(body, apply)?;
             let mut store = lock(&shared.store);
             let existed = store.get(t.rt, ns, name).is_some();
             let obj = store.patch(t.rt, ns, name, patch, apply)?;
             Ok((if existed { 200 } else { 201 }, obj))
         }
-        other => Err(ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format: {other}"))),
+        other => Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format: {other}"),
+        )),
     }
 }
 
-fn list_object(t: &Target, rv: u64, items: Vec<Value>, cont: Option<String>, remaining: usize) -> Value {
+fn list_object(
+    t: &Target,
+    rv: u64,
+    items: Vec<Value>,
+    cont: Option<String>,
+    remaining: usize,
+) -> Value {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = cont {
         meta["continue"] = json!(c);
@@ -164,7 +202,9 @@ fn list(shared: &Shared, t: &Target, query: &Query) -> Result<(u16, Value), ApiE
     let sel = selectors(query)?;
     let limit: usize = match query.get("limit") {
         None | Some("") => 0,
-        Some(l) => l.parse().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        Some(l) => l
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
     };
     let store = lock(&shared.store);
     let requested = parse_rv(query.get("resourceVersion"))?;
@@ -234,8 +274,10 @@ fn stream_body(rx: mpsc::Receiver<Bytes>) -> Body {
 
 fn watch_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
     let mut resp = Response::new(stream_body(rx));
-    resp.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -274,7 +316,10 @@ fn watch_request(shared: &Arc<Shared>, t: &Target, query: &Query) -> Response<Bo
     let (tx, rx) = mpsc::channel(64);
     match lock(&shared.store).subscribe(t.rt, from) {
         Ok(sub) => {
-            let cancel = [lock(&shared.watch_cancel).clone(), lock(&shared.conn_cancel).clone()];
+            let cancel = [
+                lock(&shared.watch_cancel).clone(),
+                lock(&shared.conn_cancel).clone(),
+            ];
             tokio::spawn(watch::run(shared.clone(), spec, sub, tx, cancel));
         }
         Err(e) => {

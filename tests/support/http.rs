@@ -66,8 +66,10 @@ pub fn json_response(code: u16, body: &Value) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -122,7 +124,9 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, cancel: Cancellat
 }
 
 fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
-    let Some(token) = &shared.token else { return true };
+    let Some(token) = &shared.token else {
+        return true;
+    };
     req.headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -137,7 +141,11 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'+', _, _) => out.push(b' '),
             (b'%', Some(hi), Some(lo)) => {
                 // Two hex digits make at most 0xff, so the cast cannot truncate.
@@ -170,7 +178,10 @@ impl Query {
 
     /// The value of a parameter.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Whether a boolean parameter is `true` or `1`.
@@ -203,10 +214,16 @@ fn route_resource(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
         [name] | [name, "status"] => Some((*name).to_string()),
         _ => return None,
     };
-    if (namespace.is_some() && !rt.namespaced) || (namespace.is_none() && name.is_some() && rt.namespaced) {
+    if (namespace.is_some() && !rt.namespaced)
+        || (namespace.is_none() && name.is_some() && rt.namespaced)
+    {
         return None;
     }
-    Some(Target { rt, namespace, name })
+    Some(Target {
+        rt,
+        namespace,
+        name,
+    })
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
@@ -241,7 +258,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     };
     let Some(target) = target else {
         shared.log(format!("NOTFOUND {} {path}", req.method()));
-        return error_response(&ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+        return error_response(&ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
     };
     let method = req.method().clone();
     let content_type = req

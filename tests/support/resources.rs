@@ -47,7 +47,13 @@ pub const RESOURCES: &[ResourceType] = &[
 ];
 
 const fn core(plural: &'static str, kind: &'static str, namespaced: bool) -> ResourceType {
-    ResourceType { group: "", version: "v1", plural, kind, namespaced }
+    ResourceType {
+        group: "",
+        version: "v1",
+        plural,
+        kind,
+        namespaced,
+    }
 }
 
 impl ResourceType {
@@ -136,7 +142,9 @@ pub fn group(group: &str) -> Option<Value> {
 
 /// Body of `/api/v1` or `/apis/<group>/<version>`, if that group version exists.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let verbs = ["create", "delete", "get", "list", "patch", "update", "watch"];
+    let verbs = [
+        "create", "delete", "get", "list", "patch", "update", "watch",
+    ];
     let resources: Vec<Value> = RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)
@@ -150,7 +158,11 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     Some(json!({
         "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources
     }))

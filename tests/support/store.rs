@@ -55,7 +55,11 @@ pub struct ApiError {
 impl ApiError {
     /// A new error.
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into() }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+        }
     }
 
     /// 400 BadRequest.
@@ -65,7 +69,11 @@ impl ApiError {
 
     /// 410 Expired, as a watch or a continue token from before the compaction gets.
     pub fn expired(rv: u64, floor: u64) -> Self {
-        Self::new(410, "Expired", format!("too old resource version: {rv} ({floor})"))
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {rv} ({floor})"),
+        )
     }
 
     /// The `Status` object.
@@ -122,7 +130,12 @@ pub fn now_rfc3339() -> String {
         .unwrap_or(0);
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 /// The object without `metadata` and `status`: what `generation` tracks.
@@ -136,12 +149,18 @@ fn spec_part(obj: &Value) -> Value {
 }
 
 fn not_found(rt: &ResourceType, name: &str) -> ApiError {
-    ApiError::new(404, "NotFound", format!("{}.{} \"{name}\" not found", rt.plural, rt.group))
+    ApiError::new(
+        404,
+        "NotFound",
+        format!("{}.{} \"{name}\" not found", rt.plural, rt.group),
+    )
 }
 
 /// The resourceVersion in `metadata`, if any.
 pub fn object_rv(obj: &Value) -> Option<&str> {
-    obj["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty())
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|s| !s.is_empty())
 }
 
 impl Store {
@@ -163,7 +182,11 @@ impl Store {
     }
 
     fn key(rt: &ResourceType, ns: &str, name: &str) -> Key {
-        let ns = if rt.namespaced { ns.to_string() } else { String::new() };
+        let ns = if rt.namespaced {
+            ns.to_string()
+        } else {
+            String::new()
+        };
         (rt.plural, ns, name.to_string())
     }
 
@@ -176,13 +199,21 @@ impl Store {
     pub fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<Value> {
         self.objects
             .iter()
-            .filter(|((p, n, _), _)| *p == rt.plural && ns.is_none_or(|want| !rt.namespaced || n == want))
+            .filter(|((p, n, _), _)| {
+                *p == rt.plural && ns.is_none_or(|want| !rt.namespaced || n == want)
+            })
             .map(|(_, v)| v.clone())
             .collect()
     }
 
     fn record(&mut self, rt: &ResourceType, kind: EventKind, object: Value, old: Option<Value>) {
-        let ev = Event { rv: self.rv, plural: rt.plural, kind, object, old };
+        let ev = Event {
+            rv: self.rv,
+            plural: rt.plural,
+            kind,
+            object,
+            old,
+        };
         self.subscribers
             .retain(|(plural, tx)| *plural != rt.plural || tx.send(ev.clone()).is_ok());
         self.history.push(ev);
@@ -190,7 +221,13 @@ impl Store {
 
     /// Fill in what the server owns: apiVersion, kind, namespace, resourceVersion,
     /// uid, creationTimestamp, generation.
-    fn stamp(&mut self, rt: &ResourceType, ns: &str, mut obj: Value, old: Option<&Value>) -> Result<Value, ApiError> {
+    fn stamp(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        mut obj: Value,
+        old: Option<&Value>,
+    ) -> Result<Value, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::bad_request("object must be a JSON object"));
         }
@@ -228,21 +265,32 @@ impl Store {
     fn name_of(obj: &Value) -> Result<String, ApiError> {
         match obj["metadata"]["name"].as_str() {
             Some(n) if !n.is_empty() => Ok(n.to_string()),
-            _ => Err(ApiError::new(422, "Invalid", "metadata.name: Required value: name is required")),
+            _ => Err(ApiError::new(
+                422,
+                "Invalid",
+                "metadata.name: Required value: name is required",
+            )),
         }
     }
 
     fn check_namespace(rt: &ResourceType, ns: &str, obj: &Value) -> Result<(), ApiError> {
         match obj["metadata"]["namespace"].as_str() {
-            Some(body_ns) if rt.namespaced && !body_ns.is_empty() && body_ns != ns => Err(ApiError::bad_request(
-                format!("the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({ns})"),
-            )),
+            Some(body_ns) if rt.namespaced && !body_ns.is_empty() && body_ns != ns => {
+                Err(ApiError::bad_request(format!(
+                    "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({ns})"
+                )))
+            }
             _ => Ok(()),
         }
     }
 
     /// POST: create a new object; 409 AlreadyExists if the name is taken.
-    pub fn create(&mut self, rt: &ResourceType, ns: &str, mut obj: Value) -> Result<Value, ApiError> {
+    pub fn create(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        mut obj: Value,
+    ) -> Result<Value, ApiError> {
         Self::check_namespace(rt, ns, &obj)?;
         if obj["metadata"]["name"].as_str().is_none_or(str::is_empty)
             && let Some(prefix) = obj["metadata"]["generateName"].as_str()
@@ -252,7 +300,11 @@ impl Store {
         let name = Self::name_of(&obj)?;
         let key = Self::key(rt, ns, &name);
         if self.objects.contains_key(&key) {
-            return Err(ApiError::new(409, "AlreadyExists", format!("{}.{} \"{name}\" already exists", rt.plural, rt.group)));
+            return Err(ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{}.{} \"{name}\" already exists", rt.plural, rt.group),
+            ));
         }
         let obj = self.stamp(rt, ns, obj, None)?;
         self.objects.insert(key, obj.clone());
@@ -262,13 +314,26 @@ impl Store {
 
     /// PUT: replace an existing object. With `check_rv`, a `metadata.resourceVersion`
     /// in the body that is not the stored one is a 409 Conflict.
-    pub fn replace(&mut self, rt: &ResourceType, ns: &str, name: &str, obj: Value, check_rv: bool) -> Result<Value, ApiError> {
+    pub fn replace(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        check_rv: bool,
+    ) -> Result<Value, ApiError> {
         Self::check_namespace(rt, ns, &obj)?;
         if Self::name_of(&obj)? != name {
-            return Err(ApiError::bad_request(format!("the name of the object does not match the name on the URL ({name})")));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object does not match the name on the URL ({name})"
+            )));
         }
         let key = Self::key(rt, ns, name);
-        let old = self.objects.get(&key).cloned().ok_or_else(|| not_found(rt, name))?;
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| not_found(rt, name))?;
         if check_rv
             && let Some(want) = object_rv(&obj)
             && Some(want) != object_rv(&old)
@@ -300,7 +365,14 @@ impl Store {
 
     /// PATCH as a JSON merge patch (RFC 7386). `create` makes a missing object
     /// from the patch (server-side apply); otherwise a missing object is 404.
-    pub fn patch(&mut self, rt: &ResourceType, ns: &str, name: &str, patch: Value, create: bool) -> Result<Value, ApiError> {
+    pub fn patch(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        patch: Value,
+        create: bool,
+    ) -> Result<Value, ApiError> {
         if !patch.is_object() {
             return Err(ApiError::bad_request("patch must be a JSON object"));
         }
@@ -327,7 +399,10 @@ impl Store {
 
     /// DELETE: remove and return the object, stamped with the deletion's resourceVersion.
     pub fn delete(&mut self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiError> {
-        let old = self.objects.remove(&Self::key(rt, ns, name)).ok_or_else(|| not_found(rt, name))?;
+        let old = self
+            .objects
+            .remove(&Self::key(rt, ns, name))
+            .ok_or_else(|| not_found(rt, name))?;
         self.rv += 1;
         let mut gone = old.clone();
         gone["metadata"]["resourceVersion"] = json!(self.rv.to_string());
@@ -340,13 +415,19 @@ impl Store {
     /// `from = None` (or `Some(0)`) starts "now" with synthetic ADDED events for every
     /// current object; `Some(rv)` replays the history after `rv`, or is expired when `rv`
     /// is older than the last compaction.
-    pub fn subscribe(&mut self, rt: &ResourceType, from: Option<u64>) -> Result<Subscription, ApiError> {
+    pub fn subscribe(
+        &mut self,
+        rt: &ResourceType,
+        from: Option<u64>,
+    ) -> Result<Subscription, ApiError> {
         let initial = match from {
             None | Some(0) => self
                 .list(rt, None)
                 .into_iter()
                 .map(|object| Event {
-                    rv: object_rv(&object).and_then(|s| s.parse().ok()).unwrap_or(self.rv),
+                    rv: object_rv(&object)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(self.rv),
                     plural: rt.plural,
                     kind: EventKind::Added,
                     object,
@@ -363,7 +444,11 @@ impl Store {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         self.subscribers.push((rt.plural, tx));
-        Ok(Subscription { initial, rv: self.rv, rx })
+        Ok(Subscription {
+            initial,
+            rv: self.rv,
+            rx,
+        })
     }
 }
 

@@ -34,7 +34,8 @@ impl Tls {
         ca_params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "clusterdns-test-ca");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(err)?).map_err(err)?;
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(err)?)
+            .map_err(err)?;
 
         let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
         let server_params = CertificateParams::new(names).map_err(err)?;

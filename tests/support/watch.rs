@@ -59,7 +59,9 @@ impl WatchSpec {
                 (true, false) => Some(("DELETED", &ev.object)),
                 (false, false) => None,
             },
-            EventKind::Deleted => (old_visible || self.visible(&ev.object)).then_some(("DELETED", &ev.object)),
+            EventKind::Deleted => {
+                (old_visible || self.visible(&ev.object)).then_some(("DELETED", &ev.object))
+            }
         }
     }
 
