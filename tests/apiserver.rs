@@ -471,18 +471,68 @@ async fn watcher_recovers_after_the_server_stops_and_restarts() {
     );
 
     server.stop().await;
+    let down: Api<Service> = Api::all(server.client());
+    let refused = timeout(WAIT, down.list(&ListParams::default())).await;
+    assert!(matches!(refused, Ok(Err(_))), "requests fail while stopped");
     server.apply(&service("default", "b", &[]));
+    server.apply(&slice("default", "b-1"));
     let outage = timeout(Duration::from_millis(300), stream.next()).await;
     assert!(
         !matches!(outage, Ok(Some(Ok(Event::Apply(_))))),
         "no events while stopped"
     );
+    let watches_before = watch_count(&server);
     server.restart().await;
     let seen = until(&mut stream, "Apply(b)").await;
     assert!(
         seen.iter().all(|s| s.starts_with("Err") || s == "Apply(b)"),
         "{seen:?}"
     );
+    // The slice watcher was idle during the outage; its dropped stream resumes too.
+    let seen = until(&mut slices, "Apply(b-1)").await;
+    assert!(
+        seen.iter()
+            .all(|s| s.starts_with("Err") || s == "Apply(b-1)"),
+        "{seen:?}"
+    );
+    assert!(watch_count(&server) >= watches_before + 2);
+}
+
+fn watch_count(server: &ApiServer) -> usize {
+    server
+        .request_log()
+        .iter()
+        .filter(|l| l.starts_with("WATCH"))
+        .count()
+}
+
+fn slice(ns: &str, name: &str) -> EndpointSlice {
+    EndpointSlice {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        },
+        address_type: "IPv4".into(),
+        endpoints: Vec::new(),
+        ports: None,
+    }
+}
+
+#[tokio::test]
+async fn watch_timeout_ends_the_stream_and_latency_delays_responses() {
+    let server = ApiServer::start().await;
+    let api: Api<ConfigMap> = Api::all(server.client());
+    let started = std::time::Instant::now();
+    let wp = WatchParams::default().timeout(1).disable_bookmarks();
+    let mut stream = api.watch(&wp, "0").await.expect("watch").boxed();
+    assert!(timeout(WAIT, stream.next()).await.expect("ends").is_none());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    server.set_latency(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    api.list(&ListParams::default()).await.expect("list");
+    assert!(started.elapsed() >= Duration::from_millis(300));
 }
 
 #[tokio::test]
@@ -556,4 +606,20 @@ async fn discovery_finds_every_served_group() {
         .expect("endpointslices discovered");
     assert_eq!(slices.kind, "EndpointSlice");
     assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+}
+
+#[tokio::test]
+async fn server_answers_while_the_test_thread_blocks() {
+    use std::io::{Read, Write};
+    let server = ApiServer::start().await;
+    server.apply(&config_map("default", "cm", "v"));
+    // Plain blocking I/O on the test's only runtime thread: the server must not need it.
+    let mut tcp = std::net::TcpStream::connect(server.addr()).expect("connect");
+    tcp.set_read_timeout(Some(WAIT)).expect("timeout");
+    tcp.write_all(b"GET /api/v1/namespaces/default/configmaps/cm HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).expect("read");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains(r#""resourceVersion":"1""#), "{reply}");
 }

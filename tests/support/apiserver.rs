@@ -23,9 +23,14 @@ use super::store::Store;
 use super::tls::Tls;
 
 /// An in-process Kubernetes API server on 127.0.0.1. Stops serving when dropped.
+///
+/// It runs on its own Tokio runtime (one worker thread), so it keeps answering
+/// while the test's runtime is blocked in synchronous code (a blocking DNS query,
+/// `std::thread::sleep`, waiting on a child process).
 pub struct ApiServer {
     shared: Arc<Shared>,
     accept: Mutex<Option<JoinHandle<()>>>,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 fn bind(port: u16) -> std::io::Result<TcpListener> {
@@ -58,7 +63,16 @@ impl ApiServer {
     }
 
     fn launch(tls: Option<Tls>, token: Option<String>) -> Self {
-        let listener = bind(0).expect("bind 127.0.0.1:0");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("test-apiserver")
+            .enable_all()
+            .build()
+            .expect("build the API server runtime");
+        let listener = {
+            let _in_runtime = runtime.enter();
+            bind(0).expect("bind 127.0.0.1:0")
+        };
         let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
@@ -71,10 +85,11 @@ impl ApiServer {
             tls,
             addr,
         });
-        let accept = tokio::spawn(accept_loop(shared.clone(), listener));
+        let accept = runtime.spawn(accept_loop(shared.clone(), listener));
         Self {
             shared,
             accept: Mutex::new(Some(accept)),
+            runtime: Some(runtime),
         }
     }
 
@@ -197,23 +212,28 @@ impl ApiServer {
 
     /// Listen again on the same port with the same state. No-op while running.
     pub async fn restart(&self) {
+        let Some(runtime) = &self.runtime else { return };
         if lock(&self.accept).is_some() {
             return;
         }
         let port = self.shared.addr.port();
-        let mut attempt = 0;
+        let mut attempts = 0;
         let listener = loop {
-            match bind(port) {
+            // Register the listener with the server's own runtime, not the caller's.
+            let bound = {
+                let _in_runtime = runtime.enter();
+                bind(port)
+            };
+            match bound {
                 Ok(l) => break l,
-                Err(e) if attempt < 50 => {
-                    attempt += 1;
-                    let _ = e;
+                Err(e) if attempts >= 50 => panic!("rebind 127.0.0.1:{port}: {e}"),
+                Err(_) => {
+                    attempts += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(e) => panic!("rebind 127.0.0.1:{port}: {e}"),
             }
         };
-        *lock(&self.accept) = Some(tokio::spawn(accept_loop(self.shared.clone(), listener)));
+        *lock(&self.accept) = Some(runtime.spawn(accept_loop(self.shared.clone(), listener)));
     }
 
     /// Forget the event history: a watch resuming from any resourceVersion handed
@@ -258,5 +278,9 @@ impl Drop for ApiServer {
             handle.abort();
         }
         lock(&self.shared.conn_cancel).cancel();
+        if let Some(runtime) = self.runtime.take() {
+            // Does not block, so dropping the server inside an async test is fine.
+            runtime.shutdown_background();
+        }
     }
 }
