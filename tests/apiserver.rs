@@ -7,97 +7,20 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceSpec};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
-use kube::core::ObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
 use support::apiserver::ApiServer;
+use support::fixtures::{WAIT, config_map, names, next, service, slice, until};
 use tokio::time::timeout;
-
-const WAIT: Duration = Duration::from_secs(5);
-
-fn service(ns: &str, name: &str, labels: &[(&str, &str)]) -> Service {
-    Service {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(ns.into()),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            ..Default::default()
-        },
-        spec: Some(ServiceSpec {
-            cluster_ip: Some("10.96.0.10".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn config_map(ns: &str, name: &str, value: &str) -> ConfigMap {
-    ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(ns.into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([("k".to_string(), value.to_string())])),
-        ..Default::default()
-    }
-}
-
-fn names<K: kube::Resource>(items: &[K]) -> Vec<String> {
-    items
-        .iter()
-        .map(|o| o.meta().name.clone().unwrap_or_default())
-        .collect()
-}
 
 async fn list_names(api: &Api<Service>, lp: &ListParams) -> Vec<String> {
     names(&api.list(lp).await.expect("list").items)
-}
-
-/// The next item of a stream, failing the test after `WAIT`.
-async fn next<S: Stream + Unpin>(stream: &mut S) -> S::Item {
-    timeout(WAIT, stream.next())
-        .await
-        .expect("stream stalled")
-        .expect("stream ended")
-}
-
-/// A short description of a watcher event: `Init`, `InitApply(web)`, `Apply(web)`, ...
-fn describe<K: kube::Resource>(ev: &Result<Event<K>, watcher::Error>) -> String {
-    let name = |o: &K| o.meta().name.clone().unwrap_or_default();
-    match ev {
-        Ok(Event::Init) => "Init".into(),
-        Ok(Event::InitApply(o)) => format!("InitApply({})", name(o)),
-        Ok(Event::InitDone) => "InitDone".into(),
-        Ok(Event::Apply(o)) => format!("Apply({})", name(o)),
-        Ok(Event::Delete(o)) => format!("Delete({})", name(o)),
-        Err(e) => format!("Err({e})"),
-    }
-}
-
-/// Collect described watcher events until `last` shows up (errors included).
-async fn until<S, K>(stream: &mut S, last: &str) -> Vec<String>
-where
-    S: Stream<Item = Result<Event<K>, watcher::Error>> + Unpin,
-    K: kube::Resource,
-{
-    let mut seen = Vec::new();
-    while seen.last().map(String::as_str) != Some(last) {
-        seen.push(describe(&next(stream).await));
-        assert!(seen.len() < 50, "never saw {last}: {seen:?}");
-    }
-    seen
 }
 
 #[tokio::test]
@@ -504,19 +427,6 @@ fn watch_count(server: &ApiServer) -> usize {
         .iter()
         .filter(|l| l.starts_with("WATCH"))
         .count()
-}
-
-fn slice(ns: &str, name: &str) -> EndpointSlice {
-    EndpointSlice {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(ns.into()),
-            ..Default::default()
-        },
-        address_type: "IPv4".into(),
-        endpoints: Vec::new(),
-        ports: None,
-    }
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod apiserver;
+pub mod fixtures;
 mod handlers;
 mod http;
 mod resources;
