@@ -60,10 +60,13 @@ fn slice(ns: &str, name: &str, service: &str, ips: &[String], ready: bool) -> En
 }
 
 fn ips(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("10.2.{}.{}", i / 200, i % 200 + 1)).collect()
+    (0..n)
+        .map(|i| format!("10.2.{}.{}", i / 200, i % 200 + 1))
+        .collect()
 }
 
-fn corefile(extra: &str) -> String {
+/// A Corefile reaching the API through `access` (an `endpoint` or `kubeconfig` line).
+fn corefile(access: &str, extra: &str) -> String {
     format!(
         r#"
 cluster.local:{{PORT}} in-addr.arpa:{{PORT}} {{
@@ -71,7 +74,7 @@ cluster.local:{{PORT}} in-addr.arpa:{{PORT}} {{
     ready 127.0.0.1:{{READY}}
     prometheus 127.0.0.1:{{HEALTH}}
     kubernetes cluster.local in-addr.arpa {{
-        endpoint {{API}}
+        {access}
         {extra}
     }}
 }}
@@ -80,11 +83,19 @@ cluster.local:{{PORT}} in-addr.arpa:{{PORT}} {{
 }
 
 fn start_dns(api: &Api, extra: &str) -> TestServer {
-    TestServer::start(&corefile(extra).replace("{API}", &api.server.url()), &[])
+    TestServer::start(
+        &corefile(&format!("endpoint {}", api.server.url()), extra),
+        &[],
+    )
 }
 
 /// Poll until `check` holds for the answer to (name, qtype), at most 10 s.
-fn until(srv: &TestServer, name: &str, qtype: RecordType, check: impl Fn(&Message) -> bool) -> Message {
+fn until(
+    srv: &TestServer,
+    name: &str,
+    qtype: RecordType,
+    check: impl Fn(&Message) -> bool,
+) -> Message {
     eventually(Duration::from_secs(10), || {
         let m = srv.udp(name, qtype);
         check(&m).then_some(m)
@@ -95,7 +106,8 @@ fn until(srv: &TestServer, name: &str, qtype: RecordType, check: impl Fn(&Messag
 fn seed(api: &Api) {
     api.server.apply(&ns("default"));
     api.server.apply(&svc("default", "web", "10.0.0.10"));
-    api.server.apply(&slice("default", "web-1", "web", &ips(1), true));
+    api.server
+        .apply(&slice("default", "web-1", "web", &ips(1), true));
 }
 
 #[test]
@@ -104,24 +116,37 @@ fn creates_updates_and_deletes_reach_dns() {
     seed(&api);
     let srv = start_dns(&api, "");
     let r = srv.udp("web.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&r.answers), ["web.default.svc.cluster.local. 5 IN A 10.0.0.10"]);
+    assert_eq!(
+        lines(&r.answers),
+        ["web.default.svc.cluster.local. 5 IN A 10.0.0.10"]
+    );
 
     // ClusterIP change (the PTR follows).
     api.server.apply(&svc("default", "web", "10.0.0.11"));
     until(&srv, "web.default.svc.cluster.local.", RecordType::A, |m| {
         lines(&m.answers) == ["web.default.svc.cluster.local. 5 IN A 10.0.0.11"]
     });
-    until(&srv, "11.0.0.10.in-addr.arpa.", RecordType::PTR, |m| m.answers.len() == 1);
+    until(&srv, "11.0.0.10.in-addr.arpa.", RecordType::PTR, |m| {
+        m.answers.len() == 1
+    });
 
     // A headless service scaled 1 → 50 → 0.
-    api.server.apply(&serde_json::from_value::<Service>(json!({
-        "metadata": {"name": "db", "namespace": "default"},
-        "spec": {"clusterIP": "None", "ports": [{"name": "sql", "port": 5432}]}
-    })).expect("svc"));
+    api.server.apply(
+        &serde_json::from_value::<Service>(json!({
+            "metadata": {"name": "db", "namespace": "default"},
+            "spec": {"clusterIP": "None", "ports": [{"name": "sql", "port": 5432}]}
+        }))
+        .expect("svc"),
+    );
     for n in [1usize, 50] {
-        api.server.apply(&slice("default", "db-1", "db", &ips(n), true));
+        api.server
+            .apply(&slice("default", "db-1", "db", &ips(n), true));
         eventually(Duration::from_secs(10), || {
-            (srv.tcp("db.default.svc.cluster.local.", RecordType::A).answers.len() == n).then_some(())
+            (srv.tcp("db.default.svc.cluster.local.", RecordType::A)
+                .answers
+                .len()
+                == n)
+                .then_some(())
         })
         .unwrap_or_else(|| panic!("never saw {n} endpoints over TCP"));
     }
@@ -131,12 +156,16 @@ fn creates_updates_and_deletes_reach_dns() {
     });
 
     // Readiness flips: a not-ready endpoint leaves the answer, and comes back.
-    api.server.apply(&slice("default", "db-1", "db", &ips(2), false));
+    api.server
+        .apply(&slice("default", "db-1", "db", &ips(2), false));
     until(&srv, "db.default.svc.cluster.local.", RecordType::A, |m| {
         m.metadata.response_code == ResponseCode::NXDomain
     });
-    api.server.apply(&slice("default", "db-1", "db", &ips(2), true));
-    until(&srv, "db.default.svc.cluster.local.", RecordType::A, |m| m.answers.len() == 2);
+    api.server
+        .apply(&slice("default", "db-1", "db", &ips(2), true));
+    until(&srv, "db.default.svc.cluster.local.", RecordType::A, |m| {
+        m.answers.len() == 2
+    });
 
     // Delete.
     assert!(api.server.delete::<Service>("default", "web"));
@@ -191,11 +220,20 @@ fn a_410_gone_relist_shows_no_wrong_answer_to_a_tight_query_loop() {
     let api = Api::start();
     seed(&api);
     for i in 0..200 {
-        api.server.apply(&svc("default", &format!("s{i}"), &format!("10.1.{}.{}", i / 200, i % 200 + 1)));
+        api.server.apply(&svc(
+            "default",
+            &format!("s{i}"),
+            &format!("10.1.{}.{}", i / 200, i % 200 + 1),
+        ));
     }
     let srv = start_dns(&api, "");
     assert_known(&srv, "10.0.0.10");
-    let lists_before = api.server.request_log().iter().filter(|l| l.starts_with("LIST services")).count();
+    let lists_before = api
+        .server
+        .request_log()
+        .iter()
+        .filter(|l| l.starts_with("LIST services"))
+        .count();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let looper = {
@@ -204,9 +242,16 @@ fn a_410_gone_relist_shows_no_wrong_answer_to_a_tight_query_loop() {
         std::thread::spawn(move || {
             let mut queries = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for name in ["web.default.svc.cluster.local.", "s150.default.svc.cluster.local."] {
+                for name in [
+                    "web.default.svc.cluster.local.",
+                    "s150.default.svc.cluster.local.",
+                ] {
                     let m = common::udp(addr, &common::query(name, RecordType::A));
-                    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name} during relist");
+                    assert_eq!(
+                        m.metadata.response_code,
+                        ResponseCode::NoError,
+                        "{name} during relist"
+                    );
                     assert_eq!(m.answers.len(), 1, "{name} during relist");
                     queries += 1;
                 }
@@ -218,13 +263,22 @@ fn a_410_gone_relist_shows_no_wrong_answer_to_a_tight_query_loop() {
     api.server.compact();
     api.server.close_watches();
     let relisted = eventually(Duration::from_secs(15), || {
-        let n = api.server.request_log().iter().filter(|l| l.starts_with("LIST services")).count();
+        let n = api
+            .server
+            .request_log()
+            .iter()
+            .filter(|l| l.starts_with("LIST services"))
+            .count();
         (n > lists_before).then_some(n)
     });
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let queries = looper.join().expect("no wrong answer during the relist");
-    assert!(relisted.is_some(), "the watcher relisted after 410: {:?}", api.server.request_log());
+    assert!(
+        relisted.is_some(),
+        "the watcher relisted after 410: {:?}",
+        api.server.request_log()
+    );
     assert!(queries > 20, "the loop ran ({queries} queries)");
 }
 
@@ -241,45 +295,72 @@ fn tls_with_a_bearer_token_works_and_a_wrong_token_is_not_ready_not_a_crash() {
     server.write_kubeconfig(&bad, Some("wrong"));
 
     let ok = TestServer::start(
-        &corefile(&format!("kubeconfig {}", good.display())),
+        &corefile(&format!("kubeconfig {}", good.display()), ""),
         &[],
     );
     let r = ok.udp("web.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(lines(&r.answers), ["web.default.svc.cluster.local. 5 IN A 10.0.0.10"]);
+    assert_eq!(
+        lines(&r.answers),
+        ["web.default.svc.cluster.local. 5 IN A 10.0.0.10"]
+    );
 
     let mut denied = TestServer::spawn(
-        &corefile(&format!("kubeconfig {}\n        startup_timeout 1s", bad.display())),
+        &corefile(
+            &format!("kubeconfig {}", bad.display()),
+            "startup_timeout 1s",
+        ),
         &[],
     );
-    let ready = eventually(Duration::from_secs(10), || denied.http_get(denied.ready_port, "/ready"));
+    let ready = eventually(Duration::from_secs(10), || {
+        denied.http_get(denied.ready_port, "/ready")
+    });
     assert_eq!(ready, Some((503, "kubernetes".to_string())));
     let r = eventually(Duration::from_secs(10), || {
-        let m = common::udp(denied.addr, &common::query("web.default.svc.cluster.local.", RecordType::A));
+        let m = common::udp(
+            denied.addr,
+            &common::query("web.default.svc.cluster.local.", RecordType::A),
+        );
         Some(m)
     })
     .expect("answer");
-    assert_eq!(r.metadata.response_code, ResponseCode::ServFail, "never NXDOMAIN without data");
-    assert!(denied.child.try_wait().expect("status").is_none(), "still running");
+    assert_eq!(
+        r.metadata.response_code,
+        ResponseCode::ServFail,
+        "never NXDOMAIN without data"
+    );
+    assert!(
+        denied.child.try_wait().expect("status").is_none(),
+        "still running"
+    );
 }
 
 #[test]
 fn pods_verified_answers_only_pods_that_exist() {
     let api = Api::start();
     seed(&api);
-    api.server.apply(&serde_json::from_value::<Pod>(json!({
-        "metadata": {"name": "p1", "namespace": "default"},
-        "spec": {"containers": [{"name": "c", "image": "x"}]},
-        "status": {"phase": "Running", "podIP": "10.244.0.7", "podIPs": [{"ip": "10.244.0.7"}]}
-    })).expect("pod"));
+    api.server.apply(
+        &serde_json::from_value::<Pod>(json!({
+            "metadata": {"name": "p1", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "x"}]},
+            "status": {"phase": "Running", "podIP": "10.244.0.7", "podIPs": [{"ip": "10.244.0.7"}]}
+        }))
+        .expect("pod"),
+    );
     let srv = start_dns(&api, "pods verified");
     let yes = srv.udp("10-244-0-7.default.pod.cluster.local.", RecordType::A);
-    assert_eq!(lines(&yes.answers), ["10-244-0-7.default.pod.cluster.local. 5 IN A 10.244.0.7"]);
+    assert_eq!(
+        lines(&yes.answers),
+        ["10-244-0-7.default.pod.cluster.local. 5 IN A 10.244.0.7"]
+    );
     let no = srv.udp("10-244-0-8.default.pod.cluster.local.", RecordType::A);
     assert_eq!(no.metadata.response_code, ResponseCode::NXDomain);
     assert!(api.server.delete::<Pod>("default", "p1"));
-    until(&srv, "10-244-0-7.default.pod.cluster.local.", RecordType::A, |m| {
-        m.metadata.response_code == ResponseCode::NXDomain
-    });
+    until(
+        &srv,
+        "10-244-0-7.default.pod.cluster.local.",
+        RecordType::A,
+        |m| m.metadata.response_code == ResponseCode::NXDomain,
+    );
 }
 
 #[test]
@@ -290,13 +371,24 @@ fn programming_latency_is_measured_from_the_trigger_time_annotation() {
     let mut s = slice("default", "web-1", "web", &ips(3), true);
     let trigger = k8s_openapi::jiff::Timestamp::now().to_string();
     s.metadata.annotations = Some(
-        [("endpoints.kubernetes.io/last-change-trigger-time".to_string(), trigger)]
-            .into_iter()
-            .collect(),
+        [(
+            "endpoints.kubernetes.io/last-change-trigger-time".to_string(),
+            trigger,
+        )]
+        .into_iter()
+        .collect(),
     );
     api.server.apply(&s);
-    until(&srv, "10-2-0-3.web.default.svc.cluster.local.", RecordType::A, |m| m.answers.len() == 1);
-    let metrics = srv.http_get(srv.health_port, "/metrics").expect("metrics").1;
+    until(
+        &srv,
+        "10-2-0-3.web.default.svc.cluster.local.",
+        RecordType::A,
+        |m| m.answers.len() == 1,
+    );
+    let metrics = srv
+        .http_get(srv.health_port, "/metrics")
+        .expect("metrics")
+        .1;
     assert!(
         metrics.contains("coredns_kubernetes_dns_programming_duration_seconds_count{service_kind=\"cluster_ip\"} 1"),
         "{metrics}"

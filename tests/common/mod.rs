@@ -71,6 +71,7 @@ impl TestServer {
             .replace("{HEALTH}", &health_port.to_string())
             .replace("{READY}", &ready_port.to_string());
         std::fs::write(&conf, text).expect("corefile");
+        let log = std::fs::File::create(dir.path().join("clusterdns.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
             .arg("-conf")
             .arg(&conf)
@@ -79,7 +80,7 @@ impl TestServer {
                     .map(|a| a.replace("{DIR}", &dir.path().to_string_lossy())),
             )
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn clusterdns");
         Self {
@@ -134,10 +135,20 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// What the server logged so far (its stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("clusterdns.log")).unwrap_or_default()
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- clusterdns log ({}) ---\n{}", self.addr, self.log());
+        }
     }
 }
 
