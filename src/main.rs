@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use clusterdns::cli::{Cli, Command, normalize};
+use clusterdns::plugin::build::Families;
 use clusterdns::{app, config, corefile, plugin, shutdown};
 use tokio_util::sync::CancellationToken;
 
@@ -48,13 +49,6 @@ fn main() -> ExitCode {
         println!("{}: OK", s.conf.display());
         return ExitCode::SUCCESS;
     }
-    let plan = match app::plan(&cfg) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{}: {e:#}", s.conf.display());
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,7 +61,15 @@ fn main() -> ExitCode {
     };
     rt.block_on(async {
         let root = CancellationToken::new();
-        let app = match app::App::start(plan, root.clone()).await {
+        let families = Families::new(clusterdns::metrics::registry());
+        let plan = match app::plan(&cfg, &families, &root) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{}: {e:#}", s.conf.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        let app = match app::App::start(plan, &families, root.clone()).await {
             Ok(app) => app,
             Err(e) => {
                 eprintln!("{e:#}");

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,13 +20,12 @@ use crate::dns::server::{self, DnsServers, Listener};
 use crate::dns::{Handler, Route};
 use crate::index::ClusterIndex;
 use crate::index::snapshot::SharedIndex;
-use crate::metrics;
+use crate::plugin::build::{BuildCtx, Families};
 use crate::plugin::health::{self, Health};
 use crate::plugin::kubernetes::Kubernetes;
 use crate::plugin::prometheus::{self, Prometheus};
 use crate::plugin::ready::{Monitor, Readiness, Ready};
-use crate::plugin::whoami::Whoami;
-use crate::plugin::{Chain, Plugin, PluginConfig};
+use crate::plugin::{self, Chain, Plugin, PluginConfig};
 use crate::watch::metrics::WatchMetrics;
 
 mod sources;
@@ -47,7 +46,7 @@ pub struct Plan {
 
 /// Build plugin chains and listeners from a validated config. Fails on
 /// directives that cannot run yet and on `bind` targets that do not resolve.
-pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
+pub fn plan(cfg: &Config, families: &Families, token: &CancellationToken) -> anyhow::Result<Plan> {
     let mut routes: BTreeMap<SocketAddr, Vec<Route>> = BTreeMap::new();
     let mut sources = Vec::new();
     let mut all_plugins: Vec<Arc<dyn Plugin>> = Vec::new();
@@ -56,6 +55,13 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
     for server in &cfg.servers {
         let addrs = listen_addrs(server)?;
         let local_ips = advertised_ips(&addrs);
+        let server_label = format!("dns://:{}", server.port);
+        let ctx = BuildCtx {
+            families,
+            server: &server_label,
+            zones: &server.zones,
+            token,
+        };
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
         for p in &server.plugins {
             match p {
@@ -63,7 +69,6 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
                 PluginConfig::Health(h) => health.push(h.clone()),
                 PluginConfig::Ready(r) => ready.push(r.clone()),
                 PluginConfig::Prometheus(p) => prometheus.push(p.clone()),
-                PluginConfig::Whoami => plugins.push(Arc::new(Whoami)),
                 PluginConfig::Kubernetes(k) => {
                     let index = SharedIndex::new(ClusterIndex::default());
                     startup_timeout = startup_timeout.max(k.startup_timeout);
@@ -78,12 +83,7 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Plan> {
                         index,
                     });
                 }
-                PluginConfig::Pending(p) => bail!(
-                    "{}: {}: this plugin is recognised and its configuration is valid, \
-                     but it is not implemented yet",
-                    p.at,
-                    p.name
-                ),
+                other => plugins.extend(plugin::instantiate(other, &ctx)?),
             }
         }
         all_plugins.extend(plugins.iter().cloned());
@@ -185,11 +185,15 @@ impl App {
     /// the first complete list; if the data has not arrived by then, DNS
     /// starts anyway: cluster names the index cannot vouch for get SERVFAIL
     /// (never NXDOMAIN) and `/ready` stays 503 until the data arrives.
-    pub async fn start(plan: Plan, token: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn start(
+        plan: Plan,
+        families: &Families,
+        token: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let bound = server::bind(plan.listeners).context("opening DNS listeners")?;
         let tasks = TaskTracker::new();
-        let registry = metrics::registry();
-        let watch_metrics = WatchMetrics::register(&registry)?;
+        let registry = families.registry().clone();
+        let watch_metrics = families.get::<WatchMetrics>()?;
         let readiness = Readiness::new(plan.plugins);
         let mut endpoints = admin::Endpoints::default();
         for h in &plan.health {

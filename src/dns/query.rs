@@ -86,6 +86,9 @@ pub struct Answer {
     pub authority: Vec<Record>,
     /// Additional section (without OPT: the server adds it).
     pub additionals: Vec<Record>,
+    /// The plugin that wrote this answer (CoreDNS's `plugin` metric label);
+    /// filled in by the chain for plugins that create an answer.
+    pub writer: &'static str,
 }
 
 impl Answer {
@@ -99,6 +102,7 @@ impl Answer {
             answers: Vec::new(),
             authority: Vec::new(),
             additionals: Vec::new(),
+            writer: "",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! "fallthrough" as a type.
 
 pub mod bind;
+pub mod build;
 pub mod health;
 pub mod kubernetes;
 pub mod pending;
@@ -133,7 +134,13 @@ impl<'a> Next<'a> {
     /// Serve the query with the next plugin, or fail with [`PluginError::NoNextPlugin`].
     pub async fn serve(self, q: &Query) -> Result<Answer> {
         match self.rest.split_first() {
-            Some((plugin, rest)) => plugin.serve(q, Next { rest }).await,
+            Some((plugin, rest)) => {
+                let mut answer = plugin.serve(q, Next { rest }).await?;
+                if answer.writer.is_empty() {
+                    answer.writer = plugin.name();
+                }
+                Ok(answer)
+            }
             None => Err(PluginError::NoNextPlugin),
         }
     }
@@ -219,6 +226,29 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
         }
         _ => Err(d.err(format!("unknown directive '{name}'"))),
     }
+}
+
+/// Build the runtime plugin for a directive that lives in the query chain.
+/// `Ok(None)` for directives that are not chain plugins (`bind`, `health`,
+/// `ready`, `prometheus`, `kubernetes` — the app wires those itself).
+pub fn instantiate(
+    cfg: &PluginConfig,
+    _ctx: &build::BuildCtx<'_>,
+) -> anyhow::Result<Option<Arc<dyn Plugin>>> {
+    Ok(match cfg {
+        PluginConfig::Whoami => Some(Arc::new(whoami::Whoami)),
+        PluginConfig::Pending(p) => anyhow::bail!(
+            "{}: {}: this plugin is recognised and its configuration is valid, \
+             but it is not implemented yet",
+            p.at,
+            p.name
+        ),
+        PluginConfig::Bind(_)
+        | PluginConfig::Health(_)
+        | PluginConfig::Ready(_)
+        | PluginConfig::Prometheus(_)
+        | PluginConfig::Kubernetes(_) => None,
+    })
 }
 
 /// The names of the plugins compiled in (for `-plugins`), in execution order.

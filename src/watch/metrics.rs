@@ -27,9 +27,8 @@ pub struct WatchMetrics {
     pub events: IntCounterVec,
 }
 
-impl WatchMetrics {
-    /// Create and register into `r`.
-    pub fn register(r: &Registry) -> prometheus::Result<Self> {
+impl crate::plugin::build::Family for WatchMetrics {
+    fn register(r: &Registry) -> prometheus::Result<Self> {
         let programming = HistogramVec::new(
             HistogramOpts::new(
                 "coredns_kubernetes_dns_programming_duration_seconds",
@@ -79,7 +78,7 @@ mod tests {
     #[test]
     fn metric_names_follow_prometheus_conventions_and_coredns_names() {
         let r = Registry::new();
-        let m = WatchMetrics::register(&r).expect("register");
+        let m = <WatchMetrics as crate::plugin::build::Family>::register(&r).expect("register");
         m.programming
             .with_label_values(&["cluster_ip"])
             .observe(0.01);

@@ -1,0 +1,70 @@
+//! What plugins get when they are built (at start and at every reload).
+//!
+//! Metric families are process-wide and survive reloads (a CoreDNS pain
+//! point: metrics vanishing after reload): each plugin module defines its own
+//! metrics struct implementing [`Family`], and [`Families::get`] registers it
+//! the first time and hands out the same handles afterwards, so a plugin
+//! module never touches a shared list of metrics.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use hickory_proto::rr::Name;
+use prometheus::Registry;
+use tokio_util::sync::CancellationToken;
+
+/// A plugin's metric handles, registered once per process.
+pub trait Family: Clone + Send + Sync + 'static {
+    /// Create the metrics and register them into `r`.
+    fn register(r: &Registry) -> prometheus::Result<Self>;
+}
+
+/// The process's registry and the families registered in it so far.
+#[derive(Clone)]
+pub struct Families {
+    registry: Registry,
+    by_type: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
+}
+
+impl Families {
+    /// Families over `registry`.
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            registry,
+            by_type: Arc::default(),
+        }
+    }
+
+    /// The registry (for `/metrics`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The handles of family `F`, registering it on first use.
+    pub fn get<F: Family>(&self) -> prometheus::Result<F> {
+        let mut map = self.by_type.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = map
+            .get(&TypeId::of::<F>())
+            .and_then(|b| b.downcast_ref::<F>())
+        {
+            return Ok(f.clone());
+        }
+        let f = F::register(&self.registry)?;
+        map.insert(TypeId::of::<F>(), Box::new(f.clone()));
+        Ok(f)
+    }
+}
+
+/// Context for building one server block's plugins.
+pub struct BuildCtx<'a> {
+    /// Metric families (process-wide).
+    pub families: &'a Families,
+    /// CoreDNS's `server` label for this block, e.g. `dns://:53`.
+    pub server: &'a str,
+    /// The block's zones, lower-case.
+    pub zones: &'a [Name],
+    /// Cancelled when this configuration is replaced (reload) or the process
+    /// stops: background tasks of a plugin (health checks, prefetch) end with it.
+    pub token: &'a CancellationToken,
+}
