@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::config::{Config, ServerConfig};
+use crate::dns::metrics::DnsMetrics;
 use crate::dns::server::{self, DnsServers, Listener};
 use crate::dns::{Handler, Route};
 use crate::index::ClusterIndex;
@@ -88,10 +89,27 @@ pub fn plan(cfg: &Config, families: &Families, token: &CancellationToken) -> any
         }
         all_plugins.extend(plugins.iter().cloned());
         let chain = Chain::new(plugins);
+        let metrics = if server
+            .plugins
+            .iter()
+            .any(|p| matches!(p, PluginConfig::Prometheus(_)))
+        {
+            let m = families.get::<DnsMetrics>()?;
+            let names: Vec<&'static str> = server.plugins.iter().map(PluginConfig::name).collect();
+            for z in &server.zones {
+                m.enable(&server_label, &z.to_ascii(), &names);
+            }
+            Some(m)
+        } else {
+            None
+        };
+        let server_label: Arc<str> = server_label.into();
         for addr in addrs {
             routes.entry(addr).or_default().push(Route {
                 zones: server.zones.clone(),
                 chain: chain.clone(),
+                server: server_label.clone(),
+                metrics: metrics.clone(),
             });
         }
     }

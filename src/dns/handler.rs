@@ -7,7 +7,11 @@
 //! (else NOTIMP), OPT in the response iff the query had one, and the UDP size
 //! limit (512 without EDNS) with TC set when the answer does not fit.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, Record};
@@ -17,6 +21,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::debug;
 
+use crate::dns::metrics::{DnsMetrics, Observation, response_size};
 use crate::dns::{Answer, Query, Transport};
 use crate::plugin::Chain;
 
@@ -31,6 +36,10 @@ pub struct Route {
     pub zones: Vec<Name>,
     /// The block's plugins, in execution order.
     pub chain: Chain,
+    /// CoreDNS's `server` label (`dns://:53`).
+    pub server: Arc<str>,
+    /// Request metrics, for blocks with `prometheus`.
+    pub metrics: Option<DnsMetrics>,
 }
 
 /// All server blocks sharing one listener.
@@ -56,26 +65,58 @@ impl Handler {
         }
     }
 
-    /// The chain of the block whose zone is the longest suffix of `lower`.
-    pub fn route(&self, lower: &Name) -> Option<&Chain> {
+    /// The block whose zone is the longest suffix of `lower`, with that zone.
+    pub fn route(&self, lower: &Name) -> Option<(&Name, &Route)> {
         self.zones
             .iter()
             .find(|(zone, _)| zone.zone_of(lower))
-            .map(|(_, i)| &self.routes[*i].chain)
+            .map(|(zone, i)| (zone, &self.routes[*i]))
     }
 
-    /// Answer one query through the routed chain; failures become their rcode.
+    /// Answer one query through the routed chain; failures become their rcode,
+    /// a panic becomes SERVFAIL (counted) instead of a lost query.
     pub async fn answer(&self, q: &Query) -> Answer {
-        let Some(chain) = self.route(&q.lower) else {
+        let started = Instant::now();
+        let Some((zone, route)) = self.route(&q.lower) else {
             return Answer::rcode(ResponseCode::Refused);
         };
-        match chain.serve(q).await {
-            Ok(answer) => answer,
-            Err(error) => {
+        let answer = match AssertUnwindSafe(route.chain.serve(q)).catch_unwind().await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => {
                 debug!(%error, name = %q.name, "plugin chain failed");
                 Answer::rcode(error.rcode())
             }
+            Err(_) => {
+                tracing::error!(name = %q.name, qtype = %q.qtype, "panic while serving a query");
+                if let Some(m) = &route.metrics {
+                    m.panics.inc();
+                }
+                Answer::rcode(ResponseCode::ServFail)
+            }
+        };
+        if let Some(m) = &route.metrics {
+            let question = q.name.len() + 1 + 4;
+            m.observe(&Observation {
+                server: &route.server,
+                zone: &zone.to_ascii(),
+                proto: q.transport.as_str(),
+                family: if q.src.is_ipv4() { "1" } else { "2" },
+                qtype: q.qtype,
+                dnssec_ok: q.dnssec_ok,
+                request_size: match q.transport {
+                    Transport::Tcp => usize::from(u16::MAX),
+                    Transport::Udp => usize::from(q.edns_payload.unwrap_or(512)),
+                },
+                response_size: response_size(
+                    question,
+                    &[&answer.answers, &answer.authority, &answer.additionals],
+                ),
+                rcode: answer.rcode,
+                plugin: answer.writer,
+                elapsed: started.elapsed(),
+            });
         }
+        answer
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`Query`]s for the plugin chain and [`Answer`]s back into wire responses.
 
 pub mod handler;
+pub mod metrics;
 pub mod query;
 pub mod server;
 

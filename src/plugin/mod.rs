@@ -210,6 +210,21 @@ pub enum PluginConfig {
     Pending(pending::Pending),
 }
 
+impl PluginConfig {
+    /// The directive name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PluginConfig::Bind(_) => "bind",
+            PluginConfig::Kubernetes(_) => "kubernetes",
+            PluginConfig::Whoami => "whoami",
+            PluginConfig::Health(_) => "health",
+            PluginConfig::Ready(_) => "ready",
+            PluginConfig::Prometheus(_) => "prometheus",
+            PluginConfig::Pending(p) => p.name,
+        }
+    }
+}
+
 /// Parse one directive with the plugin named by it.
 pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, CorefileError> {
     let name = d.directive().name.text.as_str();
