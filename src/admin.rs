@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::server::conn::http1;
@@ -52,37 +53,84 @@ pub struct BindError {
     source: std::io::Error,
 }
 
-/// Bind every address, then serve on `tasks` until `token` is cancelled.
-/// Returns the bound addresses in the order of `endpoints`' addresses.
-pub async fn serve(
-    endpoints: Endpoints,
-    tasks: &TaskTracker,
-    token: CancellationToken,
-) -> Result<Vec<SocketAddr>, BindError> {
-    let mut bound = Vec::new();
-    let mut listeners = Vec::new();
-    for (addr, paths) in endpoints.by_addr {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| BindError { addr, source })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| BindError { addr, source })?;
-        info!(addr = %local, paths = ?paths.keys().collect::<Vec<_>>(), "serving HTTP");
-        bound.push(local);
-        listeners.push((listener, Arc::new(paths)));
-    }
-    for (listener, paths) in listeners {
-        tasks.spawn(accept_loop(listener, paths, token.clone()));
-    }
-    Ok(bound)
+type Paths = BTreeMap<&'static str, Handler>;
+
+/// The running HTTP listeners, kept across reloads: an address that stays
+/// keeps its socket and only has its paths swapped.
+#[derive(Default)]
+pub struct Admin {
+    running: BTreeMap<SocketAddr, RunningHttp>,
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    paths: Arc<BTreeMap<&'static str, Handler>>,
+struct RunningHttp {
+    /// Swapped by [`Admin::apply`]; read per request.
+    paths: Arc<ArcSwap<Paths>>,
+    local: SocketAddr,
     token: CancellationToken,
-) {
+}
+
+impl Admin {
+    /// Serve exactly `endpoints`: bind new addresses first (a failure changes
+    /// nothing), then swap paths of kept ones and stop removed ones.
+    pub async fn apply(
+        &mut self,
+        endpoints: Endpoints,
+        tasks: &TaskTracker,
+        token: &CancellationToken,
+    ) -> Result<(), BindError> {
+        let mut fresh = Vec::new();
+        for addr in endpoints.by_addr.keys() {
+            if self.running.contains_key(addr) {
+                continue;
+            }
+            let listener = TcpListener::bind(addr).await.map_err(|source| BindError {
+                addr: *addr,
+                source,
+            })?;
+            let local = listener.local_addr().map_err(|source| BindError {
+                addr: *addr,
+                source,
+            })?;
+            fresh.push((*addr, listener, local));
+        }
+        let mut wanted = endpoints.by_addr;
+        self.running.retain(|addr, r| {
+            let keep = wanted.contains_key(addr);
+            if !keep {
+                r.token.cancel();
+            }
+            keep
+        });
+        for (addr, r) in &self.running {
+            if let Some(paths) = wanted.remove(addr) {
+                r.paths.store(Arc::new(paths));
+            }
+        }
+        for (addr, listener, local) in fresh {
+            let paths = wanted.remove(&addr).unwrap_or_default();
+            info!(addr = %local, paths = ?paths.keys().collect::<Vec<_>>(), "serving HTTP");
+            let paths = Arc::new(ArcSwap::from_pointee(paths));
+            let t = token.child_token();
+            tasks.spawn(accept_loop(listener, paths.clone(), t.clone()));
+            self.running.insert(
+                addr,
+                RunningHttp {
+                    paths,
+                    local,
+                    token: t,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.running.values().map(|r| r.local).collect()
+    }
+}
+
+async fn accept_loop(listener: TcpListener, paths: Arc<ArcSwap<Paths>>, token: CancellationToken) {
     loop {
         let stream = tokio::select! {
             _ = token.cancelled() => return,
@@ -96,7 +144,7 @@ async fn accept_loop(
         };
         let paths = paths.clone();
         let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-            let paths = paths.clone();
+            let paths = paths.load_full();
             async move { Ok::<_, Infallible>(respond(&paths, req.uri().path())) }
         });
         let conn_token = token.clone();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use clusterdns::cli::{Cli, Command, normalize};
 use clusterdns::plugin::build::Families;
-use clusterdns::{app, config, corefile, plugin, shutdown};
+use clusterdns::{app, config, corefile, plugin};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for an invalid configuration (sysexits EX_USAGE), as linkerd does.
@@ -62,18 +62,11 @@ fn main() -> ExitCode {
     rt.block_on(async {
         let root = CancellationToken::new();
         let families = Families::new(clusterdns::metrics::registry());
-        let plan = match app::plan(&cfg, &families, &root) {
-            Ok(p) => p,
+        let app = match app::App::start(&cfg, families, root.clone()).await {
+            Ok(app) => app,
             Err(e) => {
                 eprintln!("{}: {e:#}", s.conf.display());
                 return ExitCode::from(EXIT_CONFIG);
-            }
-        };
-        let app = match app::App::start(plan, &families, root.clone()).await {
-            Ok(app) => app,
-            Err(e) => {
-                eprintln!("{e:#}");
-                return ExitCode::FAILURE;
             }
         };
         let _pid = s
@@ -86,10 +79,11 @@ fn main() -> ExitCode {
             }
             println!("clusterdns-{}", env!("CARGO_PKG_VERSION"));
         }
-        if let Err(e) = shutdown::wait_for_signal(&root).await {
-            eprintln!("installing signal handlers: {e}");
-        }
-        app.shutdown(GRACE).await;
+        let source = app::ConfigSource {
+            path: s.conf.clone(),
+            default_port: s.dns_port,
+        };
+        app.run(source, GRACE).await;
         ExitCode::SUCCESS
     })
 }

@@ -1,165 +1,237 @@
 //! Wiring: a validated [`Config`] becomes running listeners, plugin chains,
-//! index writers and sources.
+//! HTTP endpoints and kubernetes sources — at start and at every reload.
 //!
-//! Phases, so that every configuration error surfaces before a socket opens:
-//! [`plan`] (no I/O: build plugins, check that every directive can run), then
-//! [`App::start`] (bind, spawn), then [`App::shutdown`] (stop sources, drain DNS).
+//! Each configuration is a *generation*: [`plan`](plan::plan) builds it
+//! without opening sockets, then [`App::start`]/[`App::reload`] bind what is
+//! new, start new sources, wait (bounded) for their data, and only then switch
+//! listeners to it and retire the previous generation. A failure at any step
+//! before the switch leaves the running generation untouched.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+mod plan;
+mod sources;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
 
-use crate::admin;
-use crate::config::{Config, ServerConfig};
-use crate::dns::metrics::DnsMetrics;
-use crate::dns::server::{self, DnsServers, Listener};
-use crate::dns::{Handler, Route};
-use crate::index::ClusterIndex;
-use crate::index::snapshot::SharedIndex;
-use crate::plugin::build::{BuildCtx, Families};
-use crate::plugin::health::{self, Health};
-use crate::plugin::kubernetes::Kubernetes;
-use crate::plugin::prometheus::{self, Prometheus};
-use crate::plugin::ready::{Monitor, Readiness, Ready};
-use crate::plugin::{self, Chain, Plugin, PluginConfig};
+use crate::admin::Admin;
+use crate::config::{self, Config};
+use crate::dns::server::DnsListeners;
+use crate::plugin::build::Families;
+use crate::plugin::ready::{Monitor, Readiness};
+use crate::plugin::reload::{self, Reload, ReloadMetrics};
 use crate::watch::metrics::WatchMetrics;
 
-mod sources;
-use sources::{SourceTask, Starter};
+use sources::Sources;
 
-/// Everything built from the config, before any socket is opened.
-pub struct Plan {
-    listeners: Vec<Listener>,
-    sources: Vec<SourceTask>,
-    /// Every plugin of every chain (for `/ready`).
-    plugins: Vec<Arc<dyn Plugin>>,
-    health: Vec<Health>,
-    ready: Vec<Ready>,
-    prometheus: Vec<Prometheus>,
-    /// The longest kubernetes `startup_timeout`: how long DNS waits for data.
-    startup_timeout: Duration,
+/// Where the Corefile comes from, for reloads.
+#[derive(Clone, Debug)]
+pub struct ConfigSource {
+    /// The Corefile path.
+    pub path: PathBuf,
+    /// `-dns.port`.
+    pub default_port: u16,
 }
 
-/// Build plugin chains and listeners from a validated config. Fails on
-/// directives that cannot run yet and on `bind` targets that do not resolve.
-pub fn plan(cfg: &Config, families: &Families, token: &CancellationToken) -> anyhow::Result<Plan> {
-    let mut routes: BTreeMap<SocketAddr, Vec<Route>> = BTreeMap::new();
-    let mut sources = Vec::new();
-    let mut all_plugins: Vec<Arc<dyn Plugin>> = Vec::new();
-    let (mut health, mut ready, mut prometheus) = (Vec::new(), Vec::new(), Vec::new());
-    let mut startup_timeout = Duration::ZERO;
-    for server in &cfg.servers {
-        let addrs = listen_addrs(server)?;
-        let local_ips = advertised_ips(&addrs);
-        let server_label = format!("dns://:{}", server.port);
-        let ctx = BuildCtx {
+/// The running server.
+pub struct App {
+    families: Families,
+    dns: DnsListeners,
+    admin: Admin,
+    sources: Sources,
+    /// Readiness of the current generation (for lameduck).
+    readiness: Arc<Readiness>,
+    lameduck: Duration,
+    reload: Option<Reload>,
+    /// Cancelled when the current generation is replaced.
+    generation: CancellationToken,
+    /// SHA-512 of the running Corefile and its imports.
+    checksum: String,
+    /// The running Corefile and its imports (what `checksum` covers).
+    files: Vec<PathBuf>,
+    reload_metrics: ReloadMetrics,
+    tasks: TaskTracker,
+    root: CancellationToken,
+}
+
+impl App {
+    /// Start the first generation: bind, start sources, wait (at most
+    /// `startup_timeout`) for their data, then answer DNS.
+    ///
+    /// Like CoreDNS, serving waits up to `startup_timeout` (default 5 s) for
+    /// the first complete list; if the data has not arrived by then, DNS
+    /// starts anyway: cluster names the index cannot vouch for get SERVFAIL
+    /// (never NXDOMAIN) and `/ready` stays 503 until the data arrives.
+    pub async fn start(
+        cfg: &Config,
+        families: Families,
+        root: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let reload_metrics = families.get::<ReloadMetrics>()?;
+        let sources = Sources::new(families.get::<WatchMetrics>()?);
+        let generation = root.child_token();
+        let plan = plan::plan(cfg, &families, &sources, &generation)?;
+        let mut app = Self {
             families,
-            server: &server_label,
-            zones: &server.zones,
-            token,
+            dns: DnsListeners::default(),
+            admin: Admin::default(),
+            sources,
+            readiness: plan.readiness.clone(),
+            lameduck: plan.lameduck,
+            reload: plan.reload,
+            generation,
+            checksum: reload::checksum(&cfg.files),
+            files: cfg.files.clone(),
+            reload_metrics,
+            tasks: TaskTracker::new(),
+            root,
         };
-        let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
-        for p in &server.plugins {
-            match p {
-                PluginConfig::Bind(_) => {}
-                PluginConfig::Health(h) => health.push(h.clone()),
-                PluginConfig::Ready(r) => ready.push(r.clone()),
-                PluginConfig::Prometheus(p) => prometheus.push(p.clone()),
-                PluginConfig::Kubernetes(k) => {
-                    let index = SharedIndex::new(ClusterIndex::default());
-                    startup_timeout = startup_timeout.max(k.startup_timeout);
-                    plugins.push(Arc::new(Kubernetes::new(
-                        k,
-                        &server.zones,
-                        local_ips.clone(),
-                        index.clone(),
-                    )));
-                    sources.push(SourceTask {
-                        cfg: (**k).clone(),
-                        index,
-                    });
-                }
-                other => plugins.extend(plugin::instantiate(other, &ctx)?),
-            }
-        }
-        all_plugins.extend(plugins.iter().cloned());
-        let chain = Chain::new(plugins);
-        let metrics = if server
-            .plugins
-            .iter()
-            .any(|p| matches!(p, PluginConfig::Prometheus(_)))
-        {
-            let m = families.get::<DnsMetrics>()?;
-            let names: Vec<&'static str> = server.plugins.iter().map(PluginConfig::name).collect();
-            for z in &server.zones {
-                m.enable(&server_label, &z.to_ascii(), &names);
-            }
-            Some(m)
+        app.reload_metrics.set_version(&app.checksum);
+        app.switch(plan).await?;
+        Ok(app)
+    }
+
+    /// Bind what is new, start sources, wait for data, switch.
+    async fn switch(&mut self, plan: plan::Plan) -> anyhow::Result<()> {
+        let prepared = self
+            .dns
+            .prepare(plan.routes)
+            .context("opening DNS listeners")?;
+        self.admin
+            .apply(plan.endpoints, &self.tasks, &self.root)
+            .await?;
+        self.sources
+            .start(&plan.sources, &self.tasks, &self.root)
+            .await?;
+        wait_for_data(&plan.readiness, plan.startup_timeout).await;
+        self.dns.commit(prepared);
+        self.sources.retain(&plan.sources);
+        self.readiness = plan.readiness;
+        self.lameduck = plan.lameduck;
+        self.reload = plan.reload;
+        Ok(())
+    }
+
+    /// Re-read the Corefile if its checksum changed and switch to it. A
+    /// broken or unstartable Corefile is logged and counted; the running
+    /// configuration keeps serving.
+    pub async fn reload(&mut self, source: &ConfigSource) {
+        let sum = if self.files.is_empty() {
+            reload::checksum(std::slice::from_ref(&source.path))
         } else {
-            None
+            reload::checksum(&self.files)
         };
-        let server_label: Arc<str> = server_label.into();
-        for addr in addrs {
-            routes.entry(addr).or_default().push(Route {
-                zones: server.zones.clone(),
-                chain: chain.clone(),
-                server: server_label.clone(),
-                metrics: metrics.clone(),
-            });
+        if sum == self.checksum {
+            return;
+        }
+        let cfg = match config::load(
+            &source.path,
+            &crate::corefile::real_env,
+            source.default_port,
+        ) {
+            Ok(cfg) => cfg,
+            Err(errors) => {
+                for e in &errors {
+                    error!(error = %e, "reload: invalid Corefile; keeping the running configuration");
+                }
+                self.reload_failed(sum);
+                return;
+            }
+        };
+        let generation = self.root.child_token();
+        let result = match plan::plan(&cfg, &self.families, &self.sources, &generation) {
+            Ok(plan) => self.switch(plan).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                std::mem::replace(&mut self.generation, generation).cancel();
+                self.checksum = reload::checksum(&cfg.files);
+                self.reload_metrics.set_version(&self.checksum);
+                self.files = cfg.files;
+                info!(path = %source.path.display(), "reload: new configuration serving");
+            }
+            Err(e) => {
+                generation.cancel();
+                error!(error = %format!("{e:#}"), "reload: keeping the running configuration");
+                self.reload_failed(sum);
+            }
         }
     }
-    let listeners = routes
-        .into_iter()
-        .map(|(addr, routes)| Listener {
-            addr,
-            handler: Handler::new(routes),
-        })
-        .collect();
-    Ok(Plan {
-        listeners,
-        sources,
-        plugins: all_plugins,
-        health,
-        ready,
-        prometheus,
-        startup_timeout,
-    })
-}
 
-/// Addresses a server block listens on: its `bind` targets, else the wildcards.
-fn listen_addrs(server: &ServerConfig) -> anyhow::Result<Vec<SocketAddr>> {
-    let ips = match server.bind() {
-        Some(b) => b.resolve()?,
-        None => vec![
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        ],
-    };
-    Ok(ips
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, server.port))
-        .collect())
-}
-
-/// The addresses answered for `ns.dns.<zone>`: the bound ones, or every
-/// non-loopback interface address when bound to the wildcard.
-fn advertised_ips(addrs: &[SocketAddr]) -> Vec<IpAddr> {
-    if addrs.iter().all(|a| !a.ip().is_unspecified()) {
-        return addrs.iter().map(SocketAddr::ip).collect();
+    fn reload_failed(&mut self, sum: String) {
+        self.reload_metrics.failed.inc();
+        // Do not retry the same broken content every interval.
+        self.checksum = sum;
     }
-    if_addrs::get_if_addrs()
-        .map(|ifs| {
-            ifs.into_iter()
-                .filter(|i| !i.is_loopback())
-                .map(|i| i.ip())
-                .collect()
-        })
-        .unwrap_or_default()
+}
+
+impl App {
+    /// Serve until SIGTERM/SIGINT, checking the Corefile every `reload`
+    /// interval when the configuration has `reload`; then shut down.
+    pub async fn run(mut self, source: ConfigSource, grace: Duration) {
+        let mut seed = u64::from(std::process::id());
+        loop {
+            let wait = self.reload.map(|r| {
+                // xorshift: jitter only needs to differ between replicas and checks.
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                r.next_wait(seed)
+            });
+            let tick = async {
+                match wait {
+                    Some(w) => tokio::time::sleep(w).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = crate::shutdown::wait_for_signal(&self.root) => {
+                    if let Err(e) = r {
+                        error!(error = %e, "installing signal handlers");
+                    }
+                    break;
+                }
+                _ = tick => self.reload(&source).await,
+            }
+        }
+        self.shutdown(grace).await;
+    }
+
+    /// The bound DNS addresses.
+    pub fn dns_addrs(&self) -> Vec<SocketAddr> {
+        self.dns.local_addrs()
+    }
+
+    /// The bound HTTP (health/ready/metrics) addresses.
+    pub fn http_addrs(&self) -> Vec<SocketAddr> {
+        self.admin.local_addrs()
+    }
+
+    /// Lameduck first (keep answering, `/ready` 503), then stop sources and
+    /// drain the DNS servers, waiting at most `grace`.
+    pub async fn shutdown(mut self, grace: Duration) {
+        if !self.lameduck.is_zero() {
+            info!(lameduck = ?self.lameduck, "going into lameduck mode");
+            self.readiness.drain();
+            tokio::time::sleep(self.lameduck).await;
+        }
+        self.root.cancel();
+        self.tasks.close();
+        let drain = async {
+            self.dns.shutdown().await;
+            self.tasks.wait().await;
+        };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            warn!(?grace, "shutdown grace period expired");
+        }
+    }
 }
 
 /// Wait until every readiness-reporting plugin is ready, at most `limit`.
@@ -172,7 +244,7 @@ async fn wait_for_data(readiness: &Readiness, limit: Duration) {
         }
         if tokio::time::Instant::now() >= deadline {
             if !limit.is_zero() {
-                tracing::warn!(
+                warn!(
                     plugins = ?waiting,
                     ?limit,
                     "no complete data yet; serving DNS anyway (SERVFAIL for unknown cluster names until synced)"
@@ -181,96 +253,5 @@ async fn wait_for_data(readiness: &Readiness, limit: Duration) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The running server.
-pub struct App {
-    dns: DnsServers,
-    http_addrs: Vec<SocketAddr>,
-    readiness: Arc<Readiness>,
-    /// The longest `health { lameduck }` configured.
-    lameduck: Duration,
-    tasks: TaskTracker,
-    token: CancellationToken,
-}
-
-impl App {
-    /// Bind listeners, start HTTP endpoints, sources and index writers, wait
-    /// (at most `startup_timeout`) for the data, then answer DNS.
-    ///
-    /// Like CoreDNS, serving waits up to `startup_timeout` (default 5 s) for
-    /// the first complete list; if the data has not arrived by then, DNS
-    /// starts anyway: cluster names the index cannot vouch for get SERVFAIL
-    /// (never NXDOMAIN) and `/ready` stays 503 until the data arrives.
-    pub async fn start(
-        plan: Plan,
-        families: &Families,
-        token: CancellationToken,
-    ) -> anyhow::Result<Self> {
-        let bound = server::bind(plan.listeners).context("opening DNS listeners")?;
-        let tasks = TaskTracker::new();
-        let registry = families.registry().clone();
-        let watch_metrics = families.get::<WatchMetrics>()?;
-        let readiness = Readiness::new(plan.plugins);
-        let mut endpoints = admin::Endpoints::default();
-        for h in &plan.health {
-            endpoints.add(h.addr, "/health", health::handler());
-        }
-        for r in &plan.ready {
-            endpoints.add(r.addr, "/ready", readiness.handler(r.monitor));
-        }
-        for p in &plan.prometheus {
-            endpoints.add(p.addr, "/metrics", prometheus::handler(registry.clone()));
-        }
-        let http_addrs = admin::serve(endpoints, &tasks, token.child_token()).await?;
-        let lameduck = plan
-            .health
-            .iter()
-            .map(|h| h.lameduck)
-            .max()
-            .unwrap_or_default();
-        let mut starter = Starter::new(&tasks, &token, watch_metrics);
-        for s in plan.sources {
-            starter.start(s).await?;
-        }
-        tasks.close();
-        wait_for_data(&readiness, plan.startup_timeout).await;
-        Ok(Self {
-            dns: bound.serve(),
-            http_addrs,
-            readiness,
-            lameduck,
-            tasks,
-            token,
-        })
-    }
-
-    /// The bound DNS addresses.
-    pub fn dns_addrs(&self) -> &[SocketAddr] {
-        self.dns.local_addrs()
-    }
-
-    /// The bound HTTP (health/ready) addresses.
-    pub fn http_addrs(&self) -> &[SocketAddr] {
-        &self.http_addrs
-    }
-
-    /// Lameduck first (keep answering, `/ready` 503), then stop sources and
-    /// drain the DNS servers, waiting at most `grace`.
-    pub async fn shutdown(self, grace: Duration) {
-        if !self.lameduck.is_zero() {
-            tracing::info!(lameduck = ?self.lameduck, "going into lameduck mode");
-            self.readiness.drain();
-            tokio::time::sleep(self.lameduck).await;
-        }
-        self.token.cancel();
-        let drain = async {
-            self.dns.shutdown().await;
-            self.tasks.wait().await;
-        };
-        if tokio::time::timeout(grace, drain).await.is_err() {
-            tracing::warn!(?grace, "shutdown grace period expired");
-        }
     }
 }

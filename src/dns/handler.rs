@@ -11,6 +11,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use futures::FutureExt;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
@@ -42,42 +43,61 @@ pub struct Route {
     pub metrics: Option<DnsMetrics>,
 }
 
-/// All server blocks sharing one listener.
-#[derive(Clone)]
-pub struct Handler {
+/// The server blocks of one listener, as one immutable routing table.
+struct Table {
     /// (zone, block index) sorted by label count, longest first.
-    zones: Arc<[(Name, usize)]>,
-    routes: Arc<[Route]>,
+    zones: Vec<(Name, usize)>,
+    routes: Vec<Route>,
 }
 
-impl Handler {
-    /// A handler routing among these server blocks.
-    pub fn new(routes: Vec<Route>) -> Self {
+impl Table {
+    fn new(routes: Vec<Route>) -> Self {
         let mut zones: Vec<(Name, usize)> = routes
             .iter()
             .enumerate()
             .flat_map(|(i, r)| r.zones.iter().map(move |z| (z.to_lowercase(), i)))
             .collect();
         zones.sort_by_key(|(z, _)| std::cmp::Reverse(z.num_labels()));
-        Self {
-            zones: zones.into(),
-            routes: routes.into(),
-        }
+        Self { zones, routes }
     }
 
     /// The block whose zone is the longest suffix of `lower`, with that zone.
-    pub fn route(&self, lower: &Name) -> Option<(&Name, &Route)> {
+    fn route(&self, lower: &Name) -> Option<(&Name, &Route)> {
         self.zones
             .iter()
             .find(|(zone, _)| zone.zone_of(lower))
             .map(|(zone, i)| (zone, &self.routes[*i]))
+    }
+}
+
+/// All server blocks sharing one listener. The routing table is swapped
+/// atomically on reload: a query runs entirely on the table it started with,
+/// so a reload never drops or half-serves a query.
+#[derive(Clone)]
+pub struct Handler {
+    /// Written by reloads ([`Handler::set`]); read once per query.
+    table: Arc<ArcSwap<Table>>,
+}
+
+impl Handler {
+    /// A handler routing among these server blocks.
+    pub fn new(routes: Vec<Route>) -> Self {
+        Self {
+            table: Arc::new(ArcSwap::from_pointee(Table::new(routes))),
+        }
+    }
+
+    /// Replace the server blocks (reload).
+    pub fn set(&self, routes: Vec<Route>) {
+        self.table.store(Arc::new(Table::new(routes)));
     }
 
     /// Answer one query through the routed chain; failures become their rcode,
     /// a panic becomes SERVFAIL (counted) instead of a lost query.
     pub async fn answer(&self, q: &Query) -> Answer {
         let started = Instant::now();
-        let Some((zone, route)) = self.route(&q.lower) else {
+        let table = self.table.load();
+        let Some((zone, route)) = table.route(&q.lower) else {
             return Answer::rcode(ResponseCode::Refused);
         };
         let answer = match AssertUnwindSafe(route.chain.serve(q)).catch_unwind().await {

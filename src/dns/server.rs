@@ -1,8 +1,10 @@
 //! Listeners: UDP and TCP sockets per server address, registered with hickory-server.
 //!
-//! All server blocks that share a port share its sockets (as in CoreDNS); the
-//! [`Handler`] routes between them by zone. Sockets are bound before anything
-//! is spawned so that a port conflict is a startup error, not a log line.
+//! All server blocks that share an address share its sockets (as in CoreDNS);
+//! the [`Handler`] routes between them by zone. Binding ([`DnsListeners::prepare`])
+//! is separate from switching ([`DnsListeners::commit`]): a port conflict is an
+//! error before anything changes, at start-up and on reload alike, and a reload
+//! keeps the sockets of addresses that stay (CoreDNS closes and reopens them).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,7 +14,9 @@ use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::info;
 
-use crate::dns::Handler;
+use std::collections::BTreeMap;
+
+use crate::dns::{Handler, Route};
 
 /// How long an idle TCP connection is kept open.
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,12 +39,138 @@ pub enum Error {
     },
 }
 
-/// One listening address and the handler for it.
-pub struct Listener {
-    /// Address to bind (UDP and TCP).
-    pub addr: SocketAddr,
-    /// Routes queries to server blocks.
-    pub handler: Handler,
+/// Routes per listening address: what a configuration asks to serve.
+pub type RouteTable = BTreeMap<SocketAddr, Vec<Route>>;
+
+/// The DNS servers of the process, one per listening address, kept across
+/// reloads: an address that stays in the configuration keeps its sockets and
+/// only has its routing table swapped.
+#[derive(Default)]
+pub struct DnsListeners {
+    /// Written only by [`DnsListeners::commit`].
+    running: BTreeMap<SocketAddr, Running>,
+}
+
+struct Running {
+    handler: Handler,
+    server: Server<Handler>,
+    /// The bound address (the real port when 0 was asked for).
+    local: SocketAddr,
+}
+
+/// A configuration's listeners, bound but not yet switched to.
+pub struct Prepared {
+    routes: RouteTable,
+    fresh: BTreeMap<SocketAddr, (UdpSocket, TcpListener, SocketAddr)>,
+}
+
+impl Prepared {
+    /// The addresses of the sockets opened for this configuration.
+    pub fn new_addrs(&self) -> Vec<SocketAddr> {
+        self.fresh.values().map(|(_, _, a)| *a).collect()
+    }
+}
+
+impl DnsListeners {
+    /// Bind sockets for the addresses not served yet. Nothing changes for
+    /// running listeners; a bind failure leaves everything as it was.
+    pub fn prepare(&self, routes: RouteTable) -> Result<Prepared, Error> {
+        let mut fresh = BTreeMap::new();
+        for addr in routes.keys() {
+            if self.running.contains_key(addr) {
+                continue;
+            }
+            if let Some(bound) = bind_pair(*addr)? {
+                fresh.insert(*addr, bound);
+            }
+        }
+        Ok(Prepared { routes, fresh })
+    }
+
+    /// Switch to a prepared configuration: swap tables of kept listeners,
+    /// start new ones, drain the ones no longer configured.
+    pub fn commit(&mut self, prepared: Prepared) {
+        let Prepared { mut routes, fresh } = prepared;
+        let gone: Vec<SocketAddr> = self
+            .running
+            .keys()
+            .filter(|a| !routes.contains_key(a))
+            .copied()
+            .collect();
+        for addr in gone {
+            if let Some(mut r) = self.running.remove(&addr) {
+                info!(addr = %r.local, "no longer serving DNS");
+                tokio::spawn(async move {
+                    let _ = r.server.shutdown_gracefully().await;
+                });
+            }
+        }
+        for (addr, r) in &self.running {
+            if let Some(rs) = routes.remove(addr) {
+                r.handler.set(rs);
+            }
+        }
+        for (addr, (udp, tcp, local)) in fresh {
+            let handler = Handler::new(routes.remove(&addr).unwrap_or_default());
+            let mut server = Server::new(handler.clone());
+            server.register_socket(udp);
+            server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+            info!(addr = %local, "serving DNS on udp and tcp");
+            self.running.insert(
+                addr,
+                Running {
+                    handler,
+                    server,
+                    local,
+                },
+            );
+        }
+    }
+
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.running.values().map(|r| r.local).collect()
+    }
+
+    /// Stop accepting queries and wait for in-flight ones to finish.
+    pub async fn shutdown(&mut self) {
+        for (_, mut r) in std::mem::take(&mut self.running) {
+            if let Err(error) = r.server.shutdown_gracefully().await {
+                tracing::warn!(%error, "dns server shutdown");
+            }
+        }
+    }
+}
+
+/// Bind UDP and TCP on `addr` (TCP on the port UDP got, for port 0).
+/// `None` for an IPv6 wildcard on a host without IPv6.
+fn bind_pair(addr: SocketAddr) -> Result<Option<(UdpSocket, TcpListener, SocketAddr)>, Error> {
+    let udp = match bind_udp(addr) {
+        Ok(s) => s,
+        Err(e) if is_v6_wildcard(addr) => {
+            tracing::debug!(error = %e, "no IPv6 wildcard listener");
+            return Ok(None);
+        }
+        Err(source) => {
+            return Err(Error::Bind {
+                proto: "udp",
+                addr,
+                source,
+            });
+        }
+    };
+    let local = udp.local_addr().map_err(|source| Error::Bind {
+        proto: "udp",
+        addr,
+        source,
+    })?;
+    let tcp_addr = SocketAddr::new(addr.ip(), local.port());
+    let tcp = bind_tcp(tcp_addr).map_err(|source| Error::Bind {
+        proto: "tcp",
+        addr: tcp_addr,
+        source,
+    })?;
+    Ok(Some((udp, tcp, local)))
 }
 
 fn is_v6_wildcard(addr: SocketAddr) -> bool {
@@ -70,96 +200,4 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let s = socket(addr, Type::STREAM)?;
     s.listen(1024)?;
     TcpListener::from_std(s.into())
-}
-
-/// Bind every listener (UDP + TCP); nothing is answered until [`Bound::serve`].
-pub fn bind(listeners: Vec<Listener>) -> Result<Bound, Error> {
-    let mut sockets = Vec::new();
-    let mut addrs = Vec::new();
-    for l in listeners {
-        let udp = match bind_udp(l.addr) {
-            Ok(s) => s,
-            // The IPv6 wildcard is best effort: hosts without IPv6 serve IPv4 only.
-            Err(e) if is_v6_wildcard(l.addr) => {
-                tracing::debug!(error = %e, "no IPv6 wildcard listener");
-                continue;
-            }
-            Err(source) => {
-                return Err(Error::Bind {
-                    proto: "udp",
-                    addr: l.addr,
-                    source,
-                });
-            }
-        };
-        let udp_addr = udp.local_addr().map_err(|source| Error::Bind {
-            proto: "udp",
-            addr: l.addr,
-            source,
-        })?;
-        // Port 0 (tests) means: TCP on the port UDP got.
-        let tcp_addr = SocketAddr::new(l.addr.ip(), udp_addr.port());
-        let tcp = bind_tcp(tcp_addr).map_err(|source| Error::Bind {
-            proto: "tcp",
-            addr: tcp_addr,
-            source,
-        })?;
-        sockets.push((udp, tcp, l.handler));
-        addrs.push(udp_addr);
-    }
-    Ok(Bound { sockets, addrs })
-}
-
-/// Sockets bound but not yet answering: binding early makes a port conflict a
-/// startup error, serving later lets start-up wait for data first.
-pub struct Bound {
-    sockets: Vec<(UdpSocket, TcpListener, Handler)>,
-    addrs: Vec<SocketAddr>,
-}
-
-impl Bound {
-    /// The bound addresses (the real port when 0 was asked for).
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-
-    /// Start answering on every socket.
-    pub fn serve(self) -> DnsServers {
-        let mut servers = Vec::new();
-        for (udp, tcp, handler) in self.sockets {
-            let mut server = Server::new(handler);
-            server.register_socket(udp);
-            server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
-            servers.push(server);
-        }
-        for a in &self.addrs {
-            info!(addr = %a, "serving DNS on udp and tcp");
-        }
-        DnsServers {
-            servers,
-            addrs: self.addrs,
-        }
-    }
-}
-
-/// The running DNS servers.
-pub struct DnsServers {
-    servers: Vec<Server<Handler>>,
-    addrs: Vec<SocketAddr>,
-}
-
-impl DnsServers {
-    /// The bound addresses (the real port when 0 was asked for).
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-
-    /// Stop accepting queries and wait for in-flight ones to finish.
-    pub async fn shutdown(mut self) {
-        for s in &mut self.servers {
-            if let Err(error) = s.shutdown_gracefully().await {
-                tracing::warn!(%error, "dns server shutdown");
-            }
-        }
-    }
 }

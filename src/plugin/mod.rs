@@ -13,6 +13,7 @@ pub mod kubernetes;
 pub mod pending;
 pub mod prometheus;
 pub mod ready;
+pub mod reload;
 pub mod whoami;
 
 use std::sync::Arc;
@@ -205,6 +206,8 @@ pub enum PluginConfig {
     Ready(ready::Ready),
     /// `prometheus`.
     Prometheus(prometheus::Prometheus),
+    /// `reload`.
+    Reload(reload::Reload),
     /// A directive of the default Corefile whose arguments we validate but whose
     /// behaviour has not been built yet; starting a server with it is an error.
     Pending(pending::Pending),
@@ -220,6 +223,7 @@ impl PluginConfig {
             PluginConfig::Health(_) => "health",
             PluginConfig::Ready(_) => "ready",
             PluginConfig::Prometheus(_) => "prometheus",
+            PluginConfig::Reload(_) => "reload",
             PluginConfig::Pending(p) => p.name,
         }
     }
@@ -235,6 +239,7 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
         "health" => health::parse(d).map(PluginConfig::Health),
         "ready" => ready::parse(d).map(PluginConfig::Ready),
         "prometheus" => prometheus::parse(d).map(PluginConfig::Prometheus),
+        "reload" => reload::parse(d).map(PluginConfig::Reload),
         _ if pending::handles(name) => pending::parse(d).map(PluginConfig::Pending),
         _ if order_of(name).is_some() => {
             Err(d.err(format!("plugin '{name}' is not supported by clusterdns")))
@@ -262,6 +267,7 @@ pub fn instantiate(
         | PluginConfig::Health(_)
         | PluginConfig::Ready(_)
         | PluginConfig::Prometheus(_)
+        | PluginConfig::Reload(_)
         | PluginConfig::Kubernetes(_) => None,
     })
 }
@@ -274,6 +280,7 @@ pub fn compiled_in() -> Vec<&'static str> {
         "kubernetes",
         "prometheus",
         "ready",
+        "reload",
         "whoami",
     ];
     names.sort_by_key(|n| order_of(n));

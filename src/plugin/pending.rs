@@ -10,15 +10,7 @@
 use crate::corefile::{CorefileError, Dispenser, Token};
 
 /// Names of the directives handled here.
-const NAMES: &[&str] = &[
-    "errors",
-    "log",
-    "forward",
-    "cache",
-    "loop",
-    "reload",
-    "loadbalance",
-];
+const NAMES: &[&str] = &["errors", "log", "forward", "cache", "loop", "loadbalance"];
 
 /// A validated directive of a plugin that is not implemented yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,16 +64,6 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Pending, CorefileError> {
             })?;
         }
         "loop" => {
-            d.expect_end()?;
-            no_block(d, name)?;
-        }
-        "reload" => {
-            if let Some(t) = d.next_arg() {
-                t.parse_duration("reload interval")?;
-            }
-            if let Some(t) = d.next_arg() {
-                t.parse_duration("reload jitter")?;
-            }
             d.expect_end()?;
             no_block(d, name)?;
         }
