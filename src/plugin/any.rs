@@ -143,7 +143,10 @@ mod tests {
     async fn any_queries_get_one_hinfo_and_never_reach_the_chain() {
         let hits = Arc::new(AtomicUsize::new(0));
         let chain = Chain::new(vec![Arc::new(Counter(hits.clone())), Arc::new(Any)]);
-        let a = chain.serve(&query("Example.ORG.", RecordType::ANY)).await.unwrap();
+        let a = chain
+            .serve(&query("Example.ORG.", RecordType::ANY))
+            .await
+            .unwrap();
         assert_eq!(hits.load(Ordering::SeqCst), 0);
         assert_eq!(a.rcode, ResponseCode::NoError);
         assert_eq!(a.writer, "any");

@@ -148,7 +148,9 @@ fn parse_consolidate(sd: &mut Dispenser<'_>) -> std::result::Result<Consolidate,
                     _ => {
                         return Err(sd.err_at(
                             t,
-                            format!("unknown log level '{lvl}' (use warning, error, info or debug)"),
+                            format!(
+                                "unknown log level '{lvl}' (use warning, error, info or debug)"
+                            ),
                         ));
                     }
                 };

@@ -236,7 +236,11 @@ impl Table {
     ) -> Self {
         let mut t = Table::default();
         for line in lines {
-            for name in line.names.iter().filter(|n| zones.iter().any(|z| z.zone_of(n))) {
+            for name in line
+                .names
+                .iter()
+                .filter(|n| zones.iter().any(|z| z.zone_of(n)))
+            {
                 let added = match line.ip {
                     IpAddr::V4(ip) => push_new(t.v4.entry(name.clone()).or_default(), ip),
                     IpAddr::V6(ip) => push_new(t.v6.entry(name.clone()).or_default(), ip),
@@ -311,9 +315,12 @@ pub struct HostsMetrics {
 impl Family for HostsMetrics {
     fn register(r: &Registry) -> prometheus::Result<Self> {
         let entries = IntGauge::with_opts(
-            Opts::new("entries", "The combined number of entries in hosts and Corefile.")
-                .namespace("coredns")
-                .subsystem("hosts"),
+            Opts::new(
+                "entries",
+                "The combined number of entries in hosts and Corefile.",
+            )
+            .namespace("coredns")
+            .subsystem("hosts"),
         )?;
         let reload_timestamp = Gauge::with_opts(
             Opts::new(
@@ -366,7 +373,8 @@ impl Source {
             Ok(None) => {}
             Ok(Some((stamp, text))) => {
                 let lines = parse_text(&text);
-                let table = Table::build(lines.iter().chain(&self.inline), &self.zones, self.reverse);
+                let table =
+                    Table::build(lines.iter().chain(&self.inline), &self.zones, self.reverse);
                 tracing::debug!(path = %self.path.display(), entries = table.len(), "hosts: parsed");
                 self.publish(table);
                 if st.failing {
@@ -392,7 +400,8 @@ impl Source {
 
     fn publish(&self, table: Table) {
         if let Some(m) = &self.metrics {
-            m.entries.set(i64::try_from(table.len()).unwrap_or(i64::MAX));
+            m.entries
+                .set(i64::try_from(table.len()).unwrap_or(i64::MAX));
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap_or_default();
@@ -511,9 +520,16 @@ impl Plugin for Hosts {
                 if names.is_empty() {
                     return next.serve(q).await;
                 }
-                names.iter().map(|n| rr(RData::PTR(PTR(n.clone())))).collect()
+                names
+                    .iter()
+                    .map(|n| rr(RData::PTR(PTR(n.clone()))))
+                    .collect()
             }
-            RecordType::A => table.a(name).iter().map(|ip| rr(RData::A(A(*ip)))).collect(),
+            RecordType::A => table
+                .a(name)
+                .iter()
+                .map(|ip| rr(RData::A(A(*ip))))
+                .collect(),
             RecordType::AAAA => table
                 .aaaa(name)
                 .iter()

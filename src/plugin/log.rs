@@ -56,11 +56,12 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use tokio::time::Instant;
 
 use crate::corefile::{CorefileError, Dispenser, Token};
 use crate::dns::{Answer, Query, Transport};
@@ -157,7 +158,10 @@ impl Format {
             let Some(close) = after.find('}') else {
                 break;
             };
-            let label = &after[..=close];
+            // A later `{` before the `}` starts the placeholder: `{a {name}`.
+            let start = after[..close].rfind('{').unwrap_or(0);
+            lit.push_str(&after[..start]);
+            let label = &after[start..=close];
             match field(label) {
                 Some(f) => {
                     if !lit.is_empty() {
@@ -301,7 +305,11 @@ fn rflags(q: &Query, a: &Answer) -> String {
         (q.recursion_desired, "rd"),
         (a.recursion_available, "ra"),
     ];
-    let set: Vec<&str> = flags.iter().filter(|(on, _)| *on).map(|(_, f)| *f).collect();
+    let set: Vec<&str> = flags
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| *f)
+        .collect();
     set.join(",")
 }
 
@@ -339,8 +347,14 @@ pub fn classify(a: &Answer) -> Class {
     match a.rcode {
         ResponseCode::NoError if !a.answers.is_empty() => Class::Success,
         ResponseCode::NoError => {
-            let soa = a.authority.iter().any(|r| r.record_type() == RecordType::SOA);
-            let ns = a.authority.iter().any(|r| r.record_type() == RecordType::NS);
+            let soa = a
+                .authority
+                .iter()
+                .any(|r| r.record_type() == RecordType::SOA);
+            let ns = a
+                .authority
+                .iter()
+                .any(|r| r.record_type() == RecordType::NS);
             if ns && !soa {
                 Class::Success // a referral
             } else {
@@ -446,7 +460,7 @@ fn zone(d: &Dispenser<'_>, t: &Token) -> std::result::Result<Name, CorefileError
     if !text.ends_with('.') {
         text.push('.');
     }
-    Name::from_ascii(&text).map_err(|e| d.err_at(t, format!("bad name '{}': {e}", t.text)))
+    Name::from_ascii(&text).map_err(|_| d.err_at(t, format!("bad name '{}'", t.text)))
 }
 
 /// The `log` plugin.

@@ -10,13 +10,7 @@
 use crate::corefile::{CorefileError, Dispenser, Token};
 
 /// Names of the directives handled here.
-const NAMES: &[&str] = &[
-    "forward",
-    "cache",
-    "loop",
-    "reload",
-    "loadbalance",
-];
+const NAMES: &[&str] = &["forward", "cache", "loop", "reload", "loadbalance"];
 
 /// A validated directive of a plugin that is not implemented yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
