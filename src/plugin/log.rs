@@ -30,8 +30,9 @@
 //!   {>opcode} {/LABEL}`; `{common}` (the default) is
 //!   `{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}`
 //!   and `{combined}` appends ` "{>opcode}"`. Unknown placeholders stay as written.
-//! * `class`: any of `all` (default), `success`, `denial` (NXDOMAIN, or NOERROR
-//!   without answers: NODATA), `error` (SERVFAIL, REFUSED, NOTIMP, FORMERR, ...).
+//! * `class`: any of `all` (default), `success`, `denial` (NXDOMAIN, or NODATA:
+//!   NOERROR without answers and with an SOA in the authority section or with
+//!   no records at all), `error` (SERVFAIL, REFUSED, NOTIMP, FORMERR, ...).
 //!   Repeated `class` lines add up.
 //! * `minDuration`: also log responses slower than DURATION (default 100ms).
 //!
@@ -39,8 +40,9 @@
 //! `{size}` and `{rsize}` are the encoded lengths of the request's question
 //! (+ an empty OPT) and of the response's sections before any truncation;
 //! `{local}` and `{/LABEL}` (no metadata plugin) are `-`; `{>rflags}` shows
-//! `qr,aa,tc,rd,ra` only (no `ad`/`cd`). NODATA is `denial` even without an
-//! SOA in the authority section (CoreDNS needs the SOA to call it so).
+//! `qr,aa,tc,rd,ra` only (no `ad`/`cd`). A NOERROR response with no
+//! records at all is `denial` (CoreDNS calls it a success: it needs an SOA for
+//! NODATA), and NXDOMAIN is always `denial` (CoreDNS: `error` without an SOA).
 //!
 //! # Examples
 //! ```text
@@ -351,14 +353,14 @@ pub fn classify(a: &Answer) -> Class {
                 .authority
                 .iter()
                 .any(|r| r.record_type() == RecordType::SOA);
-            let ns = a
-                .authority
-                .iter()
-                .any(|r| r.record_type() == RecordType::NS);
-            if ns && !soa {
-                Class::Success // a referral
-            } else {
+            let bare = a.authority.is_empty() && a.additionals.is_empty();
+            // NODATA: an SOA says so (CoreDNS's test), or nothing at all came
+            // back (RFC 2308 type 3, e.g. hosts). Referrals and records only in
+            // the additional section (whoami) are successes.
+            if soa || bare {
                 Class::Denial
+            } else {
+                Class::Success
             }
         }
         ResponseCode::NXDomain => Class::Denial,

@@ -187,11 +187,14 @@ fn responses_are_classified_as_success_denial_or_error() {
         a.authority.extend(auth.cloned());
         a
     };
+    let mut whoami = Answer::rcode(ResponseCode::NoError);
+    whoami.additionals.push(a_answer().answers[0].clone());
     let cases = [
         (a_answer(), Class::Success),
         (with(ResponseCode::NoError, Some(&soa)), Class::Denial),
         (with(ResponseCode::NoError, None), Class::Denial),
         (with(ResponseCode::NoError, Some(&ns)), Class::Success),
+        (whoami, Class::Success),
         (with(ResponseCode::NXDomain, Some(&soa)), Class::Denial),
         (with(ResponseCode::NXDomain, None), Class::Denial),
         (with(ResponseCode::ServFail, None), Class::Error),
