@@ -233,7 +233,7 @@ pub fn error_line(q: &Query, err: &PluginError) -> String {
     format!(
         "{} {} {}: {}",
         u16::from(err.rcode()),
-        q.lower,
+        q.lower.to_ascii(),
         q.qtype,
         err
     )

@@ -60,7 +60,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -444,9 +444,6 @@ impl Hosts {
             file: Mutex::new(FileState::default()),
             metrics,
         });
-        if !Path::new(&cfg.path).exists() {
-            tracing::warn!(path = %cfg.path.display(), "hosts: file does not exist");
-        }
         source.refresh();
         if !cfg.reload.is_zero()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
