@@ -180,6 +180,7 @@ impl RequestHandler for Handler {
             let original = queries[0].original();
             let name = original.name().clone();
             let q = Query {
+                id: request.metadata.id,
                 lower: name.to_lowercase(),
                 name,
                 qtype: original.query_type(),

@@ -31,6 +31,8 @@ impl Transport {
 /// One question, as a plugin sees it.
 #[derive(Clone, Debug)]
 pub struct Query {
+    /// The message ID (the `log` plugin's `{>id}`).
+    pub id: u16,
     /// The query name exactly as the client sent it (case preserved for 0x20).
     pub name: Name,
     /// The same name, lower-cased: what zone matching and lookups use.
@@ -55,6 +57,7 @@ impl Query {
     /// A query built from a name and type (for tests and internal probes).
     pub fn new(name: Name, qtype: RecordType, src: SocketAddr, transport: Transport) -> Self {
         Self {
+            id: 0,
             lower: name.to_lowercase(),
             name,
             qtype,

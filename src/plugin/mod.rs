@@ -6,10 +6,14 @@
 //! A plugin answers a [`Query`] or hands it to [`Next`] — CoreDNS's
 //! "fallthrough" as a type.
 
+pub mod any;
 pub mod bind;
 pub mod build;
+pub mod errors;
 pub mod health;
+pub mod hosts;
 pub mod kubernetes;
+pub mod log;
 pub mod pending;
 pub mod prometheus;
 pub mod ready;
@@ -208,6 +212,14 @@ pub enum PluginConfig {
     Prometheus(prometheus::Prometheus),
     /// `reload`.
     Reload(reload::Reload),
+    /// `errors`.
+    Errors(errors::ErrorsConfig),
+    /// `log`.
+    Log(log::LogConfig),
+    /// `hosts`.
+    Hosts(Box<hosts::HostsConfig>),
+    /// `any`.
+    Any,
     /// A directive of the default Corefile whose arguments we validate but whose
     /// behaviour has not been built yet; starting a server with it is an error.
     Pending(pending::Pending),
@@ -224,6 +236,10 @@ impl PluginConfig {
             PluginConfig::Ready(_) => "ready",
             PluginConfig::Prometheus(_) => "prometheus",
             PluginConfig::Reload(_) => "reload",
+            PluginConfig::Errors(_) => "errors",
+            PluginConfig::Log(_) => "log",
+            PluginConfig::Hosts(_) => "hosts",
+            PluginConfig::Any => "any",
             PluginConfig::Pending(p) => p.name,
         }
     }
@@ -240,6 +256,10 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
         "ready" => ready::parse(d).map(PluginConfig::Ready),
         "prometheus" => prometheus::parse(d).map(PluginConfig::Prometheus),
         "reload" => reload::parse(d).map(PluginConfig::Reload),
+        "errors" => errors::parse(d).map(PluginConfig::Errors),
+        "log" => log::parse(d).map(PluginConfig::Log),
+        "hosts" => hosts::parse(d).map(|h| PluginConfig::Hosts(Box::new(h))),
+        "any" => any::parse(d).map(|()| PluginConfig::Any),
         _ if pending::handles(name) => pending::parse(d).map(PluginConfig::Pending),
         _ if order_of(name).is_some() => {
             Err(d.err(format!("plugin '{name}' is not supported by clusterdns")))
@@ -253,10 +273,14 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
 /// `ready`, `prometheus`, `kubernetes` — the app wires those itself).
 pub fn instantiate(
     cfg: &PluginConfig,
-    _ctx: &build::BuildCtx<'_>,
+    ctx: &build::BuildCtx<'_>,
 ) -> anyhow::Result<Option<Arc<dyn Plugin>>> {
     Ok(match cfg {
         PluginConfig::Whoami => Some(Arc::new(whoami::Whoami)),
+        PluginConfig::Errors(e) => Some(Arc::new(errors::Errors::new(e, ctx.token.clone()))),
+        PluginConfig::Log(l) => Some(Arc::new(log::Log::new(l))),
+        PluginConfig::Hosts(h) => Some(Arc::new(hosts::Hosts::build(h, ctx)?)),
+        PluginConfig::Any => Some(Arc::new(any::Any)),
         PluginConfig::Pending(p) => anyhow::bail!(
             "{}: {}: this plugin is recognised and its configuration is valid, \
              but it is not implemented yet",
@@ -275,9 +299,13 @@ pub fn instantiate(
 /// The names of the plugins compiled in (for `-plugins`), in execution order.
 pub fn compiled_in() -> Vec<&'static str> {
     let mut names = vec![
+        "any",
         "bind",
+        "errors",
         "health",
+        "hosts",
         "kubernetes",
+        "log",
         "prometheus",
         "ready",
         "reload",

@@ -10,7 +10,7 @@
 use crate::corefile::{CorefileError, Dispenser, Token};
 
 /// Names of the directives handled here.
-const NAMES: &[&str] = &["errors", "log", "forward", "cache", "loop", "loadbalance"];
+const NAMES: &[&str] = &["forward", "cache", "loop", "loadbalance"];
 
 /// A validated directive of a plugin that is not implemented yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,34 +35,6 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Pending, CorefileError> {
         .find(|n| *n == dir.name.text)
         .ok_or_else(|| d.err("not a pending directive"))?;
     match name {
-        "errors" => {
-            d.expect_end()?;
-            block(d, name, |p, sd| match p {
-                "consolidate" => {
-                    sd.expect_arg("duration")?
-                        .parse_duration("consolidate duration")?;
-                    sd.expect_arg("regexp")?;
-                    let _ = sd.remaining();
-                    Ok(())
-                }
-                "stacktrace" => sd.expect_end(),
-                _ => Err(unknown(sd, name, p)),
-            })?;
-        }
-        "log" => {
-            let _ = d.remaining();
-            block(d, name, |p, sd| match p {
-                "class" => {
-                    for c in sd.remaining() {
-                        if !["all", "denial", "error", "success"].contains(&c.text.as_str()) {
-                            return Err(c.err(format!("log: unknown class '{}'", c.text)));
-                        }
-                    }
-                    Ok(())
-                }
-                _ => Err(unknown(sd, name, p)),
-            })?;
-        }
         "loop" => {
             d.expect_end()?;
             no_block(d, name)?;
