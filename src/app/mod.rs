@@ -56,33 +56,40 @@ pub fn plan(cfg: &Config, families: &Families, token: &CancellationToken) -> any
         let addrs = listen_addrs(server)?;
         let local_ips = advertised_ips(&addrs);
         let server_label = format!("dns://:{}", server.port);
+        let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+        // kubernetes first, so that plugins built after it (autopath) can reach it.
+        let mut kubernetes: Option<Arc<Kubernetes>> = None;
+        for p in &server.plugins {
+            if let PluginConfig::Kubernetes(k) = p {
+                let index = SharedIndex::new(ClusterIndex::default());
+                startup_timeout = startup_timeout.max(k.startup_timeout);
+                let k8s = Arc::new(Kubernetes::new(
+                    k,
+                    &server.zones,
+                    local_ips.clone(),
+                    index.clone(),
+                ));
+                plugins.push(k8s.clone());
+                kubernetes = Some(k8s);
+                sources.push(SourceTask {
+                    cfg: (**k).clone(),
+                    index,
+                });
+            }
+        }
         let ctx = BuildCtx {
             families,
             server: &server_label,
             zones: &server.zones,
             token,
+            kubernetes: kubernetes.as_ref(),
         };
-        let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
         for p in &server.plugins {
             match p {
-                PluginConfig::Bind(_) => {}
+                PluginConfig::Bind(_) | PluginConfig::Kubernetes(_) => {}
                 PluginConfig::Health(h) => health.push(h.clone()),
                 PluginConfig::Ready(r) => ready.push(r.clone()),
                 PluginConfig::Prometheus(p) => prometheus.push(p.clone()),
-                PluginConfig::Kubernetes(k) => {
-                    let index = SharedIndex::new(ClusterIndex::default());
-                    startup_timeout = startup_timeout.max(k.startup_timeout);
-                    plugins.push(Arc::new(Kubernetes::new(
-                        k,
-                        &server.zones,
-                        local_ips.clone(),
-                        index.clone(),
-                    )));
-                    sources.push(SourceTask {
-                        cfg: (**k).clone(),
-                        index,
-                    });
-                }
                 other => plugins.extend(plugin::instantiate(other, &ctx)?),
             }
         }

@@ -6,6 +6,7 @@
 //! A plugin answers a [`Query`] or hands it to [`Next`] — CoreDNS's
 //! "fallthrough" as a type.
 
+pub mod autopath;
 pub mod bind;
 pub mod build;
 pub mod health;
@@ -13,6 +14,8 @@ pub mod kubernetes;
 pub mod pending;
 pub mod prometheus;
 pub mod ready;
+pub mod rewrite;
+pub mod template;
 pub mod whoami;
 
 use std::sync::Arc;
@@ -205,6 +208,12 @@ pub enum PluginConfig {
     Ready(ready::Ready),
     /// `prometheus`.
     Prometheus(prometheus::Prometheus),
+    /// Every `rewrite` of the block, as one instance.
+    Rewrite(rewrite::RewriteConfig),
+    /// Every `template` of the block, as one instance.
+    Template(template::TemplateConfig),
+    /// `autopath`.
+    Autopath(autopath::AutopathConfig),
     /// A directive of the default Corefile whose arguments we validate but whose
     /// behaviour has not been built yet; starting a server with it is an error.
     Pending(pending::Pending),
@@ -220,6 +229,11 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
         "health" => health::parse(d).map(PluginConfig::Health),
         "ready" => ready::parse(d).map(PluginConfig::Ready),
         "prometheus" => prometheus::parse(d).map(PluginConfig::Prometheus),
+        "rewrite" => rewrite::parse(d)
+            .map(|r| PluginConfig::Rewrite(rewrite::RewriteConfig { rules: vec![r] })),
+        "template" => template::parse(d)
+            .map(|t| PluginConfig::Template(template::TemplateConfig { templates: vec![t] })),
+        "autopath" => autopath::parse(d).map(PluginConfig::Autopath),
         _ if pending::handles(name) => pending::parse(d).map(PluginConfig::Pending),
         _ if order_of(name).is_some() => {
             Err(d.err(format!("plugin '{name}' is not supported by clusterdns")))
@@ -228,15 +242,43 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
     }
 }
 
+/// Directives CoreDNS allows several times in one server block (`rewrite`, `template`):
+/// all of them form one plugin instance, in the order written.
+pub fn repeatable(name: &str) -> bool {
+    matches!(name, "rewrite" | "template")
+}
+
+/// Add a parsed directive to its block's list: a repeated `rewrite` or `template` joins
+/// the first one, so rule order and `stop` work across directives.
+pub fn add(list: &mut Vec<PluginConfig>, cfg: PluginConfig) {
+    for existing in list.iter_mut() {
+        match (existing, &cfg) {
+            (PluginConfig::Rewrite(a), PluginConfig::Rewrite(b)) => {
+                a.rules.extend(b.rules.iter().cloned());
+                return;
+            }
+            (PluginConfig::Template(a), PluginConfig::Template(b)) => {
+                a.templates.extend(b.templates.iter().cloned());
+                return;
+            }
+            _ => {}
+        }
+    }
+    list.push(cfg);
+}
+
 /// Build the runtime plugin for a directive that lives in the query chain.
 /// `Ok(None)` for directives that are not chain plugins (`bind`, `health`,
 /// `ready`, `prometheus`, `kubernetes` — the app wires those itself).
 pub fn instantiate(
     cfg: &PluginConfig,
-    _ctx: &build::BuildCtx<'_>,
+    ctx: &build::BuildCtx<'_>,
 ) -> anyhow::Result<Option<Arc<dyn Plugin>>> {
     Ok(match cfg {
         PluginConfig::Whoami => Some(Arc::new(whoami::Whoami)),
+        PluginConfig::Rewrite(r) => Some(Arc::new(rewrite::Rewrite::new(r)?)),
+        PluginConfig::Template(t) => Some(Arc::new(template::Template::new(t, ctx)?)),
+        PluginConfig::Autopath(a) => Some(Arc::new(autopath::Autopath::new(a, ctx)?)),
         PluginConfig::Pending(p) => anyhow::bail!(
             "{}: {}: this plugin is recognised and its configuration is valid, \
              but it is not implemented yet",
@@ -259,6 +301,9 @@ pub fn compiled_in() -> Vec<&'static str> {
         "kubernetes",
         "prometheus",
         "ready",
+        "rewrite",
+        "template",
+        "autopath",
         "whoami",
     ];
     names.sort_by_key(|n| order_of(n));
