@@ -182,7 +182,8 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Rule, CorefileError> {
             if rest.len() < 2 {
                 return Err(d.err_at(field, "edns0: too few arguments"));
             }
-            one_of(d, rest[0], &["set", "append", "replace"])?;
+            one_of(d, rest[0], &["local", "nsid", "subnet"])?;
+            one_of(d, rest[1], &["set", "append", "replace", "unset"])?;
             RuleKind::Unsupported("edns0")
         }
         "cname" | "rcode" => {
