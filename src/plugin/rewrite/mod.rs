@@ -41,7 +41,7 @@
 
 mod parse;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use parse::{Mode, NameMatch, ResponseRule, RewriteConfig, Rule, RuleKind, Target, parse};
 
