@@ -437,19 +437,17 @@ fn regex_match(d: &Dispenser<'_>, from: &Token, to: &Token) -> Result<NameMatch,
     let re = Regex::new(&from.text)
         .map_err(|e| d.err_at(from, format!("invalid regex '{}': {e}", from.text)))?;
     let groups = re.captures_len() - 1;
-    if let Some(n) = (0..=100)
+    let highest = (0..=100)
         .rev()
-        .find(|n| to.text.contains(&format!("{{{n}}}")))
-    {
-        if n > groups {
-            return Err(d.err_at(
-                to,
-                format!(
-                    "'{}' uses group {{{n}}} but '{}' has {groups} group(s)",
-                    to.text, from.text
-                ),
-            ));
-        }
+        .find(|n| to.text.contains(&format!("{{{n}}}")));
+    if let Some(n) = highest.filter(|n| *n > groups) {
+        return Err(d.err_at(
+            to,
+            format!(
+                "'{}' uses group {{{n}}} but '{}' has {groups} group(s)",
+                to.text, from.text
+            ),
+        ));
     }
     Ok(NameMatch::Regex {
         re,

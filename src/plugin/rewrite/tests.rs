@@ -21,10 +21,12 @@ pub(crate) fn block(src: &str) -> Vec<Directive> {
     c.blocks[0].directives.clone()
 }
 
+type Respond = Box<dyn Fn(&Query) -> Result<Answer> + Send + Sync>;
+
 /// A plugin after the one under test: records the questions it sees and answers with `f`.
 pub(crate) struct Fake {
     pub(crate) seen: Mutex<Vec<(String, RecordType, DNSClass)>>,
-    pub(crate) f: Box<dyn Fn(&Query) -> Result<Answer> + Send + Sync>,
+    pub(crate) f: Respond,
 }
 
 impl Fake {
