@@ -90,7 +90,7 @@ pub fn from_corefile(cf: &Corefile, default_port: u16) -> Result<Config, Vec<Cor
         let mut plugins = Vec::new();
         let mut names: HashSet<&str> = HashSet::new();
         for d in &block.directives {
-            if !names.insert(d.name.text.as_str()) {
+            if !names.insert(d.name.text.as_str()) && !plugin::repeatable(&d.name.text) {
                 errors.push(d.name.err(format!(
                     "{}: this plugin can only be used once per server block",
                     d.name.text
@@ -98,7 +98,7 @@ pub fn from_corefile(cf: &Corefile, default_port: u16) -> Result<Config, Vec<Cor
                 continue;
             }
             match plugin::parse(&mut Dispenser::new(d)) {
-                Ok(p) => plugins.push(p),
+                Ok(p) => plugin::add(&mut plugins, p),
                 Err(e) => errors.push(e),
             }
         }

@@ -60,16 +60,34 @@ pub(super) fn plan(
         let addrs = listen_addrs(server)?;
         let local_ips = advertised_ips(&addrs);
         let server_label = format!("dns://:{}", server.port);
+        let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+        // kubernetes first, so that plugins built after it (autopath) can reach it.
+        let mut kubernetes: Option<Arc<Kubernetes>> = None;
+        for p in &server.plugins {
+            if let PluginConfig::Kubernetes(k) = p {
+                let task = sources.task_for(k, &tasks);
+                startup_timeout = startup_timeout.max(k.startup_timeout);
+                let k8s = Arc::new(Kubernetes::new(
+                    k,
+                    &server.zones,
+                    local_ips.clone(),
+                    task.index.clone(),
+                ));
+                plugins.push(k8s.clone());
+                kubernetes = Some(k8s);
+                tasks.push(task);
+            }
+        }
         let ctx = BuildCtx {
             families,
             server: &server_label,
             zones: &server.zones,
             token,
+            kubernetes: kubernetes.as_ref(),
         };
-        let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
         for p in &server.plugins {
             match p {
-                PluginConfig::Bind(_) => {}
+                PluginConfig::Bind(_) | PluginConfig::Kubernetes(_) => {}
                 PluginConfig::Health(h) => {
                     endpoints.add(h.addr, "/health", health::handler());
                     lameduck = lameduck.max(h.lameduck);
@@ -80,17 +98,6 @@ pub(super) fn plan(
                     endpoints.add(p.addr, "/metrics", handler);
                 }
                 PluginConfig::Reload(r) => reload = Some(*r),
-                PluginConfig::Kubernetes(k) => {
-                    let task = sources.task_for(k, &tasks);
-                    startup_timeout = startup_timeout.max(k.startup_timeout);
-                    plugins.push(Arc::new(Kubernetes::new(
-                        k,
-                        &server.zones,
-                        local_ips.clone(),
-                        task.index.clone(),
-                    )));
-                    tasks.push(task);
-                }
                 other => plugins.extend(plugin::instantiate(other, &ctx)?),
             }
         }

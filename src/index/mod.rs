@@ -173,6 +173,15 @@ impl ClusterIndex {
         self.serial
     }
 
+    /// Namespaces of the Pods holding `ip` (autopath maps a client to its pod's
+    /// namespace). Empty when no Pod has it, or Pods are not watched (`pods verified` off).
+    pub fn pod_namespaces(&self, ip: IpAddr) -> Vec<&str> {
+        self.pod_ips
+            .get(&ip)
+            .map(|owners| owners.iter().collect())
+            .unwrap_or_default()
+    }
+
     /// Number of Services.
     pub fn service_count(&self) -> usize {
         self.services.len()

@@ -67,4 +67,7 @@ pub struct BuildCtx<'a> {
     /// Cancelled when this configuration is replaced (reload) or the process
     /// stops: background tasks of a plugin (health checks, prefetch) end with it.
     pub token: &'a CancellationToken,
+    /// The block's kubernetes plugin, if any (autopath `@kubernetes` asks it for the
+    /// client pod's namespace).
+    pub kubernetes: Option<&'a Arc<crate::plugin::kubernetes::Kubernetes>>,
 }

@@ -7,6 +7,7 @@
 //! "fallthrough" as a type.
 
 pub mod any;
+pub mod autopath;
 pub mod bind;
 pub mod build;
 pub mod errors;
@@ -18,6 +19,8 @@ pub mod pending;
 pub mod prometheus;
 pub mod ready;
 pub mod reload;
+pub mod rewrite;
+pub mod template;
 pub mod whoami;
 
 use std::sync::Arc;
@@ -220,6 +223,12 @@ pub enum PluginConfig {
     Hosts(Box<hosts::HostsConfig>),
     /// `any`.
     Any,
+    /// Every `rewrite` of the block, as one instance.
+    Rewrite(rewrite::RewriteConfig),
+    /// Every `template` of the block, as one instance.
+    Template(template::TemplateConfig),
+    /// `autopath`.
+    Autopath(autopath::AutopathConfig),
     /// A directive of the default Corefile whose arguments we validate but whose
     /// behaviour has not been built yet; starting a server with it is an error.
     Pending(pending::Pending),
@@ -240,6 +249,9 @@ impl PluginConfig {
             PluginConfig::Log(_) => "log",
             PluginConfig::Hosts(_) => "hosts",
             PluginConfig::Any => "any",
+            PluginConfig::Rewrite(_) => "rewrite",
+            PluginConfig::Template(_) => "template",
+            PluginConfig::Autopath(_) => "autopath",
             PluginConfig::Pending(p) => p.name,
         }
     }
@@ -260,12 +272,42 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
         "log" => log::parse(d).map(PluginConfig::Log),
         "hosts" => hosts::parse(d).map(|h| PluginConfig::Hosts(Box::new(h))),
         "any" => any::parse(d).map(|()| PluginConfig::Any),
+        "rewrite" => rewrite::parse(d)
+            .map(|r| PluginConfig::Rewrite(rewrite::RewriteConfig { rules: vec![r] })),
+        "template" => template::parse(d)
+            .map(|t| PluginConfig::Template(template::TemplateConfig { templates: vec![t] })),
+        "autopath" => autopath::parse(d).map(PluginConfig::Autopath),
         _ if pending::handles(name) => pending::parse(d).map(PluginConfig::Pending),
         _ if order_of(name).is_some() => {
             Err(d.err(format!("plugin '{name}' is not supported by clusterdns")))
         }
         _ => Err(d.err(format!("unknown directive '{name}'"))),
     }
+}
+
+/// Directives CoreDNS allows several times in one server block (`rewrite`, `template`):
+/// all of them form one plugin instance, in the order written.
+pub fn repeatable(name: &str) -> bool {
+    matches!(name, "rewrite" | "template")
+}
+
+/// Add a parsed directive to its block's list: a repeated `rewrite` or `template` joins
+/// the first one, so rule order and `stop` work across directives.
+pub fn add(list: &mut Vec<PluginConfig>, cfg: PluginConfig) {
+    for existing in list.iter_mut() {
+        match (existing, &cfg) {
+            (PluginConfig::Rewrite(a), PluginConfig::Rewrite(b)) => {
+                a.rules.extend(b.rules.iter().cloned());
+                return;
+            }
+            (PluginConfig::Template(a), PluginConfig::Template(b)) => {
+                a.templates.extend(b.templates.iter().cloned());
+                return;
+            }
+            _ => {}
+        }
+    }
+    list.push(cfg);
 }
 
 /// Build the runtime plugin for a directive that lives in the query chain.
@@ -281,6 +323,9 @@ pub fn instantiate(
         PluginConfig::Log(l) => Some(Arc::new(log::Log::new(l))),
         PluginConfig::Hosts(h) => Some(Arc::new(hosts::Hosts::build(h, ctx)?)),
         PluginConfig::Any => Some(Arc::new(any::Any)),
+        PluginConfig::Rewrite(r) => Some(Arc::new(rewrite::Rewrite::new(r)?)),
+        PluginConfig::Template(t) => Some(Arc::new(template::Template::new(t, ctx)?)),
+        PluginConfig::Autopath(a) => Some(Arc::new(autopath::Autopath::new(a, ctx)?)),
         PluginConfig::Pending(p) => anyhow::bail!(
             "{}: {}: this plugin is recognised and its configuration is valid, \
              but it is not implemented yet",
@@ -309,6 +354,9 @@ pub fn compiled_in() -> Vec<&'static str> {
         "prometheus",
         "ready",
         "reload",
+        "rewrite",
+        "template",
+        "autopath",
         "whoami",
     ];
     names.sort_by_key(|n| order_of(n));

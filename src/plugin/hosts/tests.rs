@@ -419,6 +419,7 @@ async fn the_entries_metric_counts_file_and_inline_addresses() {
         server: "dns://:53",
         zones: &zones,
         token: &token,
+        kubernetes: None,
     };
     let _h = Hosts::build(&cfg, &ctx).unwrap();
     let text = crate::metrics::encode(families.registry());

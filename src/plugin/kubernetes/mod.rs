@@ -87,6 +87,26 @@ impl Kubernetes {
         }
     }
 
+    /// The plugin's zones, longest first (autopath builds the search path from them).
+    pub fn zones(&self) -> &[Name] {
+        &self.zones
+    }
+
+    /// Whether `pods verified` is set, i.e. Pods are watched and indexed by IP.
+    pub fn pods_verified(&self) -> bool {
+        self.opts.pods == PodMode::Verified
+    }
+
+    /// Namespaces of the Pods whose IP is `ip`, from the current index snapshot.
+    pub fn pod_namespaces(&self, ip: IpAddr) -> Vec<String> {
+        let index = self.index.load();
+        index
+            .pod_namespaces(ip)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
     fn synced(&self) -> bool {
         let idx = self.index.load();
         idx.is_synced(Kind::Service)

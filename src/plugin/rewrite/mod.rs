@@ -1,0 +1,220 @@
+//! `rewrite`: rewrites the question before the rest of the chain sees it, and maps the
+//! response back so the client never notices.
+//!
+//! # Description
+//! As CoreDNS's *rewrite*: every `rewrite` directive of a server block is one rule of a
+//! single plugin instance, tried in the order written. A rule that matches rewrites the
+//! query; `stop` (the default) ends the rule list, `continue` lets later rules see the
+//! rewritten query. Invariant: the response always carries the client's original
+//! question (the server writes it from the request), and response rewrites run only for
+//! rules that rewrote this query, last rule first.
+//!
+//! # Syntax
+//! ```text
+//! rewrite [continue|stop] name [exact|prefix|suffix|substring|regex] FROM TO [answer auto|answer name FROM TO|answer value FROM TO]...
+//! rewrite [continue|stop] type FROM TO
+//! rewrite [continue|stop] class FROM TO
+//! rewrite [continue|stop] ttl [exact|prefix|suffix|substring|regex] NAME TTL|MIN-MAX
+//! rewrite [continue|stop] {
+//!     name regex FROM TO
+//!     answer name FROM TO
+//! }
+//! ```
+//! Names are compared lower-case and fully qualified (`FROM`/`TO` get a trailing dot, as
+//! CoreDNS's `Normalize`). `exact` answers are always mapped back; `answer auto` maps
+//! prefix/suffix/substring answers back by the inverse rule; regex rules need an
+//! explicit `answer name` (owner names) or `answer value` (CNAME, NS, PTR, MX, SRV and SOA
+//! data). A rewritten name that is not a valid domain name gives SERVFAIL.
+//! `edns0`, `cname` and `rcode` rules are validated but refused at startup (not supported yet).
+//!
+//! # Examples
+//! ```text
+//! rewrite name exact db.example.com. mysql.default.svc.cluster.local.
+//! rewrite stop {
+//!     name regex (.*)\.corp\.example\. {1}.default.svc.cluster.local.
+//!     answer name (.*)\.default\.svc\.cluster\.local\. {1}.corp.example.
+//! }
+//! ```
+//!
+//! # Metrics / Ready
+//! None.
+
+mod parse;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use parse::{Mode, NameMatch, ResponseRule, RewriteConfig, Rule, RuleKind, Target, parse};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, Record};
+
+use crate::dns::{Answer, Query};
+use crate::plugin::{Next, Plugin, PluginError, Result};
+
+/// The running plugin.
+#[derive(Debug)]
+pub struct Rewrite {
+    rules: Vec<Rule>,
+}
+
+impl Rewrite {
+    /// Build the plugin; rules of fields that are not supported yet are an error.
+    pub fn new(cfg: &RewriteConfig) -> anyhow::Result<Self> {
+        for r in &cfg.rules {
+            if let RuleKind::Unsupported(field) = r.kind {
+                anyhow::bail!("{}: rewrite: {field} rules are not supported yet", r.at);
+            }
+        }
+        Ok(Self {
+            rules: cfg.rules.clone(),
+        })
+    }
+}
+
+/// What a rule asks of the response.
+enum Revert<'a> {
+    Names(&'a ResponseRule),
+    Ttl(u32, u32),
+}
+
+impl NameMatch {
+    /// The rewritten name, if `name` (lower-case, FQDN text) matches.
+    pub fn apply(&self, name: &str) -> Option<String> {
+        match self {
+            NameMatch::Exact { from, to } => (name == from).then(|| to.clone()),
+            NameMatch::Prefix { from, to } => {
+                name.strip_prefix(from.as_str()).map(|r| format!("{to}{r}"))
+            }
+            NameMatch::Suffix { from, to } => {
+                name.strip_suffix(from.as_str()).map(|r| format!("{r}{to}"))
+            }
+            NameMatch::Substring { from, to } => name
+                .contains(from.as_str())
+                .then(|| name.replace(from.as_str(), to)),
+            NameMatch::Regex { re, to } => {
+                let caps = re.captures(name)?;
+                let mut s = to.clone();
+                for (i, g) in caps.iter().enumerate() {
+                    s = s.replace(&format!("{{{i}}}"), g.map_or("", |m| m.as_str()));
+                }
+                Some(s)
+            }
+        }
+    }
+
+    fn apply_name(&self, name: &Name) -> Option<Name> {
+        let text = name.to_lowercase().to_ascii();
+        let new = self.apply(&text)?;
+        Name::from_ascii(&new).ok()
+    }
+}
+
+fn rewrite_record(rule: &ResponseRule, rr: &mut Record) {
+    match rule.target {
+        Target::Owner => {
+            if let Some(n) = rule.matcher.apply_name(&rr.name) {
+                rr.name = n;
+            }
+        }
+        Target::Value => {
+            let m = &rule.matcher;
+            let fix = |n: &mut Name| {
+                if let Some(new) = m.apply_name(n) {
+                    *n = new;
+                }
+            };
+            match &mut rr.data {
+                RData::CNAME(c) => fix(&mut c.0),
+                RData::NS(ns) => fix(&mut ns.0),
+                RData::PTR(p) => fix(&mut p.0),
+                RData::MX(mx) => fix(&mut mx.exchange),
+                RData::SRV(srv) => fix(&mut srv.target),
+                RData::SOA(soa) => {
+                    fix(&mut soa.mname);
+                    fix(&mut soa.rname);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for Rewrite {
+    fn name(&self) -> &'static str {
+        "rewrite"
+    }
+
+    async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {
+        let mut cur = q.clone();
+        let mut reverts: Vec<Revert<'_>> = Vec::new();
+        let mut changed = false;
+        for rule in &self.rules {
+            let done = match &rule.kind {
+                RuleKind::Name { matcher, answers } => {
+                    match matcher.apply(&cur.lower.to_ascii()) {
+                        Some(new) => {
+                            // CoreDNS: an invalid name after the rewrite is SERVFAIL.
+                            let name = Name::from_ascii(&new)
+                                .map_err(|_| PluginError::Rcode(ResponseCode::ServFail))?;
+                            cur.lower = name.to_lowercase();
+                            cur.name = name;
+                            reverts.extend(answers.iter().map(Revert::Names));
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                RuleKind::Type { from, to } => {
+                    let hit = cur.qtype == *from;
+                    if hit {
+                        cur.qtype = *to;
+                    }
+                    hit
+                }
+                RuleKind::Class { from, to } => {
+                    let hit = cur.qclass == *from;
+                    if hit {
+                        cur.qclass = *to;
+                    }
+                    hit
+                }
+                RuleKind::Ttl { matcher, min, max } => {
+                    let hit = matcher.apply(&cur.lower.to_ascii()).is_some();
+                    if hit {
+                        reverts.push(Revert::Ttl(*min, *max));
+                    }
+                    hit
+                }
+                // Refused by `Rewrite::new`.
+                RuleKind::Unsupported(_) => false,
+            };
+            changed |= done;
+            if done && rule.mode == Mode::Stop {
+                break;
+            }
+        }
+        if !changed {
+            return next.serve(q).await;
+        }
+        let mut answer = next.serve(&cur).await?;
+        if !reverts.is_empty() {
+            let sections = [
+                &mut answer.answers,
+                &mut answer.authority,
+                &mut answer.additionals,
+            ];
+            for section in sections {
+                for rr in section.iter_mut() {
+                    for r in reverts.iter().rev() {
+                        match r {
+                            Revert::Names(rule) => rewrite_record(rule, rr),
+                            Revert::Ttl(min, max) => rr.ttl = rr.ttl.clamp(*min, *max),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(answer)
+    }
+}
