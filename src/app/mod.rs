@@ -20,7 +20,7 @@ use crate::dns::server::{self, DnsServers, Listener};
 use crate::dns::{Handler, Route};
 use crate::index::ClusterIndex;
 use crate::index::snapshot::SharedIndex;
-use crate::plugin::build::{BuildCtx, Families};
+use crate::plugin::build::{BlockShared, BuildCtx, Families};
 use crate::plugin::health::{self, Health};
 use crate::plugin::kubernetes::Kubernetes;
 use crate::plugin::prometheus::{self, Prometheus};
@@ -56,11 +56,14 @@ pub fn plan(cfg: &Config, families: &Families, token: &CancellationToken) -> any
         let addrs = listen_addrs(server)?;
         let local_ips = advertised_ips(&addrs);
         let server_label = format!("dns://:{}", server.port);
+        let shared = BlockShared::default();
         let ctx = BuildCtx {
             families,
             server: &server_label,
             zones: &server.zones,
             token,
+            listen: &addrs,
+            shared: &shared,
         };
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
         for p in &server.plugins {
