@@ -47,6 +47,12 @@ impl Health {
             .is_ok()
     }
 
+    /// Set the failure count (tests).
+    #[cfg(test)]
+    pub(crate) fn set_fails(&self, n: u32) {
+        self.fails.store(n, Ordering::Relaxed);
+    }
+
     /// Whether a check loop is running.
     #[cfg(test)]
     pub(crate) fn is_checking(&self) -> bool {
@@ -142,9 +148,17 @@ mod tests {
         assert!(!h.is_down(2));
         assert!(!h.is_checking(), "the loop ended");
         assert_eq!(failures.load(Ordering::Relaxed), 3);
-        let ms: Vec<u128> = times.lock().unwrap().iter().map(|d| d.as_millis()).collect();
+        let ms: Vec<u128> = times
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_millis())
+            .collect();
         assert_eq!(ms, [0, 500, 1000, 1500], "checks every interval");
-        assert!(h.begin_checking(), "a new loop may start after the next error");
+        assert!(
+            h.begin_checking(),
+            "a new loop may start after the next error"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -155,7 +169,8 @@ mod tests {
         let token = CancellationToken::new();
         let (h2, t2) = (h.clone(), token.clone());
         let task = tokio::spawn(async move {
-            h2.run_checks(Duration::from_secs(1), &t2, check, || {}).await;
+            h2.run_checks(Duration::from_secs(1), &t2, check, || {})
+                .await;
         });
         tokio::time::sleep(Duration::from_millis(2500)).await;
         token.cancel();

@@ -68,7 +68,7 @@ mod policy;
 mod resolv;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use parse::{ForwardConfig, MAX_UPSTREAMS, UpstreamSpec, address, parse, rcode, rcode_name};
 pub use policy::{Policy, random_u64};
@@ -196,7 +196,8 @@ pub fn upstream_addrs(cfg: &ForwardConfig) -> anyhow::Result<Vec<SocketAddr>> {
         match spec {
             UpstreamSpec::Addr(a) => addrs.push(*a),
             UpstreamSpec::ResolvConf { path, at } => {
-                addrs.extend(resolv::read(path).map_err(|e| anyhow::anyhow!("{at}: forward: {e}"))?);
+                addrs
+                    .extend(resolv::read(path).map_err(|e| anyhow::anyhow!("{at}: forward: {e}"))?);
             }
         }
     }
@@ -218,7 +219,13 @@ impl Forward {
         let guard = ctx.shared.get::<LoopGuard>();
         guard.set_upstreams(ctx.zones.first().unwrap_or(&Name::root()), &addrs);
         let metrics = ctx.families.get::<ForwardMetrics>()?;
-        Ok(Self::new(cfg, addrs, metrics, guard, ctx.token.child_token()))
+        Ok(Self::new(
+            cfg,
+            addrs,
+            metrics,
+            guard,
+            ctx.token.child_token(),
+        ))
     }
 
     fn new(
@@ -329,7 +336,11 @@ impl Inner {
         }
         self.metrics
             .request_duration
-            .with_label_values(&["forward", &up.label, &rcode_name(reply.metadata.response_code)])
+            .with_label_values(&[
+                "forward",
+                &up.label,
+                &rcode_name(reply.metadata.response_code),
+            ])
             .observe(start.elapsed().as_secs_f64());
         Ok(reply)
     }
@@ -342,7 +353,11 @@ impl Inner {
         let inner = self.clone();
         tokio::spawn(async move {
             let up = &inner.upstreams[i];
-            let proto = if inner.force_tcp { Proto::Tcp } else { Proto::Udp };
+            let proto = if inner.force_tcp {
+                Proto::Tcp
+            } else {
+                Proto::Udp
+            };
             let ask = Ask {
                 name: &inner.hc_domain,
                 qtype: RecordType::NS,

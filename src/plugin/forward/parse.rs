@@ -196,9 +196,7 @@ fn block_line(
                     return Err(sd
                         .err_at(
                             t,
-                            format!(
-                                "unknown policy '{other}' (random, round_robin, sequential)"
-                            ),
+                            format!("unknown policy '{other}' (random, round_robin, sequential)"),
                         )
                         .into());
                 }
@@ -300,7 +298,10 @@ fn zone(d: &Dispenser<'_>, t: &Token) -> Result<Name, CorefileError> {
     if text.contains('/') {
         return Err(d.err_at(
             t,
-            format!("'{}': CIDR zones are not supported, write the reverse zone", t.text),
+            format!(
+                "'{}': CIDR zones are not supported, write the reverse zone",
+                t.text
+            ),
         ));
     }
     if !text.ends_with('.') {
@@ -351,7 +352,10 @@ pub fn address(text: &str) -> Option<SocketAddr> {
         return Some(SocketAddr::new(ip, 53));
     }
     if let Some(inner) = text.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-        return inner.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53));
+        return inner
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 53));
     }
     text.parse::<SocketAddr>().ok()
 }

@@ -80,9 +80,7 @@ mod tests {
     #[test]
     fn round_robin_starts_one_further_each_query() {
         let turn = AtomicUsize::new(0);
-        let got: Vec<Vec<usize>> = (0..4)
-            .map(|_| Policy::RoundRobin.order(3, &turn))
-            .collect();
+        let got: Vec<Vec<usize>> = (0..4).map(|_| Policy::RoundRobin.order(3, &turn)).collect();
         assert_eq!(
             got,
             vec![vec![0, 1, 2], vec![1, 2, 0], vec![2, 0, 1], vec![0, 1, 2]]

@@ -19,7 +19,9 @@ pub fn nameservers(text: &str) -> Vec<SocketAddr> {
             }
             let addr = words.next()?;
             let addr = addr.split('%').next().unwrap_or(addr);
-            addr.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53))
+            addr.parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, 53))
         })
         .collect()
 }
