@@ -30,17 +30,16 @@ fn ask(addr: SocketAddr, m: &Message, timeout: Duration) -> Option<Message> {
 
 /// Start a server and wait until it answers anything (any rcode).
 fn start(corefile: &str, files: &[(&str, &str)]) -> TestServer {
-    let srv = TestServer::spawn(corefile, files);
-    wait_dns(srv.addr);
-    srv
-}
-
-fn wait_dns(addr: SocketAddr) {
+    let mut srv = TestServer::spawn(corefile, files);
     let probe = query("wait-for-start.invalid.", RecordType::A);
     let up = eventually(Duration::from_secs(20), || {
-        ask(addr, &probe, Duration::from_millis(300))
+        if let Ok(Some(status)) = srv.child.try_wait() {
+            panic!("clusterdns exited with {status}:\n{}", srv.log());
+        }
+        ask(srv.addr, &probe, Duration::from_millis(300))
     });
-    assert!(up.is_some(), "no DNS answer from {addr}");
+    assert!(up.is_some(), "no DNS answer from {}", srv.addr);
+    srv
 }
 
 /// The value of the first /metrics line starting with `prefix`.
