@@ -63,6 +63,7 @@
 
 mod exchange;
 mod health;
+mod metrics;
 mod parse;
 mod policy;
 mod resolv;
@@ -70,6 +71,7 @@ mod resolv;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use metrics::ForwardMetrics;
 pub use parse::{ForwardConfig, MAX_UPSTREAMS, UpstreamSpec, address, parse, rcode, rcode_name};
 pub use policy::{Policy, random_u64};
 pub use resolv::nameservers;
@@ -81,13 +83,12 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::dns::{Answer, Query, Transport};
-use crate::plugin::build::{BuildCtx, Family};
+use crate::plugin::build::BuildCtx;
 use crate::plugin::loop_detect::LoopGuard;
 use crate::plugin::{Next, Plugin, PluginError, Result};
 use exchange::{Ask, ExchangeError, Proto};
@@ -99,58 +100,6 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 pub const QUERY_DEADLINE: Duration = Duration::from_secs(5);
 /// The largest EDNS payload size passed upstream (the server's own limit).
 const MAX_EDNS_PAYLOAD: u16 = 4096;
-
-/// The forward metrics (CoreDNS's names and labels), registered once per process.
-#[derive(Clone, Debug)]
-pub struct ForwardMetrics {
-    /// `coredns_proxy_request_duration_seconds{proxy_name,to,rcode}`.
-    pub request_duration: HistogramVec,
-    /// `coredns_proxy_healthcheck_failures_total{proxy_name,to}`.
-    pub healthcheck_failures: IntCounterVec,
-    /// `coredns_forward_healthcheck_broken_total`.
-    pub healthcheck_broken: IntCounter,
-    /// `coredns_forward_max_concurrent_rejects_total`.
-    pub max_concurrent_rejects: IntCounter,
-}
-
-impl Family for ForwardMetrics {
-    fn register(r: &Registry) -> prometheus::Result<Self> {
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "coredns_proxy_request_duration_seconds",
-                "Histogram of the time each request took.",
-            )
-            // CoreDNS's plugin.TimeBuckets.
-            .buckets(prometheus::exponential_buckets(0.00025, 2.0, 16)?),
-            &["proxy_name", "to", "rcode"],
-        )?;
-        let healthcheck_failures = IntCounterVec::new(
-            Opts::new(
-                "coredns_proxy_healthcheck_failures_total",
-                "Counter of the number of failed healthchecks.",
-            ),
-            &["proxy_name", "to"],
-        )?;
-        let healthcheck_broken = IntCounter::new(
-            "coredns_forward_healthcheck_broken_total",
-            "Counter of the number of complete failures of the healthchecks.",
-        )?;
-        let max_concurrent_rejects = IntCounter::new(
-            "coredns_forward_max_concurrent_rejects_total",
-            "Counter of the number of queries rejected because the concurrent queries were at maximum.",
-        )?;
-        r.register(Box::new(request_duration.clone()))?;
-        r.register(Box::new(healthcheck_failures.clone()))?;
-        r.register(Box::new(healthcheck_broken.clone()))?;
-        r.register(Box::new(max_concurrent_rejects.clone()))?;
-        Ok(Self {
-            request_duration,
-            healthcheck_failures,
-            healthcheck_broken,
-            max_concurrent_rejects,
-        })
-    }
-}
 
 /// One upstream and its health.
 #[derive(Debug)]
