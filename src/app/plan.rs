@@ -16,7 +16,7 @@ use crate::config::{Config, ServerConfig};
 use crate::dns::Route;
 use crate::dns::metrics::DnsMetrics;
 use crate::dns::server::RouteTable;
-use crate::plugin::build::{BuildCtx, Families};
+use crate::plugin::build::{BlockShared, BuildCtx, Families};
 use crate::plugin::kubernetes::Kubernetes;
 use crate::plugin::ready::Readiness;
 use crate::plugin::reload::Reload;
@@ -78,12 +78,15 @@ pub(super) fn plan(
                 tasks.push(task);
             }
         }
+        let shared = BlockShared::default();
         let ctx = BuildCtx {
             families,
             server: &server_label,
             zones: &server.zones,
             token,
             kubernetes: kubernetes.as_ref(),
+            listen: &addrs,
+            shared: &shared,
         };
         for p in &server.plugins {
             match p {

@@ -76,6 +76,8 @@ fn setup(src: &str, k: Option<Arc<Kubernetes>>) -> anyhow::Result<Setup> {
         zones: &zones,
         token: &token,
         kubernetes: k.as_ref(),
+        listen: &[],
+        shared: &crate::plugin::build::BlockShared::default(),
     };
     let ap = Arc::new(Autopath::new(&config(src)?, &ctx)?);
     let fake = Fake::new(cluster);

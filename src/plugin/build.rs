@@ -8,6 +8,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use hickory_proto::rr::Name;
@@ -70,4 +71,35 @@ pub struct BuildCtx<'a> {
     /// The block's kubernetes plugin, if any (autopath `@kubernetes` asks it for the
     /// client pod's namespace).
     pub kubernetes: Option<&'a Arc<crate::plugin::kubernetes::Kubernetes>>,
+    /// The addresses this block listens on (wildcards when it has no `bind`).
+    pub listen: &'a [SocketAddr],
+    /// Values the plugins of this block share (e.g. `loop` and `forward`).
+    pub shared: &'a BlockShared,
+}
+
+/// Per-block values shared between the plugins of one server block, created
+/// fresh for every block at every (re)load, so nothing leaks between blocks
+/// or configurations. Keyed by type: a plugin module defines its own type.
+#[derive(Default)]
+pub struct BlockShared {
+    by_type: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl BlockShared {
+    /// The block's `T`, created with `T::default()` on first use.
+    pub fn get<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut map = self.by_type.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()));
+        match entry.clone().downcast::<T>() {
+            Ok(t) => t,
+            // Unreachable: the entry for TypeId::of::<T>() always holds a T.
+            Err(_) => {
+                let t = Arc::new(T::default());
+                *entry = t.clone();
+                t
+            }
+        }
+    }
 }

@@ -11,10 +11,12 @@ pub mod autopath;
 pub mod bind;
 pub mod build;
 pub mod errors;
+pub mod forward;
 pub mod health;
 pub mod hosts;
 pub mod kubernetes;
 pub mod log;
+pub mod loop_detect;
 pub mod pending;
 pub mod prometheus;
 pub mod ready;
@@ -229,6 +231,10 @@ pub enum PluginConfig {
     Template(template::TemplateConfig),
     /// `autopath`.
     Autopath(autopath::AutopathConfig),
+    /// `forward`.
+    Forward(Box<forward::ForwardConfig>),
+    /// `loop`.
+    Loop,
     /// A directive of the default Corefile whose arguments we validate but whose
     /// behaviour has not been built yet; starting a server with it is an error.
     Pending(pending::Pending),
@@ -252,6 +258,8 @@ impl PluginConfig {
             PluginConfig::Rewrite(_) => "rewrite",
             PluginConfig::Template(_) => "template",
             PluginConfig::Autopath(_) => "autopath",
+            PluginConfig::Forward(_) => "forward",
+            PluginConfig::Loop => "loop",
             PluginConfig::Pending(p) => p.name,
         }
     }
@@ -277,6 +285,8 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
         "template" => template::parse(d)
             .map(|t| PluginConfig::Template(template::TemplateConfig { templates: vec![t] })),
         "autopath" => autopath::parse(d).map(PluginConfig::Autopath),
+        "forward" => forward::parse(d).map(|f| PluginConfig::Forward(Box::new(f))),
+        "loop" => loop_detect::parse(d).map(|()| PluginConfig::Loop),
         _ if pending::handles(name) => pending::parse(d).map(PluginConfig::Pending),
         _ if order_of(name).is_some() => {
             Err(d.err(format!("plugin '{name}' is not supported by clusterdns")))
@@ -326,6 +336,8 @@ pub fn instantiate(
         PluginConfig::Rewrite(r) => Some(Arc::new(rewrite::Rewrite::new(r)?)),
         PluginConfig::Template(t) => Some(Arc::new(template::Template::new(t, ctx)?)),
         PluginConfig::Autopath(a) => Some(Arc::new(autopath::Autopath::new(a, ctx)?)),
+        PluginConfig::Forward(f) => Some(Arc::new(forward::Forward::build(f, ctx)?)),
+        PluginConfig::Loop => Some(Arc::new(loop_detect::Loop::build(ctx)?)),
         PluginConfig::Pending(p) => anyhow::bail!(
             "{}: {}: this plugin is recognised and its configuration is valid, \
              but it is not implemented yet",
@@ -347,10 +359,12 @@ pub fn compiled_in() -> Vec<&'static str> {
         "any",
         "bind",
         "errors",
+        "forward",
         "health",
         "hosts",
         "kubernetes",
         "log",
+        "loop",
         "prometheus",
         "ready",
         "reload",

@@ -10,7 +10,7 @@
 use crate::corefile::{CorefileError, Dispenser, Token};
 
 /// Names of the directives handled here.
-const NAMES: &[&str] = &["forward", "cache", "loop", "loadbalance"];
+const NAMES: &[&str] = &["cache", "loadbalance"];
 
 /// A validated directive of a plugin that is not implemented yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +60,6 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Pending, CorefileError> {
                 _ => Err(unknown(sd, name, p)),
             })?;
         }
-        "forward" => parse_forward(d)?,
         "cache" => parse_cache(d)?,
         _ => {}
     }
@@ -68,53 +67,6 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Pending, CorefileError> {
     Ok(Pending {
         name,
         at: format!("{}:{}:{}", p.file.display(), p.line, p.col),
-    })
-}
-
-fn parse_forward(d: &mut Dispenser<'_>) -> Result<(), CorefileError> {
-    const N: &str = "forward";
-    d.expect_arg("FROM zone")?;
-    let to = d.remaining();
-    if to.is_empty() {
-        return Err(d.err("forward: missing argument: TO upstream"));
-    }
-    if to.len() > 15 {
-        return Err(to[15].err("forward: more than 15 upstreams"));
-    }
-    for t in to {
-        let s = t.text.trim_start_matches("dns://");
-        let is_file = s.starts_with('/') || s.starts_with('.');
-        let is_tls = s.starts_with("tls://");
-        if !(is_file || is_tls) && s.parse::<std::net::IpAddr>().is_err() {
-            t.parse_socket_addr("forward upstream", 53)?;
-        }
-    }
-    block(d, N, |p, sd| {
-        match p {
-            "force_tcp" | "prefer_udp" | "failfast_all_unhealthy_upstreams" => sd.expect_end()?,
-            "expire" | "health_check" => {
-                sd.expect_arg("duration")?.parse_duration(p)?;
-                let _ = sd.remaining();
-            }
-            "max_fails" | "max_concurrent" | "max_connect_attempts" => {
-                sd.expect_arg("number")?.parse_u32(p, 0..=u32::MAX)?;
-                sd.expect_end()?;
-            }
-            "policy" => {
-                let t = sd.expect_arg("policy")?;
-                one_of(t, N, &["random", "round_robin", "sequential"])?;
-                sd.expect_end()?;
-            }
-            "except" | "next" | "failover" => {
-                sd.expect_arg("argument")?;
-                let _ = sd.remaining();
-            }
-            "tls" | "tls_servername" => {
-                let _ = sd.remaining();
-            }
-            _ => return Err(unknown(sd, N, p)),
-        }
-        Ok(())
     })
 }
 

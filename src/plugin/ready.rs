@@ -112,7 +112,7 @@ impl Readiness {
             .collect();
         names.sort_unstable();
         names.dedup();
-        if names.is_empty() {
+        if names.is_empty() && monitor == Monitor::UntilReady {
             self.latched.store(true, Ordering::Relaxed);
         }
         names

@@ -420,6 +420,8 @@ async fn the_entries_metric_counts_file_and_inline_addresses() {
         zones: &zones,
         token: &token,
         kubernetes: None,
+        listen: &[],
+        shared: &crate::plugin::build::BlockShared::default(),
     };
     let _h = Hosts::build(&cfg, &ctx).unwrap();
     let text = crate::metrics::encode(families.registry());

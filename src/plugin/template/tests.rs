@@ -42,6 +42,8 @@ fn build(src: &str, families: &Families) -> (Chain, Arc<Fake>) {
         zones: &zones,
         token: &token,
         kubernetes: None,
+        listen: &[],
+        shared: &crate::plugin::build::BlockShared::default(),
     };
     let t = Arc::new(Template::new(&defs(src), &ctx).expect("instantiate"));
     let fake = Fake::new(upstream);
@@ -267,6 +269,8 @@ fn good_lines_keep_coredns_defaults() {
         zones: &zones,
         token: &token,
         kubernetes: None,
+        listen: &[],
+        shared: &crate::plugin::build::BlockShared::default(),
     };
     let e = Template::new(&defs("template IN A {\n ederror 21\n}"), &ctx)
         .err()
