@@ -8,8 +8,10 @@
 
 pub mod bind;
 pub mod build;
+pub mod cache;
 pub mod health;
 pub mod kubernetes;
+pub mod loadbalance;
 pub mod pending;
 pub mod prometheus;
 pub mod ready;
@@ -205,6 +207,10 @@ pub enum PluginConfig {
     Ready(ready::Ready),
     /// `prometheus`.
     Prometheus(prometheus::Prometheus),
+    /// `cache`.
+    Cache(Box<cache::CacheConfig>),
+    /// `loadbalance`.
+    Loadbalance(loadbalance::LoadbalanceConfig),
     /// A directive of the default Corefile whose arguments we validate but whose
     /// behaviour has not been built yet; starting a server with it is an error.
     Pending(pending::Pending),
@@ -220,6 +226,8 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
         "health" => health::parse(d).map(PluginConfig::Health),
         "ready" => ready::parse(d).map(PluginConfig::Ready),
         "prometheus" => prometheus::parse(d).map(PluginConfig::Prometheus),
+        "cache" => cache::parse(d).map(|c| PluginConfig::Cache(Box::new(c))),
+        "loadbalance" => loadbalance::parse(d).map(PluginConfig::Loadbalance),
         _ if pending::handles(name) => pending::parse(d).map(PluginConfig::Pending),
         _ if order_of(name).is_some() => {
             Err(d.err(format!("plugin '{name}' is not supported by clusterdns")))
@@ -233,10 +241,12 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
 /// `ready`, `prometheus`, `kubernetes` — the app wires those itself).
 pub fn instantiate(
     cfg: &PluginConfig,
-    _ctx: &build::BuildCtx<'_>,
+    ctx: &build::BuildCtx<'_>,
 ) -> anyhow::Result<Option<Arc<dyn Plugin>>> {
     Ok(match cfg {
         PluginConfig::Whoami => Some(Arc::new(whoami::Whoami)),
+        PluginConfig::Cache(c) => Some(Arc::new(cache::Cache::new(c, ctx)?)),
+        PluginConfig::Loadbalance(l) => Some(Arc::new(loadbalance::Loadbalance::new(l)?)),
         PluginConfig::Pending(p) => anyhow::bail!(
             "{}: {}: this plugin is recognised and its configuration is valid, \
              but it is not implemented yet",
@@ -255,8 +265,10 @@ pub fn instantiate(
 pub fn compiled_in() -> Vec<&'static str> {
     let mut names = vec![
         "bind",
+        "cache",
         "health",
         "kubernetes",
+        "loadbalance",
         "prometheus",
         "ready",
         "whoami",

@@ -14,10 +14,8 @@ const NAMES: &[&str] = &[
     "errors",
     "log",
     "forward",
-    "cache",
     "loop",
     "reload",
-    "loadbalance",
 ];
 
 /// A validated directive of a plugin that is not implemented yet.
@@ -85,29 +83,7 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Pending, CorefileError> {
             d.expect_end()?;
             no_block(d, name)?;
         }
-        "loadbalance" => {
-            if let Some(policy) = d.next_arg() {
-                one_of(policy, name, &["round_robin", "weighted"])?;
-                if policy.text == "weighted" {
-                    d.expect_arg("weight file")?;
-                }
-            }
-            d.expect_end()?;
-            block(d, name, |p, sd| match p {
-                "reload" => {
-                    sd.expect_arg("duration")?.parse_duration("reload")?;
-                    sd.expect_end()
-                }
-                "prefer" => {
-                    sd.expect_arg("CIDR")?;
-                    let _ = sd.remaining();
-                    Ok(())
-                }
-                _ => Err(unknown(sd, name, p)),
-            })?;
-        }
         "forward" => parse_forward(d)?,
-        "cache" => parse_cache(d)?,
         _ => {}
     }
     let p = &dir.name.pos;
@@ -158,53 +134,6 @@ fn parse_forward(d: &mut Dispenser<'_>) -> Result<(), CorefileError> {
             "tls" | "tls_servername" => {
                 let _ = sd.remaining();
             }
-            _ => return Err(unknown(sd, N, p)),
-        }
-        Ok(())
-    })
-}
-
-fn parse_cache(d: &mut Dispenser<'_>) -> Result<(), CorefileError> {
-    const N: &str = "cache";
-    let args = d.remaining();
-    if let Some(first) = args.first()
-        && first.text.bytes().all(|b| b.is_ascii_digit())
-    {
-        first.parse_u32("cache TTL", 0..=u32::MAX)?;
-    }
-    block(d, N, |p, sd| {
-        match p {
-            "success" | "denial" => {
-                sd.expect_arg("capacity")?
-                    .parse_u32("capacity", 0..=u32::MAX)?;
-                for t in sd.remaining() {
-                    t.parse_u32("TTL", 0..=u32::MAX)?;
-                }
-            }
-            "prefetch" => {
-                sd.expect_arg("amount")?
-                    .parse_u32("prefetch amount", 1..=u32::MAX)?;
-                let _ = sd.remaining();
-            }
-            "serve_stale" => {
-                if let Some(t) = sd.next_arg() {
-                    t.parse_duration("serve_stale duration")?;
-                }
-                if let Some(t) = sd.next_arg() {
-                    one_of(t, N, &["immediate", "verify"])?;
-                }
-                sd.expect_end()?;
-            }
-            "servfail" => {
-                sd.expect_arg("duration")?.parse_duration("servfail")?;
-                sd.expect_end()?;
-            }
-            "disable" => {
-                let t = sd.expect_arg("success|denial")?;
-                one_of(t, N, &["success", "denial"])?;
-                let _ = sd.remaining();
-            }
-            "keepttl" => sd.expect_end()?,
             _ => return Err(unknown(sd, N, p)),
         }
         Ok(())
