@@ -245,3 +245,145 @@ fn prefer(rs: &mut Vec<Record>, nets: &[IpNet]) {
     rs.extend(rest);
 }
 
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+    use std::str::FromStr;
+    use std::sync::Arc;
+
+    use hickory_proto::rr::Name;
+    use hickory_proto::rr::rdata::{CNAME, MX, TXT};
+
+    use super::*;
+    use crate::corefile::{MemFs, parse_str};
+
+    fn parse_text(directive: &str) -> std::result::Result<LoadbalanceConfig, String> {
+        let text = format!(".:53 {{\n{directive}\n}}\n");
+        let cf = parse_str(&text, Path::new("conf/Corefile"), &|_| None, &MemFs::new())
+            .map_err(|e| e.to_string())?;
+        parse(&mut Dispenser::new(&cf.blocks[0].directives[0])).map_err(|e| e.to_string())
+    }
+
+    fn rec(rdata: RData) -> Record {
+        Record::from_rdata(Name::from_ascii("x.example.").unwrap(), 5, rdata)
+    }
+
+    fn a(ip: &str) -> Record {
+        rec(RData::A(hickory_proto::rr::rdata::A(ip.parse().unwrap())))
+    }
+
+    fn types(rs: &[Record]) -> Vec<RecordType> {
+        rs.iter().map(Record::record_type).collect()
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_point_at_the_token() {
+        let c = parse_text("loadbalance").unwrap();
+        assert_eq!((c.policy, c.prefer, c.limit_answers), (Policy::RoundRobin, vec![], None));
+        let c = parse_text("loadbalance round_robin {\n prefer 10.0.0.0/8 fd00::/8\n limit_answers 2\n}").unwrap();
+        assert_eq!(c.prefer, [IpNet::from_str("10.0.0.0/8").unwrap(), IpNet::from_str("fd00::/8").unwrap()]);
+        assert_eq!(c.limit_answers, Some(2));
+        let c = parse_text("loadbalance weighted w.txt {\n reload 10s\n}").unwrap();
+        assert_eq!(
+            c.policy,
+            Policy::Weighted { file: "conf/w.txt".into(), reload: Duration::from_secs(10), at: "conf/Corefile:2:1".into() }
+        );
+        let cases = [
+            ("loadbalance random", "conf/Corefile:2:13: loadbalance: unknown policy: 'random' (use round_robin or weighted)"),
+            ("loadbalance round_robin x", "conf/Corefile:2:25: loadbalance: unexpected argument 'x'"),
+            ("loadbalance weighted", "conf/Corefile:2:13: loadbalance: missing argument: WEIGHTFILE"),
+            ("loadbalance {\n reload 10s\n}", "conf/Corefile:3:2: loadbalance: unknown property 'reload'"),
+            ("loadbalance weighted f {\n reload soon\n}", "conf/Corefile:3:9: loadbalance: reload: DURATION: invalid duration 'soon'"),
+            ("loadbalance {\n prefer 10.0.0.0/33\n}", "conf/Corefile:3:9: loadbalance: prefer: invalid CIDR '10.0.0.0/33': "),
+            ("loadbalance {\n limit_answers 0\n}", "conf/Corefile:3:16: loadbalance: limit_answers: NUM_ANSWERS: 0 is out of range 1..4294967295"),
+        ];
+        for (text, want) in cases {
+            let got = parse_text(text).expect_err(text);
+            assert!(got.starts_with(want), "{text}\n got: {got}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn weighted_is_a_clear_startup_error_until_implemented() {
+        let c = parse_text("loadbalance weighted w.txt").unwrap();
+        let e = Loadbalance::new(&c).unwrap_err().to_string();
+        assert_eq!(e, "conf/Corefile:2:1: loadbalance: the weighted policy is not supported yet (use round_robin)");
+    }
+
+    #[test]
+    fn round_robin_shuffles_addresses_and_keeps_the_set() {
+        let lb = Loadbalance::new(&parse_text("loadbalance").unwrap()).unwrap();
+        let ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"];
+        let mut orders = BTreeSet::new();
+        for _ in 0..50 {
+            let mut ans = Answer::rcode(ResponseCode::NoError);
+            ans.answers = ips.iter().map(|ip| a(ip)).collect();
+            lb.balance(&mut ans);
+            let order: Vec<String> = ans.answers.iter().map(|r| r.data.to_string()).collect();
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, ips);
+            orders.insert(order);
+        }
+        assert!(orders.len() > 1, "50 shuffles of 4 records gave one order");
+    }
+
+    #[test]
+    fn mixed_sections_put_cnames_first_then_others_then_addresses_then_mx() {
+        let target = Name::from_ascii("t.example.").unwrap();
+        let mut rs = vec![
+            a("10.0.0.1"),
+            rec(RData::MX(MX::new(10, target.clone()))),
+            rec(RData::TXT(TXT::new(vec!["x".into()]))),
+            a("10.0.0.2"),
+            rec(RData::CNAME(CNAME(target))),
+        ];
+        shuffle(&mut rs);
+        use RecordType::{A as RA, CNAME as RC, MX as RM, TXT as RT};
+        assert_eq!(types(&rs), [RC, RT, RA, RA, RM]);
+    }
+
+    #[test]
+    fn prefer_moves_matching_addresses_first_in_cidr_order() {
+        let lb = Loadbalance::new(&parse_text("loadbalance {\n prefer 10.2.0.0/16 10.1.0.0/16\n}").unwrap()).unwrap();
+        for _ in 0..20 {
+            let mut ans = Answer::rcode(ResponseCode::NoError);
+            ans.answers = ["192.0.2.1", "10.1.0.1", "10.2.0.1", "192.0.2.2"].iter().map(|ip| a(ip)).collect();
+            lb.balance(&mut ans);
+            let order: Vec<String> = ans.answers.iter().map(|r| r.data.to_string()).collect();
+            assert_eq!(&order[..2], ["10.2.0.1", "10.1.0.1"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_and_limit_answers() {
+        struct Fixed(Answer);
+        #[async_trait::async_trait]
+        impl Plugin for Fixed {
+            fn name(&self) -> &'static str {
+                "fixed"
+            }
+            async fn serve(&self, _q: &Query, _next: Next<'_>) -> Result<Answer> {
+                Ok(self.0.clone())
+            }
+        }
+        let ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+        let mut nx = Answer::rcode(ResponseCode::NXDomain);
+        nx.answers = ips.iter().map(|ip| a(ip)).collect();
+        let lb = Loadbalance::new(&parse_text("loadbalance {\n limit_answers 2\n}").unwrap()).unwrap();
+        let q = Query::new(
+            Name::from_ascii("x.example.").unwrap(),
+            RecordType::A,
+            "127.0.0.1:1".parse().unwrap(),
+            crate::dns::Transport::Udp,
+        );
+        let chain = crate::plugin::Chain::new(vec![Arc::new(lb.clone()), Arc::new(Fixed(nx.clone()))]);
+        assert_eq!(chain.serve(&q).await.unwrap().answers, nx.answers, "only NOERROR is touched");
+        let mut ok = nx.clone();
+        ok.rcode = ResponseCode::NoError;
+        let chain = crate::plugin::Chain::new(vec![Arc::new(lb), Arc::new(Fixed(ok))]);
+        assert_eq!(chain.serve(&q).await.unwrap().answers.len(), 2);
+    }
+}
