@@ -69,11 +69,17 @@ fn a_manifest_edit_is_answered_at_once_even_behind_cache_30() {
     let srv = server();
     let web = "web.demo.svc.cluster.local.";
     let before = srv.udp(web, A);
-    assert_eq!(lines(&before.answers), [format!("{web} 30 IN A 10.96.0.10")]);
+    assert_eq!(
+        lines(&before.answers),
+        [format!("{web} 30 IN A 10.96.0.10")]
+    );
     // Asked again a second later: the index's answer with its own TTL, not a
     // cached copy counting down.
     std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(lines(&srv.udp(web, A).answers), [format!("{web} 30 IN A 10.96.0.10")]);
+    assert_eq!(
+        lines(&srv.udp(web, A).answers),
+        [format!("{web} 30 IN A 10.96.0.10")]
+    );
 
     let path = srv.path("cluster.yaml");
     let tmp = srv.path("cluster.yaml.new");
@@ -85,7 +91,10 @@ fn a_manifest_edit_is_answered_at_once_even_behind_cache_30() {
         let m = srv.udp(web, A);
         (lines(&m.answers) == [format!("{web} 30 IN A 10.96.0.99")]).then_some(m)
     });
-    assert!(after.is_some(), "the new address never showed: the cache hid the index");
+    assert!(
+        after.is_some(),
+        "the new address never showed: the cache hid the index"
+    );
 }
 
 #[test]
@@ -110,12 +119,22 @@ fn other_answers_are_cached_and_counted_and_headless_answers_are_shuffled() {
     );
 
     let pool = "pool.demo.svc.cluster.local.";
-    let want: Vec<String> = (1..=5).map(|i| format!("{pool} 30 IN A 10.1.0.{i}")).collect();
+    let want: Vec<String> = (1..=5)
+        .map(|i| format!("{pool} 30 IN A 10.1.0.{i}"))
+        .collect();
     let mut orders = BTreeSet::new();
     for _ in 0..20 {
         let m = srv.udp(pool, A);
         assert_eq!(lines(&m.answers), want, "same set every time");
-        orders.insert(m.answers.iter().map(|r| r.data.to_string()).collect::<Vec<_>>());
+        orders.insert(
+            m.answers
+                .iter()
+                .map(|r| r.data.to_string())
+                .collect::<Vec<_>>(),
+        );
     }
-    assert!(orders.len() > 1, "20 answers of 5 records came in one order");
+    assert!(
+        orders.len() > 1,
+        "20 answers of 5 records came in one order"
+    );
 }

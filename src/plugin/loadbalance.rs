@@ -97,7 +97,12 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<LoadbalanceConfig, Co
                 };
                 weighted = true;
             }
-            other => return Err(d.err_at(t, format!("unknown policy: '{other}' (use round_robin or weighted)"))),
+            other => {
+                return Err(d.err_at(
+                    t,
+                    format!("unknown policy: '{other}' (use round_robin or weighted)"),
+                ));
+            }
         }
     }
     d.expect_end()?;
@@ -110,7 +115,9 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<LoadbalanceConfig, Co
         let mut sd = d.sub(line);
         match line.name.text.as_str() {
             "reload" if weighted => {
-                let dur = sd.expect_arg("DURATION")?.parse_duration(&sd.what("DURATION"))?;
+                let dur = sd
+                    .expect_arg("DURATION")?
+                    .parse_duration(&sd.what("DURATION"))?;
                 if let Policy::Weighted { reload, .. } = &mut cfg.policy {
                     *reload = dur;
                 }
@@ -126,7 +133,9 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<LoadbalanceConfig, Co
                 }
             }
             "limit_answers" => {
-                let n = sd.expect_arg("NUM_ANSWERS")?.parse_u32(&sd.what("NUM_ANSWERS"), 1..=u32::MAX)?;
+                let n = sd
+                    .expect_arg("NUM_ANSWERS")?
+                    .parse_u32(&sd.what("NUM_ANSWERS"), 1..=u32::MAX)?;
                 cfg.limit_answers = Some(n);
                 sd.expect_end()?;
             }
@@ -148,7 +157,9 @@ impl Loadbalance {
     /// Build the plugin; `weighted` is an error until it is implemented.
     pub fn new(cfg: &LoadbalanceConfig) -> anyhow::Result<Self> {
         if let Policy::Weighted { at, .. } = &cfg.policy {
-            anyhow::bail!("{at}: loadbalance: the weighted policy is not supported yet (use round_robin)");
+            anyhow::bail!(
+                "{at}: loadbalance: the weighted policy is not supported yet (use round_robin)"
+            );
         }
         Ok(Self {
             prefer: cfg.prefer.clone(),
@@ -179,7 +190,9 @@ impl Plugin for Loadbalance {
 
     async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {
         let mut a = next.serve(q).await?;
-        if a.rcode == ResponseCode::NoError && !matches!(q.qtype, RecordType::AXFR | RecordType::IXFR) {
+        if a.rcode == ResponseCode::NoError
+            && !matches!(q.qtype, RecordType::AXFR | RecordType::IXFR)
+        {
             self.balance(&mut a);
         }
         Ok(a)
@@ -200,7 +213,8 @@ fn shuffle(rs: &mut Vec<Record>) {
         fastrand::shuffle(rs);
         return;
     }
-    let (mut cname, mut rest, mut address, mut mx) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut cname, mut rest, mut address, mut mx) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in rs.drain(..) {
         match r.record_type() {
             RecordType::CNAME => cname.push(r),
@@ -220,7 +234,8 @@ fn shuffle(rs: &mut Vec<Record>) {
 /// CoreDNS's `prefer`: CNAMEs, addresses in the preferred networks (by
 /// network order), the other addresses, MX, the rest.
 fn prefer(rs: &mut Vec<Record>, nets: &[IpNet]) {
-    let (mut cname, mut address, mut mx, mut rest) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut cname, mut address, mut mx, mut rest) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in rs.drain(..) {
         match r.record_type() {
             RecordType::CNAME => cname.push(r),
@@ -235,7 +250,9 @@ fn prefer(rs: &mut Vec<Record>, nets: &[IpNet]) {
             RData::AAAA(a) => std::net::IpAddr::V6(a.0),
             _ => return nets.len(),
         };
-        nets.iter().position(|n| n.contains(&ip)).unwrap_or(nets.len())
+        nets.iter()
+            .position(|n| n.contains(&ip))
+            .unwrap_or(nets.len())
     };
     // Stable: the shuffled order is kept within each rank.
     address.sort_by_key(rank);
@@ -244,7 +261,6 @@ fn prefer(rs: &mut Vec<Record>, nets: &[IpNet]) {
     rs.extend(mx);
     rs.extend(rest);
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -281,23 +297,60 @@ mod tests {
     #[test]
     fn options_parse_and_bad_ones_point_at_the_token() {
         let c = parse_text("loadbalance").unwrap();
-        assert_eq!((c.policy, c.prefer, c.limit_answers), (Policy::RoundRobin, vec![], None));
-        let c = parse_text("loadbalance round_robin {\n prefer 10.0.0.0/8 fd00::/8\n limit_answers 2\n}").unwrap();
-        assert_eq!(c.prefer, [IpNet::from_str("10.0.0.0/8").unwrap(), IpNet::from_str("fd00::/8").unwrap()]);
+        assert_eq!(
+            (c.policy, c.prefer, c.limit_answers),
+            (Policy::RoundRobin, vec![], None)
+        );
+        let c = parse_text(
+            "loadbalance round_robin {\n prefer 10.0.0.0/8 fd00::/8\n limit_answers 2\n}",
+        )
+        .unwrap();
+        assert_eq!(
+            c.prefer,
+            [
+                IpNet::from_str("10.0.0.0/8").unwrap(),
+                IpNet::from_str("fd00::/8").unwrap()
+            ]
+        );
         assert_eq!(c.limit_answers, Some(2));
         let c = parse_text("loadbalance weighted w.txt {\n reload 10s\n}").unwrap();
         assert_eq!(
             c.policy,
-            Policy::Weighted { file: "conf/w.txt".into(), reload: Duration::from_secs(10), at: "conf/Corefile:2:1".into() }
+            Policy::Weighted {
+                file: "conf/w.txt".into(),
+                reload: Duration::from_secs(10),
+                at: "conf/Corefile:2:1".into()
+            }
         );
         let cases = [
-            ("loadbalance random", "conf/Corefile:2:13: loadbalance: unknown policy: 'random' (use round_robin or weighted)"),
-            ("loadbalance round_robin x", "conf/Corefile:2:25: loadbalance: unexpected argument 'x'"),
-            ("loadbalance weighted", "conf/Corefile:2:13: loadbalance: missing argument: WEIGHTFILE"),
-            ("loadbalance {\n reload 10s\n}", "conf/Corefile:3:2: loadbalance: unknown property 'reload'"),
-            ("loadbalance weighted f {\n reload soon\n}", "conf/Corefile:3:9: loadbalance: reload: DURATION: invalid duration 'soon'"),
-            ("loadbalance {\n prefer 10.0.0.0/33\n}", "conf/Corefile:3:9: loadbalance: prefer: invalid CIDR '10.0.0.0/33': "),
-            ("loadbalance {\n limit_answers 0\n}", "conf/Corefile:3:16: loadbalance: limit_answers: NUM_ANSWERS: 0 is out of range 1..4294967295"),
+            (
+                "loadbalance random",
+                "conf/Corefile:2:13: loadbalance: unknown policy: 'random' (use round_robin or weighted)",
+            ),
+            (
+                "loadbalance round_robin x",
+                "conf/Corefile:2:25: loadbalance: unexpected argument 'x'",
+            ),
+            (
+                "loadbalance weighted",
+                "conf/Corefile:2:13: loadbalance: missing argument: WEIGHTFILE",
+            ),
+            (
+                "loadbalance {\n reload 10s\n}",
+                "conf/Corefile:3:2: loadbalance: unknown property 'reload'",
+            ),
+            (
+                "loadbalance weighted f {\n reload soon\n}",
+                "conf/Corefile:3:9: loadbalance: reload: DURATION: invalid duration 'soon'",
+            ),
+            (
+                "loadbalance {\n prefer 10.0.0.0/33\n}",
+                "conf/Corefile:3:9: loadbalance: prefer: invalid CIDR '10.0.0.0/33': ",
+            ),
+            (
+                "loadbalance {\n limit_answers 0\n}",
+                "conf/Corefile:3:16: loadbalance: limit_answers: NUM_ANSWERS: 0 is out of range 1..4294967295",
+            ),
         ];
         for (text, want) in cases {
             let got = parse_text(text).expect_err(text);
@@ -309,7 +362,10 @@ mod tests {
     fn weighted_is_a_clear_startup_error_until_implemented() {
         let c = parse_text("loadbalance weighted w.txt").unwrap();
         let e = Loadbalance::new(&c).unwrap_err().to_string();
-        assert_eq!(e, "conf/Corefile:2:1: loadbalance: the weighted policy is not supported yet (use round_robin)");
+        assert_eq!(
+            e,
+            "conf/Corefile:2:1: loadbalance: the weighted policy is not supported yet (use round_robin)"
+        );
     }
 
     #[test]
@@ -347,10 +403,16 @@ mod tests {
 
     #[test]
     fn prefer_moves_matching_addresses_first_in_cidr_order() {
-        let lb = Loadbalance::new(&parse_text("loadbalance {\n prefer 10.2.0.0/16 10.1.0.0/16\n}").unwrap()).unwrap();
+        let lb = Loadbalance::new(
+            &parse_text("loadbalance {\n prefer 10.2.0.0/16 10.1.0.0/16\n}").unwrap(),
+        )
+        .unwrap();
         for _ in 0..20 {
             let mut ans = Answer::rcode(ResponseCode::NoError);
-            ans.answers = ["192.0.2.1", "10.1.0.1", "10.2.0.1", "192.0.2.2"].iter().map(|ip| a(ip)).collect();
+            ans.answers = ["192.0.2.1", "10.1.0.1", "10.2.0.1", "192.0.2.2"]
+                .iter()
+                .map(|ip| a(ip))
+                .collect();
             lb.balance(&mut ans);
             let order: Vec<String> = ans.answers.iter().map(|r| r.data.to_string()).collect();
             assert_eq!(&order[..2], ["10.2.0.1", "10.1.0.1"]);
@@ -372,15 +434,21 @@ mod tests {
         let ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
         let mut nx = Answer::rcode(ResponseCode::NXDomain);
         nx.answers = ips.iter().map(|ip| a(ip)).collect();
-        let lb = Loadbalance::new(&parse_text("loadbalance {\n limit_answers 2\n}").unwrap()).unwrap();
+        let lb =
+            Loadbalance::new(&parse_text("loadbalance {\n limit_answers 2\n}").unwrap()).unwrap();
         let q = Query::new(
             Name::from_ascii("x.example.").unwrap(),
             RecordType::A,
             "127.0.0.1:1".parse().unwrap(),
             crate::dns::Transport::Udp,
         );
-        let chain = crate::plugin::Chain::new(vec![Arc::new(lb.clone()), Arc::new(Fixed(nx.clone()))]);
-        assert_eq!(chain.serve(&q).await.unwrap().answers, nx.answers, "only NOERROR is touched");
+        let chain =
+            crate::plugin::Chain::new(vec![Arc::new(lb.clone()), Arc::new(Fixed(nx.clone()))]);
+        assert_eq!(
+            chain.serve(&q).await.unwrap().answers,
+            nx.answers,
+            "only NOERROR is touched"
+        );
         let mut ok = nx.clone();
         ok.rcode = ResponseCode::NoError;
         let chain = crate::plugin::Chain::new(vec![Arc::new(lb), Arc::new(Fixed(ok))]);

@@ -10,13 +10,7 @@
 use crate::corefile::{CorefileError, Dispenser, Token};
 
 /// Names of the directives handled here.
-const NAMES: &[&str] = &[
-    "errors",
-    "log",
-    "forward",
-    "loop",
-    "reload",
-];
+const NAMES: &[&str] = &["errors", "log", "forward", "loop", "reload"];
 
 /// A validated directive of a plugin that is not implemented yet.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -167,7 +167,9 @@ impl Entry {
     /// Count a hit; the number of hits with no gap of `window` or more.
     pub(super) fn hit(&self, window: Duration, now: Instant) -> u32 {
         let mut f = self.freq.lock().unwrap_or_else(|p| p.into_inner());
-        let recent = f.last.is_some_and(|last| now.saturating_duration_since(last) <= window);
+        let recent = f
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) <= window);
         f.hits = if recent { f.hits.saturating_add(1) } else { 1 };
         f.last = Some(now);
         f.hits
@@ -195,7 +197,12 @@ impl Entry {
     pub(super) fn render(&self, q: &Query, ttl: u32) -> Answer {
         let mut a = self.answer.clone();
         a.writer = "cache";
-        for r in a.answers.iter_mut().chain(&mut a.authority).chain(&mut a.additionals) {
+        for r in a
+            .answers
+            .iter_mut()
+            .chain(&mut a.authority)
+            .chain(&mut a.additionals)
+        {
             tailor(r, q, ttl);
         }
         a

@@ -31,7 +31,12 @@ pub struct CacheMetrics {
 const TYPED: &[&str] = &["server", "type", "zones", "view"];
 const UNTYPED: &[&str] = &["server", "zones", "view"];
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+fn counter(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
     let c = IntCounterVec::new(Opts::new(name, help), labels)?;
     r.register(Box::new(c.clone()))?;
     Ok(c)
@@ -40,20 +45,33 @@ fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus:
 impl crate::plugin::build::Family for CacheMetrics {
     fn register(r: &Registry) -> prometheus::Result<Self> {
         let entries = IntGaugeVec::new(
-            Opts::new("coredns_cache_entries", "The number of elements in the cache."),
+            Opts::new(
+                "coredns_cache_entries",
+                "The number of elements in the cache.",
+            ),
             TYPED,
         )?;
         r.register(Box::new(entries.clone()))?;
         Ok(Self {
             entries,
-            hits: counter(r, "coredns_cache_hits_total", "The count of cache hits.", TYPED)?,
+            hits: counter(
+                r,
+                "coredns_cache_hits_total",
+                "The count of cache hits.",
+                TYPED,
+            )?,
             misses: counter(
                 r,
                 "coredns_cache_misses_total",
                 "The count of cache misses. Deprecated, derive misses from cache hits/requests counters.",
                 UNTYPED,
             )?,
-            requests: counter(r, "coredns_cache_requests_total", "The count of cache requests.", UNTYPED)?,
+            requests: counter(
+                r,
+                "coredns_cache_requests_total",
+                "The count of cache requests.",
+                UNTYPED,
+            )?,
             prefetch: counter(
                 r,
                 "coredns_cache_prefetch_total",
@@ -72,7 +90,12 @@ impl crate::plugin::build::Family for CacheMetrics {
                 "The number of requests served from stale cache entries.",
                 UNTYPED,
             )?,
-            evictions: counter(r, "coredns_cache_evictions_total", "The count of cache evictions.", TYPED)?,
+            evictions: counter(
+                r,
+                "coredns_cache_evictions_total",
+                "The count of cache evictions.",
+                TYPED,
+            )?,
         })
     }
 }
@@ -92,7 +115,8 @@ pub(super) struct Series {
 impl Series {
     pub(super) fn new(m: &CacheMetrics, server: &str, zones: &str) -> Self {
         let typed = |v: &IntCounterVec| {
-            [Kind::Success, Kind::Denial].map(|k| v.with_label_values(&[server, k.label(), zones, ""]))
+            [Kind::Success, Kind::Denial]
+                .map(|k| v.with_label_values(&[server, k.label(), zones, ""]))
         };
         let plain = |v: &IntCounterVec| v.with_label_values(&[server, zones, ""]);
         Self {

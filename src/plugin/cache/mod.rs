@@ -137,7 +137,12 @@ struct Lifetime {
 }
 
 impl moka::Expiry<Key, Arc<Entry>> for Lifetime {
-    fn expire_after_create(&self, _: &Key, v: &Arc<Entry>, _: std::time::Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &Key,
+        v: &Arc<Entry>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
         Some(Duration::from_secs(u64::from(v.orig_ttl)) + self.stale)
     }
 
@@ -166,7 +171,11 @@ impl Cache {
         } else {
             cfg.zones.clone()
         };
-        let label = zones.iter().map(Name::to_ascii).collect::<Vec<_>>().join(",");
+        let label = zones
+            .iter()
+            .map(Name::to_ascii)
+            .collect::<Vec<_>>()
+            .join(",");
         let series = Series::new(&metrics, ctx.server, &label);
         let stale = cfg.serve_stale.map_or(Duration::ZERO, |s| s.duration);
         let build = |tier: &Tier, kind: Kind| {
@@ -242,10 +251,9 @@ impl Inner {
     /// The entry for `key` if it is fresh or within the serve_stale window
     /// (denial first, as CoreDNS).
     fn lookup(&self, key: &Key, now: Instant) -> Option<Arc<Entry>> {
-        let stale = self
-            .cfg
-            .serve_stale
-            .map_or(0, |s| i64::try_from(s.duration.as_secs()).unwrap_or(i64::MAX));
+        let stale = self.cfg.serve_stale.map_or(0, |s| {
+            i64::try_from(s.duration.as_secs()).unwrap_or(i64::MAX)
+        });
         [Kind::Denial, Kind::Success].into_iter().find_map(|kind| {
             let e = self.cache(kind).get(key)?;
             let ttl = e.ttl(now);
@@ -282,16 +290,25 @@ impl Inner {
         };
         let kind = class.kind();
         let duration = match class {
-            Class::NoError | Class::Delegation => {
-                clamp(message_ttl(&answer, class), self.cfg.success.min_ttl, self.cfg.success.max_ttl)
-            }
-            Class::NoData | Class::NameError => {
-                clamp(message_ttl(&answer, class), self.cfg.denial.min_ttl, self.cfg.denial.max_ttl)
-            }
+            Class::NoError | Class::Delegation => clamp(
+                message_ttl(&answer, class),
+                self.cfg.success.min_ttl,
+                self.cfg.success.max_ttl,
+            ),
+            Class::NoData | Class::NameError => clamp(
+                message_ttl(&answer, class),
+                self.cfg.denial.min_ttl,
+                self.cfg.denial.max_ttl,
+            ),
             Class::ServerError => self.cfg.servfail,
         };
         let secs = u32::try_from(duration.as_secs()).unwrap_or(u32::MAX);
-        for r in answer.answers.iter_mut().chain(&mut answer.authority).chain(&mut answer.additionals) {
+        for r in answer
+            .answers
+            .iter_mut()
+            .chain(&mut answer.authority)
+            .chain(&mut answer.additionals)
+        {
             r.ttl = secs;
         }
         let meta = matches!(q.qtype, RecordType::AXFR | RecordType::IXFR);
@@ -345,7 +362,11 @@ impl Plugin for Cache {
         inner.series.hits[idx(entry.kind)].inc();
         let ttl = entry.ttl(now);
         if ttl <= 0 {
-            if inner.cfg.serve_stale.is_some_and(|s| s.mode == StaleMode::Verify) {
+            if inner
+                .cfg
+                .serve_stale
+                .is_some_and(|s| s.mode == StaleMode::Verify)
+            {
                 if let Ok(answer) = next.serve(q).await
                     && matches!(answer.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
                 {

@@ -48,7 +48,11 @@ impl Plugin for Fake {
     }
     async fn serve(&self, _q: &Query, _next: Next<'_>) -> Result<Answer> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.reply.lock().unwrap().clone().map_err(PluginError::Rcode)
+        self.reply
+            .lock()
+            .unwrap()
+            .clone()
+            .map_err(PluginError::Rcode)
     }
 }
 
@@ -95,7 +99,11 @@ fn query(qname: &str, qtype: RecordType) -> Query {
 }
 
 fn a(owner: &str, ttl: u32, ip: [u8; 4]) -> Record {
-    Record::from_rdata(name(owner), ttl, RData::A(A::from(std::net::Ipv4Addr::from(ip))))
+    Record::from_rdata(
+        name(owner),
+        ttl,
+        RData::A(A::from(std::net::Ipv4Addr::from(ip))),
+    )
 }
 
 fn positive(owner: &str, ttl: u32) -> Answer {
@@ -105,7 +113,15 @@ fn positive(owner: &str, ttl: u32) -> Answer {
 }
 
 fn soa(ttl: u32, minimum: u32) -> Record {
-    let data = SOA::new(name("ns.example.org."), name("admin.example.org."), 1, 7200, 1800, 86400, minimum);
+    let data = SOA::new(
+        name("ns.example.org."),
+        name("admin.example.org."),
+        1,
+        7200,
+        1800,
+        86400,
+        minimum,
+    );
     Record::from_rdata(name("example.org."), ttl, RData::SOA(data))
 }
 
@@ -117,7 +133,12 @@ fn denial(rcode: ResponseCode, soa_ttl: u32, minimum: u32) -> Answer {
 
 /// The TTLs of every record of the answer.
 fn ttls(a: &Answer) -> Vec<u32> {
-    a.answers.iter().chain(&a.authority).chain(&a.additionals).map(|r| r.ttl).collect()
+    a.answers
+        .iter()
+        .chain(&a.authority)
+        .chain(&a.additionals)
+        .map(|r| r.ttl)
+        .collect()
 }
 
 async fn ask(s: &Setup, qname: &str) -> Answer {
@@ -147,7 +168,11 @@ fn metric(s: &Setup, prefix: &str) -> Vec<String> {
 async fn a_second_query_is_answered_from_the_cache_with_the_ttl_counting_down() {
     let s = setup("cache 30", Fake::new("fake", positive("example.org.", 300)));
     let first = ask(&s, "example.org.").await;
-    assert_eq!(ttls(&first), [30], "the first answer already shows the capped TTL");
+    assert_eq!(
+        ttls(&first),
+        [30],
+        "the first answer already shows the capped TTL"
+    );
     assert_eq!(first.writer, "fake");
     advance(10).await;
     let second = ask(&s, "example.org.").await;
@@ -175,8 +200,15 @@ async fn ttls_are_capped_by_ttl_and_raised_to_minttl() {
         ("cache {\n success 10000 10 30\n}", 100, 10),
     ];
     for (directive, record_ttl, want) in cases {
-        let s = setup(directive, Fake::new("fake", positive("example.org.", *record_ttl)));
-        assert_eq!(ttls(&ask(&s, "example.org.").await), [*want], "{directive} / {record_ttl}");
+        let s = setup(
+            directive,
+            Fake::new("fake", positive("example.org.", *record_ttl)),
+        );
+        assert_eq!(
+            ttls(&ask(&s, "example.org.").await),
+            [*want],
+            "{directive} / {record_ttl}"
+        );
     }
 }
 
@@ -196,40 +228,75 @@ async fn denials_are_cached_for_the_soa_minimum_and_separately_from_success() {
         assert_eq!(s.fake.calls(), 2);
         s.cache.sync();
         let entries = metric(&s, "coredns_cache_entries");
-        assert!(entries.iter().any(|l| l.contains("type=\"denial\"") && l.ends_with(" 1")), "{entries:?}");
-        assert!(entries.iter().any(|l| l.contains("type=\"success\"") && l.ends_with(" 0")), "{entries:?}");
+        assert!(
+            entries
+                .iter()
+                .any(|l| l.contains("type=\"denial\"") && l.ends_with(" 1")),
+            "{entries:?}"
+        );
+        assert!(
+            entries
+                .iter()
+                .any(|l| l.contains("type=\"success\"") && l.ends_with(" 0")),
+            "{entries:?}"
+        );
     }
     // The SOA's own TTL bounds it too, and `denial CAP TTL` caps it.
-    let s = setup("cache {\n denial 100 3\n}", Fake::new("fake", denial(ResponseCode::NXDomain, 60, 30)));
+    let s = setup(
+        "cache {\n denial 100 3\n}",
+        Fake::new("fake", denial(ResponseCode::NXDomain, 60, 30)),
+    );
     assert_eq!(ttls(&ask(&s, "nope.example.org.").await), [3]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn servfail_is_cached_for_five_seconds_by_default_and_not_at_all_with_zero() {
-    let s = setup("cache", Fake::new("fake", Answer::rcode(ResponseCode::ServFail)));
+    let s = setup(
+        "cache",
+        Fake::new("fake", Answer::rcode(ResponseCode::ServFail)),
+    );
     ask(&s, "down.example.org.").await;
     advance(4).await;
-    assert_eq!(ask(&s, "down.example.org.").await.rcode, ResponseCode::ServFail);
+    assert_eq!(
+        ask(&s, "down.example.org.").await.rcode,
+        ResponseCode::ServFail
+    );
     assert_eq!(s.fake.calls(), 1);
     advance(1).await;
     ask(&s, "down.example.org.").await;
     assert_eq!(s.fake.calls(), 2);
 
-    let s = setup("cache {\n servfail 0\n}", Fake::new("fake", Answer::rcode(ResponseCode::ServFail)));
+    let s = setup(
+        "cache {\n servfail 0\n}",
+        Fake::new("fake", Answer::rcode(ResponseCode::ServFail)),
+    );
     ask(&s, "down.example.org.").await;
     ask(&s, "down.example.org.").await;
     assert_eq!(s.fake.calls(), 2);
     // An error from the chain (not an answer) is never cached.
     let s = setup("cache", Fake::new("fake", positive("x.", 1)));
     s.fake.set(Err(ResponseCode::ServFail));
-    assert!(s.chain.serve(&query("err.example.org.", RecordType::A)).await.is_err());
-    assert!(s.chain.serve(&query("err.example.org.", RecordType::A)).await.is_err());
+    assert!(
+        s.chain
+            .serve(&query("err.example.org.", RecordType::A))
+            .await
+            .is_err()
+    );
+    assert!(
+        s.chain
+            .serve(&query("err.example.org.", RecordType::A))
+            .await
+            .is_err()
+    );
     assert_eq!(s.fake.calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn keepttl_serves_the_stored_ttl_until_expiry() {
-    let s = setup("cache 30 {\n keepttl\n}", Fake::new("fake", positive("example.org.", 300)));
+    let s = setup(
+        "cache 30 {\n keepttl\n}",
+        Fake::new("fake", positive("example.org.", 300)),
+    );
     ask(&s, "example.org.").await;
     advance(29).await;
     assert_eq!(ttls(&ask(&s, "example.org.").await), [30]);
@@ -247,14 +314,20 @@ async fn truncated_refused_and_zone_transfer_answers_are_not_cached() {
     ask(&s, "example.org.").await;
     assert_eq!(s.fake.calls(), 2);
 
-    let s = setup("cache", Fake::new("fake", Answer::rcode(ResponseCode::Refused)));
+    let s = setup(
+        "cache",
+        Fake::new("fake", Answer::rcode(ResponseCode::Refused)),
+    );
     ask(&s, "example.org.").await;
     ask(&s, "example.org.").await;
     assert_eq!(s.fake.calls(), 2);
 
     let s = setup("cache", Fake::new("fake", positive("example.org.", 300)));
     for _ in 0..2 {
-        s.chain.serve(&query("example.org.", RecordType::AXFR)).await.unwrap();
+        s.chain
+            .serve(&query("example.org.", RecordType::AXFR))
+            .await
+            .unwrap();
     }
     assert_eq!(s.fake.calls(), 2);
 }
@@ -271,8 +344,14 @@ async fn hits_take_the_spelling_of_the_asking_query_and_the_key_ignores_case() {
 #[tokio::test(start_paused = true)]
 async fn qtype_and_the_do_bit_are_part_of_the_key() {
     let s = setup("cache", Fake::new("fake", positive("example.org.", 300)));
-    s.chain.serve(&query("example.org.", RecordType::A)).await.unwrap();
-    s.chain.serve(&query("example.org.", RecordType::TXT)).await.unwrap();
+    s.chain
+        .serve(&query("example.org.", RecordType::A))
+        .await
+        .unwrap();
+    s.chain
+        .serve(&query("example.org.", RecordType::TXT))
+        .await
+        .unwrap();
     let mut with_do = query("example.org.", RecordType::A);
     with_do.dnssec_ok = true;
     s.chain.serve(&with_do).await.unwrap();
@@ -287,7 +366,10 @@ async fn capacity_bounds_the_entries_and_evictions_are_counted() {
     assert_eq!(effective_capacity(0), 1024);
     assert_eq!(effective_capacity(2000), 1792);
     assert_eq!(effective_capacity(9984), 9984);
-    let s = setup("cache {\n success 1024\n}", Fake::new("fake", positive("x.example.org.", 300)));
+    let s = setup(
+        "cache {\n success 1024\n}",
+        Fake::new("fake", positive("x.example.org.", 300)),
+    );
     for i in 0..1500 {
         ask(&s, &format!("n{i}.example.org.")).await;
         if i % 100 == 0 {
@@ -308,7 +390,10 @@ async fn capacity_bounds_the_entries_and_evictions_are_counted() {
 
 #[tokio::test(start_paused = true)]
 async fn prefetch_refreshes_a_popular_entry_before_it_expires() {
-    let s = setup("cache {\n prefetch 2 10m 10%\n}", Fake::new("fake", positive("example.org.", 100)));
+    let s = setup(
+        "cache {\n prefetch 2 10m 10%\n}",
+        Fake::new("fake", positive("example.org.", 100)),
+    );
     ask(&s, "example.org.").await;
     advance(1).await;
     ask(&s, "example.org.").await;
@@ -334,7 +419,10 @@ async fn prefetch_refreshes_a_popular_entry_before_it_expires() {
 
 #[tokio::test(start_paused = true)]
 async fn an_unpopular_entry_is_not_prefetched() {
-    let s = setup("cache {\n prefetch 3 1m\n}", Fake::new("fake", positive("example.org.", 100)));
+    let s = setup(
+        "cache {\n prefetch 3 1m\n}",
+        Fake::new("fake", positive("example.org.", 100)),
+    );
     ask(&s, "example.org.").await;
     advance(95).await;
     ask(&s, "example.org.").await;
@@ -344,7 +432,10 @@ async fn an_unpopular_entry_is_not_prefetched() {
 
 #[tokio::test(start_paused = true)]
 async fn serve_stale_answers_expired_entries_with_ttl_zero_and_refreshes_them() {
-    let s = setup("cache {\n serve_stale 1h\n}", Fake::new("fake", positive("example.org.", 10)));
+    let s = setup(
+        "cache {\n serve_stale 1h\n}",
+        Fake::new("fake", positive("example.org.", 10)),
+    );
     ask(&s, "example.org.").await;
     advance(11).await;
     s.fake.set(Ok(positive("example.org.", 20)));
@@ -360,17 +451,28 @@ async fn serve_stale_answers_expired_entries_with_ttl_zero_and_refreshes_them() 
     // Past the window the entry is gone.
     advance(20 + 3600).await;
     s.fake.set(Err(ResponseCode::ServFail));
-    assert!(s.chain.serve(&query("example.org.", RecordType::A)).await.is_err());
+    assert!(
+        s.chain
+            .serve(&query("example.org.", RecordType::A))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn serve_stale_verify_asks_upstream_first_and_falls_back_to_stale() {
-    let s = setup("cache {\n serve_stale 1h verify\n}", Fake::new("fake", positive("example.org.", 10)));
+    let s = setup(
+        "cache {\n serve_stale 1h verify\n}",
+        Fake::new("fake", positive("example.org.", 10)),
+    );
     ask(&s, "example.org.").await;
     advance(11).await;
     s.fake.set(Err(ResponseCode::ServFail));
     let stale = ask(&s, "example.org.").await;
-    assert_eq!((stale.rcode, ttls(&stale)), (ResponseCode::NoError, vec![0]));
+    assert_eq!(
+        (stale.rcode, ttls(&stale)),
+        (ResponseCode::NoError, vec![0])
+    );
     assert_eq!(s.fake.calls(), 2);
     let mut fresh = positive("example.org.", 10);
     fresh.answers[0] = a("example.org.", 10, [192, 0, 2, 99]);
@@ -397,7 +499,10 @@ async fn disable_turns_off_one_cache_for_some_zones() {
     ask(&s, "b.example.org.").await;
     assert_eq!(s.fake.calls(), 4, "denial still cached for example.org");
 
-    let s = setup("cache {\n disable denial\n}", Fake::new("fake", denial(ResponseCode::NXDomain, 60, 60)));
+    let s = setup(
+        "cache {\n disable denial\n}",
+        Fake::new("fake", denial(ResponseCode::NXDomain, 60, 60)),
+    );
     ask(&s, "b.example.org.").await;
     ask(&s, "b.example.org.").await;
     assert_eq!(s.fake.calls(), 2, "denial disabled everywhere");
@@ -405,7 +510,10 @@ async fn disable_turns_off_one_cache_for_some_zones() {
 
 #[tokio::test(start_paused = true)]
 async fn kubernetes_answers_are_never_cached_and_pass_untouched() {
-    let s = setup("cache 30", Fake::new("kubernetes", positive("svc.ns.svc.cluster.local.", 5)));
+    let s = setup(
+        "cache 30",
+        Fake::new("kubernetes", positive("svc.ns.svc.cluster.local.", 5)),
+    );
     let first = ask(&s, "svc.ns.svc.cluster.local.").await;
     assert_eq!((ttls(&first), first.writer), (vec![5], "kubernetes"));
     s.fake.set(Ok(positive("svc.ns.svc.cluster.local.", 7)));
@@ -417,26 +525,42 @@ async fn kubernetes_answers_are_never_cached_and_pass_untouched() {
     ask(&s, "gone.ns.svc.cluster.local.").await;
     assert_eq!(s.fake.calls(), 4);
     s.cache.sync();
-    assert!(metric(&s, "coredns_cache_entries").iter().all(|l| l.ends_with(" 0")));
+    assert!(
+        metric(&s, "coredns_cache_entries")
+            .iter()
+            .all(|l| l.ends_with(" 0"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn whoami_answers_are_cached_like_any_other_plugins() {
     let s = setup("cache", Fake::new("fake", positive("x.", 1)));
-    let chain = Chain::new(vec![s.cache.clone(), Arc::new(crate::plugin::whoami::Whoami)]);
-    let first = chain.serve(&query("who.example.", RecordType::A)).await.unwrap();
+    let chain = Chain::new(vec![
+        s.cache.clone(),
+        Arc::new(crate::plugin::whoami::Whoami),
+    ]);
+    let first = chain
+        .serve(&query("who.example.", RecordType::A))
+        .await
+        .unwrap();
     assert_eq!(first.writer, "whoami");
     let mut other = query("who.example.", RecordType::A);
     other.src = "10.9.9.9:1000".parse().unwrap();
     let second = chain.serve(&other).await.unwrap();
     assert_eq!(second.writer, "cache");
-    assert_eq!(second.additionals, first.additionals, "the first client's address, from the cache");
+    assert_eq!(
+        second.additionals, first.additionals,
+        "the first client's address, from the cache"
+    );
     assert_eq!(ttls(&second), [5, 5], "TTL 0 raised to MINTTL 5");
 }
 
 #[tokio::test(start_paused = true)]
 async fn names_outside_the_cache_zones_pass_through_uncounted() {
-    let s = setup("cache 30 example.org", Fake::new("fake", positive("a.example.net.", 300)));
+    let s = setup(
+        "cache 30 example.org",
+        Fake::new("fake", positive("a.example.net.", 300)),
+    );
     ask(&s, "a.example.net.").await;
     ask(&s, "a.example.net.").await;
     assert_eq!(s.fake.calls(), 2);
@@ -479,15 +603,24 @@ async fn a_refresh_in_flight_ends_when_the_configuration_is_replaced() {
             std::future::pending().await
         }
     }
-    let s = setup("cache {\n serve_stale\n}", Fake::new("fake", positive("example.org.", 10)));
+    let s = setup(
+        "cache {\n serve_stale\n}",
+        Fake::new("fake", positive("example.org.", 10)),
+    );
     ask(&s, "example.org.").await;
     advance(11).await;
     // The stale hit spawns a refresh through a chain that never answers.
     let hanging = Chain::new(vec![s.cache.clone(), Arc::new(Hang)]);
-    let stale = hanging.serve(&query("example.org.", RecordType::A)).await.unwrap();
+    let stale = hanging
+        .serve(&query("example.org.", RecordType::A))
+        .await
+        .unwrap();
     assert_eq!(ttls(&stale), [0]);
     settle().await;
-    let entry = s.cache.inner.lookup(&Key::of(&query("example.org.", RecordType::A)), Instant::now());
+    let entry = s.cache.inner.lookup(
+        &Key::of(&query("example.org.", RecordType::A)),
+        Instant::now(),
+    );
     let entry = entry.unwrap();
     assert!(!entry.start_refresh(), "the refresh is still running");
     s.token.cancel();
