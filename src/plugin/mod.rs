@@ -10,14 +10,15 @@ pub mod any;
 pub mod autopath;
 pub mod bind;
 pub mod build;
+pub mod cache;
 pub mod errors;
 pub mod forward;
 pub mod health;
 pub mod hosts;
 pub mod kubernetes;
+pub mod loadbalance;
 pub mod log;
 pub mod loop_detect;
-pub mod pending;
 pub mod prometheus;
 pub mod ready;
 pub mod reload;
@@ -235,9 +236,10 @@ pub enum PluginConfig {
     Forward(Box<forward::ForwardConfig>),
     /// `loop`.
     Loop,
-    /// A directive of the default Corefile whose arguments we validate but whose
-    /// behaviour has not been built yet; starting a server with it is an error.
-    Pending(pending::Pending),
+    /// `cache`.
+    Cache(Box<cache::CacheConfig>),
+    /// `loadbalance`.
+    Loadbalance(loadbalance::LoadbalanceConfig),
 }
 
 impl PluginConfig {
@@ -260,7 +262,8 @@ impl PluginConfig {
             PluginConfig::Autopath(_) => "autopath",
             PluginConfig::Forward(_) => "forward",
             PluginConfig::Loop => "loop",
-            PluginConfig::Pending(p) => p.name,
+            PluginConfig::Cache(_) => "cache",
+            PluginConfig::Loadbalance(_) => "loadbalance",
         }
     }
 }
@@ -287,7 +290,8 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
         "autopath" => autopath::parse(d).map(PluginConfig::Autopath),
         "forward" => forward::parse(d).map(|f| PluginConfig::Forward(Box::new(f))),
         "loop" => loop_detect::parse(d).map(|()| PluginConfig::Loop),
-        _ if pending::handles(name) => pending::parse(d).map(PluginConfig::Pending),
+        "cache" => cache::parse(d).map(|c| PluginConfig::Cache(Box::new(c))),
+        "loadbalance" => loadbalance::parse(d).map(PluginConfig::Loadbalance),
         _ if order_of(name).is_some() => {
             Err(d.err(format!("plugin '{name}' is not supported by clusterdns")))
         }
@@ -338,12 +342,8 @@ pub fn instantiate(
         PluginConfig::Autopath(a) => Some(Arc::new(autopath::Autopath::new(a, ctx)?)),
         PluginConfig::Forward(f) => Some(Arc::new(forward::Forward::build(f, ctx)?)),
         PluginConfig::Loop => Some(Arc::new(loop_detect::Loop::build(ctx)?)),
-        PluginConfig::Pending(p) => anyhow::bail!(
-            "{}: {}: this plugin is recognised and its configuration is valid, \
-             but it is not implemented yet",
-            p.at,
-            p.name
-        ),
+        PluginConfig::Cache(c) => Some(Arc::new(cache::Cache::new(c, ctx)?)),
+        PluginConfig::Loadbalance(l) => Some(Arc::new(loadbalance::Loadbalance::new(l)?)),
         PluginConfig::Bind(_)
         | PluginConfig::Health(_)
         | PluginConfig::Ready(_)
@@ -360,11 +360,13 @@ pub fn compiled_in() -> Vec<&'static str> {
         "bind",
         "errors",
         "forward",
+        "cache",
         "health",
         "hosts",
         "kubernetes",
         "log",
         "loop",
+        "loadbalance",
         "prometheus",
         "ready",
         "reload",

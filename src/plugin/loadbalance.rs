@@ -1,0 +1,457 @@
+//! `loadbalance`: randomises the order of A, AAAA and MX records so clients
+//! that take the first address spread their load.
+//!
+//! # Description
+//! As CoreDNS's *loadbalance*: for NOERROR answers (not zone transfers) the
+//! answer, authority and additional sections are shuffled. A section made
+//! only of A or only of AAAA records is shuffled as a whole; a mixed section
+//! is ordered CNAMEs first (glibc's stub resolver insists), then the other
+//! records, then the shuffled addresses, then the shuffled MX records.
+//! `prefer CIDR...` then moves addresses inside those networks to the front
+//! of the answer and additional sections (in the order the CIDRs are
+//! written), after CNAMEs. `limit_answers N` keeps the first N records of
+//! the answer section.
+//!
+//! # Syntax
+//! ```text
+//! loadbalance [round_robin | weighted WEIGHTFILE] {
+//!     reload DURATION
+//!     prefer CIDR...
+//!     limit_answers NUM_ANSWERS
+//! }
+//! ```
+//! `weighted` (with its `reload`, default 30s) is parsed and validated but
+//! **not supported yet**: starting a server with it fails with a clear error
+//! naming its file:line, rather than silently balancing differently.
+//!
+//! # Examples
+//! ```text
+//! .:53 {
+//!     loadbalance round_robin {
+//!         prefer 10.0.0.0/8
+//!     }
+//!     kubernetes cluster.local
+//! }
+//! ```
+//!
+//! # Metrics
+//! None. # Ready: does not report readiness.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, Record, RecordType};
+use ipnet::IpNet;
+
+use crate::corefile::{CorefileError, Dispenser};
+use crate::dns::{Answer, Query};
+use crate::plugin::{Next, Plugin, Result};
+
+/// The balancing policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Uniform shuffle (the default).
+    RoundRobin,
+    /// Weighted choice of the first address (parsed, not implemented yet).
+    Weighted {
+        /// The weight file, relative paths resolved from the Corefile's directory.
+        file: PathBuf,
+        /// How often the file is re-read.
+        reload: Duration,
+        /// Where the directive was written (`file:line:col`), for the startup error.
+        at: String,
+    },
+}
+
+/// The parsed `loadbalance` directive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadbalanceConfig {
+    /// The policy.
+    pub policy: Policy,
+    /// Networks whose addresses go first, in priority order.
+    pub prefer: Vec<IpNet>,
+    /// Keep at most this many answer records.
+    pub limit_answers: Option<u32>,
+}
+
+/// Parse `loadbalance`.
+pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<LoadbalanceConfig, CorefileError> {
+    let mut policy = Policy::RoundRobin;
+    let mut weighted = false;
+    if let Some(t) = d.next_arg() {
+        match t.text.as_str() {
+            "round_robin" => {}
+            "weighted" => {
+                let file = d.expect_arg("WEIGHTFILE")?;
+                let p = PathBuf::from(&file.text);
+                let file = match file.pos.file.parent() {
+                    Some(dir) if p.is_relative() => dir.join(p),
+                    _ => p,
+                };
+                let pos = &d.directive().name.pos;
+                policy = Policy::Weighted {
+                    file,
+                    reload: Duration::from_secs(30),
+                    at: format!("{}:{}:{}", pos.file.display(), pos.line, pos.col),
+                };
+                weighted = true;
+            }
+            other => {
+                return Err(d.err_at(
+                    t,
+                    format!("unknown policy: '{other}' (use round_robin or weighted)"),
+                ));
+            }
+        }
+    }
+    d.expect_end()?;
+    let mut cfg = LoadbalanceConfig {
+        policy,
+        prefer: Vec::new(),
+        limit_answers: None,
+    };
+    for line in d.block() {
+        let mut sd = d.sub(line);
+        match line.name.text.as_str() {
+            "reload" if weighted => {
+                let dur = sd
+                    .expect_arg("DURATION")?
+                    .parse_duration(&sd.what("DURATION"))?;
+                if let Policy::Weighted { reload, .. } = &mut cfg.policy {
+                    *reload = dur;
+                }
+                sd.expect_end()?;
+            }
+            "prefer" => {
+                for t in sd.remaining() {
+                    let net: IpNet = t
+                        .text
+                        .parse()
+                        .map_err(|e| sd.err_at(t, format!("invalid CIDR '{}': {e}", t.text)))?;
+                    cfg.prefer.push(net);
+                }
+            }
+            "limit_answers" => {
+                let n = sd
+                    .expect_arg("NUM_ANSWERS")?
+                    .parse_u32(&sd.what("NUM_ANSWERS"), 1..=u32::MAX)?;
+                cfg.limit_answers = Some(n);
+                sd.expect_end()?;
+            }
+            _ => return Err(d.unknown_property(line)),
+        }
+        sd.expect_no_block()?;
+    }
+    Ok(cfg)
+}
+
+/// The running plugin (round_robin).
+#[derive(Clone, Debug)]
+pub struct Loadbalance {
+    prefer: Vec<IpNet>,
+    limit_answers: Option<usize>,
+}
+
+impl Loadbalance {
+    /// Build the plugin; `weighted` is an error until it is implemented.
+    pub fn new(cfg: &LoadbalanceConfig) -> anyhow::Result<Self> {
+        if let Policy::Weighted { at, .. } = &cfg.policy {
+            anyhow::bail!(
+                "{at}: loadbalance: the weighted policy is not supported yet (use round_robin)"
+            );
+        }
+        Ok(Self {
+            prefer: cfg.prefer.clone(),
+            limit_answers: cfg.limit_answers.and_then(|n| usize::try_from(n).ok()),
+        })
+    }
+
+    /// Reorder an answer in place (what `serve` does after the rest of the chain).
+    pub fn balance(&self, a: &mut Answer) {
+        shuffle(&mut a.answers);
+        shuffle(&mut a.authority);
+        shuffle(&mut a.additionals);
+        if !self.prefer.is_empty() {
+            prefer(&mut a.answers, &self.prefer);
+            prefer(&mut a.additionals, &self.prefer);
+        }
+        if let Some(n) = self.limit_answers {
+            a.answers.truncate(n);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for Loadbalance {
+    fn name(&self) -> &'static str {
+        "loadbalance"
+    }
+
+    async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {
+        let mut a = next.serve(q).await?;
+        if a.rcode == ResponseCode::NoError
+            && !matches!(q.qtype, RecordType::AXFR | RecordType::IXFR)
+        {
+            self.balance(&mut a);
+        }
+        Ok(a)
+    }
+}
+
+fn is_address(r: &Record) -> bool {
+    matches!(r.record_type(), RecordType::A | RecordType::AAAA)
+}
+
+/// CoreDNS's `roundRobin` on one section.
+fn shuffle(rs: &mut Vec<Record>) {
+    if rs.len() < 2 {
+        return;
+    }
+    let first = rs[0].record_type();
+    if is_address(&rs[0]) && rs.iter().all(|r| r.record_type() == first) {
+        fastrand::shuffle(rs);
+        return;
+    }
+    let (mut cname, mut rest, mut address, mut mx) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in rs.drain(..) {
+        match r.record_type() {
+            RecordType::CNAME => cname.push(r),
+            RecordType::A | RecordType::AAAA => address.push(r),
+            RecordType::MX => mx.push(r),
+            _ => rest.push(r),
+        }
+    }
+    fastrand::shuffle(&mut address);
+    fastrand::shuffle(&mut mx);
+    rs.extend(cname);
+    rs.extend(rest);
+    rs.extend(address);
+    rs.extend(mx);
+}
+
+/// CoreDNS's `prefer`: CNAMEs, addresses in the preferred networks (by
+/// network order), the other addresses, MX, the rest.
+fn prefer(rs: &mut Vec<Record>, nets: &[IpNet]) {
+    let (mut cname, mut address, mut mx, mut rest) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in rs.drain(..) {
+        match r.record_type() {
+            RecordType::CNAME => cname.push(r),
+            RecordType::A | RecordType::AAAA => address.push(r),
+            RecordType::MX => mx.push(r),
+            _ => rest.push(r),
+        }
+    }
+    let rank = |r: &Record| {
+        let ip = match &r.data {
+            RData::A(a) => std::net::IpAddr::V4(a.0),
+            RData::AAAA(a) => std::net::IpAddr::V6(a.0),
+            _ => return nets.len(),
+        };
+        nets.iter()
+            .position(|n| n.contains(&ip))
+            .unwrap_or(nets.len())
+    };
+    // Stable: the shuffled order is kept within each rank.
+    address.sort_by_key(rank);
+    rs.extend(cname);
+    rs.extend(address);
+    rs.extend(mx);
+    rs.extend(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+    use std::str::FromStr;
+    use std::sync::Arc;
+
+    use hickory_proto::rr::Name;
+    use hickory_proto::rr::rdata::{CNAME, MX, TXT};
+
+    use super::*;
+    use crate::corefile::{MemFs, parse_str};
+
+    fn parse_text(directive: &str) -> std::result::Result<LoadbalanceConfig, String> {
+        let text = format!(".:53 {{\n{directive}\n}}\n");
+        let cf = parse_str(&text, Path::new("conf/Corefile"), &|_| None, &MemFs::new())
+            .map_err(|e| e.to_string())?;
+        parse(&mut Dispenser::new(&cf.blocks[0].directives[0])).map_err(|e| e.to_string())
+    }
+
+    fn rec(rdata: RData) -> Record {
+        Record::from_rdata(Name::from_ascii("x.example.").unwrap(), 5, rdata)
+    }
+
+    fn a(ip: &str) -> Record {
+        rec(RData::A(hickory_proto::rr::rdata::A(ip.parse().unwrap())))
+    }
+
+    fn types(rs: &[Record]) -> Vec<RecordType> {
+        rs.iter().map(Record::record_type).collect()
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_point_at_the_token() {
+        let c = parse_text("loadbalance").unwrap();
+        assert_eq!(
+            (c.policy, c.prefer, c.limit_answers),
+            (Policy::RoundRobin, vec![], None)
+        );
+        let c = parse_text(
+            "loadbalance round_robin {\n prefer 10.0.0.0/8 fd00::/8\n limit_answers 2\n}",
+        )
+        .unwrap();
+        assert_eq!(
+            c.prefer,
+            [
+                IpNet::from_str("10.0.0.0/8").unwrap(),
+                IpNet::from_str("fd00::/8").unwrap()
+            ]
+        );
+        assert_eq!(c.limit_answers, Some(2));
+        let c = parse_text("loadbalance weighted w.txt {\n reload 10s\n}").unwrap();
+        assert_eq!(
+            c.policy,
+            Policy::Weighted {
+                file: "conf/w.txt".into(),
+                reload: Duration::from_secs(10),
+                at: "conf/Corefile:2:1".into()
+            }
+        );
+        let cases = [
+            (
+                "loadbalance random",
+                "conf/Corefile:2:13: loadbalance: unknown policy: 'random' (use round_robin or weighted)",
+            ),
+            (
+                "loadbalance round_robin x",
+                "conf/Corefile:2:25: loadbalance: unexpected argument 'x'",
+            ),
+            (
+                "loadbalance weighted",
+                "conf/Corefile:2:13: loadbalance: missing argument: WEIGHTFILE",
+            ),
+            (
+                "loadbalance {\n reload 10s\n}",
+                "conf/Corefile:3:2: loadbalance: unknown property 'reload'",
+            ),
+            (
+                "loadbalance weighted f {\n reload soon\n}",
+                "conf/Corefile:3:9: loadbalance: reload: DURATION: invalid duration 'soon'",
+            ),
+            (
+                "loadbalance {\n prefer 10.0.0.0/33\n}",
+                "conf/Corefile:3:9: loadbalance: prefer: invalid CIDR '10.0.0.0/33': ",
+            ),
+            (
+                "loadbalance {\n limit_answers 0\n}",
+                "conf/Corefile:3:16: loadbalance: limit_answers: NUM_ANSWERS: 0 is out of range 1..4294967295",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = parse_text(text).expect_err(text);
+            assert!(got.starts_with(want), "{text}\n got: {got}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn weighted_is_a_clear_startup_error_until_implemented() {
+        let c = parse_text("loadbalance weighted w.txt").unwrap();
+        let e = Loadbalance::new(&c).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "conf/Corefile:2:1: loadbalance: the weighted policy is not supported yet (use round_robin)"
+        );
+    }
+
+    #[test]
+    fn round_robin_shuffles_addresses_and_keeps_the_set() {
+        let lb = Loadbalance::new(&parse_text("loadbalance").unwrap()).unwrap();
+        let ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"];
+        let mut orders = BTreeSet::new();
+        for _ in 0..50 {
+            let mut ans = Answer::rcode(ResponseCode::NoError);
+            ans.answers = ips.iter().map(|ip| a(ip)).collect();
+            lb.balance(&mut ans);
+            let order: Vec<String> = ans.answers.iter().map(|r| r.data.to_string()).collect();
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, ips);
+            orders.insert(order);
+        }
+        assert!(orders.len() > 1, "50 shuffles of 4 records gave one order");
+    }
+
+    #[test]
+    fn mixed_sections_put_cnames_first_then_others_then_addresses_then_mx() {
+        let target = Name::from_ascii("t.example.").unwrap();
+        let mut rs = vec![
+            a("10.0.0.1"),
+            rec(RData::MX(MX::new(10, target.clone()))),
+            rec(RData::TXT(TXT::new(vec!["x".into()]))),
+            a("10.0.0.2"),
+            rec(RData::CNAME(CNAME(target))),
+        ];
+        shuffle(&mut rs);
+        use RecordType::{A as RA, CNAME as RC, MX as RM, TXT as RT};
+        assert_eq!(types(&rs), [RC, RT, RA, RA, RM]);
+    }
+
+    #[test]
+    fn prefer_moves_matching_addresses_first_in_cidr_order() {
+        let lb = Loadbalance::new(
+            &parse_text("loadbalance {\n prefer 10.2.0.0/16 10.1.0.0/16\n}").unwrap(),
+        )
+        .unwrap();
+        for _ in 0..20 {
+            let mut ans = Answer::rcode(ResponseCode::NoError);
+            ans.answers = ["192.0.2.1", "10.1.0.1", "10.2.0.1", "192.0.2.2"]
+                .iter()
+                .map(|ip| a(ip))
+                .collect();
+            lb.balance(&mut ans);
+            let order: Vec<String> = ans.answers.iter().map(|r| r.data.to_string()).collect();
+            assert_eq!(&order[..2], ["10.2.0.1", "10.1.0.1"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_and_limit_answers() {
+        struct Fixed(Answer);
+        #[async_trait::async_trait]
+        impl Plugin for Fixed {
+            fn name(&self) -> &'static str {
+                "fixed"
+            }
+            async fn serve(&self, _q: &Query, _next: Next<'_>) -> Result<Answer> {
+                Ok(self.0.clone())
+            }
+        }
+        let ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+        let mut nx = Answer::rcode(ResponseCode::NXDomain);
+        nx.answers = ips.iter().map(|ip| a(ip)).collect();
+        let lb =
+            Loadbalance::new(&parse_text("loadbalance {\n limit_answers 2\n}").unwrap()).unwrap();
+        let q = Query::new(
+            Name::from_ascii("x.example.").unwrap(),
+            RecordType::A,
+            "127.0.0.1:1".parse().unwrap(),
+            crate::dns::Transport::Udp,
+        );
+        let chain =
+            crate::plugin::Chain::new(vec![Arc::new(lb.clone()), Arc::new(Fixed(nx.clone()))]);
+        assert_eq!(
+            chain.serve(&q).await.unwrap().answers,
+            nx.answers,
+            "only NOERROR is touched"
+        );
+        let mut ok = nx.clone();
+        ok.rcode = ResponseCode::NoError;
+        let chain = crate::plugin::Chain::new(vec![Arc::new(lb), Arc::new(Fixed(ok))]);
+        assert_eq!(chain.serve(&q).await.unwrap().answers.len(), 2);
+    }
+}
