@@ -66,13 +66,18 @@ where
     };
     let (seen, synced) = (seen.clone(), synced.clone());
     api.rt.spawn(async move {
-        let mut stream = watcher::watcher(kube::Api::<K>::all(client), watcher::Config::default())
-            .boxed();
+        let mut stream =
+            watcher::watcher(kube::Api::<K>::all(client), watcher::Config::default()).boxed();
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(Event::Apply(o)) => {
                     let now = Instant::now();
-                    if let Some(rv) = o.meta().resource_version.as_ref().and_then(|r| r.parse().ok()) {
+                    if let Some(rv) = o
+                        .meta()
+                        .resource_version
+                        .as_ref()
+                        .and_then(|r| r.parse().ok())
+                    {
                         seen.lock().expect("seen lock").insert(rv, now);
                     }
                 }
@@ -107,7 +112,9 @@ fn main() {
         let name = format!("svc{i}");
         api.server
             .apply(&service("default", &name, Some(&ip_in(96, i))));
-        let ips: Vec<String> = (0..per_slice).map(|k| ip_in(128, i * per_slice + k)).collect();
+        let ips: Vec<String> = (0..per_slice)
+            .map(|k| ip_in(128, i * per_slice + k))
+            .collect();
         api.server.apply(&slice("default", &name, &ips));
         slices.push(ips);
     }
@@ -121,12 +128,19 @@ fn main() {
     dns.wait_ready(Duration::from_secs(60));
     let deadline = Instant::now() + Duration::from_secs(10);
     while synced.load(Ordering::SeqCst) < 2 {
-        assert!(Instant::now() < deadline, "the bench's own watchers never synced");
+        assert!(
+            Instant::now() < deadline,
+            "the bench's own watchers never synced"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let mut prober = Prober::new(dns.addr);
     let first = prober
-        .ask("svc0.default.svc.cluster.local.", RecordType::A, Duration::from_secs(2))
+        .ask(
+            "svc0.default.svc.cluster.local.",
+            RecordType::A,
+            Duration::from_secs(2),
+        )
         .expect("answer after ready");
     assert_eq!(a_records(&first), [ip_in(96, 0)], "svc0 after ready");
 
@@ -203,7 +217,11 @@ fn row(label: &str, mut v: Vec<Duration>) -> String {
 fn report(bench: bool, services: usize, samples: &[Sample], dns: &Dns) {
     let all: Vec<Duration> = samples.iter().map(|s| s.to_dns).collect();
     let by_kind = |k: &str| -> Vec<Duration> {
-        samples.iter().filter(|s| s.kind == k).map(|s| s.to_dns).collect()
+        samples
+            .iter()
+            .filter(|s| s.kind == k)
+            .map(|s| s.to_dns)
+            .collect()
     };
     let watch: Vec<Duration> = samples.iter().filter_map(|s| s.to_watch).collect();
     let ours: Vec<Duration> = samples
@@ -221,17 +239,34 @@ fn report(bench: bool, services: usize, samples: &[Sample], dns: &Dns) {
         row("**API write → DNS answer, all changes**", all.clone()),
         row("… endpoint added to a slice", by_kind("endpoint added")),
         row("… new Service", by_kind("new Service")),
-        row("API write → watch event at a kube client in the bench (test API server + kube-rs)", watch),
-        row("difference (≈ clusterdns: decode, convert, index, publish, answer)", ours),
+        row(
+            "API write → watch event at a kube client in the bench (test API server + kube-rs)",
+            watch,
+        ),
+        row(
+            "difference (≈ clusterdns: decode, convert, index, publish, answer)",
+            ours,
+        ),
     ]
     .join("\n");
     let metrics = dns.metrics_text();
     let verdict = if p99 <= TARGET_P99 {
-        format!("**Met**: p99 {} ms ≤ {} ms.", ms(p99), TARGET_P99.as_millis())
+        format!(
+            "**Met**: p99 {} ms ≤ {} ms.",
+            ms(p99),
+            TARGET_P99.as_millis()
+        )
     } else {
-        format!("**Not met**: p99 {} ms > {} ms.", ms(p99), TARGET_P99.as_millis())
+        format!(
+            "**Not met**: p99 {} ms > {} ms.",
+            ms(p99),
+            TARGET_P99.as_millis()
+        )
     };
-    println!("\nprogramming latency, {services} services, {} changes", samples.len());
+    println!(
+        "\nprogramming latency, {services} services, {} changes",
+        samples.len()
+    );
     println!("{table}\n{} UDP polls in total\n{verdict}", polls);
     let restarts = metrics
         .lines()
@@ -260,7 +295,11 @@ fn report(bench: bool, services: usize, samples: &[Sample], dns: &Dns) {
         util::machine(),
         util::today(),
         samples.len(),
-        if restarts.is_empty() { "none" } else { &restarts },
+        if restarts.is_empty() {
+            "none"
+        } else {
+            &restarts
+        },
     );
     util::write_section("programming_latency", &body);
 }
