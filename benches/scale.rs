@@ -307,7 +307,10 @@ fn main() {
                 run.lists_done.map_or("?".into(), ms),
                 ms(run.ready),
                 after_lists,
-                list.map_or("–".into(), |l| ms(run.ready.saturating_sub(l))),
+                list.map_or("–".into(), |l| format!(
+                    "{:+.2}",
+                    (run.ready.as_secs_f64() - l.as_secs_f64()) * 1000.0
+                )),
                 ms(run.answer),
                 mib(run.hwm_kb),
                 mib(run.rss_kb),

@@ -373,8 +373,8 @@ pub(crate) fn write_section(bench: &str, body: &str) {
     let path = results_path();
     let old = std::fs::read_to_string(&path).unwrap_or_else(|_| {
         "# Benchmark results\n\nWritten by the bench targets in benches/ when run with \
-         `cargo bench`; each section is replaced by its own bench. Numbers are \
-         measured, never edited by hand.\n"
+         `cargo bench`; each section between its markers is replaced by its own bench; notes \
+         outside the markers are kept.\n"
             .to_string()
     });
     let (begin, end) = (
