@@ -164,17 +164,12 @@ fn patch(
     }
 }
 
-fn list_object(
-    t: &Target,
-    rv: u64,
-    items: Vec<Value>,
-    cont: Option<String>,
-    remaining: usize,
-) -> Value {
+fn list_object(t: &Target, rv: u64, items: Vec<Value>, cont: Option<String>) -> Value {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = cont {
+        // remainingItemCount is optional in the API; counting it would make
+        // every page O(all objects).
         meta["continue"] = json!(c);
-        meta["remainingItemCount"] = json!(remaining);
     }
     json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": meta, "items": items})
 }
@@ -229,24 +224,23 @@ fn list(shared: &Shared, t: &Target, query: &Query) -> Result<(u16, Value), ApiE
             (rv, Some((ns, name)))
         }
     };
+    let want = if limit > 0 { limit + 1 } else { usize::MAX };
     let mut items: Vec<Value> = store
-        .list(t.rt, t.namespace.as_deref())
-        .into_iter()
+        .list_after(t.rt, t.namespace.as_deref(), after.as_ref())
         .filter(|o| sel.matches(o))
-        .filter(|o| after.as_ref().is_none_or(|a| key_of(o) > *a))
+        .take(want)
+        .cloned()
         .collect();
     drop(store);
     let mut cont = None;
-    let mut remaining = 0;
     if limit > 0 && items.len() > limit {
-        remaining = items.len() - limit;
         items.truncate(limit);
         if let Some(last) = items.last() {
             let (ns, name) = key_of(last);
             cont = Some(hex(&format!("{list_rv}|{ns}|{name}")));
         }
     }
-    Ok((200, list_object(t, list_rv, items, cont, remaining)))
+    Ok((200, list_object(t, list_rv, items, cont)))
 }
 
 fn delete_collection(shared: &Shared, t: &Target, query: &Query) -> Result<(u16, Value), ApiError> {
@@ -262,7 +256,7 @@ fn delete_collection(shared: &Shared, t: &Target, query: &Query) -> Result<(u16,
         let (ns, name) = key_of(&v);
         deleted.push(store.delete(t.rt, &ns, &name)?);
     }
-    Ok((200, list_object(t, store.rv(), deleted, None, 0)))
+    Ok((200, list_object(t, store.rv(), deleted, None)))
 }
 
 fn stream_body(rx: mpsc::Receiver<Bytes>) -> Body {

@@ -206,6 +206,26 @@ impl Store {
             .collect()
     }
 
+    /// Objects of `rt` in key order (namespace, name), starting after `after`:
+    /// one page costs O(page), not O(all objects), like the real API server.
+    pub fn list_after<'a>(
+        &'a self,
+        rt: &'a ResourceType,
+        ns: Option<&'a str>,
+        after: Option<&(String, String)>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        use std::ops::Bound;
+        let start = match after {
+            Some((n, m)) => Bound::Excluded((rt.plural, n.clone(), m.clone())),
+            None => Bound::Included((rt.plural, String::new(), String::new())),
+        };
+        self.objects
+            .range((start, Bound::Unbounded))
+            .take_while(move |((p, _, _), _)| *p == rt.plural)
+            .filter(move |((_, n, _), _)| ns.is_none_or(|want| !rt.namespaced || n == want))
+            .map(|(_, v)| v)
+    }
+
     fn record(&mut self, rt: &ResourceType, kind: EventKind, object: Value, old: Option<Value>) {
         let ev = Event {
             rv: self.rv,
