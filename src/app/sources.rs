@@ -54,13 +54,14 @@ fn key(cfg: &KubernetesConfig) -> String {
         .collect();
     namespaces.sort_unstable();
     format!(
-        "{:?}|{:?}|{:?}|{:?}|{}|{}",
+        "{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
         cfg.source,
         cfg.labels.as_ref().map(|l| l.as_str()),
         cfg.namespace_labels,
         namespaces,
         cfg.noendpoints,
-        cfg.pods == PodMode::Verified
+        cfg.pods == PodMode::Verified,
+        cfg.endpoint_pod_names
     )
 }
 
@@ -163,6 +164,7 @@ impl Sources {
                     namespaces: t.cfg.namespaces.clone(),
                     endpoints: !t.cfg.noendpoints,
                     pods: t.cfg.pods == PodMode::Verified,
+                    pod_names: t.cfg.endpoint_pod_names,
                 };
                 api::spawn(&client, &cfg, &tx, &self.metrics, tracker, token);
             }

@@ -50,6 +50,9 @@ pub struct WatchConfig {
     pub endpoints: bool,
     /// Watch Pods (`pods verified`).
     pub pods: bool,
+    /// Keep endpoints' pod names (`endpoint_pod_names`); otherwise they are
+    /// dropped on arrival — one string less per endpoint in memory.
+    pub pod_names: bool,
 }
 
 /// Start one watch task per kind on `tasks`; they stop when `token` is cancelled.
@@ -86,13 +89,23 @@ pub fn spawn(
         )),
     );
     if cfg.endpoints {
+        let pod_names = cfg.pod_names;
         start(
             Kind::EndpointSlice,
             Box::pin(run(
                 Api::<discovery::EndpointSlice>::all(client.clone()),
                 labels(base.clone()),
                 ctx(Kind::EndpointSlice),
-                |s| convert::endpoint_slice(s).map(|s| s.map(Object::EndpointSlice)),
+                move |s| {
+                    convert::endpoint_slice(s).map(|s| {
+                        s.map(|mut s| {
+                            if !pod_names {
+                                s.endpoints.iter_mut().for_each(|e| e.pod_name = None);
+                            }
+                            Object::EndpointSlice(s)
+                        })
+                    })
+                },
             )),
         );
     }

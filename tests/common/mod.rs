@@ -40,6 +40,8 @@ pub struct TestServer {
     pub health_port: u16,
     /// The port that replaced `{READY}` in the Corefile.
     pub ready_port: u16,
+    /// The port that replaced `{METRICS}` in the Corefile.
+    pub metrics_port: u16,
     pub dir: tempfile::TempDir,
 }
 
@@ -64,12 +66,13 @@ impl TestServer {
             std::fs::write(dir.path().join(name), content).expect("write file");
         }
         let port = free_port();
-        let (health_port, ready_port) = (free_port(), free_port());
+        let (health_port, ready_port, metrics_port) = (free_port(), free_port(), free_port());
         let conf = dir.path().join("Corefile");
         let text = corefile
             .replace("{PORT}", &port.to_string())
             .replace("{HEALTH}", &health_port.to_string())
-            .replace("{READY}", &ready_port.to_string());
+            .replace("{READY}", &ready_port.to_string())
+            .replace("{METRICS}", &metrics_port.to_string());
         std::fs::write(&conf, text).expect("corefile");
         let log = std::fs::File::create(dir.path().join("clusterdns.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
@@ -88,6 +91,7 @@ impl TestServer {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             health_port,
             ready_port,
+            metrics_port,
             dir,
         }
     }
