@@ -104,6 +104,7 @@ fn the_kubeadm_corefile_serves_probes_metrics_cluster_and_cached_external_names(
         "coredns_cache_entries{",
         "coredns_build_info{",
         "coredns_reload_version_info{",
+        "coredns_health_request_duration_seconds_bucket{",
     ] {
         assert!(metrics.contains(family), "{family} missing:\n{metrics}");
     }

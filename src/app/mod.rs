@@ -24,6 +24,7 @@ use crate::admin::Admin;
 use crate::config::{self, Config};
 use crate::dns::server::DnsListeners;
 use crate::plugin::build::Families;
+use crate::plugin::health::{self, HealthMetrics};
 use crate::plugin::ready::{Monitor, Readiness};
 use crate::plugin::reload::{self, Reload, ReloadMetrics};
 use crate::watch::metrics::WatchMetrics;
@@ -93,12 +94,17 @@ impl App {
             root,
         };
         app.reload_metrics.set_version(&app.checksum);
-        app.switch(plan).await?;
+        let generation = app.generation.clone();
+        app.switch(plan, &generation).await?;
         Ok(app)
     }
 
     /// Bind what is new, start sources, wait for data, switch.
-    async fn switch(&mut self, plan: plan::Plan) -> anyhow::Result<()> {
+    async fn switch(
+        &mut self,
+        plan: plan::Plan,
+        generation: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let prepared = self
             .dns
             .prepare(plan.routes)
@@ -109,6 +115,14 @@ impl App {
         self.sources
             .start(&plan.sources, &self.tasks, &self.root)
             .await?;
+        let health = self.families.get::<HealthMetrics>()?;
+        for addr in &plan.health_addrs {
+            self.tasks.spawn(health::self_check(
+                *addr,
+                health.clone(),
+                generation.clone(),
+            ));
+        }
         wait_for_data(&plan.readiness, plan.startup_timeout).await;
         self.dns.commit(prepared);
         self.sources.retain(&plan.sources);
@@ -146,7 +160,7 @@ impl App {
         };
         let generation = self.root.child_token();
         let result = match plan::plan(&cfg, &self.families, &self.sources, &generation) {
-            Ok(plan) => self.switch(plan).await,
+            Ok(plan) => self.switch(plan, &generation).await,
             Err(e) => Err(e),
         };
         match result {

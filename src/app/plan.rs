@@ -34,6 +34,8 @@ pub(super) struct Plan {
     pub(super) readiness: Arc<Readiness>,
     /// The longest `health { lameduck }`.
     pub(super) lameduck: Duration,
+    /// Where `/health` is served (each gets a once-a-second self check).
+    pub(super) health_addrs: Vec<SocketAddr>,
     /// The longest kubernetes `startup_timeout`: how long DNS waits for data.
     pub(super) startup_timeout: Duration,
     /// `reload`, if any block has it.
@@ -54,6 +56,7 @@ pub(super) fn plan(
     let mut endpoints = admin::Endpoints::default();
     let mut ready_at = Vec::new();
     let mut lameduck = Duration::ZERO;
+    let mut health_addrs = Vec::new();
     let mut startup_timeout = Duration::ZERO;
     let mut reload = None;
     for server in &cfg.servers {
@@ -94,6 +97,9 @@ pub(super) fn plan(
                 PluginConfig::Health(h) => {
                     endpoints.add(h.addr, "/health", health::handler());
                     lameduck = lameduck.max(h.lameduck);
+                    if !health_addrs.contains(&h.addr) {
+                        health_addrs.push(h.addr);
+                    }
                 }
                 PluginConfig::Ready(r) => ready_at.push(r.clone()),
                 PluginConfig::Prometheus(p) => {
@@ -127,6 +133,7 @@ pub(super) fn plan(
         endpoints,
         readiness,
         lameduck,
+        health_addrs,
         startup_timeout,
         reload,
     })
