@@ -1,5 +1,6 @@
 //! Parse and serve tables for `autopath`, with a fake kubernetes behind it.
 
+use crate::plugin::build::TestCtx;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -7,7 +8,6 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use prometheus::Registry;
-use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::corefile::Dispenser;
@@ -68,17 +68,9 @@ struct Setup {
 
 fn setup(src: &str, k: Option<Arc<Kubernetes>>) -> anyhow::Result<Setup> {
     let families = Families::new(Registry::new());
-    let zones = [n("cluster.local."), n("com.")];
-    let token = CancellationToken::new();
-    let ctx = BuildCtx {
-        families: &families,
-        server: "dns://:53",
-        zones: &zones,
-        token: &token,
-        kubernetes: k.as_ref(),
-        listen: &[],
-        shared: &crate::plugin::build::BlockShared::default(),
-    };
+    let tc = TestCtx::new(&families, &["cluster.local.", "com."]);
+    let mut ctx = tc.ctx();
+    ctx.kubernetes = k.as_ref();
     let ap = Arc::new(Autopath::new(&config(src)?, &ctx)?);
     let fake = Fake::new(cluster);
     Ok(Setup {

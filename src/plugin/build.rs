@@ -103,3 +103,42 @@ impl BlockShared {
         }
     }
 }
+
+/// A build context for unit tests: a fresh registry, one root zone (or the
+/// given ones), no listeners, no kubernetes plugin.
+#[cfg(test)]
+pub(crate) struct TestCtx {
+    pub(crate) families: Families,
+    pub(crate) zones: Vec<Name>,
+    pub(crate) token: CancellationToken,
+    pub(crate) shared: BlockShared,
+}
+
+#[cfg(test)]
+impl TestCtx {
+    /// A context for these zones (FQDNs) over `families`.
+    pub(crate) fn new(families: &Families, zones: &[&str]) -> Self {
+        Self {
+            families: families.clone(),
+            zones: zones
+                .iter()
+                .map(|z| Name::from_ascii(z).expect("zone"))
+                .collect(),
+            token: CancellationToken::new(),
+            shared: BlockShared::default(),
+        }
+    }
+
+    /// The context to build plugins with.
+    pub(crate) fn ctx(&self) -> BuildCtx<'_> {
+        BuildCtx {
+            families: &self.families,
+            server: "dns://:53",
+            zones: &self.zones,
+            token: &self.token,
+            kubernetes: None,
+            listen: &[],
+            shared: &self.shared,
+        }
+    }
+}

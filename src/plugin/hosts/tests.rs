@@ -1,3 +1,4 @@
+use crate::plugin::build::TestCtx;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -412,18 +413,8 @@ async fn the_entries_metric_counts_file_and_inline_addresses() {
     let mut cfg = parse_block("hosts f {\n        10.0.0.7 inline.example.org\n    }").unwrap();
     cfg.path = path;
     let families = Families::new(Registry::new());
-    let token = CancellationToken::new();
-    let zones = [name("example.org.")];
-    let ctx = BuildCtx {
-        families: &families,
-        server: "dns://:53",
-        zones: &zones,
-        token: &token,
-        kubernetes: None,
-        listen: &[],
-        shared: &crate::plugin::build::BlockShared::default(),
-    };
-    let _h = Hosts::build(&cfg, &ctx).unwrap();
+    let t = TestCtx::new(&families, &["example.org."]);
+    let _h = Hosts::build(&cfg, &t.ctx()).unwrap();
     let text = crate::metrics::encode(families.registry());
     // 3 forward + 3 reverse.
     assert!(text.contains("\ncoredns_hosts_entries 6\n"), "{text}");
@@ -431,5 +422,5 @@ async fn the_entries_metric_counts_file_and_inline_addresses() {
         text.contains("coredns_hosts_reload_timestamp_seconds 1"),
         "{text}"
     );
-    token.cancel();
+    t.token.cancel();
 }

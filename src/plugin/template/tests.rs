@@ -1,12 +1,12 @@
 //! Parse and serve tables for `template`, and the placeholder language.
 
+use crate::plugin::build::TestCtx;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use prometheus::Registry;
-use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::corefile::Dispenser;
@@ -34,18 +34,8 @@ fn upstream(q: &Query) -> Result<Answer> {
 }
 
 fn build(src: &str, families: &Families) -> (Chain, Arc<Fake>) {
-    let zones = [Name::root()];
-    let token = CancellationToken::new();
-    let ctx = BuildCtx {
-        families,
-        server: "dns://:53",
-        zones: &zones,
-        token: &token,
-        kubernetes: None,
-        listen: &[],
-        shared: &crate::plugin::build::BlockShared::default(),
-    };
-    let t = Arc::new(Template::new(&defs(src), &ctx).expect("instantiate"));
+    let tc = TestCtx::new(families, &["."]);
+    let t = Arc::new(Template::new(&defs(src), &tc.ctx()).expect("instantiate"));
     let fake = Fake::new(upstream);
     (Chain::new(vec![fake.clone(), t]), fake)
 }
@@ -261,18 +251,8 @@ fn good_lines_keep_coredns_defaults() {
     );
     assert!(t.ederror);
     let families = Families::new(Registry::new());
-    let zones = [Name::root()];
-    let token = CancellationToken::new();
-    let ctx = BuildCtx {
-        families: &families,
-        server: "dns://:53",
-        zones: &zones,
-        token: &token,
-        kubernetes: None,
-        listen: &[],
-        shared: &crate::plugin::build::BlockShared::default(),
-    };
-    let e = Template::new(&defs("template IN A {\n ederror 21\n}"), &ctx)
+    let tc = TestCtx::new(&families, &["."]);
+    let e = Template::new(&defs("template IN A {\n ederror 21\n}"), &tc.ctx())
         .err()
         .unwrap();
     assert_eq!(

@@ -5,6 +5,7 @@
 mod parse;
 mod refresh;
 
+use crate::plugin::build::TestCtx;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,18 +76,9 @@ fn setup(directive: &str, fake: Arc<Fake>) -> Setup {
     let cf = parse_str(&text, Path::new("Corefile"), &|_| None, &MemFs::new()).unwrap();
     let cfg = parse(&mut Dispenser::new(&cf.blocks[0].directives[0])).unwrap();
     let families = Families::new(Registry::new());
-    let token = CancellationToken::new();
-    let zones = [Name::root()];
-    let ctx = BuildCtx {
-        families: &families,
-        server: "dns://:53",
-        zones: &zones,
-        token: &token,
-        kubernetes: None,
-        listen: &[],
-        shared: &crate::plugin::build::BlockShared::default(),
-    };
-    let cache = Arc::new(Cache::new(&cfg, &ctx).unwrap());
+    let t = TestCtx::new(&families, &["."]);
+    let token = t.token.clone();
+    let cache = Arc::new(Cache::new(&cfg, &t.ctx()).unwrap());
     let chain = Chain::new(vec![cache.clone(), fake.clone()]);
     Setup {
         chain,
