@@ -26,10 +26,6 @@ use crate::dns::metrics::{DnsMetrics, Observation, response_size};
 use crate::dns::{Answer, Query, Transport};
 use crate::plugin::Chain;
 
-/// The UDP payload size we advertise and accept at most (RFC 6891 practice; CoreDNS's
-/// bufsize default is 1232, but we honour larger client buffers up to this).
-const MAX_UDP_PAYLOAD: u16 = 4096;
-
 /// One server block's zones and its plugin chain.
 #[derive(Clone)]
 pub struct Route {
@@ -147,16 +143,6 @@ fn transport(p: Protocol) -> Transport {
     }
 }
 
-/// The OPT record we answer with: the client's payload size clamped to
-/// [512, MAX_UDP_PAYLOAD], which is also what the encoder truncates to.
-fn response_edns(request: &Edns) -> Edns {
-    let mut edns = Edns::new();
-    edns.set_max_payload(request.max_payload().clamp(512, MAX_UDP_PAYLOAD));
-    edns.set_version(0);
-    edns.set_dnssec_ok(request.flags().dnssec_ok);
-    edns
-}
-
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(
@@ -165,7 +151,7 @@ impl RequestHandler for Handler {
         mut response_handle: R,
     ) -> ResponseInfo {
         let mut metadata = Metadata::response_from_request(&request.metadata);
-        let edns = request.edns.as_ref().map(response_edns);
+        let edns = request.edns.as_ref().map(super::wire::response_edns);
         let mut builder = MessageResponseBuilder::from_message_request(request);
         if let Some(edns) = &edns {
             builder.edns(edns);

@@ -7,6 +7,8 @@ pub mod handler;
 pub mod metrics;
 pub mod query;
 pub mod server;
+pub mod udp;
+pub mod wire;
 
 pub use handler::{Handler, Route};
 pub use query::{Answer, Query, Transport};

@@ -12,6 +12,7 @@ use std::time::Duration;
 use hickory_server::Server;
 use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use std::collections::BTreeMap;
@@ -53,7 +54,10 @@ pub struct DnsListeners {
 
 struct Running {
     handler: Handler,
+    /// hickory-server, for TCP.
     server: Server<Handler>,
+    /// Stops this address's UDP loops.
+    udp: CancellationToken,
     /// The bound address (the real port when 0 was asked for).
     local: SocketAddr,
 }
@@ -61,7 +65,7 @@ struct Running {
 /// A configuration's listeners, bound but not yet switched to.
 pub struct Prepared {
     routes: RouteTable,
-    fresh: BTreeMap<SocketAddr, (UdpSocket, TcpListener, SocketAddr)>,
+    fresh: BTreeMap<SocketAddr, (Vec<UdpSocket>, TcpListener, SocketAddr)>,
 }
 
 impl Prepared {
@@ -100,6 +104,7 @@ impl DnsListeners {
         for addr in gone {
             if let Some(mut r) = self.running.remove(&addr) {
                 info!(addr = %r.local, "no longer serving DNS");
+                r.udp.cancel();
                 tokio::spawn(async move {
                     let _ = r.server.shutdown_gracefully().await;
                 });
@@ -112,8 +117,15 @@ impl DnsListeners {
         }
         for (addr, (udp, tcp, local)) in fresh {
             let handler = Handler::new(routes.remove(&addr).unwrap_or_default());
+            let udp_token = CancellationToken::new();
+            for socket in udp {
+                tokio::spawn(super::udp::serve(
+                    socket,
+                    handler.clone(),
+                    udp_token.clone(),
+                ));
+            }
             let mut server = Server::new(handler.clone());
-            server.register_socket(udp);
             server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
             info!(addr = %local, "serving DNS on udp and tcp");
             self.running.insert(
@@ -121,6 +133,7 @@ impl DnsListeners {
                 Running {
                     handler,
                     server,
+                    udp: udp_token,
                     local,
                 },
             );
@@ -135,6 +148,7 @@ impl DnsListeners {
     /// Stop accepting queries and wait for in-flight ones to finish.
     pub async fn shutdown(&mut self) {
         for (_, mut r) in std::mem::take(&mut self.running) {
+            r.udp.cancel();
             if let Err(error) = r.server.shutdown_gracefully().await {
                 tracing::warn!(%error, "dns server shutdown");
             }
@@ -144,8 +158,9 @@ impl DnsListeners {
 
 /// Bind UDP and TCP on `addr` (TCP on the port UDP got, for port 0).
 /// `None` for an IPv6 wildcard on a host without IPv6.
-fn bind_pair(addr: SocketAddr) -> Result<Option<(UdpSocket, TcpListener, SocketAddr)>, Error> {
-    let udp = match bind_udp(addr) {
+fn bind_pair(addr: SocketAddr) -> Result<Option<(Vec<UdpSocket>, TcpListener, SocketAddr)>, Error> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let udp = match super::udp::bind(addr, workers) {
         Ok(s) => s,
         Err(e) if is_v6_wildcard(addr) => {
             tracing::debug!(error = %e, "no IPv6 wildcard listener");
@@ -159,7 +174,12 @@ fn bind_pair(addr: SocketAddr) -> Result<Option<(UdpSocket, TcpListener, SocketA
             });
         }
     };
-    let local = udp.local_addr().map_err(|source| Error::Bind {
+    let first = udp.first().ok_or_else(|| Error::Bind {
+        proto: "udp",
+        addr,
+        source: std::io::Error::other("no socket"),
+    })?;
+    let local = first.local_addr().map_err(|source| Error::Bind {
         proto: "udp",
         addr,
         source,
@@ -190,10 +210,6 @@ fn socket(addr: SocketAddr, ty: Type) -> std::io::Result<Socket> {
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s)
-}
-
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    UdpSocket::from_std(socket(addr, Type::DGRAM)?.into())
 }
 
 fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -1,0 +1,100 @@
+//! The UDP fast path: one SO_REUSEPORT socket per worker thread, each served
+//! by its own receive loop, answers encoded into a reused buffer.
+//!
+//! hickory-server spawns a task and builds several intermediate messages per
+//! UDP query; here a query whose answer is ready at the first poll (everything
+//! the index answers) is answered inline by the loop that received it, with no
+//! task, no channel and no buffer allocation. Only a query that must wait (an
+//! upstream, a cache refresh) is moved to a task of its own, so a slow
+//! upstream never stalls the socket. The kernel spreads clients over the
+//! sockets (SO_REUSEPORT), so the loops do not contend.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use socket2::{Domain, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::wire::{self, Parsed, Request};
+use super::{Handler, Transport};
+
+/// Bind `n` sockets on `addr` with SO_REUSEPORT (all on the same port, the
+/// first one's when `addr` has port 0).
+pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSocket>> {
+    let mut out = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n.max(1) {
+        let s = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        let sock = UdpSocket::from_std(s.into())?;
+        addr = sock.local_addr()?;
+        out.push(sock);
+    }
+    Ok(out)
+}
+
+/// Serve one socket until `token` is cancelled.
+pub async fn serve(socket: UdpSocket, handler: Handler, token: CancellationToken) {
+    let socket = Arc::new(socket);
+    let mut buf = vec![0u8; usize::from(u16::MAX)];
+    let mut out = Vec::with_capacity(usize::from(wire::MAX_UDP_PAYLOAD));
+    loop {
+        let (n, src) = tokio::select! {
+            _ = token.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(error) => {
+                    tracing::debug!(%error, "udp receive");
+                    continue;
+                }
+            },
+        };
+        match wire::parse(&buf[..n], src, Transport::Udp) {
+            Parsed::Drop => {}
+            Parsed::Reject { header, rcode } => {
+                if wire::encode_reject(&header, rcode, &mut out).is_some() {
+                    let _ = socket.try_send_to(&out, src);
+                }
+            }
+            Parsed::Query(req) => {
+                let mut fut = answer(handler.clone(), req);
+                let waker = futures::task::noop_waker_ref();
+                match fut.as_mut().poll(&mut Context::from_waker(waker)) {
+                    Poll::Ready((req, answer)) => send(&socket, &req, &answer, &mut out),
+                    Poll::Pending => {
+                        let socket = socket.clone();
+                        tokio::spawn(async move {
+                            let (req, answer) = fut.await;
+                            send(&socket, &req, &answer, &mut Vec::new());
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+type Answering = Pin<Box<dyn Future<Output = (Box<Request>, super::Answer)> + Send>>;
+
+fn answer(handler: Handler, req: Box<Request>) -> Answering {
+    Box::pin(async move {
+        let answer = handler.answer(&req.query).await;
+        (req, answer)
+    })
+}
+
+fn send(socket: &UdpSocket, req: &Request, answer: &super::Answer, out: &mut Vec<u8>) {
+    if wire::encode(req, answer, Transport::Udp, out).is_some() {
+        // A full socket buffer drops the answer, as the kernel would drop the query.
+        let _ = socket.try_send_to(out, req.query.src);
+    }
+}

@@ -1,0 +1,281 @@
+//! DNS messages on the wire for our own UDP path: parse a request, encode a
+//! response into a reused buffer. Pure functions, no I/O.
+//!
+//! The protocol rules live here so that UDP (our loop) and TCP (hickory-server)
+//! answer alike: a packet shorter than a header, or a response, is dropped; a
+//! header followed by garbage is FORMERR with the query's ID; more than one
+//! question is FORMERR; a non-QUERY opcode is NOTIMP; the answer carries OPT iff
+//! the query did, and is truncated (TC) to the client's EDNS size (512 without).
+
+use std::net::SocketAddr;
+
+use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
+
+use crate::dns::{Answer, Query, Transport};
+
+/// The largest UDP payload we answer with (and advertise).
+pub const MAX_UDP_PAYLOAD: u16 = 4096;
+
+/// What to do with a received packet.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Not worth an answer (too short for a header, or a response).
+    Drop,
+    /// Answer at once with this response code (FORMERR, NOTIMP).
+    Reject {
+        /// The request header.
+        header: Metadata,
+        /// The response code.
+        rcode: ResponseCode,
+    },
+    /// A query for the plugin chain.
+    Query(Box<Request>),
+}
+
+/// A parsed query and what its response needs.
+#[derive(Debug)]
+pub struct Request {
+    /// The whole request (the question is echoed from it).
+    pub message: Message,
+    /// The question as plugins see it.
+    pub query: Query,
+}
+
+/// Parse one request that arrived from `src` over `transport`.
+pub fn parse(bytes: &[u8], src: SocketAddr, transport: Transport) -> Parsed {
+    let Ok(header) = Header::read(&mut BinDecoder::new(bytes)) else {
+        return Parsed::Drop;
+    };
+    if header.metadata.message_type == MessageType::Response {
+        return Parsed::Drop;
+    }
+    let reject = |rcode| Parsed::Reject {
+        header: header.metadata,
+        rcode,
+    };
+    let Ok(message) = Message::from_vec(bytes) else {
+        return reject(ResponseCode::FormErr);
+    };
+    if message.metadata.op_code != OpCode::Query {
+        return reject(ResponseCode::NotImp);
+    }
+    let [q] = &message.queries[..] else {
+        return reject(ResponseCode::FormErr);
+    };
+    let name = q.name().clone();
+    let query = Query {
+        lower: name.to_lowercase(),
+        name,
+        qtype: q.query_type(),
+        qclass: q.query_class(),
+        src,
+        transport,
+        edns_payload: message.edns.as_ref().map(Edns::max_payload),
+        dnssec_ok: message.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+        recursion_desired: message.metadata.recursion_desired,
+        id: message.metadata.id,
+    };
+    Parsed::Query(Box::new(Request { message, query }))
+}
+
+/// The OPT record we answer with: the client's payload size clamped to
+/// [512, MAX_UDP_PAYLOAD], which is also the size the response must fit.
+pub fn response_edns(request: &Edns) -> Edns {
+    let mut edns = Edns::new();
+    edns.set_max_payload(request.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+    edns.set_version(0);
+    edns.set_dnssec_ok(request.flags().dnssec_ok);
+    edns
+}
+
+/// Encode the response to `req` into `out` (cleared first), truncated to the
+/// UDP size limit when `transport` is UDP. Returns the final header.
+pub fn encode(
+    req: &Request,
+    answer: &Answer,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Option<Header> {
+    let mut metadata = Metadata::response_from_request(&req.message.metadata);
+    metadata.response_code = answer.rcode;
+    metadata.authoritative = answer.authoritative;
+    metadata.truncation = answer.truncated;
+    metadata.recursion_available = answer.recursion_available;
+    let edns = req.message.edns.as_ref().map(response_edns);
+    let limit = match transport {
+        Transport::Udp => edns.as_ref().map_or(512, Edns::max_payload),
+        Transport::Tcp => u16::MAX,
+    };
+    let emitted = emit(
+        &metadata,
+        &req.message.queries,
+        [&answer.answers[..], &answer.authority, &answer.additionals],
+        edns.as_ref(),
+        limit,
+        out,
+    );
+    match emitted {
+        Some(h) => Some(h),
+        None => {
+            // Could not encode even a truncated answer: SERVFAIL with the question.
+            metadata.response_code = ResponseCode::ServFail;
+            emit(
+                &metadata,
+                &req.message.queries,
+                [&[], &[], &[]],
+                None,
+                512,
+                out,
+            )
+        }
+    }
+}
+
+/// A header-only (plus question when it parsed) error response.
+pub fn encode_reject(header: &Metadata, rcode: ResponseCode, out: &mut Vec<u8>) -> Option<Header> {
+    let mut metadata = Metadata::response_from_request(header);
+    metadata.response_code = rcode;
+    emit(&metadata, &[], [&[], &[], &[]], None, 512, out)
+}
+
+fn emit(
+    metadata: &Metadata,
+    queries: &[hickory_proto::op::Query],
+    [answers, authority, additionals]: [&[Record]; 3],
+    edns: Option<&Edns>,
+    limit: u16,
+    out: &mut Vec<u8>,
+) -> Option<Header> {
+    out.clear();
+    let mut encoder = BinEncoder::new(out);
+    encoder.set_max_size(limit);
+    hickory_proto::op::emit_message_parts(
+        metadata,
+        &mut queries.iter(),
+        &mut answers.iter(),
+        &mut authority.iter(),
+        &mut additionals.iter(),
+        edns,
+        None,
+        &mut encoder,
+    )
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{Name, RData, RecordType};
+
+    fn src() -> SocketAddr {
+        "127.0.0.1:5353".parse().expect("addr")
+    }
+
+    fn query_bytes(name: &str, edns: Option<u16>) -> Vec<u8> {
+        let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
+        m.add_query(hickory_proto::op::Query::query(
+            Name::from_ascii(name).expect("name"),
+            RecordType::A,
+        ));
+        if let Some(size) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(size);
+            m.set_edns(e);
+        }
+        m.to_vec().expect("encode")
+    }
+
+    fn parsed(bytes: &[u8]) -> Box<Request> {
+        match parse(bytes, src(), Transport::Udp) {
+            Parsed::Query(r) => r,
+            other => panic!("not a query: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_packets_and_responses_are_dropped() {
+        assert!(matches!(
+            parse(&[1, 2, 3], src(), Transport::Udp),
+            Parsed::Drop
+        ));
+        let mut resp = query_bytes("a.example.org.", None);
+        resp[2] |= 0x80;
+        assert!(matches!(parse(&resp, src(), Transport::Udp), Parsed::Drop));
+    }
+
+    #[test]
+    fn garbage_after_a_header_is_formerr_with_the_id() {
+        let mut pkt = vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
+        pkt.extend_from_slice(&[0xff, 0xff, 0x07]);
+        let Parsed::Reject { header, rcode } = parse(&pkt, src(), Transport::Udp) else {
+            panic!("not rejected");
+        };
+        assert_eq!((header.id, rcode), (0x1234, ResponseCode::FormErr));
+        let mut out = Vec::new();
+        encode_reject(&header, rcode, &mut out).expect("encoded");
+        let m = Message::from_vec(&out).expect("decode");
+        assert_eq!(m.metadata.id, 0x1234);
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+        assert_eq!(m.metadata.message_type, MessageType::Response);
+    }
+
+    #[test]
+    fn the_query_keeps_its_case_and_edns_size() {
+        let r = parsed(&query_bytes("WeB.Example.ORG.", Some(1232)));
+        assert_eq!(r.query.name.to_string(), "WeB.Example.ORG.");
+        assert_eq!(r.query.lower.to_string(), "web.example.org.");
+        assert_eq!(r.query.edns_payload, Some(1232));
+        assert_eq!(r.query.id, 0x4242);
+    }
+
+    fn many_a(name: &str, n: u8) -> Answer {
+        let owner = Name::from_ascii(name).expect("name");
+        let mut a = Answer::rcode(ResponseCode::NoError);
+        a.answers = (0..n)
+            .map(|i| Record::from_rdata(owner.clone(), 5, RData::A(A::new(10, 0, 0, i))))
+            .collect();
+        a
+    }
+
+    #[test]
+    fn udp_answers_are_truncated_to_512_without_edns_and_to_the_edns_size_with_it() {
+        let mut out = Vec::new();
+        let plain = parsed(&query_bytes("big.example.org.", None));
+        let h = encode(
+            &plain,
+            &many_a("big.example.org.", 100),
+            Transport::Udp,
+            &mut out,
+        )
+        .expect("encoded");
+        assert!(out.len() <= 512 && h.metadata.truncation);
+        let m = Message::from_vec(&out).expect("decode");
+        assert!(m.edns.is_none() && m.answers.len() < 100);
+
+        let big = parsed(&query_bytes("big.example.org.", Some(4096)));
+        let h = encode(
+            &big,
+            &many_a("big.example.org.", 100),
+            Transport::Udp,
+            &mut out,
+        )
+        .expect("encoded");
+        assert!(!h.metadata.truncation);
+        let m = Message::from_vec(&out).expect("decode");
+        assert_eq!(m.answers.len(), 100);
+        assert_eq!(m.edns.expect("OPT").max_payload(), 4096);
+
+        let tcp = encode(
+            &plain,
+            &many_a("big.example.org.", 100),
+            Transport::Tcp,
+            &mut out,
+        )
+        .expect("encoded");
+        assert!(!tcp.metadata.truncation);
+        assert_eq!(tcp.counts.answers, 100);
+    }
+}
