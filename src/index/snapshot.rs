@@ -39,6 +39,12 @@ impl SharedIndex {
         self.current.load_full()
     }
 
+    /// The current snapshot for a short read (one query): no reference-count
+    /// traffic on the shared `Arc` in the common case.
+    pub fn guard(&self) -> arc_swap::Guard<Arc<ClusterIndex>> {
+        self.current.load()
+    }
+
     /// Apply updates now (used by the writer and by tests).
     pub fn apply(&self, updates: impl IntoIterator<Item = IndexUpdate>) {
         let mut next = ClusterIndex::clone(&self.current.load());

@@ -99,7 +99,7 @@ impl Kubernetes {
 
     /// Namespaces of the Pods whose IP is `ip`, from the current index snapshot.
     pub fn pod_namespaces(&self, ip: IpAddr) -> Vec<String> {
-        let index = self.index.load();
+        let index = self.index.guard();
         index
             .pod_namespaces(ip)
             .into_iter()
@@ -155,8 +155,8 @@ impl Plugin for Kubernetes {
         if matches!(q.qtype, RecordType::AXFR | RecordType::IXFR) {
             return Ok(Answer::rcode(ResponseCode::Refused));
         }
-        let index = self.index.load();
-        let res = index.lookup(
+        // The snapshot guard is dropped before any await below.
+        let res = self.index.guard().lookup(
             &self.opts,
             &LookupRequest {
                 qname: &q.name,
