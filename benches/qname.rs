@@ -21,11 +21,14 @@ fn n(s: &str) -> Name {
     Name::from_str(s).unwrap_or_else(|e| panic!("bad bench name {s}: {e}"))
 }
 
+/// A bench id, a query name and the parse result it must give.
+type Case = (&'static str, &'static str, fn(&QueryName<'_>) -> bool);
+
 /// `name::parse` for each form of cluster name, with the kind it must yield
 /// checked once before measuring (a wrong fixture would bench the wrong path).
 fn bench_parse(c: &mut Criterion) {
     let zone = n("cluster.local.");
-    let cases: [(&str, &str, fn(&QueryName<'_>) -> bool); 7] = [
+    let cases: [Case; 7] = [
         ("service", "svc0.ns0.svc.cluster.local.", |q| {
             matches!(q, QueryName::Service { .. })
         }),
