@@ -195,10 +195,10 @@ where
                 continue;
             }
             Ok(Event::InitApply(obj)) => {
-                if let (Some(buf), true) = (listing.as_mut(), ctx.exposed(&namespace(&obj))) {
-                    if let Some(o) = converted(&obj, &convert) {
-                        buf.put(o);
-                    }
+                if let (Some(buf), true) = (listing.as_mut(), ctx.exposed(&namespace(&obj)))
+                    && let Some(o) = converted(&obj, &convert)
+                {
+                    buf.put(o);
                 }
                 continue;
             }
