@@ -36,6 +36,10 @@ use crate::index::{IndexUpdate, Kind, Object, Relist};
 /// Pods that can never be answered are not listed at all (as CoreDNS).
 const POD_FIELD_SELECTOR: &str =
     "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown";
+/// Objects per list page. kube-rs defaults to 500; a page is held twice
+/// while it is decoded (the response body and the typed objects), so smaller
+/// pages lower the peak memory of a relist at the cost of more round trips.
+const LIST_PAGE: u32 = 200;
 /// The EndpointSlice annotation the programming-latency SLI is measured from.
 const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 
@@ -70,7 +74,7 @@ pub fn spawn(
         Some(l) => c.labels(l),
         None => c,
     };
-    let base = watcher::Config::default();
+    let base = watcher::Config::default().page_size(LIST_PAGE);
     let start = |kind: Kind, fut: futures::future::BoxFuture<'static, ()>| {
         tasks.spawn(fut.instrument(info_span!("watch", kind = ?kind)));
     };
