@@ -72,3 +72,80 @@ impl PartialEq for Relist {
 }
 
 impl Eq for Relist {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::IndexUpdate;
+    use crate::index::model::{Endpoint, EndpointSlice, Namespace, Service, ServiceKind};
+
+    fn service(ns: &str, name: &str) -> Object {
+        Object::Service(Service {
+            namespace: ns.into(),
+            name: name.into(),
+            kind: ServiceKind::ClusterIp(vec!["10.96.0.1".parse().expect("ip")]),
+            ports: Vec::new(),
+        })
+    }
+
+    fn slice(ns: &str, name: &str, svc: &str, ips: &[&str]) -> Object {
+        Object::EndpointSlice(EndpointSlice {
+            namespace: ns.into(),
+            name: name.into(),
+            service: svc.into(),
+            ports: Vec::new(),
+            endpoints: ips
+                .iter()
+                .map(|ip| Endpoint {
+                    addresses: vec![ip.parse().expect("ip")],
+                    hostname: None,
+                    pod_name: None,
+                    ready: true,
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn a_replace_swaps_the_whole_kind_and_ignores_other_kinds() {
+        let mut idx = ClusterIndex::default();
+        idx.apply(IndexUpdate::Apply(slice("a", "old", "x", &["10.0.0.9"])));
+        let mut relist = Relist::new(Kind::EndpointSlice);
+        relist.put(slice("a", "s1", "x", &["10.0.0.1", "10.0.0.2"]));
+        relist.put(slice("b", "s2", "y", &["10.0.0.1"]));
+        relist.put(service("a", "x"));
+        assert_eq!((relist.len(), relist.kind()), (2, Kind::EndpointSlice));
+        assert!(!idx.is_synced(Kind::EndpointSlice));
+        idx.apply(IndexUpdate::Replace(Box::new(relist)));
+        assert!(idx.is_synced(Kind::EndpointSlice));
+        assert_eq!((idx.endpoint_count(), idx.service_count()), (3, 0));
+        let owners: Vec<&str> = idx
+            .endpoint_ips
+            .owners("10.0.0.1".parse().expect("ip"))
+            .collect();
+        assert_eq!(owners, ["a/x", "b/y"]);
+        assert!(!idx.endpoint_ips.contains("10.0.0.9".parse().expect("ip")));
+    }
+
+    #[test]
+    fn a_namespace_relist_keeps_namespaces_that_still_hold_services() {
+        let mut idx = ClusterIndex::default();
+        idx.apply(IndexUpdate::Apply(service("svcns", "x")));
+        idx.apply(IndexUpdate::Apply(Object::Namespace(Namespace {
+            name: "gone".into(),
+        })));
+        let mut relist = Relist::new(Kind::Namespace);
+        relist.put(Object::Namespace(Namespace { name: "new".into() }));
+        idx.apply(IndexUpdate::Replace(Box::new(relist)));
+        let mut names: Vec<&str> = idx.namespaces.keys().map(|k| &**k).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["new", "svcns"]);
+    }
+
+    #[test]
+    fn relists_equal_only_their_own_clones() {
+        let a = Relist::new(Kind::Pod);
+        assert_eq!(a, a.clone());
+        assert_ne!(a, Relist::new(Kind::Pod));
+    }
+}

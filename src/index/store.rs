@@ -263,3 +263,52 @@ pub(super) fn key(ns: &str, name: &str) -> Box<str> {
     k.push_str(name);
     k.into_boxed_str()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::model::Endpoint;
+
+    fn ep(ips: &[&str], hostname: Option<&str>, pod: Option<&str>, ready: bool) -> Endpoint {
+        Endpoint {
+            addresses: ips.iter().map(|ip| ip.parse().expect("ip")).collect(),
+            hostname: hostname.map(Into::into),
+            pod_name: pod.map(Into::into),
+            ready,
+        }
+    }
+
+    #[test]
+    fn names_stay_with_their_addresses_when_kept_out_of_line() {
+        let part = SlicePart::new(EndpointSlice {
+            namespace: "ns".into(),
+            name: "s".into(),
+            service: "svc".into(),
+            ports: Vec::new(),
+            endpoints: vec![
+                ep(&["10.0.0.1"], None, None, true),
+                ep(&["10.0.0.2"], Some("web-0"), None, true),
+                ep(&["10.0.0.3"], Some("hidden"), None, false),
+                ep(&["10.0.0.4", "fd00::4"], None, Some("pod-4"), true),
+                ep(&["10.0.0.5"], None, None, true),
+            ],
+        });
+        let got: Vec<(String, Option<&str>, Option<&str>)> = part
+            .addrs()
+            .map(|a| (a.ip.to_string(), a.hostname, a.pod_name))
+            .collect();
+        let want = [
+            ("10.0.0.1", None, None),
+            ("10.0.0.2", Some("web-0"), None),
+            ("10.0.0.4", None, Some("pod-4")),
+            ("fd00::4", None, Some("pod-4")),
+            ("10.0.0.5", None, None),
+        ];
+        let want: Vec<(String, Option<&str>, Option<&str>)> = want
+            .iter()
+            .map(|(ip, h, p)| (ip.to_string(), *h, *p))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(part.len(), 5);
+    }
+}
