@@ -49,7 +49,7 @@ pub(super) struct Query<'a> {
 /// ClusterIP) and its port (none for CoreDNS's "no ports" sentinel).
 pub(super) struct Entry<'e> {
     pub(super) ip: IpAddr,
-    pub(super) ep: Option<&'e Addr>,
+    pub(super) ep: Option<Addr<'e>>,
     pub(super) port: Option<&'e Port>,
 }
 
@@ -336,11 +336,11 @@ pub(super) fn addr_record(owner: Name, ttl: u32, ip: IpAddr) -> Record {
 
 /// The label of an endpoint address: its hostname, else (with
 /// `endpoint_pod_names`) its pod name, else its dashed IP.
-pub(super) fn endpoint_label(a: &Addr, pod_names: bool) -> Option<StackStr> {
-    if let Some(h) = &a.hostname {
+pub(super) fn endpoint_label(a: &Addr<'_>, pod_names: bool) -> Option<StackStr> {
+    if let Some(h) = a.hostname {
         return StackStr::lower(h.as_bytes());
     }
-    if pod_names && let Some(p) = &a.pod_name {
+    if pod_names && let Some(p) = a.pod_name {
         return StackStr::lower(p.as_bytes());
     }
     Some(name::dashed_ip(a.ip))

@@ -18,7 +18,9 @@
 mod lookup;
 pub mod model;
 pub mod name;
+mod relist;
 mod reverse;
+mod revmap;
 mod services;
 pub mod snapshot;
 mod store;
@@ -26,6 +28,7 @@ mod store;
 mod tests;
 pub mod update;
 
+pub use relist::Relist;
 pub use update::{IndexUpdate, Kind, Object};
 
 use std::collections::{HashMap, HashSet};
@@ -36,7 +39,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record, RecordType};
 
 use model::{EndpointSlice, Namespace, Pod, Service, ServiceKind};
-use store::{EndpointSet, NsInfo, Owners, Shards, SlicePart, key, owner_add, owner_remove};
+use revmap::RevMap;
+use store::{EndpointSet, NsInfo, Shards, SlicePart, key};
 
 /// How pod records (`1-2-3-4.ns.pod.zone`) are answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,13 +118,13 @@ pub struct ClusterIndex {
     /// Which service each slice (`ns/slice`) belongs to.
     slice_owner: Shards<Box<str>, Arc<str>>,
     /// ClusterIP → owning services (`ns/name`).
-    cluster_ips: Shards<IpAddr, Owners>,
+    cluster_ips: RevMap,
     /// Ready endpoint IP → owning services (`ns/name`).
-    endpoint_ips: Shards<IpAddr, Owners>,
+    endpoint_ips: RevMap,
     /// Pod IPs by `ns/name`.
     pods: Shards<Box<str>, Arc<[IpAddr]>>,
     /// Pod IP → namespaces of the pods holding it.
-    pod_ips: Shards<IpAddr, Owners>,
+    pod_ips: RevMap,
     /// Namespaces that exist (see the type's docs).
     namespaces: Arc<HashMap<Box<str>, NsInfo>>,
     /// Kinds that have had their first complete list (Reset).
@@ -142,14 +146,13 @@ impl ClusterIndex {
                 name,
             } => self.delete(kind, &namespace, &name),
             IndexUpdate::Reset { kind, objects } => {
-                self.clear(kind);
+                let mut relist = Relist::new(kind);
                 for object in objects {
-                    if object.kind() == kind {
-                        self.put(object);
-                    }
+                    relist.put(object);
                 }
-                self.synced.insert(kind);
+                self.adopt(relist);
             }
+            IndexUpdate::Replace(relist) => self.adopt(*relist),
             IndexUpdate::Batch(updates) => {
                 for u in updates {
                     self.apply(u);
@@ -176,10 +179,7 @@ impl ClusterIndex {
     /// Namespaces of the Pods holding `ip` (autopath maps a client to its pod's
     /// namespace). Empty when no Pod has it, or Pods are not watched (`pods verified` off).
     pub fn pod_namespaces(&self, ip: IpAddr) -> Vec<&str> {
-        self.pod_ips
-            .get(&ip)
-            .map(|owners| owners.iter().collect())
-            .unwrap_or_default()
+        self.pod_ips.owners(ip).collect()
     }
 
     /// Number of Services.
@@ -190,6 +190,16 @@ impl ClusterIndex {
     /// Number of ready endpoint addresses over all EndpointSlices.
     pub fn endpoint_count(&self) -> usize {
         self.endpoint_total
+    }
+
+    /// An empty index whose reverse maps append unsorted (for a [`Relist`]).
+    fn bulk() -> Self {
+        ClusterIndex {
+            cluster_ips: RevMap::bulk(),
+            endpoint_ips: RevMap::bulk(),
+            pod_ips: RevMap::bulk(),
+            ..ClusterIndex::default()
+        }
     }
 
     fn put(&mut self, object: Object) {
@@ -219,26 +229,35 @@ impl ClusterIndex {
         }
     }
 
-    fn clear(&mut self, kind: Kind) {
+    /// Replaces every map of the relist's kind with the relist's own, and
+    /// marks the kind synced.
+    fn adopt(&mut self, relist: Relist) {
+        let Relist { kind, mut part, .. } = relist;
+        part.cluster_ips.finish();
+        part.endpoint_ips.finish();
+        part.pod_ips.finish();
         match kind {
             Kind::Service => {
-                self.services = Shards::default();
-                self.cluster_ips = Shards::default();
+                self.services = part.services;
+                self.cluster_ips = part.cluster_ips;
                 let map = Arc::make_mut(&mut self.namespaces);
                 map.retain(|_, info| {
                     info.services = 0;
                     info.object
                 });
+                for (ns, info) in part.namespaces.iter() {
+                    map.entry(ns.clone()).or_default().services += info.services;
+                }
             }
             Kind::EndpointSlice => {
-                self.endpoints = Shards::default();
-                self.slice_owner = Shards::default();
-                self.endpoint_ips = Shards::default();
-                self.endpoint_total = 0;
+                self.endpoints = part.endpoints;
+                self.slice_owner = part.slice_owner;
+                self.endpoint_ips = part.endpoint_ips;
+                self.endpoint_total = part.endpoint_total;
             }
             Kind::Pod => {
-                self.pods = Shards::default();
-                self.pod_ips = Shards::default();
+                self.pods = part.pods;
+                self.pod_ips = part.pod_ips;
             }
             Kind::Namespace => {
                 let map = Arc::make_mut(&mut self.namespaces);
@@ -246,20 +265,26 @@ impl ClusterIndex {
                     info.object = false;
                     info.services > 0
                 });
+                for (ns, info) in part.namespaces.iter() {
+                    if info.object {
+                        map.entry(ns.clone()).or_default().object = true;
+                    }
+                }
             }
         }
+        self.synced.insert(kind);
     }
 
     fn put_service(&mut self, svc: Service) {
         let k = key(&svc.namespace, &svc.name);
         let owner: Arc<str> = Arc::from(&*k);
         for ip in cluster_ips(&svc) {
-            owner_add(&mut self.cluster_ips, *ip, &owner);
+            self.cluster_ips.add(*ip, &owner);
         }
         match self.services.insert(k, Arc::new(svc)) {
             Some(old) => {
                 for ip in cluster_ips(&old) {
-                    owner_remove(&mut self.cluster_ips, *ip, &owner);
+                    self.cluster_ips.remove(*ip, &owner);
                 }
             }
             None => {
@@ -275,7 +300,7 @@ impl ClusterIndex {
             return;
         };
         for ip in cluster_ips(&old) {
-            owner_remove(&mut self.cluster_ips, *ip, k);
+            self.cluster_ips.remove(*ip, k);
         }
         let map = Arc::make_mut(&mut self.namespaces);
         if let Some(info) = map.get_mut(&*old.namespace) {
@@ -294,10 +319,10 @@ impl ClusterIndex {
         }
         let owner: Arc<str> = Arc::from(key(&slice.namespace, &slice.service));
         let part = Arc::new(SlicePart::new(slice));
-        for a in part.addrs.iter() {
-            owner_add(&mut self.endpoint_ips, a.ip, &owner);
+        for ip in part.ips() {
+            self.endpoint_ips.add(*ip, &owner);
         }
-        self.endpoint_total += part.addrs.len();
+        self.endpoint_total += part.len();
         match self.endpoints.get_mut(&*owner) {
             Some(set) => Arc::make_mut(set).put(part),
             None => {
@@ -323,10 +348,10 @@ impl ClusterIndex {
         if empty {
             self.endpoints.remove(&*owner);
         }
-        for a in part.addrs.iter() {
-            owner_remove(&mut self.endpoint_ips, a.ip, &owner);
+        for ip in part.ips() {
+            self.endpoint_ips.remove(*ip, &owner);
         }
-        self.endpoint_total -= part.addrs.len();
+        self.endpoint_total -= part.len();
     }
 
     fn put_pod(&mut self, pod: Pod) {
@@ -334,7 +359,7 @@ impl ClusterIndex {
         self.drop_pod(&k);
         let ns: Arc<str> = Arc::from(&*pod.namespace);
         for ip in &pod.ips {
-            owner_add(&mut self.pod_ips, *ip, &ns);
+            self.pod_ips.add(*ip, &ns);
         }
         self.pods.insert(k, Arc::from(pod.ips));
     }
@@ -345,7 +370,7 @@ impl ClusterIndex {
         };
         let ns = k.split_once('/').map_or(k, |(ns, _)| ns);
         for ip in ips.iter() {
-            owner_remove(&mut self.pod_ips, *ip, ns);
+            self.pod_ips.remove(*ip, ns);
         }
     }
 

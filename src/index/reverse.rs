@@ -51,13 +51,7 @@ impl Query<'_> {
     fn ptr_targets(&self, ip: IpAddr) -> Vec<Name> {
         let zone = &self.opts.primary_zone;
         let mut out: Vec<Name> = Vec::new();
-        for key in self
-            .idx
-            .cluster_ips
-            .get(&ip)
-            .into_iter()
-            .flat_map(|o| o.iter())
-        {
+        for key in self.idx.cluster_ips.owners(ip) {
             let Some((ns, svc)) = key.split_once('/') else {
                 continue;
             };
@@ -73,13 +67,7 @@ impl Query<'_> {
         if !out.is_empty() || self.opts.noendpoints {
             return out;
         }
-        for key in self
-            .idx
-            .endpoint_ips
-            .get(&ip)
-            .into_iter()
-            .flat_map(|o| o.iter())
-        {
+        for key in self.idx.endpoint_ips.owners(ip) {
             let Some((ns, svc)) = key.split_once('/') else {
                 continue;
             };
@@ -95,7 +83,7 @@ impl Query<'_> {
                 continue;
             };
             for (a, _) in eps.addrs().filter(|(a, _)| a.ip == ip) {
-                let Some(label) = endpoint_label(a, self.opts.endpoint_pod_names) else {
+                let Some(label) = endpoint_label(&a, self.opts.endpoint_pod_names) else {
                     continue;
                 };
                 let Some(target) = Self::join(

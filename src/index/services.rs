@@ -77,9 +77,9 @@ impl Query<'_> {
         }
         let label_ip = name::endpoint_label_ip(label.as_str());
         let pod_names = self.opts.endpoint_pod_names;
-        let is_it = |a: &super::store::Addr| match (&a.hostname, &a.pod_name) {
-            (Some(h), _) => **h == *label.as_str(),
-            (None, Some(p)) if pod_names => **p == *label.as_str(),
+        let is_it = |a: &super::store::Addr<'_>| match (a.hostname, a.pod_name) {
+            (Some(h), _) => h == label.as_str(),
+            (None, Some(p)) if pod_names => p == label.as_str(),
             _ => label_ip == Some(a.ip),
         };
         let entries = endpoint_entries(eps, is_it, b"", b"");
@@ -142,7 +142,7 @@ impl Query<'_> {
             let Some(port) = e.port else { continue };
             let target = match e.ep {
                 None => base.clone(),
-                Some(a) => match endpoint_label(a, self.opts.endpoint_pod_names)
+                Some(a) => match endpoint_label(&a, self.opts.endpoint_pod_names)
                     .and_then(|l| Self::join(&[l.as_bytes()], &base))
                 {
                     Some(t) => t,
@@ -172,11 +172,7 @@ impl Query<'_> {
             return self.nxdomain();
         };
         if self.opts.pods == PodMode::Verified {
-            let known = self
-                .idx
-                .pod_ips
-                .get(&ip)
-                .is_some_and(|o| o.iter().any(|n| n == ns.as_str()));
+            let known = self.idx.pod_ips.owners(ip).any(|n| n == ns.as_str());
             if !known {
                 return self.nxdomain();
             }
@@ -274,13 +270,13 @@ fn cluster_entries<'e>(
 /// Endpoint candidates: each chosen ready address × its slice's matching ports.
 fn endpoint_entries<'e>(
     eps: &'e EndpointSet,
-    mut keep: impl FnMut(&super::store::Addr) -> bool,
+    mut keep: impl FnMut(&super::store::Addr<'e>) -> bool,
     port: &[u8],
     proto: &[u8],
 ) -> Vec<Entry<'e>> {
     let mut out = Vec::new();
     for (a, ports) in eps.addrs() {
-        if !keep(a) {
+        if !keep(&a) {
             continue;
         }
         for p in matching_ports(ports, port, proto) {

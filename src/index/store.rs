@@ -1,6 +1,7 @@
 //! The index's storage: copy-on-write sharded maps and the per-service
 //! endpoint sets, kept so that cloning a whole [`super::ClusterIndex`] copies
-//! only a few hundred `Arc` pointers.
+//! only a few hundred `Arc` pointers. Endpoint addresses are stored as bare
+//! IPs (17 bytes each) with their names out of line only when they have any.
 //!
 //! Invariant: every map is split into [`SHARDS`] `Arc<HashMap>`s; a writer
 //! that changes one key clones only that key's shard (`Arc::make_mut`), so a
@@ -120,86 +121,25 @@ impl<K: ShardKey + Hash + Eq + Clone, V: Clone> Shards<K, V> {
     }
 }
 
-/// Who owns an address in a reverse map: keys (`ns/name` of a service, or a
-/// namespace for pods) with a count, because one address can be listed twice
-/// (e.g. in two slices of one service during a move). One owner is inline.
-#[derive(Clone, Debug)]
-pub(super) enum Owners {
-    /// The common case.
-    One(Arc<str>, u32),
-    /// Several owners.
-    Many(Vec<(Arc<str>, u32)>),
-}
-
-impl Owners {
-    /// Every distinct owner.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &str> {
-        let (one, many) = match self {
-            Owners::One(k, _) => (Some(&**k), &[][..]),
-            Owners::Many(v) => (None, &v[..]),
-        };
-        one.into_iter().chain(many.iter().map(|(k, _)| &**k))
-    }
-}
-
-/// Adds one reference from `owner` to `ip`.
-pub(super) fn owner_add(map: &mut Shards<IpAddr, Owners>, ip: IpAddr, owner: &Arc<str>) {
-    let Some(owners) = map.get_mut(&ip) else {
-        map.insert(ip, Owners::One(owner.clone(), 1));
-        return;
-    };
-    match owners {
-        Owners::One(k, n) if **k == **owner => *n += 1,
-        Owners::One(k, n) => *owners = Owners::Many(vec![(k.clone(), *n), (owner.clone(), 1)]),
-        Owners::Many(v) => match v.iter_mut().find(|(k, _)| **k == **owner) {
-            Some((_, n)) => *n += 1,
-            None => v.push((owner.clone(), 1)),
-        },
-    }
-}
-
-/// Drops one reference from `owner` to `ip`, removing the address when unowned.
-pub(super) fn owner_remove(map: &mut Shards<IpAddr, Owners>, ip: IpAddr, owner: &str) {
-    let Some(owners) = map.get_mut(&ip) else {
-        return;
-    };
-    let empty = match owners {
-        Owners::One(k, n) if &**k == owner => {
-            *n -= 1;
-            *n == 0
-        }
-        Owners::One(..) => false,
-        Owners::Many(v) => {
-            if let Some(i) = v.iter().position(|(k, _)| &**k == owner) {
-                v[i].1 -= 1;
-                if v[i].1 == 0 {
-                    v.swap_remove(i);
-                }
-            }
-            let single = match &v[..] {
-                [(k, n)] => Some((k.clone(), *n)),
-                _ => None,
-            };
-            if let Some((k, n)) = single {
-                *owners = Owners::One(k, n);
-            }
-            false
-        }
-    };
-    if empty {
-        map.remove(&ip);
-    }
-}
-
-/// One ready address of an endpoint.
-#[derive(Clone, Debug)]
-pub(super) struct Addr {
+/// One ready address of an endpoint, as lookups see it (a view into a
+/// [`SlicePart`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Addr<'a> {
     /// The address.
     pub(super) ip: IpAddr,
     /// `hostname` of its endpoint, lower-cased.
-    pub(super) hostname: Option<Box<str>>,
+    pub(super) hostname: Option<&'a str>,
     /// Name of the Pod behind it, lower-cased.
-    pub(super) pod_name: Option<Box<str>>,
+    pub(super) pod_name: Option<&'a str>,
+}
+
+/// The names of the address at `at` in [`SlicePart::ips`]; stored only for
+/// addresses that have one, so a nameless address costs just its 17-byte IP.
+#[derive(Debug)]
+struct Named {
+    at: u32,
+    hostname: Option<Box<str>>,
+    pod_name: Option<Box<str>>,
 }
 
 /// One EndpointSlice reduced to what DNS answers: its ports and its ready
@@ -211,29 +151,59 @@ pub(super) struct SlicePart {
     /// Ports; empty for a portless service.
     pub(super) ports: Box<[Port]>,
     /// Ready addresses.
-    pub(super) addrs: Box<[Addr]>,
+    ips: Box<[IpAddr]>,
+    /// Names of the addresses that have any, sorted by `at`.
+    names: Box<[Named]>,
 }
 
 impl SlicePart {
     pub(super) fn new(slice: EndpointSlice) -> Self {
-        let addrs = slice
-            .endpoints
-            .into_iter()
-            .filter(|ep| ep.ready)
-            .flat_map(|ep| {
-                let (hostname, pod_name) = (ep.hostname, ep.pod_name);
-                ep.addresses.into_iter().map(move |ip| Addr {
-                    ip,
-                    hostname: hostname.clone(),
-                    pod_name: pod_name.clone(),
-                })
-            })
-            .collect();
+        let mut ips = Vec::new();
+        let mut names = Vec::new();
+        for ep in slice.endpoints.into_iter().filter(|ep| ep.ready) {
+            let named = ep.hostname.is_some() || ep.pod_name.is_some();
+            for ip in ep.addresses {
+                if named {
+                    // An address count beyond u32 cannot come from one API object.
+                    let at = u32::try_from(ips.len()).unwrap_or(u32::MAX);
+                    names.push(Named {
+                        at,
+                        hostname: ep.hostname.clone(),
+                        pod_name: ep.pod_name.clone(),
+                    });
+                }
+                ips.push(ip);
+            }
+        }
         SlicePart {
             name: slice.name,
             ports: slice.ports.into_boxed_slice(),
-            addrs,
+            ips: ips.into_boxed_slice(),
+            names: names.into_boxed_slice(),
         }
+    }
+
+    /// Number of ready addresses.
+    pub(super) fn len(&self) -> usize {
+        self.ips.len()
+    }
+
+    /// The ready addresses.
+    pub(super) fn ips(&self) -> &[IpAddr] {
+        &self.ips
+    }
+
+    /// Every ready address with its names.
+    pub(super) fn addrs(&self) -> impl Iterator<Item = Addr<'_>> {
+        let mut names = self.names.iter().peekable();
+        self.ips.iter().enumerate().map(move |(i, &ip)| {
+            let named = names.next_if(|n| usize::try_from(n.at).is_ok_and(|at| at == i));
+            Addr {
+                ip,
+                hostname: named.and_then(|n| n.hostname.as_deref()),
+                pod_name: named.and_then(|n| n.pod_name.as_deref()),
+            }
+        })
     }
 }
 
@@ -250,10 +220,10 @@ pub(super) struct EndpointSet {
 impl EndpointSet {
     /// Inserts or replaces the part with this slice name.
     pub(super) fn put(&mut self, part: Arc<SlicePart>) {
-        self.ready += part.addrs.len();
+        self.ready += part.len();
         match self.parts.binary_search_by(|p| p.name.cmp(&part.name)) {
             Ok(i) => {
-                self.ready -= self.parts[i].addrs.len();
+                self.ready -= self.parts[i].len();
                 self.parts[i] = part;
             }
             Err(i) => self.parts.insert(i, part),
@@ -264,15 +234,15 @@ impl EndpointSet {
     pub(super) fn remove(&mut self, name: &str) -> Option<Arc<SlicePart>> {
         let i = self.parts.binary_search_by(|p| (*p.name).cmp(name)).ok()?;
         let part = self.parts.remove(i);
-        self.ready -= part.addrs.len();
+        self.ready -= part.len();
         Some(part)
     }
 
     /// Every ready address with its slice's ports.
-    pub(super) fn addrs(&self) -> impl Iterator<Item = (&Addr, &[Port])> {
+    pub(super) fn addrs(&self) -> impl Iterator<Item = (Addr<'_>, &[Port])> {
         self.parts
             .iter()
-            .flat_map(|p| p.addrs.iter().map(move |a| (a, &*p.ports)))
+            .flat_map(|p| p.addrs().map(move |a| (a, &*p.ports)))
     }
 }
 
@@ -292,4 +262,53 @@ pub(super) fn key(ns: &str, name: &str) -> Box<str> {
     k.push('/');
     k.push_str(name);
     k.into_boxed_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::model::Endpoint;
+
+    fn ep(ips: &[&str], hostname: Option<&str>, pod: Option<&str>, ready: bool) -> Endpoint {
+        Endpoint {
+            addresses: ips.iter().map(|ip| ip.parse().expect("ip")).collect(),
+            hostname: hostname.map(Into::into),
+            pod_name: pod.map(Into::into),
+            ready,
+        }
+    }
+
+    #[test]
+    fn names_stay_with_their_addresses_when_kept_out_of_line() {
+        let part = SlicePart::new(EndpointSlice {
+            namespace: "ns".into(),
+            name: "s".into(),
+            service: "svc".into(),
+            ports: Vec::new(),
+            endpoints: vec![
+                ep(&["10.0.0.1"], None, None, true),
+                ep(&["10.0.0.2"], Some("web-0"), None, true),
+                ep(&["10.0.0.3"], Some("hidden"), None, false),
+                ep(&["10.0.0.4", "fd00::4"], None, Some("pod-4"), true),
+                ep(&["10.0.0.5"], None, None, true),
+            ],
+        });
+        let got: Vec<(String, Option<&str>, Option<&str>)> = part
+            .addrs()
+            .map(|a| (a.ip.to_string(), a.hostname, a.pod_name))
+            .collect();
+        let want = [
+            ("10.0.0.1", None, None),
+            ("10.0.0.2", Some("web-0"), None),
+            ("10.0.0.4", None, Some("pod-4")),
+            ("fd00::4", None, Some("pod-4")),
+            ("10.0.0.5", None, None),
+        ];
+        let want: Vec<(String, Option<&str>, Option<&str>)> = want
+            .iter()
+            .map(|(ip, h, p)| (ip.to_string(), *h, *p))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(part.len(), 5);
+    }
 }

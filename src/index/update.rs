@@ -6,6 +6,7 @@
 //! source before it is sent, so the index never holds a half-listed kind.
 
 use super::model::{EndpointSlice, Namespace, Pod, Service};
+use super::relist::Relist;
 
 /// The kinds of object the index holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,6 +68,9 @@ pub enum IndexUpdate {
         /// The complete new set of that kind.
         objects: Vec<Object>,
     },
+    /// Replace every object of the relist's kind with it, like `Reset`, from
+    /// a set already built in the index's form (see [`Relist`]).
+    Replace(Box<Relist>),
     /// Several updates that must become visible together.
     Batch(Vec<IndexUpdate>),
 }

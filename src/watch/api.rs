@@ -4,7 +4,9 @@
 //! One task per kind. Each object is converted to its slim record on arrival
 //! and dropped; no store of API objects is kept. The kube-rs watcher's
 //! `Init` / `InitApply`… / `InitDone` sequence (start, 410 Gone, reconnect) is
-//! buffered here and sent as a single `Reset` at `InitDone`, so the index swaps
+//! built here into an [`index::Relist`](crate::index::Relist) (the index's own
+//! compact form, one object at a time as the pages arrive, so no second copy of
+//! the listed kind is ever held) and sent as a single `Replace` at `InitDone`, so the index swaps
 //! from the complete old set to the complete new set in one publish: a query
 //! never sees a half-listed kind and never gets a spurious NXDOMAIN. While the
 //! API is unreachable the watcher retries with capped exponential backoff
@@ -29,11 +31,15 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::convert;
 use super::metrics::WatchMetrics;
-use crate::index::{IndexUpdate, Kind, Object};
+use crate::index::{IndexUpdate, Kind, Object, Relist};
 
 /// Pods that can never be answered are not listed at all (as CoreDNS).
 const POD_FIELD_SELECTOR: &str =
     "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown";
+/// Objects per list page. kube-rs defaults to 500; a page is held twice
+/// while it is decoded (the response body and the typed objects), so smaller
+/// pages lower the peak memory of a relist at the cost of more round trips.
+const LIST_PAGE: u32 = 200;
 /// The EndpointSlice annotation the programming-latency SLI is measured from.
 const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 
@@ -68,7 +74,7 @@ pub fn spawn(
         Some(l) => c.labels(l),
         None => c,
     };
-    let base = watcher::Config::default();
+    let base = watcher::Config::default().page_size(LIST_PAGE);
     let start = |kind: Kind, fut: futures::future::BoxFuture<'static, ()>| {
         tasks.spawn(fut.instrument(info_span!("watch", kind = ?kind)));
     };
@@ -175,8 +181,8 @@ where
     F: Fn(&K) -> convert::Result<Option<Object>>,
 {
     let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
-    // Objects of the list in progress; `Some` between Init and InitDone.
-    let mut listing: Option<Vec<Object>> = None;
+    // The list in progress; `Some` between Init and InitDone.
+    let mut listing: Option<Relist> = None;
     let kind = ctx.kind_label();
     loop {
         let event = tokio::select! {
@@ -189,23 +195,22 @@ where
         let update = match event {
             Ok(Event::Init) => {
                 debug!("list started");
-                listing = Some(Vec::new());
+                listing = Some(Relist::new(ctx.kind));
                 continue;
             }
             Ok(Event::InitApply(obj)) => {
-                if let (Some(buf), true) = (listing.as_mut(), ctx.exposed(&namespace(&obj))) {
-                    buf.extend(converted(&obj, &convert));
+                if let (Some(buf), true) = (listing.as_mut(), ctx.exposed(&namespace(&obj)))
+                    && let Some(o) = converted(&obj, &convert)
+                {
+                    buf.put(o);
                 }
                 continue;
             }
             Ok(Event::InitDone) => {
-                let objects = listing.take().unwrap_or_default();
-                info!(objects = objects.len(), "list complete");
+                let relist = listing.take().unwrap_or_else(|| Relist::new(ctx.kind));
+                info!(objects = relist.len(), "list complete");
                 ctx.metrics.relists.with_label_values(&[kind]).inc();
-                IndexUpdate::Reset {
-                    kind: ctx.kind,
-                    objects,
-                }
+                IndexUpdate::Replace(Box::new(relist))
             }
             Ok(Event::Apply(obj)) => {
                 if !ctx.exposed(&namespace(&obj)) {

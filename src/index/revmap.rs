@@ -1,0 +1,197 @@
+//! Reverse maps (an IP address → the keys that own it), stored compactly.
+//!
+//! A reverse map holds one entry per endpoint address of the cluster (150k at
+//! the 10k-Service scale target), so its entry size decides a large share of
+//! the index's memory. A hash map entry of `(IpAddr, owners)` costs ~90 B at
+//! hashbrown's load factor; here an entry is one `(ip, owner, count)` of 40 B
+//! in a sorted `Vec` per shard, found by binary search.
+//!
+//! Invariants:
+//! - Each shard is an `Arc<Vec<_>>`, copied on write like [`super::store::Shards`],
+//!   so a published snapshot never changes.
+//! - Outside bulk mode every shard is sorted by IP (stable: the owners of one
+//!   IP keep the order they were first added in) and holds at most one entry
+//!   per (IP, owner), with a count > 0.
+//! - In bulk mode (a relist being built) additions are only appended; no
+//!   lookup may happen until [`RevMap::finish`] has sorted and merged them.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::store::{SHARDS, ShardKey};
+
+/// One owner of one address, with how many times it lists the address.
+#[derive(Clone, Debug)]
+struct Entry {
+    ip: IpAddr,
+    owner: Arc<str>,
+    count: u32,
+}
+
+/// IP → owners (`ns/name` of services, or namespaces for pods).
+#[derive(Clone, Debug)]
+pub(super) struct RevMap {
+    shards: Vec<Arc<Vec<Entry>>>,
+    /// Additions are appended unsorted until `finish` (see the module docs).
+    bulk: bool,
+}
+
+impl Default for RevMap {
+    fn default() -> Self {
+        RevMap {
+            shards: (0..SHARDS).map(|_| Arc::new(Vec::new())).collect(),
+            bulk: false,
+        }
+    }
+}
+
+impl RevMap {
+    /// An empty map in bulk mode, for building a whole kind at once.
+    pub(super) fn bulk() -> Self {
+        RevMap {
+            bulk: true,
+            ..RevMap::default()
+        }
+    }
+
+    /// The entries of `ip` in a sorted shard.
+    fn range(shard: &[Entry], ip: IpAddr) -> std::ops::Range<usize> {
+        let start = shard.partition_point(|e| e.ip < ip);
+        let len = shard[start..].iter().take_while(|e| e.ip == ip).count();
+        start..start + len
+    }
+
+    /// Every distinct owner of `ip`, in the order they were added.
+    pub(super) fn owners(&self, ip: IpAddr) -> impl Iterator<Item = &str> {
+        let shard = &self.shards[ip.shard()];
+        shard[Self::range(shard, ip)].iter().map(|e| &*e.owner)
+    }
+
+    /// Whether any owner holds `ip`.
+    #[cfg(test)]
+    pub(super) fn contains(&self, ip: IpAddr) -> bool {
+        self.owners(ip).next().is_some()
+    }
+
+    /// Adds one reference from `owner` to `ip`.
+    pub(super) fn add(&mut self, ip: IpAddr, owner: &Arc<str>) {
+        let shard = Arc::make_mut(&mut self.shards[ip.shard()]);
+        if self.bulk {
+            shard.push(Entry {
+                ip,
+                owner: owner.clone(),
+                count: 1,
+            });
+            return;
+        }
+        let range = Self::range(shard, ip);
+        let end = range.end;
+        match shard[range].iter_mut().find(|e| *e.owner == **owner) {
+            Some(e) => e.count += 1,
+            None => shard.insert(
+                end,
+                Entry {
+                    ip,
+                    owner: owner.clone(),
+                    count: 1,
+                },
+            ),
+        }
+    }
+
+    /// Drops one reference from `owner` to `ip`, forgetting the pair at zero.
+    pub(super) fn remove(&mut self, ip: IpAddr, owner: &str) {
+        self.finish();
+        let i = ip.shard();
+        let range = Self::range(&self.shards[i], ip);
+        let Some(at) = self.shards[i][range.clone()]
+            .iter()
+            .position(|e| &*e.owner == owner)
+            .map(|p| range.start + p)
+        else {
+            return;
+        };
+        let shard = Arc::make_mut(&mut self.shards[i]);
+        shard[at].count -= 1;
+        if shard[at].count == 0 {
+            shard.remove(at);
+        }
+    }
+
+    /// Ends bulk mode: sorts every shard by IP (stably) and merges repeated
+    /// (IP, owner) pairs into one entry with the summed count.
+    pub(super) fn finish(&mut self) {
+        if !self.bulk {
+            return;
+        }
+        self.bulk = false;
+        for shard in &mut self.shards {
+            if shard.is_empty() {
+                continue;
+            }
+            let shard = Arc::make_mut(shard);
+            shard.sort_by_key(|e| e.ip);
+            let mut out: Vec<Entry> = Vec::with_capacity(shard.len());
+            let mut run_start = 0;
+            for e in shard.drain(..) {
+                if out.last().is_none_or(|l| l.ip != e.ip) {
+                    run_start = out.len();
+                }
+                match out[run_start..].iter_mut().find(|o| o.owner == e.owner) {
+                    Some(o) => o.count += e.count,
+                    None => out.push(e),
+                }
+            }
+            out.shrink_to_fit();
+            *shard = out;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test IP")
+    }
+
+    #[test]
+    fn bulk_additions_are_merged_and_counted_like_single_ones() {
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("ns/a"), Arc::from("ns/b"));
+        let mut bulk = RevMap::bulk();
+        for (i, o) in [
+            ("10.0.0.1", &a),
+            ("10.0.0.2", &b),
+            ("10.0.0.1", &b),
+            ("10.0.0.1", &a),
+        ] {
+            bulk.add(ip(i), o);
+        }
+        bulk.finish();
+        assert_eq!(
+            bulk.owners(ip("10.0.0.1")).collect::<Vec<_>>(),
+            ["ns/a", "ns/b"]
+        );
+        bulk.remove(ip("10.0.0.1"), "ns/a");
+        assert_eq!(
+            bulk.owners(ip("10.0.0.1")).collect::<Vec<_>>(),
+            ["ns/a", "ns/b"]
+        );
+        bulk.remove(ip("10.0.0.1"), "ns/a");
+        assert_eq!(bulk.owners(ip("10.0.0.1")).collect::<Vec<_>>(), ["ns/b"]);
+        bulk.remove(ip("10.0.0.2"), "ns/b");
+        assert!(!bulk.contains(ip("10.0.0.2")));
+    }
+
+    #[test]
+    fn a_snapshot_keeps_its_owners_while_the_clone_changes() {
+        let a: Arc<str> = Arc::from("ns/a");
+        let mut map = RevMap::default();
+        map.add(ip("fd00::1"), &a);
+        let snapshot = map.clone();
+        map.remove(ip("fd00::1"), "ns/a");
+        assert!(snapshot.contains(ip("fd00::1")));
+        assert!(!map.contains(ip("fd00::1")));
+    }
+}
