@@ -8,7 +8,7 @@
 //! - [`api`]: the live source: kube-rs watches (one task per kind), with [`client`] building
 //!   the shared API client and [`metrics`] counting restarts, relists and programming latency.
 //!
-//! Invariant: a source publishes a complete state per kind (a `Reset`, or a `Batch` of them)
+//! Invariant: a source publishes a complete state per kind (a `Reset` or a `Replace`, or a `Batch` of them)
 //! before anything partial, so the index never serves a half-read set.
 //!
 //! Both sources reuse [`convert`] for every object and send into the same
