@@ -12,6 +12,7 @@ markers are missing the section is appended. Standard library only.
 
 Subcommands:
   parse DNSPERF_OUT            -> JSON on stdout (qps, latency, loss, p50/p99 from -v lines)
+  score DNSPERF_OUT            -> one line ranking a trial run (run.sh picks the best setting)
   table RESULTS_DIR META_JSON [--write RESULTS_MD]
 """
 
@@ -62,6 +63,9 @@ def parse(path):
                     kv = part.strip().split()
                     if len(kv) >= 2:
                         r["rcodes"][kv[0]] = int(kv[1])
+    if r["avg_ms"] is not None and r["avg_ms"] > 60_000:
+        # dnsperf 2.10 prints garbage averages when late answers arrive after a timeout.
+        r["avg_ms"] = r["max_ms"] = None
     if lat:
         lat.sort()
         r["p50_ms"] = lat[len(lat) // 2] * 1000
@@ -143,7 +147,7 @@ def section(meta, body):
         "see the header of run.sh).",
         "",
         f"Machine: {meta['nproc']} cores (`nproc` = {meta['nproc']}), Linux `{meta['kernel']}` "
-        f"(`uname -r`), {meta['cpu']}. Load average before the run: {meta['load']}. "
+        f"(`uname -r`), {meta['cpu']}. Load average (1, 5, 15 min): {meta['load']}. "
         f"Date: {meta['date']}.",
         "",
         f"Versions: {meta['dnsperf']}, {meta['knot']}, {meta['hickory']}, {meta['clusterdns']}.",
@@ -185,6 +189,13 @@ def write_section(path, text):
 def main():
     if sys.argv[1] == "parse":
         print(json.dumps(parse(sys.argv[2])))
+        return 0
+    if sys.argv[1] == "score":
+        # "OK RANK QPS LOSS%": OK = 1 if at most 1% lost; RANK orders trials (higher is better).
+        d = parse(sys.argv[2])
+        loss = d["lost"] / d["sent"] if d["sent"] else 1.0
+        ok = loss <= 0.01
+        print(f"{int(ok)} {int(d['qps']) if ok else -d['lost']} {int(d['qps'])} {loss * 100:.2f}")
         return 0
     if sys.argv[1] == "table":
         res = load(sys.argv[2])
