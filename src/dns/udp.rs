@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 use super::wire::{self, Parsed, Request};
 use super::{Handler, Transport};
 
+/// Socket buffer size asked for per UDP socket.
+const RECV_BUFFER: usize = 4 << 20;
+
 /// Bind `n` sockets on `addr` with SO_REUSEPORT (all on the same port, the
 /// first one's when `addr` has port 0).
 pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSocket>> {
@@ -33,6 +36,10 @@ pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSocket>> {
             s.set_only_v6(true)?;
         }
         s.set_reuse_port(true)?;
+        // Room for bursts (a client flushing hundreds of queries at once); the
+        // kernel caps this at net.core.rmem_max/wmem_max, so it is best effort.
+        let _ = s.set_recv_buffer_size(RECV_BUFFER);
+        let _ = s.set_send_buffer_size(RECV_BUFFER);
         s.set_nonblocking(true)?;
         s.bind(&addr.into())?;
         let sock = UdpSocket::from_std(s.into())?;
