@@ -20,6 +20,7 @@ pub mod loadbalance;
 pub mod log;
 pub mod loop_detect;
 pub mod prometheus;
+mod rdata;
 pub mod ready;
 pub mod reload;
 pub mod rewrite;

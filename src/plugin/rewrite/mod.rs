@@ -46,7 +46,7 @@ pub(crate) mod tests;
 pub use parse::{Mode, NameMatch, ResponseRule, RewriteConfig, Rule, RuleKind, Target, parse};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::{Name, Record};
 
 use crate::dns::{Answer, Query};
 use crate::plugin::{Next, Plugin, PluginError, Result};
@@ -118,23 +118,11 @@ fn rewrite_record(rule: &ResponseRule, rr: &mut Record) {
         }
         Target::Value => {
             let m = &rule.matcher;
-            let fix = |n: &mut Name| {
+            crate::plugin::rdata::for_each_name_mut(&mut rr.data, |n: &mut Name| {
                 if let Some(new) = m.apply_name(n) {
                     *n = new;
                 }
-            };
-            match &mut rr.data {
-                RData::CNAME(c) => fix(&mut c.0),
-                RData::NS(ns) => fix(&mut ns.0),
-                RData::PTR(p) => fix(&mut p.0),
-                RData::MX(mx) => fix(&mut mx.exchange),
-                RData::SRV(srv) => fix(&mut srv.target),
-                RData::SOA(soa) => {
-                    fix(&mut soa.mname);
-                    fix(&mut soa.rname);
-                }
-                _ => {}
-            }
+            });
         }
     }
 }

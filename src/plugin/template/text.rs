@@ -263,17 +263,7 @@ fn fqdn(s: &str) -> Result<Name, String> {
 
 /// Names in record data are absolute (no `$ORIGIN` to append).
 fn qualify(data: &mut RData) {
-    let fix = |n: &mut Name| n.set_fqdn(true);
-    match data {
-        RData::CNAME(c) => fix(&mut c.0),
-        RData::NS(ns) => fix(&mut ns.0),
-        RData::PTR(p) => fix(&mut p.0),
-        RData::MX(mx) => fix(&mut mx.exchange),
-        RData::SRV(srv) => fix(&mut srv.target),
-        RData::SOA(soa) => {
-            fix(&mut soa.mname);
-            fix(&mut soa.rname);
-        }
-        _ => {}
-    }
+    crate::plugin::rdata::for_each_name_mut(data, |n: &mut Name| {
+        n.set_fqdn(true);
+    });
 }
