@@ -203,6 +203,31 @@ fn is_address(r: &Record) -> bool {
     matches!(r.record_type(), RecordType::A | RecordType::AAAA)
 }
 
+/// A section's records by the kind loadbalance orders them by.
+#[derive(Default)]
+struct Groups {
+    cname: Vec<Record>,
+    address: Vec<Record>,
+    mx: Vec<Record>,
+    rest: Vec<Record>,
+}
+
+impl Groups {
+    /// Move every record of `rs` into its group, keeping their order.
+    fn split(rs: &mut Vec<Record>) -> Self {
+        let mut g = Self::default();
+        for r in rs.drain(..) {
+            match r.record_type() {
+                RecordType::CNAME => g.cname.push(r),
+                RecordType::A | RecordType::AAAA => g.address.push(r),
+                RecordType::MX => g.mx.push(r),
+                _ => g.rest.push(r),
+            }
+        }
+        g
+    }
+}
+
 /// CoreDNS's `roundRobin` on one section.
 fn shuffle(rs: &mut Vec<Record>) {
     if rs.len() < 2 {
@@ -213,16 +238,12 @@ fn shuffle(rs: &mut Vec<Record>) {
         fastrand::shuffle(rs);
         return;
     }
-    let (mut cname, mut rest, mut address, mut mx) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for r in rs.drain(..) {
-        match r.record_type() {
-            RecordType::CNAME => cname.push(r),
-            RecordType::A | RecordType::AAAA => address.push(r),
-            RecordType::MX => mx.push(r),
-            _ => rest.push(r),
-        }
-    }
+    let Groups {
+        cname,
+        mut address,
+        mut mx,
+        rest,
+    } = Groups::split(rs);
     fastrand::shuffle(&mut address);
     fastrand::shuffle(&mut mx);
     rs.extend(cname);
@@ -234,16 +255,12 @@ fn shuffle(rs: &mut Vec<Record>) {
 /// CoreDNS's `prefer`: CNAMEs, addresses in the preferred networks (by
 /// network order), the other addresses, MX, the rest.
 fn prefer(rs: &mut Vec<Record>, nets: &[IpNet]) {
-    let (mut cname, mut address, mut mx, mut rest) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for r in rs.drain(..) {
-        match r.record_type() {
-            RecordType::CNAME => cname.push(r),
-            RecordType::A | RecordType::AAAA => address.push(r),
-            RecordType::MX => mx.push(r),
-            _ => rest.push(r),
-        }
-    }
+    let Groups {
+        cname,
+        mut address,
+        mx,
+        rest,
+    } = Groups::split(rs);
     let rank = |r: &Record| {
         let ip = match &r.data {
             RData::A(a) => std::net::IpAddr::V4(a.0),
