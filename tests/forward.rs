@@ -531,13 +531,32 @@ fn a_looping_upstream_is_dropped_and_the_real_one_keeps_answering() {
 #[test]
 fn two_servers_forwarding_to_each_other_are_detected_by_the_one_that_starts_second() {
     let a_port = common::free_port();
-    // B forwards to A's port before A runs: its own probe gets SERVFAIL, no loop yet.
-    let b = start(
+    // B forwards to A's port before A runs. The test holds that port until B's
+    // own loop probe has come through and been answered SERVFAIL, so B is done
+    // probing (no loop yet) before A exists — otherwise, on a slow machine, B's
+    // probe could still be retrying when A starts and B would detect first.
+    let stand_in = UdpSocket::bind(("127.0.0.1", a_port)).expect("hold A's port");
+    stand_in
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let b = TestServer::spawn(
         &format!(
             ".:{{PORT}} {{\n    bind 127.0.0.1\n    loop\n    forward . 127.0.0.1:{a_port}\n}}\n"
         ),
         &[],
     );
+    let probed = eventually(Duration::from_secs(20), || {
+        let mut buf = [0u8; 512];
+        let (n, from) = stand_in.recv_from(&mut buf).ok()?;
+        let q = Message::from_vec(&buf[..n]).ok()?;
+        let mut reply =
+            Message::error_msg(q.metadata.id, q.metadata.op_code, ResponseCode::ServFail);
+        reply.add_queries(q.queries.clone());
+        let _ = stand_in.send_to(&reply.to_vec().ok()?, from);
+        (q.queries.first()?.query_type() == RecordType::HINFO).then_some(())
+    });
+    assert!(probed.is_some(), "B's loop probe reached A's port");
+    drop(stand_in);
     let mut a = TestServer::spawn(
         &looping_block(&a_port.to_string(), &b.addr.to_string()),
         &[("testns.yaml", &fixture())],
