@@ -107,7 +107,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let prepared = self
             .dns
-            .prepare(plan.routes)
+            .prepare(plan.routes, plan.tcp_limits)
             .context("opening DNS listeners")?;
         self.admin
             .apply(plan.endpoints, &self.tasks, &self.root)

@@ -16,6 +16,7 @@ use crate::config::{Config, ServerConfig};
 use crate::dns::Route;
 use crate::dns::metrics::DnsMetrics;
 use crate::dns::server::RouteTable;
+use crate::dns::tcp::TcpLimits;
 use crate::plugin::build::{BlockShared, BuildCtx, Families};
 use crate::plugin::kubernetes::Kubernetes;
 use crate::plugin::ready::Readiness;
@@ -40,6 +41,8 @@ pub(super) struct Plan {
     pub(super) startup_timeout: Duration,
     /// `reload`, if any block has it.
     pub(super) reload: Option<Reload>,
+    /// TCP limits per listening address (`timeouts`; defaults elsewhere).
+    pub(super) tcp_limits: BTreeMap<SocketAddr, TcpLimits>,
 }
 
 /// Build a configuration. `token` is this configuration's generation token:
@@ -59,6 +62,7 @@ pub(super) fn plan(
     let mut health_addrs = Vec::new();
     let mut startup_timeout = Duration::ZERO;
     let mut reload = None;
+    let mut tcp_limits = BTreeMap::new();
     for server in &cfg.servers {
         let addrs = listen_addrs(server)?;
         let local_ips = advertised_ips(&addrs);
@@ -107,6 +111,11 @@ pub(super) fn plan(
                     endpoints.add(p.addr, "/metrics", handler);
                 }
                 PluginConfig::Reload(r) => reload = Some(*r),
+                PluginConfig::Timeouts(t) => {
+                    for addr in &addrs {
+                        tcp_limits.entry(*addr).or_insert(*t);
+                    }
+                }
                 other => plugins.extend(plugin::instantiate(other, &ctx)?),
             }
         }
@@ -136,6 +145,7 @@ pub(super) fn plan(
         health_addrs,
         startup_timeout,
         reload,
+        tcp_limits,
     })
 }
 

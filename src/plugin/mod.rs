@@ -25,6 +25,7 @@ pub mod ready;
 pub mod reload;
 pub mod rewrite;
 pub mod template;
+pub mod timeouts;
 pub mod whoami;
 
 use std::sync::Arc;
@@ -241,6 +242,8 @@ pub enum PluginConfig {
     Cache(Box<cache::CacheConfig>),
     /// `loadbalance`.
     Loadbalance(loadbalance::LoadbalanceConfig),
+    /// `timeouts`: TCP limits of the block's listeners.
+    Timeouts(crate::dns::tcp::TcpLimits),
 }
 
 impl PluginConfig {
@@ -265,6 +268,7 @@ impl PluginConfig {
             PluginConfig::Loop => "loop",
             PluginConfig::Cache(_) => "cache",
             PluginConfig::Loadbalance(_) => "loadbalance",
+            PluginConfig::Timeouts(_) => "timeouts",
         }
     }
 }
@@ -293,6 +297,7 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<PluginConfig, Corefil
         "loop" => loop_detect::parse(d).map(|()| PluginConfig::Loop),
         "cache" => cache::parse(d).map(|c| PluginConfig::Cache(Box::new(c))),
         "loadbalance" => loadbalance::parse(d).map(PluginConfig::Loadbalance),
+        "timeouts" => timeouts::parse(d).map(PluginConfig::Timeouts),
         _ if order_of(name).is_some() => {
             Err(d.err(format!("plugin '{name}' is not supported by clusterdns")))
         }
@@ -350,6 +355,7 @@ pub fn instantiate(
         | PluginConfig::Ready(_)
         | PluginConfig::Prometheus(_)
         | PluginConfig::Reload(_)
+        | PluginConfig::Timeouts(_)
         | PluginConfig::Kubernetes(_) => None,
     })
 }
@@ -373,6 +379,7 @@ pub fn compiled_in() -> Vec<&'static str> {
         "reload",
         "rewrite",
         "template",
+        "timeouts",
         "autopath",
         "whoami",
     ];
