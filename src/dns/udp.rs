@@ -1,8 +1,8 @@
 //! The UDP fast path: one SO_REUSEPORT socket per worker thread, each served
 //! by its own receive loop, answers encoded into a reused buffer.
 //!
-//! hickory-server spawns a task and builds several intermediate messages per
-//! UDP query; here a query whose answer is ready at the first poll (everything
+//! A general server spawns a task and builds several intermediate messages
+//! per UDP query; here a query whose answer is ready at the first poll (everything
 //! the index answers) is answered inline by the loop that received it, with no
 //! task, no channel and no buffer allocation. Only a query that must wait (an
 //! upstream, a cache refresh) is moved to a task of its own, so a slow

@@ -16,7 +16,9 @@
 //! connections grow without bound. At least one option must be given, as in
 //! CoreDNS. Not a chain plugin: the limits apply to the TCP listeners of the
 //! block's addresses (blocks sharing an address share its listener; the
-//! first block in the Corefile that sets `timeouts` decides).
+//! first block in the Corefile that sets `timeouts` decides). A listener
+//! keeps the limits it started with: a reload applies new limits to
+//! addresses it newly binds, not to ones that stay.
 
 use std::time::Duration;
 
