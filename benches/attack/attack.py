@@ -102,7 +102,7 @@ def main():
                 udp.recv(4096)
         except (BlockingIOError, OSError):
             pass
-        for key, _ in sel.select(timeout=0.002):
+        for key, _ in sel.select(timeout=0.005):
             s = key.fileobj
             try:
                 data = s.recv(4096)

@@ -134,7 +134,7 @@ for rep in $(seq 1 "$REPS"); do
     RSS_PID=$!
     PIDS+=("$RSS_PID")
     open_before=$(ls "/proc/$SERVER_PID/fd" | wc -l)
-    f=$(perf "attack-$rep")
+    f=$(perf "hit-$rep")
     wait "$ATTACK_PID" || die "attacker failed; see $WORK/attack-$rep.json"
     wait "$RSS_PID" || true
     log "rep $rep attacked: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["qps"], "q/s,", d["lost"], "lost")' "$f"); server fds at start $open_before; attacker $(cat "$WORK/attack-$rep.json")"
