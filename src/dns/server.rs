@@ -7,7 +7,7 @@
 //! error before anything changes, at start-up and on reload alike, and a reload
 //! keeps the sockets of addresses that stay (CoreDNS closes and reopens them).
 //!
-//! Every query in flight runs on the address's [`TaskTracker`]: stopping an
+//! Every loop and query in flight runs on one [`TaskTracker`]: stopping an
 //! address cancels its loops (no new queries) while the queries already
 //! received are still answered, and [`DnsListeners::shutdown`] waits for them.
 
