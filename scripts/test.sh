@@ -22,6 +22,7 @@ fi
 if ! cargo deny --version >/dev/null 2>&1; then
     cargo install --locked cargo-deny
 fi
+cargo fetch --locked
 cargo deny --offline check licenses bans sources
 
 cargo fmt --all -- --check
