@@ -21,7 +21,8 @@ use crate::plugin::{Next, Plugin, Result};
 
 /// Parse `whoami` (no arguments).
 pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<(), CorefileError> {
-    d.expect_end()
+    d.expect_end()?;
+    d.expect_no_block()
 }
 
 /// The `whoami` plugin.
@@ -55,5 +56,15 @@ impl Plugin for Whoami {
             ));
         }
         Ok(answer)
+    }
+}
+
+impl crate::plugin::BuildPlugin for Whoami {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        let _ = ctx;
+        Ok(std::sync::Arc::new(*self))
     }
 }
