@@ -111,7 +111,7 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// A chain of these plugins, sorted by [`ORDER`].
+    /// A chain of these plugins, sorted by CoreDNS's order ([`registry::DIRECTIVES`]).
     pub fn new(mut plugins: Vec<Arc<dyn Plugin>>) -> Self {
         plugins.sort_by_key(|p| order_of(p.name()).unwrap_or(usize::MAX));
         Self {

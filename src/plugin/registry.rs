@@ -379,4 +379,52 @@ mod tests {
             assert_eq!(parse_one(text).expect(text).name(), name);
         }
     }
+
+    /// The chain sorts running plugins by `Plugin::name()`: it must be the row's name,
+    /// or a plugin would silently run out of CoreDNS's order.
+    #[tokio::test]
+    async fn every_chain_directive_builds_a_plugin_named_as_its_row() {
+        let families = crate::plugin::build::Families::new(::prometheus::Registry::new());
+        let tc = crate::plugin::build::TestCtx::new(&families, &["."]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hosts = dir.path().join("hosts");
+        let resolv = dir.path().join("resolv.conf");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").expect("hosts");
+        std::fs::write(&resolv, "search default.svc.cluster.local\n").expect("resolv");
+        let lines = [
+            "errors".to_string(),
+            "log".to_string(),
+            "any".to_string(),
+            "loadbalance".to_string(),
+            "cache".to_string(),
+            "rewrite name a.example. b.example.".to_string(),
+            format!("autopath {}", resolv.display()),
+            "template IN A example.org".to_string(),
+            format!("hosts {}", hosts.display()),
+            "loop".to_string(),
+            "forward . 127.0.0.1".to_string(),
+            "whoami".to_string(),
+        ];
+        let mut built = HashSet::new();
+        for line in &lines {
+            let PluginConfig::Chain(c) = parse_one(line).expect(line) else {
+                panic!("{line}: not a chain directive")
+            };
+            let plugin = c.build(&tc.ctx()).expect(line);
+            assert_eq!(plugin.name(), c.name(), "{line}");
+            built.insert(c.name());
+        }
+        tc.token.cancel();
+        let app = [
+            "reload",
+            "bind",
+            "ready",
+            "health",
+            "prometheus",
+            "kubernetes",
+        ];
+        let shipped: HashSet<&str> = compiled_in().into_iter().collect();
+        let covered: HashSet<&str> = built.iter().copied().chain(app).collect();
+        assert_eq!(shipped, covered, "a shipped directive is not covered here");
+    }
 }
