@@ -5,7 +5,7 @@
 //! ```text
 //! whoami
 //! ```
-//! As CoreDNS: the additional section carries an A or AAAA record
+//! No arguments and no block (either is a startup error). As CoreDNS: the additional section carries an A or AAAA record
 //! `<qname> IN A <client ip>` and an SRV `_<proto>.<qname> IN SRV 0 0 <client port> .`;
 //! the answer section is empty. It answers every query that reaches it.
 
