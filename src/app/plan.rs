@@ -21,7 +21,7 @@ use crate::plugin::build::{BlockShared, BuildCtx, Families};
 use crate::plugin::kubernetes::Kubernetes;
 use crate::plugin::ready::Readiness;
 use crate::plugin::reload::Reload;
-use crate::plugin::{self, Chain, Plugin, PluginConfig, health, prometheus};
+use crate::plugin::{Chain, Plugin, PluginConfig, health, prometheus};
 
 /// One configuration, built and not yet serving.
 pub(super) struct Plan {
@@ -116,7 +116,7 @@ pub(super) fn plan(
                         tcp_limits.entry(*addr).or_insert(*t);
                     }
                 }
-                other => plugins.extend(plugin::instantiate(other, &ctx)?),
+                PluginConfig::Chain(c) => plugins.push(c.build(&ctx)?),
             }
         }
         all_plugins.extend(plugins.iter().cloned());
