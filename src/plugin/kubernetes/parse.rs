@@ -34,7 +34,7 @@ pub struct KubernetesConfig {
     pub source: Source,
     /// `namespaces`.
     pub namespaces: Option<HashSet<Box<str>>>,
-    /// `namespace_labels` (validated; applied by the API source).
+    /// `namespace_labels` (validated; applied by both sources, see the plugin docs).
     pub namespace_labels: Option<String>,
     /// `labels` selector, validated.
     pub labels: Option<crate::watch::selector::Selector>,
