@@ -179,6 +179,7 @@ impl Sources {
                     endpoints: !t.cfg.noendpoints,
                     pods: t.cfg.pods == PodMode::Verified,
                     pod_names: t.cfg.endpoint_pod_names,
+                    backoff: crate::watch::retry::Backoff::default(),
                 };
                 api::spawn(&client, &cfg, &tx, &self.metrics, tracker, token);
             }

@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::faults::Faults;
 use super::handlers;
 use super::resources::{self, ResourceType};
 use super::store::{ApiError, Store};
@@ -41,6 +42,8 @@ pub struct Shared {
     pub watch_cancel: Mutex<CancellationToken>,
     /// Cancelled by `stop`, then replaced.
     pub conn_cancel: Mutex<CancellationToken>,
+    /// Injected faults, per resource plural.
+    pub faults: Mutex<Faults>,
     /// Required bearer token, if any.
     pub token: Option<String>,
     /// TLS material in https mode.
@@ -66,6 +69,16 @@ pub fn json_response(code: u16, body: &Value) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A 200 response with `bytes` as the body, whatever they are.
+pub fn raw_response(bytes: &'static [u8]) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(bytes)).boxed_unsync());
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
