@@ -82,8 +82,7 @@ fn stable_answers() -> Vec<(String, Vec<String>)> {
 
 fn seed(api: &ApiServer) {
     api.apply(
-        &serde_json::from_value::<Namespace>(json!({"metadata": {"name": "default"}}))
-            .expect("ns"),
+        &serde_json::from_value::<Namespace>(json!({"metadata": {"name": "default"}})).expect("ns"),
     );
     for i in 0..STABLE {
         api.apply(&svc(&format!("s{i}"), &format!("10.0.1.{}", i + 1)));
@@ -121,14 +120,10 @@ impl QueryLoop {
                         let m = common::udp(addr, &common::query(name, RecordType::A));
                         let mut got = lines(&m.answers);
                         got.sort();
-                        if m.metadata.response_code != ResponseCode::NoError || &got != expected
-                        {
-                            if wrong.len() < 20 {
-                                wrong.push(format!(
-                                    "{name}: {:?} {got:?}",
-                                    m.metadata.response_code
-                                ));
-                            }
+                        let right =
+                            m.metadata.response_code == ResponseCode::NoError && &got == expected;
+                        if !right && wrong.len() < 20 {
+                            wrong.push(format!("{name}: {:?} {got:?}", m.metadata.response_code));
                         }
                     }
                     rounds.fetch_add(1, Ordering::Relaxed);
@@ -344,7 +339,9 @@ fn bad_objects_are_skipped_by_name_and_the_rest_keeps_answering() {
     let m = srv.udp(&srv_name, RecordType::SRV);
     assert_eq!(
         lines(&m.answers),
-        [format!("{srv_name} 5 IN SRV 0 100 9999 big.default.svc.cluster.local.")]
+        [format!(
+            "{srv_name} 5 IN SRV 0 100 9999 big.default.svc.cluster.local."
+        )]
     );
     let dup = a("dup");
     converges(
@@ -372,7 +369,8 @@ fn bad_objects_are_skipped_by_name_and_the_rest_keeps_answering() {
         &long_name[..40],
     ] {
         assert!(
-            log.lines().any(|l| l.contains("object skipped") && l.contains(name)),
+            log.lines()
+                .any(|l| l.contains("object skipped") && l.contains(name)),
             "no log line names {name}:\n{log}"
         );
     }

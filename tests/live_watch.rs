@@ -288,7 +288,10 @@ fn a_410_gone_relist_shows_no_wrong_answer_to_a_tight_query_loop() {
     // The relist is logged when it starts: let the loop run through its swap.
     let relisted_services = eventually(Duration::from_secs(15), || {
         let log = api.server.request_log();
-        let lists = log.iter().filter(|l| l.starts_with("LIST services")).count();
+        let lists = log
+            .iter()
+            .filter(|l| l.starts_with("LIST services"))
+            .count();
         let watching = log
             .iter()
             .rev()
@@ -296,7 +299,10 @@ fn a_410_gone_relist_shows_no_wrong_answer_to_a_tight_query_loop() {
             .any(|l| l.starts_with("WATCH services"));
         (lists > lists_before && watching).then_some(())
     });
-    assert!(relisted_services.is_some(), "the Service watch resumed after its relist");
+    assert!(
+        relisted_services.is_some(),
+        "the Service watch resumed after its relist"
+    );
     advance(20);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let queries = looper.join().expect("no wrong answer during the relist");

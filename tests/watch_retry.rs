@@ -100,7 +100,9 @@ fn ip(s: &str) -> IpAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_410_relists_at_once_while_a_5xx_waits_for_its_backoff() {
     let server = ApiServer::start().await;
-    server.apply(&serde_json::from_value::<Namespace>(json!({"metadata": {"name": "default"}})).expect("ns"));
+    server.apply(
+        &serde_json::from_value::<Namespace>(json!({"metadata": {"name": "default"}})).expect("ns"),
+    );
     server.apply(&svc("10.0.0.10"));
     server.apply(&slice("10.2.0.1"));
 
@@ -136,7 +138,9 @@ async fn a_410_relists_at_once_while_a_5xx_waits_for_its_backoff() {
     until("both watches tried to resume", || {
         let log = server.request_log();
         log.iter().any(|l| l.starts_with("WATCH endpointslices"))
-            && log.iter().any(|l| l.starts_with("FAULT 500 WATCH services"))
+            && log
+                .iter()
+                .any(|l| l.starts_with("FAULT 500 WATCH services"))
     })
     .await;
     server.apply(&svc("10.0.0.11"));
@@ -147,7 +151,10 @@ async fn a_410_relists_at_once_while_a_5xx_waits_for_its_backoff() {
     })
     .await;
     let log = server.request_log();
-    let slices: Vec<&String> = log.iter().filter(|l| l.contains("endpointslices")).collect();
+    let slices: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("endpointslices"))
+        .collect();
     assert!(
         slices.iter().any(|l| l.starts_with("LIST endpointslices")),
         "relisted after 410: {log:?}"

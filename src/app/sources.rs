@@ -165,11 +165,13 @@ impl Sources {
                 endpoint,
                 kubeconfig,
                 tls,
+                limits,
             } => {
                 let access = ApiAccess {
                     endpoint: endpoint.clone(),
                     kubeconfig: kubeconfig.clone(),
                     tls: tls.clone(),
+                    limits: *limits,
                 };
                 let client = self.client(&access).await?;
                 let cfg = WatchConfig {

@@ -262,9 +262,10 @@ fn name(meta: &ObjectMeta, kind: &'static str) -> Result<Box<str>> {
 fn namespaced_name(meta: &ObjectMeta, kind: &'static str) -> Result<(Box<str>, Box<str>)> {
     let name = name(meta, kind)?;
     match meta.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => {
-            Ok((checked(ns, kind, "metadata.namespace", MAX_LABEL_NAME)?, name))
-        }
+        Some(ns) if !ns.is_empty() => Ok((
+            checked(ns, kind, "metadata.namespace", MAX_LABEL_NAME)?,
+            name,
+        )),
         _ => Err(ConvertError::MissingField {
             kind,
             field: "metadata.namespace",

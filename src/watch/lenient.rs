@@ -131,11 +131,17 @@ mod tests {
         assert_eq!(list.items.len(), 3);
         let good = list.items[0].object.as_ref().expect("good decodes");
         assert_eq!(good.metadata.name.as_deref(), Some("good"));
-        let bad = list.items[1].object.as_ref().expect_err("bad is undecodable");
+        let bad = list.items[1]
+            .object
+            .as_ref()
+            .expect_err("bad is undecodable");
         assert_eq!(bad.describe(), "a/bad");
         assert!(bad.error.contains("invalid type"), "{}", bad.error);
         assert_eq!(list.items[1].meta().resource_version.as_deref(), Some("6"));
-        let worse = list.items[2].object.as_ref().expect_err("no usable metadata");
+        let worse = list.items[2]
+            .object
+            .as_ref()
+            .expect_err("no usable metadata");
         assert_eq!(worse.describe(), "<unnamed>");
     }
 

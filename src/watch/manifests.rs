@@ -154,7 +154,10 @@ pub struct Filters<'a> {
 }
 
 /// Like [`load`], with both selectors of the plugin.
-pub fn load_filtered(paths: &[PathBuf], filters: Filters<'_>) -> Result<Vec<Object>, ManifestError> {
+pub fn load_filtered(
+    paths: &[PathBuf],
+    filters: Filters<'_>,
+) -> Result<Vec<Object>, ManifestError> {
     parse_sources(&read_sources(paths)?, filters)
 }
 

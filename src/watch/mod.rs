@@ -6,7 +6,8 @@
 //! - [`selector`]: the `labels EXPR` label selector of the kubernetes plugin.
 //! - [`manifests`]: the `manifests PATH...` source: YAML/JSON files, re-read when they change.
 //! - [`api`]: the live source: kube-rs watches (one task per kind), with [`client`] building
-//!   the shared API client, [`lenient`] decoding each object on its own, [`retry`] deciding
+//!   the shared API client (with the [`limit`]s of `apiserver_qps`/`_burst`/`_max_inflight`),
+//!   [`lenient`] decoding each object on its own, [`retry`] deciding
 //!   how long to wait after an error, and [`metrics`] counting restarts, relists and
 //!   programming latency.
 //!
@@ -21,6 +22,7 @@ pub mod api;
 pub mod client;
 pub mod convert;
 pub mod lenient;
+pub mod limit;
 pub mod manifests;
 pub mod metrics;
 pub mod retry;

@@ -162,8 +162,9 @@ mod tests {
             initial: MS(100),
             max: MS(1000),
         };
-        // (events, expected delay after each failure); `None` = progress.
-        let cases: &[(&str, &[Option<(Failure, u64)>])] = &[
+        // (name, steps): a failure with the delay it must get, or `None` = progress.
+        type Step = Option<(Failure, u64)>;
+        let cases: &[(&str, &[Step])] = &[
             ("a 410 relists at once", &[Some((Gone, 0))]),
             (
                 "faults double up to the cap",
@@ -186,7 +187,12 @@ mod tests {
             ),
             (
                 "progress resets the backoff",
-                &[Some((Fault, 100)), Some((Fault, 200)), None, Some((Fault, 100))],
+                &[
+                    Some((Fault, 100)),
+                    Some((Fault, 200)),
+                    None,
+                    Some((Fault, 100)),
+                ],
             ),
             (
                 "a 410 after faults is still immediate, later faults continue the backoff",

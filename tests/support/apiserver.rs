@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,6 +84,8 @@ impl ApiServer {
             watch_cancel: Mutex::new(CancellationToken::new()),
             conn_cancel: Mutex::new(CancellationToken::new()),
             faults: Mutex::new(Faults::default()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
             token,
             tls,
             addr,
@@ -293,6 +296,17 @@ impl ApiServer {
     /// `FAULT MalformedEvent services`, `FAULT CutWatch services`.
     pub fn request_log(&self) -> Vec<String> {
         lock(&self.shared.log).clone()
+    }
+
+    /// The most requests the server was handling at once (arrival to response
+    /// headers, so an open watch stream does not count) since the last reset.
+    pub fn max_concurrent_requests(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Start counting [`max_concurrent_requests`](Self::max_concurrent_requests) afresh.
+    pub fn reset_max_concurrent_requests(&self) {
+        self.shared.max_in_flight.store(0, Ordering::SeqCst);
     }
 
     /// Empty the request log.

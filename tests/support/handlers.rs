@@ -15,9 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::faults::Fault;
-use super::http::{
-    Body, Query, Shared, Target, error_response, json_response, lock, raw_response,
-};
+use super::http::{Body, Query, Shared, Target, error_response, json_response, lock, raw_response};
 use super::selector::{FieldSelector, LabelSelector, Selectors};
 use super::store::ApiError;
 use super::watch::{self, WatchSpec};
@@ -147,7 +145,11 @@ fn injected(shared: &Shared, t: &Target, watch: bool) -> Option<Response<Body>> 
                 503 => "ServiceUnavailable",
                 _ => "InternalError",
             };
-            Some(error_response(&ApiError::new(code, reason, "injected fault")))
+            Some(error_response(&ApiError::new(
+                code,
+                reason,
+                "injected fault",
+            )))
         }
         _ => {
             shared.log(format!("FAULT MalformedList {}", describe(t)));

@@ -4,10 +4,12 @@
 //!
 //! Invariants: every error body is a `Status` object; every connection and
 //! watch stream belongs to the current `conn_cancel` token, so cancelling it
-//! drops them all (an API outage).
+//! drops them all (an API outage); a request counts as in flight from its
+//! arrival until its response headers are ready (a watch's stream does not count).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -42,6 +44,10 @@ pub struct Shared {
     pub watch_cancel: Mutex<CancellationToken>,
     /// Cancelled by `stop`, then replaced.
     pub conn_cancel: Mutex<CancellationToken>,
+    /// Requests being handled now (until their response headers are ready).
+    pub in_flight: AtomicUsize,
+    /// The most requests handled at once since the last reset.
+    pub max_in_flight: AtomicUsize,
     /// Injected faults, per resource plural.
     pub faults: Mutex<Faults>,
     /// Required bearer token, if any.
@@ -243,12 +249,20 @@ fn route_resource(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let resp = respond(&shared, req).await;
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    resp
+}
+
+async fn respond(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     let path = req.uri().path().to_string();
-    if !authorized(&shared, &req) {
+    if !authorized(shared, &req) {
         shared.log(format!("UNAUTHORIZED {} {path}", req.method()));
         return error_response(&ApiError::new(401, "Unauthorized", "Unauthorized"));
     }
@@ -291,5 +305,5 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         Ok(b) => b.to_bytes(),
         Err(e) => return error_response(&ApiError::bad_request(format!("reading body: {e}"))),
     };
-    handlers::dispatch(&shared, &method, &target, &query, &content_type, &body)
+    handlers::dispatch(shared, &method, &target, &query, &content_type, &body)
 }

@@ -99,7 +99,8 @@ async fn emit(shared: &Shared, spec: &WatchSpec, tx: &mpsc::Sender<Bytes>, bytes
     match fault {
         Some(Fault::MalformedEvent) => {
             shared.log(format!("FAULT MalformedEvent {}", spec.rt.plural));
-            let junk = Bytes::from_static(b"{\"type\": \"ADDED\", \"object\": {\"metadata\": ]]}\n");
+            let junk =
+                Bytes::from_static(b"{\"type\": \"ADDED\", \"object\": {\"metadata\": ]]}\n");
             if tx.send(junk).await.is_err() {
                 return false;
             }

@@ -4,6 +4,9 @@
 //! ```text
 //! kubernetes [ZONES...] {
 //!     endpoint URL | kubeconfig PATH [CONTEXT] | tls CERT KEY CACERT
+//!     apiserver_qps QPS            # client-side limits on API requests, see watch::limit
+//!     apiserver_burst BURST
+//!     apiserver_max_inflight MAX
 //!     manifests PATH...            # ours: read objects from YAML instead of an API server
 //!     namespaces NAMESPACE...
 //!     namespace_labels EXPRESSION

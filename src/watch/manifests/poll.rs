@@ -18,9 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Filters, ManifestError, Manifests, Source, is_manifest, parse_sources, read_sources,
-};
+use super::{Filters, ManifestError, Manifests, Source, is_manifest, parse_sources, read_sources};
 use crate::index::{IndexUpdate, Kind, Object};
 
 /// Floor for the interval: a zero interval would spin.
