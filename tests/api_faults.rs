@@ -176,8 +176,27 @@ fn converges_a(srv: &TestServer, name: &str, ip: &str) {
     converges(srv, &q, RecordType::A, &[format!("{q} 5 IN A {ip}")]);
 }
 
+fn count(api: &ApiServer, prefix: &str) -> usize {
+    api.request_log()
+        .iter()
+        .filter(|l| l.starts_with(prefix))
+        .count()
+}
+
 fn logged(api: &ApiServer, prefix: &str) -> bool {
     api.request_log().iter().any(|l| l.starts_with(prefix))
+}
+
+/// Poll (at most 20 s) until the API server logged a request starting with `prefix`.
+fn wait_logged(api: &ApiServer, prefix: &str) {
+    let seen = eventually(Duration::from_secs(20), || {
+        logged(api, prefix).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "never logged {prefix}: {:?}",
+        api.request_log()
+    );
 }
 
 struct Setup {
@@ -238,14 +257,17 @@ fn protocol_faults_leave_other_answers_alone_and_changes_converge_after() {
     let s = setup();
     let (api, srv) = (&s.api, &s.srv);
 
-    // 500s on every request of both kinds, while a service and a slice change.
+    // 500s on the next requests of both kinds; a service changes meanwhile.
+    // (Each change is made once the watches have failed to resume, so it can
+    // only arrive through the recovery, not through the old stream.)
     api.inject::<Service>(Fault::Status(500), Some(2));
     api.inject::<EndpointSlice>(Fault::Status(500), Some(2));
     api.close_watches();
+    wait_logged(api, "FAULT 500 WATCH services");
+    wait_logged(api, "FAULT 500 WATCH endpointslices");
     api.apply(&svc("v-500", "10.9.0.1"));
     s.queries.advance(3);
     converges_a(srv, "v-500", "10.9.0.1");
-    assert!(logged(api, "FAULT 500 WATCH services"));
 
     // A watch stream cut in the middle of an event's line.
     api.inject::<Service>(Fault::CutWatch, Some(1));
@@ -263,13 +285,14 @@ fn protocol_faults_leave_other_answers_alone_and_changes_converge_after() {
     api.inject::<Service>(Fault::MalformedList, Some(1));
     api.compact();
     api.close_watches();
+    wait_logged(api, "FAULT MalformedList services");
     api.apply(&svc("v-list", "10.9.0.4"));
     converges_a(srv, "v-list", "10.9.0.4");
-    assert!(logged(api, "FAULT MalformedList services"));
 
-    // An outage of 500s until cleared.
+    // An outage of 503s until cleared.
     api.inject::<Service>(Fault::Status(503), None);
     api.close_watches();
+    wait_logged(api, "FAULT 503 WATCH services");
     api.apply(&svc("v-503", "10.9.0.5"));
     s.queries.advance(5);
     api.clear_faults();
@@ -328,8 +351,29 @@ fn bad_objects_are_skipped_by_name_and_the_rest_keeps_answering() {
     // A good service next to them must still arrive, live and through a relist.
     api.apply(&svc("after-bad", "10.8.0.9"));
     converges_a(srv, "after-bad", "10.8.0.9");
-    api.compact();
-    api.close_watches();
+    // A relist (410 Gone) with the bad objects in the list must complete:
+    // the watcher watches again only after a list succeeded.
+    for plural in ["services", "endpointslices"] {
+        let lists = count(api, &format!("LIST {plural}"));
+        api.compact();
+        api.close_watches();
+        let resumed = eventually(Duration::from_secs(20), || {
+            let log = api.request_log();
+            let list = format!("LIST {plural}");
+            let relisted = log.iter().filter(|l| l.starts_with(&list)).count() > lists;
+            let watching = log
+                .iter()
+                .rev()
+                .take_while(|l| !l.starts_with(&list))
+                .any(|l| l.starts_with(&format!("WATCH {plural}")));
+            (relisted && watching).then_some(())
+        });
+        assert!(
+            resumed.is_some(),
+            "the {plural} relist never completed: {:?}",
+            api.request_log()
+        );
+    }
     api.apply(&svc("after-relist", "10.8.0.10"));
     converges_a(srv, "after-relist", "10.8.0.10");
 
