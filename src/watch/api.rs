@@ -45,8 +45,9 @@ use crate::index::{IndexUpdate, Kind, Object, Relist};
 const POD_FIELD_SELECTOR: &str =
     "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown";
 /// Objects per list page. kube-rs defaults to 500; a page is held twice
-/// while it is decoded (the response body and the typed objects), so smaller
-/// pages lower the peak memory of a relist at the cost of more round trips.
+/// while it is decoded (the response body and the decoded objects, see
+/// [`Lenient`]), so smaller pages lower the peak memory of a relist at the
+/// cost of more round trips (each one a request for `apiserver_qps`).
 const LIST_PAGE: u32 = 200;
 /// The EndpointSlice annotation the programming-latency SLI is measured from.
 const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";

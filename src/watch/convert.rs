@@ -1,7 +1,7 @@
 //! Pure conversion of Kubernetes API objects (k8s-openapi) into the slim
 //! [`model`](crate::index::model) records the index keeps.
 //!
-//! Every source (the manifests reader now, the kube-rs watchers next) goes
+//! Every source (the manifests reader and the kube-rs watchers) goes
 //! through these functions, so a Service read from a file and the same Service
 //! read from the API server become the same record. Invariants kept here:
 //! every name is lower-cased (DNS is case-insensitive; the index compares

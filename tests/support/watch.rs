@@ -5,7 +5,9 @@
 //! each once, filtered by namespace and selectors with the real server's
 //! transitions (an object that starts matching is ADDED, one that stops matching
 //! is DELETED); a BOOKMARK never carries a resourceVersion older than an event
-//! already sent, nor newer than an event still to come.
+//! already sent, nor newer than an event still to come. Armed event faults
+//! (`support::faults`: a line that is not JSON, a stream cut mid-line) apply
+//! to the next event sent, whichever watcher sends it.
 
 use std::sync::Arc;
 use std::time::Duration;
