@@ -5,7 +5,7 @@
 mod common;
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{TestServer, eventually, lines};
 use hickory_proto::op::{Message, ResponseCode};
@@ -192,27 +192,31 @@ fn an_api_outage_keeps_the_last_known_answers_and_converges_after() {
     assert_known(&srv, "10.0.0.10");
 
     api.rt.block_on(api.server.stop());
-    // Change state while the API is unreachable: DNS must keep the old truth.
+    // Change state while the API is unreachable: DNS must keep the old truth
+    // through at least two failed retries of the Service watch.
     api.server.apply(&svc("default", "web", "10.0.0.12"));
-    let outage = Instant::now();
-    while outage.elapsed() < Duration::from_secs(4) {
+    let retried = eventually(Duration::from_secs(20), || {
         assert_known(&srv, "10.0.0.10");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        (service_restarts(&srv) >= 2).then_some(())
+    });
+    assert!(retried.is_some(), "the Service watch never retried");
     api.rt.block_on(api.server.restart());
     until(&srv, "web.default.svc.cluster.local.", RecordType::A, |m| {
         lines(&m.answers) == ["web.default.svc.cluster.local. 5 IN A 10.0.0.12"]
     });
+}
+
+/// `clusterdns_watch_restarts_total{kind="Service"}` from /metrics (0 if absent).
+fn service_restarts(srv: &TestServer) -> u64 {
     let metrics = srv
         .http_get(srv.health_port, "/metrics")
-        .expect("metrics")
-        .1;
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("clusterdns_watch_restarts_total{kind=\"Service\"}")),
-        "{metrics}"
-    );
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("clusterdns_watch_restarts_total{kind=\"Service\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -236,8 +240,9 @@ fn a_410_gone_relist_shows_no_wrong_answer_to_a_tight_query_loop() {
         .count();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let looper = {
-        let stop = stop.clone();
+        let (stop, count) = (stop.clone(), count.clone());
         let addr = srv.addr;
         std::thread::spawn(move || {
             let mut queries = 0u32;
@@ -254,12 +259,21 @@ fn a_410_gone_relist_shows_no_wrong_answer_to_a_tight_query_loop() {
                     );
                     assert_eq!(m.answers.len(), 1, "{name} during relist");
                     queries += 1;
+                    count.store(queries, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             queries
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // Let the loop run `n` more queries (bounded).
+    let advance = |n: u32| {
+        let target = count.load(std::sync::atomic::Ordering::Relaxed) + n;
+        let ran = eventually(Duration::from_secs(20), || {
+            (count.load(std::sync::atomic::Ordering::Relaxed) >= target).then_some(())
+        });
+        assert!(ran.is_some(), "the query loop stalled");
+    };
+    advance(20);
     api.server.compact();
     api.server.close_watches();
     let relisted = eventually(Duration::from_secs(15), || {
@@ -271,7 +285,25 @@ fn a_410_gone_relist_shows_no_wrong_answer_to_a_tight_query_loop() {
             .count();
         (n > lists_before).then_some(n)
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // The relist is logged when it starts: let the loop run through its swap.
+    let relisted_services = eventually(Duration::from_secs(15), || {
+        let log = api.server.request_log();
+        let lists = log
+            .iter()
+            .filter(|l| l.starts_with("LIST services"))
+            .count();
+        let watching = log
+            .iter()
+            .rev()
+            .take_while(|l| !l.starts_with("LIST services"))
+            .any(|l| l.starts_with("WATCH services"));
+        (lists > lists_before && watching).then_some(())
+    });
+    assert!(
+        relisted_services.is_some(),
+        "the Service watch resumed after its relist"
+    );
+    advance(20);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let queries = looper.join().expect("no wrong answer during the relist");
     assert!(

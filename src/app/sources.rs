@@ -89,7 +89,13 @@ impl Sources {
                     .find(|t| t.key == key)
                     .map(|t| t.index.clone())
             })
-            .unwrap_or_else(|| SharedIndex::new(ClusterIndex::default()));
+            .unwrap_or_else(|| {
+                SharedIndex::new(if cfg.namespace_labels.is_some() {
+                    ClusterIndex::namespace_filtered()
+                } else {
+                    ClusterIndex::default()
+                })
+            });
         SourceTask {
             key,
             cfg: cfg.clone(),
@@ -141,7 +147,15 @@ impl Sources {
         let (tx, rx) = snapshot::channel();
         match &t.cfg.source {
             Source::Manifests(paths) => {
-                let src = Manifests::new(paths.clone(), t.cfg.labels.clone());
+                let mut src = Manifests::new(paths.clone(), t.cfg.labels.clone());
+                src.namespace_selector = match &t.cfg.namespace_labels {
+                    // Validated when the Corefile was parsed.
+                    Some(expr) => Some(
+                        crate::watch::selector::parse(expr)
+                            .context("kubernetes: namespace_labels")?,
+                    ),
+                    None => None,
+                };
                 tracker.spawn(
                     src.run(tx, token.clone())
                         .instrument(tracing::info_span!("watch", source = "manifests")),
@@ -151,11 +165,13 @@ impl Sources {
                 endpoint,
                 kubeconfig,
                 tls,
+                limits,
             } => {
                 let access = ApiAccess {
                     endpoint: endpoint.clone(),
                     kubeconfig: kubeconfig.clone(),
                     tls: tls.clone(),
+                    limits: *limits,
                 };
                 let client = self.client(&access).await?;
                 let cfg = WatchConfig {
@@ -165,6 +181,7 @@ impl Sources {
                     endpoints: !t.cfg.noendpoints,
                     pods: t.cfg.pods == PodMode::Verified,
                     pod_names: t.cfg.endpoint_pod_names,
+                    backoff: crate::watch::retry::Backoff::default(),
                 };
                 api::spawn(&client, &cfg, &tx, &self.metrics, tracker, token);
             }

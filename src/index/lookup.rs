@@ -261,7 +261,7 @@ impl<'a> Query<'a> {
     }
 
     /// Lower-cased namespace label if it is exposed: allowed by `namespaces`
-    /// and existing (a Namespace object or a Service in it).
+    /// and existing (see [`ClusterIndex`] for what makes a namespace exist).
     pub(super) fn exposed_ns(&self, ns: &[u8]) -> Option<StackStr> {
         let ns = StackStr::lower(ns)?;
         let allowed = self
@@ -269,7 +269,7 @@ impl<'a> Query<'a> {
             .namespaces
             .as_ref()
             .is_none_or(|set| set.contains(ns.as_str()));
-        (allowed && self.idx.namespaces.contains_key(ns.as_str())).then_some(ns)
+        (allowed && self.idx.namespace_exists(ns.as_str())).then_some(ns)
     }
 
     fn exposed(&self, ns: &[u8]) -> bool {

@@ -109,6 +109,11 @@ pub struct LookupResult {
 /// services as well keeps answers right when Namespaces are not watched (the
 /// `manifests` source, RBAC without namespace list) and costs nothing, since a
 /// service can only be created in an existing namespace.
+///
+/// An index made by [`ClusterIndex::namespace_filtered`] (the
+/// `namespace_labels` option) counts only Namespace objects: its sources send
+/// only the Namespaces whose labels match, so a Service in any other
+/// namespace, and that namespace itself, are NXDOMAIN, as in CoreDNS.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterIndex {
     /// Services by `ns/name`.
@@ -133,6 +138,9 @@ pub struct ClusterIndex {
     serial: u32,
     /// Ready endpoint addresses over all slices.
     endpoint_total: usize,
+    /// Only Namespace objects make a namespace exist (`namespace_labels`);
+    /// fixed at creation, kept by clones and relists.
+    namespace_objects_only: bool,
 }
 
 impl ClusterIndex {
@@ -159,6 +167,22 @@ impl ClusterIndex {
                 }
             }
         }
+    }
+
+    /// An empty index for the `namespace_labels` option: a namespace exists
+    /// only while a (selected) Namespace object is known for it.
+    pub fn namespace_filtered() -> Self {
+        ClusterIndex {
+            namespace_objects_only: true,
+            ..ClusterIndex::default()
+        }
+    }
+
+    /// Whether namespace `ns` (lower-case) exists, per the type's rules.
+    fn namespace_exists(&self, ns: &str) -> bool {
+        self.namespaces
+            .get(ns)
+            .is_some_and(|info| info.object || !self.namespace_objects_only)
     }
 
     /// True once a `Reset` of `kind` has been applied.

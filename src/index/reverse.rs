@@ -2,9 +2,10 @@
 //!
 //! ClusterIP owners win; otherwise every service whose ready endpoints hold
 //! the address gets one PTR (`<endpoint>.<svc>.<ns>.svc.<primary zone>`).
-//! Targets are built in the primary zone, lower-case. Only the `namespaces`
-//! option filters owners (as CoreDNS); a target is given only for a service
-//! that exists (so every PTR target resolves forward). A partial reverse name
+//! Targets are built in the primary zone, lower-case. Owners in a namespace
+//! that is not exposed (the `namespaces` option, or `namespace_labels` not
+//! matching) are skipped; a target is given only for a service that exists
+//! (so every PTR target resolves forward). A partial reverse name
 //! (`0.10.in-addr.arpa.`) is NXDOMAIN, as in CoreDNS, so `fallthrough` can
 //! pass it on.
 
@@ -46,6 +47,7 @@ impl Query<'_> {
             .namespaces
             .as_ref()
             .is_none_or(|set| set.contains(ns))
+            && self.idx.namespace_exists(ns)
     }
 
     fn ptr_targets(&self, ip: IpAddr) -> Vec<Name> {

@@ -1,8 +1,9 @@
 //! The only way the index changes: a stream of [`IndexUpdate`]s.
 //!
-//! Sources (the manifests reader now, kube-rs watches later) translate what
-//! they see into these updates; the index applies them without I/O. A relist
-//! arrives as one [`IndexUpdate::Reset`] per kind, built completely by the
+//! Sources (the manifests reader and the kube-rs watches) translate what they
+//! see into these updates; the index applies them without I/O. A relist
+//! arrives as one [`IndexUpdate::Reset`] (manifests) or
+//! [`IndexUpdate::Replace`] (API watches) per kind, built completely by the
 //! source before it is sent, so the index never holds a half-listed kind.
 
 use super::model::{EndpointSlice, Namespace, Pod, Service};

@@ -8,10 +8,17 @@
 //! compact form, one object at a time as the pages arrive, so no second copy of
 //! the listed kind is ever held) and sent as a single `Replace` at `InitDone`, so the index swaps
 //! from the complete old set to the complete new set in one publish: a query
-//! never sees a half-listed kind and never gets a spurious NXDOMAIN. While the
-//! API is unreachable the watcher retries with capped exponential backoff
-//! (kube-rs `default_backoff`: 800 ms doubling to 30 s, jittered) and the index
-//! keeps serving what it had.
+//! never sees a half-listed kind and never gets a spurious NXDOMAIN.
+//!
+//! Errors follow [`retry`](super::retry): a 410 Gone relists at once; any
+//! other error (API unreachable, 5xx, 401) waits a capped exponential backoff
+//! (800 ms doubling to 30 s, jittered; [`WatchConfig::backoff`]), and the index
+//! keeps serving what it had meanwhile.
+//!
+//! Objects are decoded one at a time ([`Lenient`]): an object that does not fit
+//! its kind, or that conversion rejects, is skipped with one warning naming it
+//! (and forgotten, if it replaced a good one), while every other object of the
+//! list or watch goes on being answered.
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -20,7 +27,6 @@ use std::time::SystemTime;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -30,15 +36,18 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::convert;
+use super::lenient::Lenient;
 use super::metrics::WatchMetrics;
+use super::retry::{Backoff, Failure, Retry, jittered};
 use crate::index::{IndexUpdate, Kind, Object, Relist};
 
 /// Pods that can never be answered are not listed at all (as CoreDNS).
 const POD_FIELD_SELECTOR: &str =
     "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown";
 /// Objects per list page. kube-rs defaults to 500; a page is held twice
-/// while it is decoded (the response body and the typed objects), so smaller
-/// pages lower the peak memory of a relist at the cost of more round trips.
+/// while it is decoded (the response body and the decoded objects, see
+/// [`Lenient`]), so smaller pages lower the peak memory of a relist at the
+/// cost of more round trips (each one a request for `apiserver_qps`).
 const LIST_PAGE: u32 = 200;
 /// The EndpointSlice annotation the programming-latency SLI is measured from.
 const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
@@ -59,6 +68,8 @@ pub struct WatchConfig {
     /// Keep endpoints' pod names (`endpoint_pod_names`); otherwise they are
     /// dropped on arrival — one string less per endpoint in memory.
     pub pod_names: bool,
+    /// The backoff after a failed request (not after a 410 Gone).
+    pub backoff: Backoff,
 }
 
 /// Start one watch task per kind on `tasks`; they stop when `token` is cancelled.
@@ -83,12 +94,13 @@ pub fn spawn(
         tx: tx.clone(),
         metrics: metrics.clone(),
         namespaces: cfg.namespaces.clone(),
+        backoff: cfg.backoff,
         token: token.child_token(),
     };
     start(
         Kind::Service,
         Box::pin(run(
-            Api::<core::Service>::all(client.clone()),
+            Api::<Lenient<core::Service>>::all(client.clone()),
             labels(base.clone()),
             ctx(Kind::Service),
             |s| convert::service(s).map(|s| Some(Object::Service(s))),
@@ -99,7 +111,7 @@ pub fn spawn(
         start(
             Kind::EndpointSlice,
             Box::pin(run(
-                Api::<discovery::EndpointSlice>::all(client.clone()),
+                Api::<Lenient<discovery::EndpointSlice>>::all(client.clone()),
                 labels(base.clone()),
                 ctx(Kind::EndpointSlice),
                 move |s| {
@@ -122,7 +134,7 @@ pub fn spawn(
     start(
         Kind::Namespace,
         Box::pin(run(
-            Api::<core::Namespace>::all(client.clone()),
+            Api::<Lenient<core::Namespace>>::all(client.clone()),
             ns_cfg,
             ctx(Kind::Namespace),
             |n| convert::namespace(n).map(|n| Some(Object::Namespace(n))),
@@ -132,7 +144,7 @@ pub fn spawn(
         start(
             Kind::Pod,
             Box::pin(run(
-                Api::<core::Pod>::all(client.clone()),
+                Api::<Lenient<core::Pod>>::all(client.clone()),
                 labels(base).fields(POD_FIELD_SELECTOR),
                 ctx(Kind::Pod),
                 |p| convert::pod(p).map(|p| p.map(Object::Pod)),
@@ -147,6 +159,7 @@ struct Ctx {
     tx: mpsc::Sender<IndexUpdate>,
     metrics: WatchMetrics,
     namespaces: Option<HashSet<Box<str>>>,
+    backoff: Backoff,
     token: CancellationToken,
 }
 
@@ -175,12 +188,13 @@ impl Ctx {
 }
 
 /// The watch loop of one kind.
-async fn run<K, F>(api: Api<K>, cfg: watcher::Config, ctx: Ctx, convert: F)
+async fn run<K, F>(api: Api<Lenient<K>>, cfg: watcher::Config, ctx: Ctx, convert: F)
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     F: Fn(&K) -> convert::Result<Option<Object>>,
 {
-    let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
+    let mut stream = watcher::watcher(api, cfg).boxed();
+    let mut retry = Retry::new(ctx.backoff);
     // The list in progress; `Some` between Init and InitDone.
     let mut listing: Option<Relist> = None;
     let kind = ctx.kind_label();
@@ -200,32 +214,36 @@ where
             }
             Ok(Event::InitApply(obj)) => {
                 if let (Some(buf), true) = (listing.as_mut(), ctx.exposed(&namespace(&obj)))
-                    && let Some(o) = converted(&obj, &convert)
+                    && let Some(o) = converted(&obj, &convert, kind)
                 {
                     buf.put(o);
                 }
                 continue;
             }
             Ok(Event::InitDone) => {
+                retry.on_progress();
                 let relist = listing.take().unwrap_or_else(|| Relist::new(ctx.kind));
                 info!(objects = relist.len(), "list complete");
                 ctx.metrics.relists.with_label_values(&[kind]).inc();
                 IndexUpdate::Replace(Box::new(relist))
             }
             Ok(Event::Apply(obj)) => {
+                retry.on_progress();
                 if !ctx.exposed(&namespace(&obj)) {
                     continue;
                 }
                 ctx.metrics.events.with_label_values(&[kind, "apply"]).inc();
                 observe_programming(&ctx, &obj);
-                match converted(&obj, &convert) {
+                match converted(&obj, &convert, kind) {
                     Some(o) => IndexUpdate::Apply(o),
                     // No longer answerable (a slice lost its service label, a pod
-                    // finished): forget what we had under this key.
+                    // finished, the object no longer decodes): forget what we had
+                    // under this key.
                     None => delete(ctx.kind, &obj),
                 }
             }
             Ok(Event::Delete(obj)) => {
+                retry.on_progress();
                 ctx.metrics
                     .events
                     .with_label_values(&[kind, "delete"])
@@ -233,10 +251,19 @@ where
                 delete(ctx.kind, &obj)
             }
             Err(error) => {
-                // Each error is one backoff step of the watcher: log it, keep the
-                // last known state serving, let the backoff retry.
+                // The last known state keeps serving; the watcher itself has
+                // already moved to a relist (410) or a retry of the same step.
                 ctx.metrics.restarts.with_label_values(&[kind]).inc();
-                warn!(%error, "watch failed; serving the last known state and retrying with backoff");
+                let delay = jittered(retry.on_failure(Failure::of(&error)), fastrand::f64());
+                if delay.is_zero() {
+                    info!(%error, "watch expired; relisting now, serving the last known state meanwhile");
+                } else {
+                    warn!(%error, ?delay, "watch failed; serving the last known state and retrying after a backoff");
+                }
+                tokio::select! {
+                    _ = ctx.token.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
                 continue;
             }
         };
@@ -250,14 +277,30 @@ fn namespace<K: Resource>(obj: &K) -> String {
     obj.meta().namespace.clone().unwrap_or_default()
 }
 
-fn converted<K: Resource, F>(obj: &K, convert: &F) -> Option<Object>
+/// The object's record, or `None` (with one warning naming it) when it does
+/// not decode or convert.
+fn converted<K, F>(obj: &Lenient<K>, convert: &F, kind: &str) -> Option<Object>
 where
+    K: Resource<DynamicType = ()>,
     F: Fn(&K) -> convert::Result<Option<Object>>,
 {
-    match convert(obj) {
+    let k = match &obj.object {
+        Ok(k) => k,
+        Err(bad) => {
+            warn!(kind, object = %bad.describe(), error = %bad.error, "object skipped: it does not decode");
+            return None;
+        }
+    };
+    match convert(k) {
         Ok(o) => o,
         Err(error) => {
-            debug!(%error, name = obj.meta().name.as_deref().unwrap_or(""), "object skipped");
+            let meta = k.meta();
+            let object = format!(
+                "{}/{}",
+                meta.namespace.as_deref().unwrap_or(""),
+                meta.name.as_deref().unwrap_or("<unnamed>")
+            );
+            warn!(kind, object, %error, "object skipped: DNS cannot use it");
             None
         }
     }

@@ -7,11 +7,17 @@
 //! - `endpoint https://...` alone: that URL with the in-cluster service-account
 //!   credentials when present.
 //! - nothing: in-cluster service account, else `$KUBECONFIG` / `~/.kube/config`.
+//!
+//! `apiserver_qps`, `apiserver_burst` and `apiserver_max_inflight` become a
+//! [`LimitLayer`] on the client's service stack (see [`limit`](super::limit)).
 
 use std::path::{Path, PathBuf};
 
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+
+use super::limit::{ApiLimits, LimitLayer};
 
 /// Why no client could be built.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +56,8 @@ pub struct ApiAccess {
     pub kubeconfig: Option<(PathBuf, Option<String>)>,
     /// `tls CERT KEY CACERT`.
     pub tls: Option<[PathBuf; 3]>,
+    /// `apiserver_qps`, `apiserver_burst`, `apiserver_max_inflight`.
+    pub limits: ApiLimits,
 }
 
 /// Build the client configuration.
@@ -81,9 +89,13 @@ pub async fn config(access: &ApiAccess) -> Result<Config, ClientError> {
     }
 }
 
-/// Build the shared client.
+/// Build the shared client, with the access's limits applied to every request.
 pub async fn client(access: &ApiAccess) -> Result<Client, ClientError> {
-    Client::try_from(config(access).await?).map_err(ClientError::Client)
+    let builder = ClientBuilder::try_from(config(access).await?).map_err(ClientError::Client)?;
+    if !access.limits.is_set() {
+        return Ok(builder.build());
+    }
+    Ok(builder.with_layer(&LimitLayer::new(access.limits)).build())
 }
 
 async fn from_kubeconfig_file(path: &Path, context: Option<String>) -> Result<Config, ClientError> {

@@ -1,11 +1,12 @@
 //! Pure conversion of Kubernetes API objects (k8s-openapi) into the slim
 //! [`model`](crate::index::model) records the index keeps.
 //!
-//! Every source (the manifests reader now, the kube-rs watchers next) goes
+//! Every source (the manifests reader and the kube-rs watchers) goes
 //! through these functions, so a Service read from a file and the same Service
 //! read from the API server become the same record. Invariants kept here:
 //! every name is lower-cased (DNS is case-insensitive; the index compares
 //! bytes), unparsable IPs and port numbers are dropped rather than guessed,
+//! names longer than the API server allows reject the object,
 //! and nothing of the API object survives the conversion (see the memory
 //! warning in `model.rs`). No I/O, no logging, no source-specific defaults:
 //! an object without a namespace is an error here, and a source that has a
@@ -24,6 +25,11 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// Longest pod name kept as an endpoint name: it must fit in one DNS label.
 const MAX_POD_NAME: usize = 63;
+/// Longest name of a Service or Namespace: each is one DNS label (the API
+/// server enforces RFC 1035 labels for both).
+const MAX_LABEL_NAME: usize = 63;
+/// Longest name of any other object (an RFC 1123 subdomain, as the API server enforces).
+const MAX_NAME: usize = 253;
 
 /// Why an API object could not be converted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +41,19 @@ pub enum ConvertError {
         kind: &'static str,
         /// The JSON path of the missing field (`metadata.name`).
         field: &'static str,
+    },
+    /// A name longer than the API server allows for the kind: no real cluster
+    /// holds it, and as a Service or Namespace it could never be a DNS label.
+    #[error("{kind} {field} is {len} characters long (at most {max})")]
+    NameTooLong {
+        /// The object's kind.
+        kind: &'static str,
+        /// `metadata.name` or `metadata.namespace`.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit for the kind.
+        max: usize,
     },
 }
 
@@ -86,7 +105,7 @@ pub fn service(svc: &core::Service) -> Result<model::Service> {
 
 /// Converts a discovery.k8s.io/v1 EndpointSlice. `Ok(None)` when DNS has no
 /// use for it: no `kubernetes.io/service-name` label, or an address type other
-/// than IPv4/IPv6 (FQDN slices). Not-ready endpoints are kept with
+/// than IPv4/IPv6 (FQDN slices); an error when `addressType` is missing. Not-ready endpoints are kept with
 /// `ready: false`; the index decides what to answer.
 pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Option<model::EndpointSlice>> {
     const KIND: &str = "EndpointSlice";
@@ -100,8 +119,16 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Option<model::
     else {
         return Ok(None);
     };
-    if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
-        return Ok(None);
+    match slice.address_type.as_str() {
+        "IPv4" | "IPv6" => {}
+        // Required by the API; absent only in a broken object.
+        "" => {
+            return Err(ConvertError::MissingField {
+                kind: KIND,
+                field: "addressType",
+            });
+        }
+        _ => return Ok(None),
     }
     let ports = slice
         .ports
@@ -219,8 +246,12 @@ pub fn namespace(ns: &core::Namespace) -> Result<model::Namespace> {
 // === helpers ===
 
 fn name(meta: &ObjectMeta, kind: &'static str) -> Result<Box<str>> {
+    let max = match kind {
+        "Service" | "Namespace" => MAX_LABEL_NAME,
+        _ => MAX_NAME,
+    };
     match meta.name.as_deref() {
-        Some(n) if !n.is_empty() => Ok(lower(n)),
+        Some(n) if !n.is_empty() => checked(n, kind, "metadata.name", max),
         _ => Err(ConvertError::MissingField {
             kind,
             field: "metadata.name",
@@ -231,12 +262,28 @@ fn name(meta: &ObjectMeta, kind: &'static str) -> Result<Box<str>> {
 fn namespaced_name(meta: &ObjectMeta, kind: &'static str) -> Result<(Box<str>, Box<str>)> {
     let name = name(meta, kind)?;
     match meta.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => Ok((lower(ns), name)),
+        Some(ns) if !ns.is_empty() => Ok((
+            checked(ns, kind, "metadata.namespace", MAX_LABEL_NAME)?,
+            name,
+        )),
         _ => Err(ConvertError::MissingField {
             kind,
             field: "metadata.namespace",
         }),
     }
+}
+
+/// `s` lower-cased, or an error when it is longer than `max`.
+fn checked(s: &str, kind: &'static str, field: &'static str, max: usize) -> Result<Box<str>> {
+    if s.len() > max {
+        return Err(ConvertError::NameTooLong {
+            kind,
+            field,
+            len: s.len(),
+            max,
+        });
+    }
+    Ok(lower(s))
 }
 
 fn is_headless(spec: &core::ServiceSpec) -> bool {

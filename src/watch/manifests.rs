@@ -12,7 +12,11 @@
 //! - legacy Endpoints count only for Services that have no EndpointSlice in the
 //!   set, so addresses are never doubled;
 //! - every namespace an object lives in exists (a real cluster cannot hold an
-//!   object in a missing namespace), whether or not its Namespace is written.
+//!   object in a missing namespace), whether or not its Namespace is written;
+//!   except with `namespace_labels` ([`Manifests::namespace_selector`]): then
+//!   only the written Namespaces whose labels match are sent, and the index
+//!   (made by `ClusterIndex::namespace_filtered`) exposes nothing else.
+//!   Editing a Namespace's labels in the files adds or removes it at the next load.
 
 mod poll;
 
@@ -23,6 +27,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
@@ -39,6 +44,8 @@ pub struct Manifests {
     pub paths: Vec<PathBuf>,
     /// The plugin's `labels` selector (Services, EndpointSlices, Endpoints, Pods).
     pub selector: Option<Selector>,
+    /// The plugin's `namespace_labels` selector (Namespaces).
+    pub namespace_selector: Option<Selector>,
     /// How often the files are checked for changes.
     pub interval: Duration,
 }
@@ -52,6 +59,7 @@ impl Manifests {
         Manifests {
             paths,
             selector,
+            namespace_selector: None,
             interval: Self::DEFAULT_INTERVAL,
         }
     }
@@ -128,7 +136,29 @@ impl ManifestError {
 /// Reads every manifest under `paths` and converts the objects DNS uses;
 /// `selector` filters Services, EndpointSlices, Endpoints and Pods by label.
 pub fn load(paths: &[PathBuf], selector: Option<&Selector>) -> Result<Vec<Object>, ManifestError> {
-    parse_sources(&read_sources(paths)?, selector)
+    let filters = Filters {
+        labels: selector,
+        namespace_labels: None,
+    };
+    parse_sources(&read_sources(paths)?, filters)
+}
+
+/// The label selectors of the kubernetes plugin, as a load applies them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Filters<'a> {
+    /// `labels`: Services, EndpointSlices, Endpoints, Pods.
+    pub labels: Option<&'a Selector>,
+    /// `namespace_labels`: Namespaces; when set, namespaces are only the
+    /// written Namespace objects that match.
+    pub namespace_labels: Option<&'a Selector>,
+}
+
+/// Like [`load`], with both selectors of the plugin.
+pub fn load_filtered(
+    paths: &[PathBuf],
+    filters: Filters<'_>,
+) -> Result<Vec<Object>, ManifestError> {
+    parse_sources(&read_sources(paths)?, filters)
 }
 
 // === reading ===
@@ -200,13 +230,15 @@ struct Collected {
     namespaces: Vec<model::Namespace>,
     /// Namespaces objects live in (selected or not).
     implied: BTreeSet<Box<str>>,
+    /// `namespace_labels` is set: implied namespaces do not exist.
+    only_written_namespaces: bool,
 }
 
-fn parse_sources(
-    sources: &[Source],
-    selector: Option<&Selector>,
-) -> Result<Vec<Object>, ManifestError> {
-    let mut out = Collected::default();
+fn parse_sources(sources: &[Source], filters: Filters<'_>) -> Result<Vec<Object>, ManifestError> {
+    let mut out = Collected {
+        only_written_namespaces: filters.namespace_labels.is_some(),
+        ..Collected::default()
+    };
     for src in sources {
         for (i, doc) in serde_yaml::Deserializer::from_str(&src.text).enumerate() {
             let at = Origin {
@@ -218,7 +250,7 @@ fn parse_sources(
             let value = Value::deserialize(doc).map_err(|e| parse_error(at.clone(), &e))?;
             let mut doc = Document {
                 src,
-                selector,
+                filters,
                 out: &mut out,
             };
             doc.dispatch(value, at)?;
@@ -244,7 +276,7 @@ fn parse_error(mut at: Origin, e: &serde_yaml::Error) -> ManifestError {
 /// The state needed while dispatching the documents of one file.
 struct Document<'a> {
     src: &'a Source,
-    selector: Option<&'a Selector>,
+    filters: Filters<'a>,
     out: &'a mut Collected,
 }
 
@@ -367,9 +399,10 @@ impl Document<'_> {
             }
             ("v1", "Namespace") => {
                 let ns: core::Namespace = self.typed(value, &at)?;
-                self.out
-                    .namespaces
-                    .push(convert::namespace(&ns).map_err(convert_err(&at))?);
+                let converted = convert::namespace(&ns).map_err(convert_err(&at))?;
+                if matches(self.filters.namespace_labels, &ns.metadata) {
+                    self.out.namespaces.push(converted);
+                }
             }
             _ => {
                 tracing::debug!(path = %at.path.display(), document = at.document, api_version, kind, "manifests: skipping kind")
@@ -395,20 +428,21 @@ impl Document<'_> {
         })
     }
 
-    fn selected(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
-        static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
-        self.selector
-            .is_none_or(|s| s.matches(meta.labels.as_ref().unwrap_or(&NO_LABELS)))
+    fn selected(&self, meta: &ObjectMeta) -> bool {
+        matches(self.filters.labels, meta)
     }
 
-    fn note_namespace(
-        &mut self,
-        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    ) {
+    fn note_namespace(&mut self, meta: &ObjectMeta) {
         if let Some(ns) = meta.namespace.as_deref() {
             self.out.implied.insert(ns.to_ascii_lowercase().into());
         }
     }
+}
+
+/// Whether `selector` (none: everything) matches the object's labels.
+fn matches(selector: Option<&Selector>, meta: &ObjectMeta) -> bool {
+    static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+    selector.is_none_or(|s| s.matches(meta.labels.as_ref().unwrap_or(&NO_LABELS)))
 }
 
 /// Sets `metadata.namespace: default` when it is absent or empty, as `kubectl apply` would.
@@ -437,6 +471,7 @@ impl Collected {
             pods,
             mut namespaces,
             implied,
+            only_written_namespaces,
         } = self;
         let sliced: HashSet<(Box<str>, Box<str>)> = slices
             .iter()
@@ -448,12 +483,14 @@ impl Collected {
                 .filter(|s| !sliced.contains(&(s.namespace.clone(), s.service.clone()))),
         );
         let written: HashSet<Box<str>> = namespaces.iter().map(|n| n.name.clone()).collect();
-        namespaces.extend(
-            implied
-                .into_iter()
-                .filter(|n| !written.contains(n))
-                .map(|name| model::Namespace { name }),
-        );
+        if !only_written_namespaces {
+            namespaces.extend(
+                implied
+                    .into_iter()
+                    .filter(|n| !written.contains(n))
+                    .map(|name| model::Namespace { name }),
+            );
+        }
         let mut out = Vec::new();
         let mut seen: HashMap<(Kind, Box<str>, Box<str>), usize> = HashMap::new();
         let all = (namespaces.into_iter().map(Object::Namespace))

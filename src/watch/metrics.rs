@@ -6,8 +6,9 @@
 //!   `endpoints.kubernetes.io/last-change-trigger-time` annotation to the moment
 //!   the change reaches the index. `service_kind` is `cluster_ip`,
 //!   `headless_with_selector` or `headless_without_selector`.
-//! - `clusterdns_watch_restarts_total{kind}`: watch failures (each one a
-//!   backoff step of the kube-rs watcher).
+//! - `clusterdns_watch_restarts_total{kind}`: watch failures, each followed by
+//!   a retry (a relist at once after 410 Gone, else after a backoff step; see
+//!   [`retry`](super::retry)).
 //! - `clusterdns_watch_relists_total{kind}`: completed (re)lists — start, 410
 //!   Gone, reconnect.
 //! - `clusterdns_watch_events_total{kind,type}`: applied/deleted objects.
@@ -40,7 +41,7 @@ impl crate::plugin::build::Family for WatchMetrics {
         let restarts = IntCounterVec::new(
             Opts::new(
                 "clusterdns_watch_restarts_total",
-                "Watch failures of the Kubernetes API watches, each followed by a backoff and retry.",
+                "Watch failures of the Kubernetes API watches, each followed by a retry (at once after 410 Gone, else after a backoff).",
             ),
             &["kind"],
         )?;

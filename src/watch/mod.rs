@@ -6,7 +6,10 @@
 //! - [`selector`]: the `labels EXPR` label selector of the kubernetes plugin.
 //! - [`manifests`]: the `manifests PATH...` source: YAML/JSON files, re-read when they change.
 //! - [`api`]: the live source: kube-rs watches (one task per kind), with [`client`] building
-//!   the shared API client and [`metrics`] counting restarts, relists and programming latency.
+//!   the shared API client (with the [`limit`]s of `apiserver_qps`/`_burst`/`_max_inflight`),
+//!   [`lenient`] decoding each object on its own, [`retry`] deciding
+//!   how long to wait after an error, and [`metrics`] counting restarts, relists and
+//!   programming latency.
 //!
 //! Invariant: a source publishes a complete state per kind (a `Reset` or a `Replace`, or a `Batch` of them)
 //! before anything partial, so the index never serves a half-read set.
@@ -18,6 +21,9 @@
 pub mod api;
 pub mod client;
 pub mod convert;
+pub mod lenient;
+pub mod limit;
 pub mod manifests;
 pub mod metrics;
+pub mod retry;
 pub mod selector;

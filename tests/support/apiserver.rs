@@ -1,13 +1,14 @@
 //! `ApiServer`: the test-facing handle of the in-process Kubernetes API server.
 //!
-//! Tests drive cluster state directly (`apply`, `delete`) or through a real kube
-//! client (`client`), inject faults (`stop`/`restart`, `compact`,
-//! `close_watches`, `set_latency`) and assert on what clients asked
-//! (`request_log`). Invariant: state survives `stop`/`restart`; the port does not
+//! Tests drive cluster state directly (`apply`, `apply_json`, `delete`) or
+//! through a real kube client (`client`), inject faults (`stop`/`restart`,
+//! `compact`, `close_watches`, `set_latency`, `inject`) and assert on what
+//! clients asked (`request_log`). Invariant: state survives `stop`/`restart`; the port does not
 //! change; all traffic stays on 127.0.0.1.
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::faults::{Fault, Faults};
 use super::http::{Shared, accept_loop, lock};
 use super::resources::ResourceType;
 use super::store::Store;
@@ -81,6 +83,9 @@ impl ApiServer {
             latency: Mutex::new(Duration::ZERO),
             watch_cancel: Mutex::new(CancellationToken::new()),
             conn_cancel: Mutex::new(CancellationToken::new()),
+            faults: Mutex::new(Faults::default()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
             token,
             tls,
             addr,
@@ -164,6 +169,31 @@ impl ApiServer {
         lock(&self.shared.store)
             .upsert(rt, &ns, value)
             .unwrap_or_else(|e| panic!("apply {}: {}", rt.plural, e.message))
+    }
+
+    /// Create or replace an object given as raw JSON, stored as it is (server
+    /// fields stamped): objects the typed structs would reject, or that no real
+    /// API server would accept, for fault tests. Needs a string `metadata.name`.
+    pub fn apply_json<K: k8s_openapi::Resource>(&self, value: Value) -> Value {
+        let rt = rt_of::<K>();
+        let ns = value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        lock(&self.shared.store)
+            .upsert(rt, &ns, value)
+            .unwrap_or_else(|e| panic!("apply_json {}: {}", rt.plural, e.message))
+    }
+
+    /// Arm `fault` for requests and watches of `K`, for `times` shots (`None`:
+    /// until [`clear_faults`](Self::clear_faults)).
+    pub fn inject<K: k8s_openapi::Resource>(&self, fault: Fault, times: Option<usize>) {
+        lock(&self.shared.faults).arm(rt_of::<K>().plural, fault, times);
+    }
+
+    /// Disarm every fault.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
     }
 
     /// Delete an object; false if there was none. `namespace` is ignored for cluster-scoped types.
@@ -261,9 +291,22 @@ impl ApiServer {
     /// One line per request so far: `LIST services`, `LIST services ns=default`,
     /// `WATCH endpointslices rv=12`, `WATCH services rv=0 sendInitialEvents`,
     /// `GET services default/web`, `CREATE`/`REPLACE`/`PATCH`/`APPLY`/`DELETE ...`,
-    /// `DISCOVERY /api/v1`, `UNAUTHORIZED GET /api/v1/services`.
+    /// `DISCOVERY /api/v1`, `UNAUTHORIZED GET /api/v1/services`, and one line
+    /// per injected fault: `FAULT 500 LIST services`, `FAULT MalformedList services`,
+    /// `FAULT MalformedEvent services`, `FAULT CutWatch services`.
     pub fn request_log(&self) -> Vec<String> {
         lock(&self.shared.log).clone()
+    }
+
+    /// The most requests the server was handling at once (arrival to response
+    /// headers, so an open watch stream does not count) since the last reset.
+    pub fn max_concurrent_requests(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Start counting [`max_concurrent_requests`](Self::max_concurrent_requests) afresh.
+    pub fn reset_max_concurrent_requests(&self) {
+        self.shared.max_in_flight.store(0, Ordering::SeqCst);
     }
 
     /// Empty the request log.

@@ -14,7 +14,8 @@ use hyper::{Method, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::http::{Body, Query, Shared, Target, error_response, json_response, lock};
+use super::faults::Fault;
+use super::http::{Body, Query, Shared, Target, error_response, json_response, lock, raw_response};
 use super::selector::{FieldSelector, LabelSelector, Selectors};
 use super::store::ApiError;
 use super::watch::{self, WatchSpec};
@@ -56,6 +57,12 @@ pub fn dispatch(
     content_type: &str,
     body: &Bytes,
 ) -> Response<Body> {
+    if *method == Method::GET
+        && t.name.is_none()
+        && let Some(resp) = injected(shared, t, query.flag("watch"))
+    {
+        return resp;
+    }
     let result = match (method, &t.name) {
         (&Method::GET, None) if query.flag("watch") => return watch_request(shared, t, query),
         (&Method::GET, None) => {
@@ -118,6 +125,39 @@ fn not_found(t: &Target, name: &str) -> ApiError {
         "NotFound",
         format!("{}.{} \"{name}\" not found", t.rt.plural, t.rt.group),
     )
+}
+
+/// The response of an armed request fault for a LIST or WATCH, if any.
+fn injected(shared: &Shared, t: &Target, watch: bool) -> Option<Response<Body>> {
+    let verb = if watch { "WATCH" } else { "LIST" };
+    let fault = lock(&shared.faults).take(t.rt.plural, |f| match f {
+        Fault::Status(_) => true,
+        Fault::MalformedList => !watch,
+        Fault::MalformedEvent | Fault::CutWatch => false,
+    })?;
+    match fault {
+        Fault::Status(code) => {
+            shared.log(format!("FAULT {code} {verb} {}", describe(t)));
+            let reason = match code {
+                401 => "Unauthorized",
+                403 => "Forbidden",
+                429 => "TooManyRequests",
+                503 => "ServiceUnavailable",
+                _ => "InternalError",
+            };
+            Some(error_response(&ApiError::new(
+                code,
+                reason,
+                "injected fault",
+            )))
+        }
+        _ => {
+            shared.log(format!("FAULT MalformedList {}", describe(t)));
+            Some(raw_response(
+                br#"{"kind":"List","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":"#,
+            ))
+        }
+    }
 }
 
 fn parse_body(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {

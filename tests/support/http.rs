@@ -4,10 +4,12 @@
 //!
 //! Invariants: every error body is a `Status` object; every connection and
 //! watch stream belongs to the current `conn_cancel` token, so cancelling it
-//! drops them all (an API outage).
+//! drops them all (an API outage); a request counts as in flight from its
+//! arrival until its response headers are ready (a watch's stream does not count).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::faults::Faults;
 use super::handlers;
 use super::resources::{self, ResourceType};
 use super::store::{ApiError, Store};
@@ -41,6 +44,12 @@ pub struct Shared {
     pub watch_cancel: Mutex<CancellationToken>,
     /// Cancelled by `stop`, then replaced.
     pub conn_cancel: Mutex<CancellationToken>,
+    /// Requests being handled now (until their response headers are ready).
+    pub in_flight: AtomicUsize,
+    /// The most requests handled at once since the last reset.
+    pub max_in_flight: AtomicUsize,
+    /// Injected faults, per resource plural.
+    pub faults: Mutex<Faults>,
     /// Required bearer token, if any.
     pub token: Option<String>,
     /// TLS material in https mode.
@@ -66,6 +75,16 @@ pub fn json_response(code: u16, body: &Value) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A 200 response with `bytes` as the body, whatever they are.
+pub fn raw_response(bytes: &'static [u8]) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(bytes)).boxed_unsync());
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
@@ -230,12 +249,20 @@ fn route_resource(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let resp = respond(&shared, req).await;
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    resp
+}
+
+async fn respond(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     let path = req.uri().path().to_string();
-    if !authorized(&shared, &req) {
+    if !authorized(shared, &req) {
         shared.log(format!("UNAUTHORIZED {} {path}", req.method()));
         return error_response(&ApiError::new(401, "Unauthorized", "Unauthorized"));
     }
@@ -278,5 +305,5 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         Ok(b) => b.to_bytes(),
         Err(e) => return error_response(&ApiError::bad_request(format!("reading body: {e}"))),
     };
-    handlers::dispatch(&shared, &method, &target, &query, &content_type, &body)
+    handlers::dispatch(shared, &method, &target, &query, &content_type, &body)
 }

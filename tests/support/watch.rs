@@ -5,7 +5,9 @@
 //! each once, filtered by namespace and selectors with the real server's
 //! transitions (an object that starts matching is ADDED, one that stops matching
 //! is DELETED); a BOOKMARK never carries a resourceVersion older than an event
-//! already sent, nor newer than an event still to come.
+//! already sent, nor newer than an event still to come. Armed event faults
+//! (`support::faults`: a line that is not JSON, a stream cut mid-line) apply
+//! to the next event sent, whichever watcher sends it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::faults::Fault;
 use super::http::{Shared, lock};
 use super::resources::ResourceType;
 use super::selector::Selectors;
@@ -89,6 +92,31 @@ pub fn error_line(err: &ApiError) -> Bytes {
     line("ERROR", &err.status())
 }
 
+/// Send one event's line, with any armed event fault of this resource applied
+/// first; false when the stream must end (client gone, or cut by a fault).
+async fn emit(shared: &Shared, spec: &WatchSpec, tx: &mpsc::Sender<Bytes>, bytes: Bytes) -> bool {
+    let fault = lock(&shared.faults).take(spec.rt.plural, |f| {
+        matches!(f, Fault::MalformedEvent | Fault::CutWatch)
+    });
+    match fault {
+        Some(Fault::MalformedEvent) => {
+            shared.log(format!("FAULT MalformedEvent {}", spec.rt.plural));
+            let junk =
+                Bytes::from_static(b"{\"type\": \"ADDED\", \"object\": {\"metadata\": ]]}\n");
+            if tx.send(junk).await.is_err() {
+                return false;
+            }
+        }
+        Some(_) => {
+            shared.log(format!("FAULT CutWatch {}", spec.rt.plural));
+            let _ = tx.send(bytes.slice(..bytes.len() / 2)).await;
+            return false;
+        }
+        None => {}
+    }
+    tx.send(bytes).await.is_ok()
+}
+
 /// Stream one watch into `tx` until the client goes away, the timeout passes,
 /// `close_watches` / `stop` cancel it.
 pub async fn run(
@@ -102,7 +130,7 @@ pub async fn run(
     let send_event = |ev: &Event| spec.view(ev).map(|(kind, obj)| line(kind, obj));
     for ev in &sub.initial {
         if let Some(bytes) = send_event(ev)
-            && tx.send(bytes).await.is_err()
+            && !emit(&shared, &spec, &tx, bytes).await
         {
             return;
         }
@@ -118,7 +146,7 @@ pub async fn run(
         tokio::select! {
             ev = sub.rx.recv() => {
                 let Some(ev) = ev else { return };
-                if let Some(bytes) = send_event(&ev) && tx.send(bytes).await.is_err() {
+                if let Some(bytes) = send_event(&ev) && !emit(&shared, &spec, &tx, bytes).await {
                     return;
                 }
             }
@@ -134,7 +162,7 @@ pub async fn run(
                     (store.rv(), pending)
                 };
                 for ev in &pending {
-                    if let Some(bytes) = send_event(ev) && tx.send(bytes).await.is_err() {
+                    if let Some(bytes) = send_event(ev) && !emit(&shared, &spec, &tx, bytes).await {
                         return;
                     }
                 }

@@ -4,8 +4,12 @@
 //! ```text
 //! kubernetes [ZONES...] {
 //!     endpoint URL | kubeconfig PATH [CONTEXT] | tls CERT KEY CACERT
+//!     apiserver_qps QPS            # client-side limits on API requests, see watch::limit
+//!     apiserver_burst BURST
+//!     apiserver_max_inflight MAX
 //!     manifests PATH...            # ours: read objects from YAML instead of an API server
 //!     namespaces NAMESPACE...
+//!     namespace_labels EXPRESSION
 //!     labels EXPRESSION
 //!     pods disabled|insecure|verified
 //!     endpoint_pod_names
@@ -27,7 +31,14 @@
 //!
 //! # Ready
 //! Reports ready once Services and EndpointSlices (and Pods with `pods
-//! verified`) have been listed completely at least once.
+//! verified`, Namespaces with `namespace_labels`) have been listed completely
+//! at least once.
+//!
+//! # namespace_labels
+//! Only namespaces whose labels match are exposed; every name in another
+//! namespace (records, `NS.svc.ZONE`, PTRs of its services) is NXDOMAIN, with
+//! either source. The index for such a directive is made by
+//! [`ClusterIndex::namespace_filtered`](crate::index::ClusterIndex::namespace_filtered).
 
 mod parse;
 
@@ -51,6 +62,8 @@ pub struct Kubernetes {
     /// `None`: no fallthrough; `Some(empty)`: all zones.
     fallthrough: Option<Vec<Name>>,
     opts: LookupOptions,
+    /// `namespace_labels` is set: answers need the Namespace list too.
+    namespace_labels: bool,
     /// Published by the index writer; read per query.
     index: Arc<SharedIndex>,
 }
@@ -83,6 +96,7 @@ impl Kubernetes {
                 primary_zone,
                 local_ips,
             },
+            namespace_labels: cfg.namespace_labels.is_some(),
             index,
         }
     }
@@ -112,6 +126,7 @@ impl Kubernetes {
         idx.is_synced(Kind::Service)
             && (self.opts.noendpoints || idx.is_synced(Kind::EndpointSlice))
             && (self.opts.pods != PodMode::Verified || idx.is_synced(Kind::Pod))
+            && (!self.namespace_labels || idx.is_synced(Kind::Namespace))
     }
 
     fn falls_through(&self, lower: &Name) -> bool {

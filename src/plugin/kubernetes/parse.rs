@@ -8,6 +8,7 @@ use hickory_proto::rr::Name;
 
 use crate::corefile::{CorefileError, Dispenser, Token};
 use crate::index::PodMode;
+use crate::watch::limit::ApiLimits;
 
 /// Where the cluster state comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub enum Source {
         kubeconfig: Option<(PathBuf, Option<String>)>,
         /// `tls CERT KEY CACERT`.
         tls: Option<[PathBuf; 3]>,
+        /// `apiserver_qps`, `apiserver_burst`, `apiserver_max_inflight`.
+        limits: ApiLimits,
     },
     /// `manifests PATH...` (ours): YAML files or directories, re-read on change.
     Manifests(Vec<PathBuf>),
@@ -34,7 +37,7 @@ pub struct KubernetesConfig {
     pub source: Source,
     /// `namespaces`.
     pub namespaces: Option<HashSet<Box<str>>>,
-    /// `namespace_labels` (validated; applied by the API source).
+    /// `namespace_labels` (validated; applied by both sources, see the plugin docs).
     pub namespace_labels: Option<String>,
     /// `labels` selector, validated.
     pub labels: Option<crate::watch::selector::Selector>,
@@ -62,6 +65,7 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
             endpoint: None,
             kubeconfig: None,
             tls: None,
+            limits: ApiLimits::default(),
         },
         namespaces: None,
         namespace_labels: None,
@@ -76,6 +80,7 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
     };
     let mut manifests: Vec<PathBuf> = Vec::new();
     let (mut endpoint, mut kubeconfig, mut tls) = (None, None, None);
+    let mut limits = ApiLimits::default();
     for sub in d.block() {
         let mut sd = Dispenser::new(sub);
         let prop = sub.name.text.as_str();
@@ -179,10 +184,21 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
                     .parse_duration("kubernetes: startup_timeout")?;
                 sd.expect_end()?;
             }
-            "apiserver_qps" | "apiserver_burst" | "apiserver_max_inflight" => {
-                sd.expect_arg("number")?
+            "apiserver_qps" => {
+                let t = sd.expect_arg("QPS")?;
+                sd.expect_end()?;
+                limits.qps = Some(qps(t)?);
+            }
+            "apiserver_burst" | "apiserver_max_inflight" => {
+                let n = sd
+                    .expect_arg("number")?
                     .parse_u32(&format!("kubernetes: {prop}"), 0..=u32::MAX)?;
                 sd.expect_end()?;
+                if prop == "apiserver_burst" {
+                    limits.burst = Some(n);
+                } else {
+                    limits.max_inflight = Some(n);
+                }
             }
             "multicluster" | "zonal" | "resyncperiod" | "upstream" => {
                 return Err(sub.name.err(format!(
@@ -200,10 +216,14 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
         return Err(d.err("kubernetes: namespaces and namespace_labels cannot both be set"));
     }
     if !manifests.is_empty() {
-        if endpoint.is_some() || kubeconfig.is_some() || tls.is_some() {
-            return Err(
-                d.err("kubernetes: manifests cannot be combined with endpoint, kubeconfig or tls")
-            );
+        if endpoint.is_some()
+            || kubeconfig.is_some()
+            || tls.is_some()
+            || limits != ApiLimits::default()
+        {
+            return Err(d.err(
+                "kubernetes: manifests cannot be combined with endpoint, kubeconfig, tls or apiserver_* options",
+            ));
         }
         cfg.source = Source::Manifests(manifests);
     } else {
@@ -211,9 +231,25 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
             endpoint,
             kubeconfig,
             tls,
+            limits,
         };
     }
     Ok(cfg)
+}
+
+/// `apiserver_qps`: a decimal number ≥ 0, as CoreDNS (0 means not set).
+fn qps(t: &Token) -> Result<f32, CorefileError> {
+    match t.text.parse::<f32>() {
+        Ok(q) if q.is_finite() && q >= 0.0 => Ok(q),
+        Ok(_) => Err(t.err(format!(
+            "kubernetes: apiserver_qps must be a finite number >= 0, not {}",
+            t.text
+        ))),
+        Err(_) => Err(t.err(format!(
+            "kubernetes: apiserver_qps: '{}' is not a number",
+            t.text
+        ))),
+    }
 }
 
 /// A zone argument as a lower-case FQDN.
@@ -244,4 +280,91 @@ fn join(first: &Token, rest: &[Token]) -> String {
         .map(|t| t.text.as_str())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::corefile::{MemFs, parse_str};
+
+    fn parse_block(body: &str) -> Result<KubernetesConfig, CorefileError> {
+        let src = format!(". {{\n    kubernetes cluster.local {{\n{body}\n    }}\n}}\n");
+        let c = parse_str(&src, Path::new("Corefile"), &|_| None, &MemFs::new())
+            .expect("corefile syntax");
+        let dir = c.blocks[0].directives[0].clone();
+        parse(&mut Dispenser::new(&dir))
+    }
+
+    fn limits(body: &str) -> ApiLimits {
+        match parse_block(body).expect(body).source {
+            Source::Api { limits, .. } => limits,
+            Source::Manifests(_) => panic!("{body}: not the API source"),
+        }
+    }
+
+    #[test]
+    fn apiserver_limits_are_parsed_as_coredns_writes_them() {
+        let cases: &[(&str, ApiLimits)] = &[
+            ("", ApiLimits::default()),
+            (
+                "apiserver_qps 50.0\napiserver_burst 100\napiserver_max_inflight 25",
+                ApiLimits {
+                    qps: Some(50.0),
+                    burst: Some(100),
+                    max_inflight: Some(25),
+                },
+            ),
+            (
+                "apiserver_qps 0.5",
+                ApiLimits {
+                    qps: Some(0.5),
+                    ..ApiLimits::default()
+                },
+            ),
+            (
+                "apiserver_burst 0",
+                ApiLimits {
+                    burst: Some(0),
+                    ..ApiLimits::default()
+                },
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(limits(body), *want, "{body}");
+        }
+    }
+
+    #[test]
+    fn bad_apiserver_limits_are_refused_at_their_token() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "apiserver_qps -10",
+                "apiserver_qps must be a finite number >= 0",
+            ),
+            (
+                "apiserver_qps NaN",
+                "apiserver_qps must be a finite number >= 0",
+            ),
+            (
+                "apiserver_qps fast",
+                "apiserver_qps: 'fast' is not a number",
+            ),
+            (
+                "apiserver_burst -5",
+                "apiserver_burst: '-5' is not a number",
+            ),
+            (
+                "apiserver_max_inflight 2.5",
+                "apiserver_max_inflight: '2.5' is not a number",
+            ),
+            ("apiserver_burst 1 2", "Corefile"),
+            ("manifests a.yaml\napiserver_qps 5", "cannot be combined"),
+        ];
+        for (body, want) in cases {
+            let err = parse_block(body).map(|_| ()).expect_err(body).to_string();
+            assert!(err.contains(want), "{body}: {err}");
+        }
+    }
 }

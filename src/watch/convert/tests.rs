@@ -259,3 +259,41 @@ fn namespace_is_its_lower_cased_name() {
     let nameless: core::Namespace = yaml("apiVersion: v1\nkind: Namespace\nmetadata: {}");
     assert!(namespace(&nameless).is_err());
 }
+
+#[test]
+fn names_longer_than_the_api_allows_reject_the_object() {
+    let long = |n: usize| "a".repeat(n);
+    let svc = |name: &str, ns: &str| -> core::Service {
+        yaml(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{clusterIP: 10.0.0.1}}"
+        ))
+    };
+    let slice = |name: &str| -> discovery::EndpointSlice {
+        yaml(&format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}, namespace: ns, labels: {{kubernetes.io/service-name: s}}}}\naddressType: IPv4\nendpoints: []"
+        ))
+    };
+    let too_long = |kind, field, len, max| {
+        Err::<(), _>(ConvertError::NameTooLong {
+            kind,
+            field,
+            len,
+            max,
+        })
+    };
+    assert!(service(&svc(&long(63), "ns")).is_ok());
+    assert_eq!(
+        service(&svc(&long(300), "ns")).map(|_| ()),
+        too_long("Service", "metadata.name", 300, 63)
+    );
+    assert_eq!(
+        service(&svc("web", &long(64))).map(|_| ()),
+        too_long("Service", "metadata.namespace", 64, 63)
+    );
+    // Slices are named as subdomains: longer names are fine up to 253.
+    assert!(endpoint_slice(&slice(&long(200))).is_ok());
+    assert_eq!(
+        endpoint_slice(&slice(&long(300))).map(|_| ()),
+        too_long("EndpointSlice", "metadata.name", 300, 253)
+    );
+}

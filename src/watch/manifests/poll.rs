@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{ManifestError, Manifests, Source, is_manifest, parse_sources, read_sources};
+use super::{Filters, ManifestError, Manifests, Source, is_manifest, parse_sources, read_sources};
 use crate::index::{IndexUpdate, Kind, Object};
 
 /// Floor for the interval: a zero interval would spin.
@@ -154,7 +154,11 @@ fn attempt(m: &Manifests, last: Option<u64>) -> Outcome {
     if last == Some(hash) {
         return Outcome::Unchanged;
     }
-    match parse_sources(&sources, m.selector.as_ref()) {
+    let filters = Filters {
+        labels: m.selector.as_ref(),
+        namespace_labels: m.namespace_selector.as_ref(),
+    };
+    match parse_sources(&sources, filters) {
         Ok(objects) => Outcome::Loaded { hash, objects },
         Err(e) => Outcome::Failed(e),
     }

@@ -136,6 +136,65 @@ fn selector_filters_labelled_kinds_but_not_namespaces() {
     );
 }
 
+const LABELLED_NAMESPACES: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: tests, labels: {team: dns-tests}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: other, labels: {team: web}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: tests}
+spec: {clusterIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: other}
+spec: {clusterIP: 10.0.0.2}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: c}
+spec: {clusterIP: 10.0.0.3}
+"#;
+
+#[test]
+fn namespace_labels_keeps_only_written_namespaces_that_match() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, LABELLED_NAMESPACES).expect("write");
+    let ns_sel = selector::parse("team=dns-tests").expect("selector");
+    let filters = Filters {
+        labels: None,
+        namespace_labels: Some(&ns_sel),
+    };
+    let objects = load_filtered(std::slice::from_ref(&path), filters).expect("loads");
+    // Services are all sent (the index hides those of missing namespaces);
+    // namespaces are only the matching written one: not `other`, not the
+    // implied `default`.
+    assert_eq!(
+        keys(&objects),
+        [
+            "Namespace/tests",
+            "Service/tests/a",
+            "Service/other/b",
+            "Service/default/c"
+        ]
+    );
+    // Without the option every namespace holding an object exists.
+    let all = load(&[path], None).expect("loads");
+    assert_eq!(
+        keys(&all)
+            .into_iter()
+            .filter(|k| k.starts_with("Namespace/"))
+            .collect::<Vec<_>>(),
+        ["Namespace/tests", "Namespace/other", "Namespace/default"]
+    );
+}
+
 const LEGACY: &str = r#"
 apiVersion: v1
 kind: Endpoints
