@@ -1,4 +1,4 @@
-//! The HTTP side of the process: `/health`, `/ready` (and `/metrics` later),
+//! The HTTP side of the process: `/health`, `/ready` and `/metrics`,
 //! each on the address its plugin names.
 //!
 //! Plugins contribute [`Endpoint`]s keyed by listen address; every address

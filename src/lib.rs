@@ -1,5 +1,5 @@
-//! clusterdns: Kubernetes cluster DNS (a CoreDNS drop-in), with the EndpointSlice
-//! controller and nftables service proxy to come.
+//! clusterdns: Kubernetes cluster DNS, a CoreDNS drop-in. (The EndpointSlice
+//! controller and the nftables service proxy are planned, not yet here.)
 //!
 //! # Layout
 //!
@@ -15,8 +15,9 @@
 //! - [`dns`]: UDP and TCP loops on one wire path: request → [`dns::Query`] → response.
 //! - [`plugin`]: one module per Corefile directive and the fixed execution order.
 //! - [`index`]: the pure cluster index and every Kubernetes DNS record rule.
-//! - [`watch`]: sources that turn cluster objects into index updates (manifest files now; API watches next).
-//! - [`cli`], [`telemetry`], [`pidfile`]: the binary's command line, logging and pid file.
+//! - [`watch`]: sources that turn cluster objects into index updates: kube-rs watches and manifest files.
+//! - [`cli`], [`telemetry`], [`pidfile`]: the binary's command line, logging and pid file;
+//!   [`metrics`]: the Prometheus registry every subsystem registers into.
 //! - [`admin`]: the HTTP endpoints (`/health`, `/ready`) plugins register.
 //! - [`app`]: wiring of the above into a running server; [`shutdown`]: signals.
 

@@ -1,8 +1,7 @@
 //! Logging setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
 //!
-//! hickory-server logs every query at INFO; that costs throughput and is the
-//! `log` plugin's job, so its targets are held at `warn` unless `RUST_LOG`
-//! says otherwise.
+//! Per-query logging is the `log` plugin's job, not a library's: hickory's
+//! targets are held at `warn` unless `RUST_LOG` says otherwise.
 
 use std::io::IsTerminal;
 
@@ -10,9 +9,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber (once; later calls are ignored).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,hickory_server=warn,hickory_proto=warn,hickory_net=warn")
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,hickory_proto=warn,hickory_net=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
