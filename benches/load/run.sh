@@ -6,6 +6,7 @@
 #
 #   benches/load/run.sh                      # all three servers, writes benches/RESULTS.md
 #   SERVERS=clusterdns benches/load/run.sh   # one server; peers' last numbers are reused
+#   benches/load/run.sh --help               # this text
 #
 # Environment (defaults in brackets):
 #   SERVERS      servers to run, of: clusterdns knot hickory   [all three]
@@ -26,13 +27,13 @@
 # benches/load/.cache (git-ignored).
 set -euo pipefail
 
-# The exact command, with the settings that were given in the environment.
-COMMAND="benches/load/run.sh${*:+ $*}"
-for v in SERVERS SERVICES NAMESPACES HEADLESS_EVERY QUERIES DURATION WARMUP TRIAL SETTINGS AT80_OUTSTANDING SERVER_CPU CLIENT_CPU PORT_BASE HICKORY_VERSION; do
-    [[ -n "${!v+x}" ]] && COMMAND="$v=\"${!v}\" $COMMAND"
-done
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh"
+bench_help "$0" "$@"
+
+# The exact command, with the settings that were given in the environment.
+COMMAND=$(bench_command "benches/load/run.sh${*:+ $*}" SERVERS SERVICES NAMESPACES HEADLESS_EVERY QUERIES DURATION WARMUP TRIAL SETTINGS AT80_OUTSTANDING SERVER_CPU CLIENT_CPU PORT_BASE HICKORY_VERSION)
 CACHE="$HERE/.cache"
 WORK="$CACHE/run"
 RES="$CACHE/results"
@@ -50,23 +51,8 @@ CLIENT_CPU=${CLIENT_CPU:-0}
 PORT_BASE=${PORT_BASE:-15350}
 AT80_OUTSTANDING=${AT80_OUTSTANDING:-200}
 HICKORY_VERSION=${HICKORY_VERSION:-0.26.3}
-ADDR=127.0.0.1
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]:-}"; do
-        [[ -n "$p" ]] && kill "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]:-}"; do
-        [[ -n "$p" ]] && wait "$p" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_trap_cleanup
 
 mkdir -p "$CACHE" "$WORK" "$RES"
 
@@ -76,17 +62,9 @@ command -v dnsperf >/dev/null || need_apt+=(dnsperf)
 if [[ " $SERVERS " == *" knot "* ]] && ! command -v knotd >/dev/null && [[ ! -x /usr/sbin/knotd ]]; then
     need_apt+=(knot)
 fi
-if ((${#need_apt[@]})); then
-    [[ -n "${NO_INSTALL:-}" ]] && die "missing ${need_apt[*]} (NO_INSTALL is set)"
-    if [[ $(id -u) -ne 0 ]]; then
-        die "missing ${need_apt[*]}: run as root, or: sudo apt-get update && sudo apt-get install -y ${need_apt[*]}"
-    fi
-    log "installing ${need_apt[*]} with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+apt_install "${need_apt[@]}"
 KNOTD=$(command -v knotd || echo /usr/sbin/knotd)
-command -v taskset >/dev/null || die "taskset (util-linux) is needed"
-(( $(nproc) >= 2 )) || die "needs 2 cores (server and dnsperf each pinned to one)"
+need_pinning
 
 HICKORY_BIN="$CACHE/hickory/bin/hickory-dns"
 if [[ " $SERVERS " == *" hickory "* && ! -x "$HICKORY_BIN" ]]; then
@@ -98,36 +76,19 @@ if [[ " $SERVERS " == *" hickory "* && ! -x "$HICKORY_BIN" ]]; then
 fi
 
 CLUSTERDNS_BIN=${CLUSTERDNS_BIN:-}
-if [[ " $SERVERS " == *" clusterdns "* && -z "$CLUSTERDNS_BIN" ]]; then
-    log "building clusterdns (release)"
-    (cd "$ROOT" && cargo build --release --bin clusterdns >&2)
-    CLUSTERDNS_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/clusterdns"
+if [[ " $SERVERS " == *" clusterdns "* ]]; then
+    ensure_clusterdns_bin
 fi
 
 # ---------------------------------------------------------------- data
-GEN_KEY="$SERVICES-$NAMESPACES-$HEADLESS_EVERY-$QUERIES-$(sha1sum "$HERE/gen.py" | cut -c1-12)"
-if [[ "$(cat "$WORK/.gen" 2>/dev/null)" != "$GEN_KEY" ]]; then
-    log "generating the cluster"
-    python3 "$HERE/gen.py" --services "$SERVICES" --namespaces "$NAMESPACES" \
-        --headless-every "$HEADLESS_EVERY" --queries "$QUERIES" "$WORK" >&2
-    echo "$GEN_KEY" >"$WORK/.gen"
-fi
-QFILE="$WORK/queries.txt"
-READY_NAME=$(awk '$2 == "A" && $1 !~ /missing/ { n = split($1, l, "."); if (n == 5) { print $1; exit } }' "$QFILE")
+generate_cluster "$WORK" "$SERVICES" "$NAMESPACES" "$HEADLESS_EVERY" "$QUERIES"
 CLUSTER_DESC="$SERVICES Services over $NAMESPACES namespaces (1 in $HEADLESS_EVERY headless with 3 ready endpoints, the others ClusterIP with 2; named ports http/80 on all, metrics/9153 on every other one); zone file with the same names (service A, endpoint A by dashed IP, SRV with and without _port._tcp, SOA/NS). $QUERIES queries, shuffled: 70% A of existing services, 10% SRV _port._tcp, 10% NXDOMAIN in the zone, 10% search-path misses (svc.ns.svc.cluster.local.ns.svc.cluster.local)"
 
 # ---------------------------------------------------------------- servers
 # start_<server> DIR PORT: start it in the background pinned to SERVER_CPU; set SERVER_PID.
 start_clusterdns() {
     local dir=$1 port=$2
-    cat >"$dir/Corefile" <<EOF
-cluster.local:$port {
-    bind $ADDR
-    kubernetes cluster.local {
-        manifests $WORK/cluster.yaml
-    }
-}
-EOF
+    clusterdns_corefile "$dir/Corefile" "$port" "$WORK/cluster.yaml"
     taskset -c "$SERVER_CPU" "$CLUSTERDNS_BIN" -conf "$dir/Corefile" -quiet >"$dir/server.log" 2>&1 &
     SERVER_PID=$!
 }
@@ -188,32 +149,20 @@ perf() {
     local name=$1 c=$2 q=$3 secs=$4 port=$5
     shift 5
     local out="$DIR/$name.out"
-    # -t 5 (dnsperf's default): a query unanswered after 5 s is lost. A shorter timeout
-    # makes a slow server (hickory) collapse: it answers queries dnsperf gave up on.
-    local rc=0
-    timeout $((secs + 30)) taskset -c "$CLIENT_CPU" dnsperf -s "$ADDR" -p "$port" -d "$QFILE" \
-        -l "$secs" -c "$c" -q "$q" -t 5 -O suppress=timeouts,congestion,sendfailed,sockready,unexpected \
-        "$@" >"$out" 2>&1 || rc=$?
-    grep -q '^Statistics' "$out" || log "dnsperf $name gave no statistics (exit $rc); see $out"
+    run_dnsperf "$out" "$port" "$secs" "$c" "$q" "$@" || true
     echo "$out"
 }
-jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d[sys.argv[2]])' "$@"; }
 
 run_server() {
     local s=$1 port=$2
     DIR="$WORK/$s"
     rm -rf "$DIR" && mkdir -p "$DIR"
-    if python3 "$HERE/probe.py" wait "$ADDR" "$port" 0.5 "$READY_NAME" A; then
-        die "something already answers on $ADDR:$port; set PORT_BASE to use other ports"
-    fi
+    port_must_be_free "$port" "set PORT_BASE to use other ports"
     log "$s: starting on $ADDR:$port (CPU $SERVER_CPU)"
     local t0=$SECONDS
     "start_$s" "$DIR" "$port"
     PIDS+=("$SERVER_PID")
-    if ! python3 "$HERE/probe.py" wait "$ADDR" "$port" 180 "$READY_NAME" A; then
-        tail -20 "$DIR/server.log" >&2
-        die "$s did not answer $READY_NAME within 180 s"
-    fi
+    wait_ready "$s" "$port" "$DIR/server.log"
     kill -0 "$SERVER_PID" 2>/dev/null || die "$s exited at start; see $DIR/server.log"
     log "$s: ready after $((SECONDS - t0)) s; checking answers on 200 sample queries"
     python3 "$HERE/probe.py" answers "$ADDR" "$port" "$QFILE" 200 >"$RES/answers-$s.txt"
@@ -283,7 +232,7 @@ EOF
     log "$s: done ($(jget "$DIR/at80.json" lost) lost at 80%, VmHWM $((hwm / 1024)) MiB)"
 }
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_BEFORE=$(load_average)
 log "load average before the run: $LOAD_BEFORE ($(nproc) cores)"
 RAN=()
 for s in $SERVERS; do
@@ -301,9 +250,8 @@ ALL=0
 [[ " ${RAN[*]} " == *" clusterdns "* && " ${RAN[*]} " == *" knot "* && " ${RAN[*]} " == *" hickory "* ]] && ALL=1
 WRITE_RESULTS=${WRITE_RESULTS:-$ALL}
 META="$WORK/meta.json"
-M_COMMAND="$COMMAND" M_LOAD="$LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after" M_CLUSTER="$CLUSTER_DESC" M_RAN="${RAN[*]}" \
-    M_CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
-    M_DNSPERF="dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}')" \
+M_COMMAND="$COMMAND" M_LOAD="$LOAD_BEFORE before, $(load_average) after" M_CLUSTER="$CLUSTER_DESC" M_RAN="${RAN[*]}" \
+    M_CPU="$(cpu_model)" M_DNSPERF="dnsperf $(dnsperf_version)" \
     M_KNOT="$(version_of knot)" \
     M_HICKORY="$( [[ -x $HICKORY_BIN ]] && version_of hickory || echo "hickory-dns (not built)")" \
     M_CLUSTERDNS="$( [[ -n $CLUSTERDNS_BIN ]] && version_of clusterdns || echo "clusterdns (not run)")" \
