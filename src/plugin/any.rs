@@ -84,15 +84,7 @@ impl Plugin for Any {
     }
 }
 
-impl crate::plugin::BuildPlugin for Any {
-    fn build(
-        &self,
-        ctx: &crate::plugin::build::BuildCtx<'_>,
-    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
-        let _ = ctx;
-        Ok(std::sync::Arc::new(*self))
-    }
-}
+crate::plugin::build::build_plugin!(Any, |any, _ctx| *any);
 
 #[cfg(test)]
 mod tests {

@@ -142,3 +142,41 @@ impl TestCtx {
         }
     }
 }
+
+/// `impl BuildPlugin` for a plugin's settings, given the one expression that
+/// makes the running plugin from them: `|config, ctx| expr` names the settings
+/// (`&Self`) and the [`BuildCtx`] for `expr`, which may use `?`. With
+/// `join field`, directives written more than once become one instance whose
+/// `field` (a `Vec`) holds the earlier directives' entries then the later's.
+///
+/// ```ignore
+/// build_plugin!(Whoami, |whoami, _ctx| *whoami);
+/// build_plugin!(CacheConfig, |config, ctx| Cache::new(config, ctx)?);
+/// build_plugin!(RewriteConfig, |config, _ctx| Rewrite::new(config), join rules);
+/// ```
+macro_rules! build_plugin {
+    ($config_type:ty, |$config:ident, $ctx:ident| $plugin:expr $(, join $field:ident)?) => {
+        impl $crate::plugin::BuildPlugin for $config_type {
+            fn build(
+                &self,
+                $ctx: &$crate::plugin::build::BuildCtx<'_>,
+            ) -> anyhow::Result<std::sync::Arc<dyn $crate::plugin::Plugin>> {
+                let $config = self;
+                Ok(std::sync::Arc::new($plugin))
+            }
+            $(
+            fn join(
+                &self,
+                later: &dyn $crate::plugin::BuildPlugin,
+            ) -> Option<std::sync::Arc<dyn $crate::plugin::BuildPlugin>> {
+                let later = $crate::plugin::registry::AsAny::as_any(later)
+                    .downcast_ref::<$config_type>()?;
+                let mut joined = self.clone();
+                joined.$field.extend(later.$field.iter().cloned());
+                Some(std::sync::Arc::new(joined))
+            }
+            )?
+        }
+    };
+}
+pub(crate) use build_plugin;

@@ -312,11 +312,7 @@ impl Plugin for Errors {
 #[cfg(test)]
 mod tests;
 
-impl crate::plugin::BuildPlugin for ErrorsConfig {
-    fn build(
-        &self,
-        ctx: &crate::plugin::build::BuildCtx<'_>,
-    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
-        Ok(std::sync::Arc::new(Errors::new(self, ctx.token.clone())))
-    }
-}
+crate::plugin::build::build_plugin!(ErrorsConfig, |config, ctx| Errors::new(
+    config,
+    ctx.token.clone()
+));

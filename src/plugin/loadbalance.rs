@@ -228,15 +228,7 @@ fn prefer(rs: &mut Vec<Record>, nets: &[IpNet]) {
     rs.extend(rest);
 }
 
-impl crate::plugin::BuildPlugin for LoadbalanceConfig {
-    fn build(
-        &self,
-        ctx: &crate::plugin::build::BuildCtx<'_>,
-    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
-        let _ = ctx;
-        Ok(std::sync::Arc::new(Loadbalance::new(self)))
-    }
-}
+crate::plugin::build::build_plugin!(LoadbalanceConfig, |config, _ctx| Loadbalance::new(config));
 
 #[cfg(test)]
 mod tests {

@@ -297,11 +297,4 @@ mod tests;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LoopConfig;
 
-impl crate::plugin::BuildPlugin for LoopConfig {
-    fn build(
-        &self,
-        ctx: &crate::plugin::build::BuildCtx<'_>,
-    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
-        Ok(std::sync::Arc::new(Loop::build(ctx)?))
-    }
-}
+crate::plugin::build::build_plugin!(LoopConfig, |_config, ctx| Loop::build(ctx)?);

@@ -59,12 +59,4 @@ impl Plugin for Whoami {
     }
 }
 
-impl crate::plugin::BuildPlugin for Whoami {
-    fn build(
-        &self,
-        ctx: &crate::plugin::build::BuildCtx<'_>,
-    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
-        let _ = ctx;
-        Ok(std::sync::Arc::new(*self))
-    }
-}
+crate::plugin::build::build_plugin!(Whoami, |whoami, _ctx| *whoami);

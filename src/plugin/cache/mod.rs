@@ -390,11 +390,4 @@ impl Plugin for Cache {
     }
 }
 
-impl crate::plugin::BuildPlugin for CacheConfig {
-    fn build(
-        &self,
-        ctx: &crate::plugin::build::BuildCtx<'_>,
-    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
-        Ok(std::sync::Arc::new(Cache::new(self, ctx)?))
-    }
-}
+crate::plugin::build::build_plugin!(CacheConfig, |config, ctx| Cache::new(config, ctx)?);

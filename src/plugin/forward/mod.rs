@@ -478,11 +478,4 @@ impl Plugin for Forward {
     }
 }
 
-impl crate::plugin::BuildPlugin for ForwardConfig {
-    fn build(
-        &self,
-        ctx: &crate::plugin::build::BuildCtx<'_>,
-    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
-        Ok(std::sync::Arc::new(Forward::build(self, ctx)?))
-    }
-}
+crate::plugin::build::build_plugin!(ForwardConfig, |config, ctx| Forward::build(config, ctx)?);

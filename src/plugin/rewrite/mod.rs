@@ -200,22 +200,8 @@ impl Plugin for Rewrite {
     }
 }
 
-impl crate::plugin::BuildPlugin for RewriteConfig {
-    fn build(
-        &self,
-        ctx: &crate::plugin::build::BuildCtx<'_>,
-    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
-        let _ = ctx;
-        Ok(std::sync::Arc::new(Rewrite::new(self)))
-    }
-
-    fn join(
-        &self,
-        later: &dyn crate::plugin::BuildPlugin,
-    ) -> Option<std::sync::Arc<dyn crate::plugin::BuildPlugin>> {
-        let later = later.as_any().downcast_ref::<RewriteConfig>()?;
-        let mut rules = self.rules.clone();
-        rules.extend(later.rules.iter().cloned());
-        Some(std::sync::Arc::new(RewriteConfig { rules }))
-    }
-}
+crate::plugin::build::build_plugin!(
+    RewriteConfig,
+    |config, _ctx| Rewrite::new(config),
+    join rules
+);

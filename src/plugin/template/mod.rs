@@ -338,21 +338,8 @@ impl Template {
     }
 }
 
-impl crate::plugin::BuildPlugin for TemplateConfig {
-    fn build(
-        &self,
-        ctx: &crate::plugin::build::BuildCtx<'_>,
-    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
-        Ok(std::sync::Arc::new(Template::new(self, ctx)?))
-    }
-
-    fn join(
-        &self,
-        later: &dyn crate::plugin::BuildPlugin,
-    ) -> Option<std::sync::Arc<dyn crate::plugin::BuildPlugin>> {
-        let later = later.as_any().downcast_ref::<TemplateConfig>()?;
-        let mut templates = self.templates.clone();
-        templates.extend(later.templates.iter().cloned());
-        Some(std::sync::Arc::new(TemplateConfig { templates }))
-    }
-}
+crate::plugin::build::build_plugin!(
+    TemplateConfig,
+    |config, ctx| Template::new(config, ctx)?,
+    join templates
+);
