@@ -160,15 +160,7 @@ impl ApiServer {
     /// Create or replace an object (ignoring resourceVersions), as stored. A namespaced
     /// object without a namespace goes to `default`. Watchers see ADDED or MODIFIED.
     pub fn apply<K: k8s_openapi::Resource + serde::Serialize>(&self, obj: &K) -> Value {
-        let rt = rt_of::<K>();
-        let value = serde_json::to_value(obj).expect("serialize object");
-        let ns = value["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("default")
-            .to_string();
-        lock(&self.shared.store)
-            .upsert(rt, &ns, value)
-            .unwrap_or_else(|e| panic!("apply {}: {}", rt.plural, e.message))
+        self.apply_json::<K>(serde_json::to_value(obj).expect("serialize object"))
     }
 
     /// Create or replace an object given as raw JSON, stored as it is (server
@@ -182,7 +174,7 @@ impl ApiServer {
             .to_string();
         lock(&self.shared.store)
             .upsert(rt, &ns, value)
-            .unwrap_or_else(|e| panic!("apply_json {}: {}", rt.plural, e.message))
+            .unwrap_or_else(|e| panic!("apply {}: {}", rt.plural, e.message))
     }
 
     /// Arm `fault` for requests and watches of `K`, for `times` shots (`None`:
