@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::Api;
 use kube::api::{ListParams, WatchParams};
 use support::apiserver::ApiServer;
+use support::fixtures::poll_until;
 
 async fn client_for(server: &ApiServer, limits: ApiLimits) -> kube::Client {
     let access = ApiAccess {
@@ -43,18 +44,6 @@ fn count(server: &ApiServer, prefix: &str) -> usize {
         .iter()
         .filter(|l| l.starts_with(prefix))
         .count()
-}
-
-/// Poll (every 20 ms, at most 15 s) until `f` holds.
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not reached"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The Corefile's options reach the binary's client: with
@@ -175,7 +164,7 @@ async fn qps_and_burst_hold_requests_beyond_the_burst() {
     )
     .await;
     let pending = tokio::spawn(async move { concurrent_lists(&throttled, 3).await });
-    until("the burst's two lists", || {
+    poll_until("the burst's two lists", || {
         count(&server, "LIST services") == 2
     })
     .await;

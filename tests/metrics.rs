@@ -209,12 +209,7 @@ fn every_exported_family_follows_the_naming_rules() {
         ("out.example.", RecordType::ANY),
         ("me.whoami.test.", RecordType::A),
     ] {
-        let m = srv.udp(name, qtype);
-        assert_eq!(
-            m.metadata.response_code,
-            ResponseCode::NoError,
-            "{name} {qtype}"
-        );
+        srv.udp_expect(name, qtype, ResponseCode::NoError);
     }
     // A watched change after the initial list: the API source's event and
     // programming-latency series.

@@ -78,12 +78,7 @@ fn assert_isolated(srv: &TestServer) {
         ("default.svc.cluster.local.", RecordType::A),
         ("2.0.0.10.in-addr.arpa.", RecordType::PTR),
     ] {
-        let r = srv.udp(name, qtype);
-        assert_eq!(
-            r.metadata.response_code,
-            ResponseCode::NXDomain,
-            "{name} {qtype}: {r:?}"
-        );
+        srv.udp_expect(name, qtype, ResponseCode::NXDomain);
     }
 }
 
@@ -119,39 +114,32 @@ fn api_source_exposes_only_labelled_namespaces_and_follows_label_changes() {
     assert_isolated(&srv);
 }
 
-const MANIFEST: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: tests, labels: {team: dns-tests}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: default, labels: {team: LABEL}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: tests}
-spec: {clusterIP: 10.0.0.1, clusterIPs: [10.0.0.1], ports: [{name: http, port: 80}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: other, namespace: default}
-spec: {clusterIP: 10.0.0.2, clusterIPs: [10.0.0.2], ports: [{name: http, port: 80}]}
-"#;
-
 #[test]
 fn manifests_source_exposes_only_labelled_namespaces_and_follows_rewrites() {
-    let unlabelled = MANIFEST.replace("LABEL", "web");
+    // `default` is labelled team=web; the rewrite relabels it team=dns-tests.
+    let unlabelled =
+        std::fs::read_to_string(common::repo().join("tests/fixtures/namespace_labels.yaml"))
+            .expect("fixture");
+    let labelled = unlabelled.replace(
+        "{name: default, labels: {team: web}}",
+        "{name: default, labels: {team: dns-tests}}",
+    );
+    assert_ne!(
+        labelled, unlabelled,
+        "relabelling `default` found nothing to replace in the fixture"
+    );
     let srv = TestServer::start(
         &corefile("manifests cluster.yaml"),
         &[("cluster.yaml", &unlabelled)],
     );
     assert_isolated(&srv);
-
-    common::write(
-        &srv.path("cluster.yaml"),
-        &MANIFEST.replace("LABEL", "dns-tests"),
+    srv.udp_expect(
+        "c.implied.svc.cluster.local.",
+        RecordType::A,
+        ResponseCode::NXDomain,
     );
+
+    common::write(&srv.path("cluster.yaml"), &labelled);
     until(
         &srv,
         OTHER,

@@ -24,6 +24,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 use support::apiserver::ApiServer;
 use support::faults::Fault;
+use support::fixtures::poll_until;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -81,18 +82,6 @@ fn resolve(index: &SharedIndex, name: &str) -> Option<Vec<IpAddr>> {
     })
 }
 
-/// Poll (every 20 ms, at most 15 s) until `f` holds.
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not reached"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
@@ -122,7 +111,7 @@ async fn a_410_relists_at_once_while_a_5xx_waits_for_its_backoff() {
     tracker.spawn(snapshot::run_writer(index.clone(), rx, token.clone()));
 
     const WEB: &str = "web.default.svc.cluster.local.";
-    until("initial lists", || {
+    poll_until("initial lists", || {
         resolve(&index, WEB) == Some(vec![ip("10.0.0.10")])
             && resolve(&index, "10-2-0-1.web.default.svc.cluster.local.").is_some()
     })
@@ -135,7 +124,7 @@ async fn a_410_relists_at_once_while_a_5xx_waits_for_its_backoff() {
     server.compact();
     server.clear_request_log();
     server.close_watches();
-    until("both watches tried to resume", || {
+    poll_until("both watches tried to resume", || {
         let log = server.request_log();
         log.iter().any(|l| l.starts_with("WATCH endpointslices"))
             && log
@@ -146,7 +135,7 @@ async fn a_410_relists_at_once_while_a_5xx_waits_for_its_backoff() {
     server.apply(&svc("10.0.0.11"));
     server.apply(&slice("10.2.0.2"));
 
-    until("the slice change after 410 Gone", || {
+    poll_until("the slice change after 410 Gone", || {
         resolve(&index, "10-2-0-2.web.default.svc.cluster.local.").is_some()
     })
     .await;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 /// Root of the repository (for config/ files).
@@ -116,7 +116,6 @@ impl TestServer {
     /// Wait until the server answers a cluster name from synced data: before
     /// the index is synced a missing name is SERVFAIL, after it NXDOMAIN.
     fn wait_answering(&self) {
-        use hickory_proto::op::ResponseCode;
         let probe = query("start-probe.default.svc.cluster.local.", RecordType::A);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -136,6 +135,13 @@ impl TestServer {
 
     pub fn tcp(&self, name: &str, qtype: RecordType) -> Message {
         tcp(self.addr, &query(name, qtype))
+    }
+
+    /// The UDP answer to (name, qtype), which must have response code `rcode`.
+    pub fn udp_expect(&self, name: &str, qtype: RecordType, rcode: ResponseCode) -> Message {
+        let m = self.udp(name, qtype);
+        assert_eq!(m.metadata.response_code, rcode, "{name} {qtype}: {m:?}");
+        m
     }
 }
 

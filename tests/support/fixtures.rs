@@ -108,3 +108,17 @@ pub fn slice(ns: &str, name: &str) -> EndpointSlice {
         ports: None,
     }
 }
+
+/// Poll `f` every 20 ms until it holds; fail the test naming `what` if it
+/// does not within 15 s (generous: the machine may be busy, and no test
+/// judges how fast it holds).
+pub async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not reached"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

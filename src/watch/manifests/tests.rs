@@ -136,36 +136,11 @@ fn selector_filters_labelled_kinds_but_not_namespaces() {
     );
 }
 
-const LABELLED_NAMESPACES: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: tests, labels: {team: dns-tests}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: other, labels: {team: web}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: a, namespace: tests}
-spec: {clusterIP: 10.0.0.1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: b, namespace: other}
-spec: {clusterIP: 10.0.0.2}
----
-apiVersion: v1
-kind: Service
-metadata: {name: c}
-spec: {clusterIP: 10.0.0.3}
-"#;
-
 #[test]
 fn namespace_labels_keeps_only_written_namespaces_that_match() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("cluster.yaml");
-    std::fs::write(&path, LABELLED_NAMESPACES).expect("write");
+    // The cluster tests/namespace_labels.rs serves end to end.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/namespace_labels.yaml");
     let ns_sel = selector::parse("team=dns-tests").expect("selector");
     let filters = Filters {
         labels: None,
@@ -173,15 +148,15 @@ fn namespace_labels_keeps_only_written_namespaces_that_match() {
     };
     let objects = load_filtered(std::slice::from_ref(&path), filters).expect("loads");
     // Services are all sent (the index hides those of missing namespaces);
-    // namespaces are only the matching written one: not `other`, not the
-    // implied `default`.
+    // namespaces are only the matching written one: not `default`, not the
+    // implied `implied`.
     assert_eq!(
         keys(&objects),
         [
             "Namespace/tests",
-            "Service/tests/a",
-            "Service/other/b",
-            "Service/default/c"
+            "Service/tests/web",
+            "Service/default/other",
+            "Service/implied/c"
         ]
     );
     // Without the option every namespace holding an object exists.
@@ -191,7 +166,7 @@ fn namespace_labels_keeps_only_written_namespaces_that_match() {
             .into_iter()
             .filter(|k| k.starts_with("Namespace/"))
             .collect::<Vec<_>>(),
-        ["Namespace/tests", "Namespace/other", "Namespace/default"]
+        ["Namespace/tests", "Namespace/default", "Namespace/implied"]
     );
 }
 
