@@ -1,7 +1,8 @@
 //! Options clusterdns refuses rather than accepts and ignores: starting the
 //! real binary with each one must fail at once (exit 64, before any socket is
 //! served) with an error naming the Corefile's file:line:col and the reason.
-//! One test per refused option, so a regression names the option.
+//! One test per refused option (rows of `refused!`), so a regression names
+//! the option.
 
 mod common;
 
@@ -56,141 +57,57 @@ fn assert_refused_at(stderr: &str, line_col: &str, why: &str) {
     );
 }
 
-#[test]
-fn refused_forward_tls_upstream() {
-    let e = start_fails("    forward . tls://1.1.1.1");
-    assert_refused_at(
-        &e,
-        "3:15",
-        "forward: DNS-over-TLS (tls://) upstreams are not supported by clusterdns",
-    );
+/// The lines of a server block: `directive` with a block holding `line`
+/// (the directive at 3:5, the line at 4:9).
+fn with_block(directive: &str, line: &str) -> String {
+    format!("    {directive} {{\n        {line}\n    }}")
 }
 
-#[test]
-fn refused_forward_tls() {
-    let e = start_fails("    forward . 127.0.0.1 {\n        tls cert.pem key.pem ca.pem\n    }");
-    assert_refused_at(&e, "4:9", "forward: tls: not supported by clusterdns");
+/// One `#[test]` per row: `name: block body => "line:col", "reason";`.
+macro_rules! refused {
+    ($($name:ident: $body:expr => $at:literal, $why:literal;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                assert_refused_at(&start_fails(&$body), $at, $why);
+            }
+        )*
+    };
 }
 
-#[test]
-fn refused_forward_tls_servername() {
-    let e =
-        start_fails("    forward . 127.0.0.1 {\n        tls_servername cloudflare-dns.com\n    }");
-    assert_refused_at(
-        &e,
-        "4:9",
-        "forward: tls_servername: not supported by clusterdns",
-    );
-}
-
-#[test]
-fn refused_forward_expire() {
-    let e = start_fails("    forward . 127.0.0.1 {\n        expire 30s\n    }");
-    assert_refused_at(
-        &e,
-        "4:9",
-        "forward: expire: not supported by clusterdns: upstream connections are not pooled",
-    );
-}
-
-#[test]
-fn refused_errors_stacktrace() {
-    let e = start_fails("    errors {\n        stacktrace\n    }");
-    assert_refused_at(&e, "4:9", "errors: stacktrace: not supported by clusterdns");
-}
-
-#[test]
-fn refused_loadbalance_weighted() {
-    let e = start_fails("    loadbalance weighted weights.txt {\n        reload 10s\n    }");
-    assert_refused_at(
-        &e,
-        "3:17",
-        "loadbalance: the weighted policy is not supported by clusterdns",
-    );
-}
-
-#[test]
-fn refused_template_ederror() {
-    let e = start_fails("    template IN A example.org {\n        ederror 15 \"blocked\"\n    }");
-    assert_refused_at(&e, "4:9", "template: ederror: not supported by clusterdns");
-}
-
-#[test]
-fn refused_rewrite_edns0() {
-    let e = start_fails("    rewrite edns0 local set 0xffee abcd");
-    assert_refused_at(
-        &e,
-        "3:13",
-        "rewrite: edns0 rules are not supported by clusterdns",
-    );
-}
-
-#[test]
-fn refused_rewrite_cname() {
-    let e = start_fails("    rewrite cname exact a.example. b.example.");
-    assert_refused_at(
-        &e,
-        "3:13",
-        "rewrite: cname rules are not supported by clusterdns",
-    );
-}
-
-#[test]
-fn refused_rewrite_rcode() {
-    let e = start_fails("    rewrite rcode exact a.example. SERVFAIL NXDOMAIN");
-    assert_refused_at(
-        &e,
-        "3:13",
-        "rewrite: rcode rules are not supported by clusterdns",
-    );
-}
-
-#[test]
-fn refused_timeouts_maxtcpqueries() {
-    let e = start_fails("    timeouts {\n        maxtcpqueries 128\n    }");
-    assert_refused_at(&e, "4:9", "timeouts: unknown property 'maxtcpqueries'");
-}
-
-#[test]
-fn refused_whoami_block() {
-    let e = start_fails("    whoami {\n        anything\n    }");
-    assert_refused_at(&e, "3:5", "whoami: takes no block");
-}
-
-#[test]
-fn refused_prometheus_block() {
-    let e = start_fails("    prometheus 127.0.0.1:0 {\n        runtime_metrics\n    }");
-    assert_refused_at(&e, "4:9", "prometheus: takes no block");
-}
-
-#[test]
-fn refused_kubernetes_multicluster() {
-    kubernetes_option("multicluster clusterset.local");
-}
-
-#[test]
-fn refused_kubernetes_zonal() {
-    kubernetes_option("zonal");
-}
-
-#[test]
-fn refused_kubernetes_resyncperiod() {
-    kubernetes_option("resyncperiod 30s");
-}
-
-#[test]
-fn refused_kubernetes_upstream() {
-    kubernetes_option("upstream");
-}
-
-fn kubernetes_option(line: &str) {
-    let e = start_fails(&format!(
-        "    kubernetes cluster.local {{\n        {line}\n    }}"
-    ));
-    let option = line.split_whitespace().next().expect("option");
-    assert_refused_at(
-        &e,
-        "4:9",
-        &format!("kubernetes: option '{option}' is not supported by clusterdns"),
-    );
+refused! {
+    forward_tls_upstream: "    forward . tls://1.1.1.1" => "3:15",
+        "forward: DNS-over-TLS (tls://) upstreams are not supported by clusterdns";
+    forward_tls: with_block("forward . 127.0.0.1", "tls cert.pem key.pem ca.pem") => "4:9",
+        "forward: tls: not supported by clusterdns";
+    forward_tls_servername: with_block("forward . 127.0.0.1", "tls_servername a.example") => "4:9",
+        "forward: tls_servername: not supported by clusterdns";
+    forward_expire: with_block("forward . 127.0.0.1", "expire 30s") => "4:9",
+        "forward: expire: not supported by clusterdns: upstream connections are not pooled";
+    errors_stacktrace: with_block("errors", "stacktrace") => "4:9",
+        "errors: stacktrace: not supported by clusterdns";
+    loadbalance_weighted: with_block("loadbalance weighted weights.txt", "reload 10s") => "3:17",
+        "loadbalance: the weighted policy is not supported by clusterdns";
+    template_ederror: with_block("template IN A example.org", "ederror 15 \"blocked\"") => "4:9",
+        "template: ederror: not supported by clusterdns";
+    rewrite_edns0: "    rewrite edns0 local set 0xffee abcd" => "3:13",
+        "rewrite: edns0 rules are not supported by clusterdns";
+    rewrite_cname: "    rewrite cname exact a.example. b.example." => "3:13",
+        "rewrite: cname rules are not supported by clusterdns";
+    rewrite_rcode: "    rewrite rcode exact a.example. SERVFAIL NXDOMAIN" => "3:13",
+        "rewrite: rcode rules are not supported by clusterdns";
+    timeouts_maxtcpqueries: with_block("timeouts", "maxtcpqueries 128") => "4:9",
+        "timeouts: unknown property 'maxtcpqueries'";
+    whoami_block: with_block("whoami", "anything") => "3:5",
+        "whoami: takes no block";
+    prometheus_block: with_block("prometheus 127.0.0.1:0", "runtime_metrics") => "4:9",
+        "prometheus: takes no block";
+    kubernetes_multicluster: with_block("kubernetes cluster.local", "multicluster clusterset.local")
+        => "4:9", "kubernetes: option 'multicluster' is not supported by clusterdns";
+    kubernetes_zonal: with_block("kubernetes cluster.local", "zonal") => "4:9",
+        "kubernetes: option 'zonal' is not supported by clusterdns";
+    kubernetes_resyncperiod: with_block("kubernetes cluster.local", "resyncperiod 30s") => "4:9",
+        "kubernetes: option 'resyncperiod' is not supported by clusterdns";
+    kubernetes_upstream: with_block("kubernetes cluster.local", "upstream") => "4:9",
+        "kubernetes: option 'upstream' is not supported by clusterdns";
 }
