@@ -185,3 +185,81 @@ cluster.local:{PORT} {
         lines(&other.additionals)
     );
 }
+
+/// One query over TCP, the reply's raw bytes (2-byte length framing).
+fn tcp_raw(addr: std::net::SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))
+        .expect("tcp connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let len = u16::try_from(bytes.len()).expect("len");
+    s.write_all(&[&len.to_be_bytes()[..], bytes].concat())
+        .expect("write");
+    let mut lenbuf = [0u8; 2];
+    s.read_exact(&mut lenbuf).expect("read len");
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(lenbuf))];
+    s.read_exact(&mut buf).expect("read msg");
+    buf
+}
+
+/// Issue 8 item 1: with 40 endpoints and no EDNS, the truncated UDP answer
+/// carried the bytes of one more record than its header counted.
+#[test]
+fn truncated_udp_answer_for_forty_endpoints_is_well_formed() {
+    let srv = TestServer::start(COREFILE, &[("cluster.yaml", &big_headless(40))]);
+    let m = query("big.default.svc.cluster.local.", RecordType::A);
+    let raw = udp_raw(srv.addr, &m.to_vec().expect("encode"), 2000).expect("reply");
+    let summary = clusterdns::dns::strict::check(&raw)
+        .unwrap_or_else(|e| panic!("malformed answer ({} octets): {e}", raw.len()));
+    assert!(raw.len() <= 512, "reply is {} octets", raw.len());
+    assert!(summary.truncated, "40 A records do not fit in 512 octets");
+    assert!(summary.answers > 0 && summary.answers < 40);
+    assert_eq!(summary.edns_payload, None);
+}
+
+/// Every endpoint count, EDNS size and transport gives a strictly
+/// well-formed answer within the limit, truncated exactly when records are missing.
+#[test]
+fn answers_are_well_formed_for_every_size_and_transport() {
+    let counts = [0usize, 1, 27, 28, 29, 40, 100, 200];
+    let mut files = String::new();
+    for (i, n) in counts.iter().enumerate() {
+        if i > 0 {
+            files.push_str("---\n");
+        }
+        files.push_str(
+            // Renames the Service, its slice and the slice's service-name label.
+            &big_headless(*n).replace("name: big", &format!("name: big{n}")),
+        );
+    }
+    let srv = TestServer::start(COREFILE, &[("cluster.yaml", &files)]);
+    for n in counts {
+        let name = format!("BiG{n}.default.svc.cluster.local.");
+        for edns in [None, Some(512u16), Some(1232), Some(4096)] {
+            let mut m = query(&name, RecordType::A);
+            if let Some(size) = edns {
+                m = with_edns(m, size);
+            }
+            let bytes = m.to_vec().expect("encode");
+            let udp_reply = udp_raw(srv.addr, &bytes, 2000).expect("udp reply");
+            let tcp_reply = tcp_raw(srv.addr, &bytes);
+            for (transport, raw, limit) in [
+                ("udp", &udp_reply, usize::from(edns.unwrap_or(512))),
+                ("tcp", &tcp_reply, usize::from(u16::MAX)),
+            ] {
+                let what = format!("{n} endpoints, edns {edns:?}, {transport}");
+                let s = clusterdns::dns::strict::check(raw)
+                    .unwrap_or_else(|e| panic!("{what}: malformed: {e}"));
+                assert!(raw.len() <= limit, "{what}: {} octets", raw.len());
+                let complete = usize::from(s.answers) == n;
+                assert_eq!(
+                    s.truncated, !complete,
+                    "{what}: TC vs {} answers",
+                    s.answers
+                );
+                assert_eq!(s.edns_payload.is_some(), edns.is_some(), "{what}: OPT");
+            }
+        }
+    }
+}

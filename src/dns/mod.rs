@@ -7,6 +7,7 @@ pub mod handler;
 pub mod metrics;
 pub mod query;
 pub mod server;
+pub mod strict;
 pub mod udp;
 pub mod wire;
 

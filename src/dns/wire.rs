@@ -9,9 +9,11 @@
 
 use std::net::SocketAddr;
 
-use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{
+    Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
+};
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
 use crate::dns::{Answer, Query, Transport};
 
@@ -140,28 +142,73 @@ pub fn encode_reject(header: &Metadata, rcode: ResponseCode, out: &mut Vec<u8>) 
     emit(&metadata, &[], [&[], &[], &[]], None, 512, out)
 }
 
+/// Encode header, question and as many whole records as fit in `limit`
+/// octets (OPT, when present, always fits: its room is reserved first).
+///
+/// Records are encoded one at a time; a record that does not fit is rolled
+/// back to the end of the last complete record (bytes and compression
+/// pointers alike) and nothing after it is written, so the header counts are
+/// exactly the records present. TC is set when a record was dropped (or the
+/// plugin already set it). hickory's `emit_message_parts` with a maximum size
+/// left the partial record's bytes behind, uncounted (issue 8, item 1).
 fn emit(
     metadata: &Metadata,
     queries: &[hickory_proto::op::Query],
-    [answers, authority, additionals]: [&[Record]; 3],
+    sections: [&[Record]; 3],
     edns: Option<&Edns>,
     limit: u16,
     out: &mut Vec<u8>,
 ) -> Option<Header> {
+    // The OPT record, encoded on its own: its owner is the root, so it never
+    // uses or offers a compression pointer and can be appended as bytes.
+    let mut opt = Vec::new();
+    if let Some(edns) = edns {
+        let mut edns = edns.clone();
+        edns.set_rcode_high(metadata.response_code.high());
+        Record::from(&edns)
+            .emit(&mut BinEncoder::new(&mut opt))
+            .ok()?;
+    }
+    let budget = usize::from(limit).checked_sub(opt.len())?;
     out.clear();
     let mut encoder = BinEncoder::new(out);
-    encoder.set_max_size(limit);
-    hickory_proto::op::emit_message_parts(
+    let place = encoder.place::<Header>().ok()?;
+    for q in queries {
+        q.emit(&mut encoder).ok()?;
+    }
+    if encoder.offset() > budget {
+        return None;
+    }
+    let mut counts = [0u16; 3];
+    let mut dropped = false;
+    'sections: for (count, records) in counts.iter_mut().zip(sections) {
+        for record in records {
+            let start = encoder.offset();
+            let fits = record.emit(&mut encoder).is_ok() && encoder.offset() <= budget;
+            if !fits || *count == u16::MAX {
+                encoder.set_offset(start);
+                encoder.trim();
+                dropped = true;
+                break 'sections;
+            }
+            *count += 1;
+        }
+    }
+    let with_opt = u16::from(!opt.is_empty());
+    encoder.emit_vec(&opt).ok()?;
+    let mut metadata = *metadata;
+    metadata.truncation |= dropped;
+    let header = Header {
         metadata,
-        &mut queries.iter(),
-        &mut answers.iter(),
-        &mut authority.iter(),
-        &mut additionals.iter(),
-        edns,
-        None,
-        &mut encoder,
-    )
-    .ok()
+        counts: HeaderCounts {
+            queries: u16::try_from(queries.len()).ok()?,
+            answers: counts[0],
+            authorities: counts[1],
+            additionals: counts[2].checked_add(with_opt)?,
+        },
+    };
+    place.replace(&mut encoder, header).ok()?;
+    Some(header)
 }
 
 #[cfg(test)]
