@@ -1,7 +1,7 @@
 //! Fuzz target: raw bytes → the whole request path of the UDP loop
 //! ([`wire::parse`] → [`Handler::answer`] over the plugin chain → [`wire::encode`]),
 //! once as UDP and once as TCP (the TCP size limit), with every response
-//! re-parsed by [`strict::check`].
+//! re-parsed by [`super::reparse`] (the strict walker and hickory's decoder).
 //!
 //! The chain is built from [`COREFILE`] like the app builds it (no sockets,
 //! no upstreams): `kubernetes` over the fuzz cluster ([`super::cluster`]),
@@ -27,7 +27,7 @@ use hickory_proto::op::Query as Question;
 use hickory_proto::rr::{Name, RecordType};
 use tokio_util::sync::CancellationToken;
 
-use super::strict::{self, Summary};
+use super::{Reparsed, reparse};
 use crate::config::{self, Config};
 use crate::corefile::{self, MemFs};
 use crate::dns::wire::{self, Parsed};
@@ -79,12 +79,12 @@ pub const COREFILE: &str = r#"
 pub const CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 244, 1, 10)), 40000);
 
 /// What one transport did with the input.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Outcome {
     /// No response (no header, or a response packet).
     Dropped,
     /// A response, strictly re-parsed.
-    Answered(Box<Summary>),
+    Answered(Box<Reparsed>),
 }
 
 /// Runs `data` through the request path over UDP, then TCP, checking every
@@ -105,12 +105,13 @@ fn one(handler: &Handler, data: &[u8], transport: Transport) -> Outcome {
         Parsed::Reject { header, rcode } => {
             let h = wire::encode_reject(&header, rcode, &mut out)
                 .unwrap_or_else(|| panic!("{transport:?}: no {rcode} response could be encoded"));
-            let s = checked(&out, 512, transport);
-            assert_eq!(s.header, h, "the returned header is the one encoded");
-            assert_eq!(s.header.metadata.id, header.id);
-            assert_eq!(s.header.metadata.response_code, rcode);
-            assert!(s.queries.is_empty() && s.sections.iter().all(Vec::is_empty));
-            Outcome::Answered(Box::new(s))
+            let r = checked(&out, 512, transport);
+            let m = &r.message;
+            assert_eq!(m.metadata, h.metadata, "the returned header is the one encoded");
+            assert_eq!((m.metadata.id, m.metadata.response_code), (header.id, rcode));
+            assert_eq!(r.summary.len, out.len());
+            assert!(m.queries.is_empty() && m.answers.is_empty() && m.edns.is_none());
+            Outcome::Answered(Box::new(r))
         }
         Parsed::Query(req) => {
             let answer = super::block_on(handler.answer(&req.query));
@@ -121,49 +122,51 @@ fn one(handler: &Handler, data: &[u8], transport: Transport) -> Outcome {
                 Transport::Udp => edns.as_ref().map_or(512, Edns::max_payload),
                 Transport::Tcp => u16::MAX,
             };
-            let s = checked(&out, limit, transport);
-            assert_eq!(s.header, h, "the returned header is the one encoded");
-            let m = &s.header.metadata;
+            let r = checked(&out, limit, transport);
+            let m = &r.message.metadata;
+            assert_eq!(*m, h.metadata, "the returned header is the one encoded");
             assert_eq!(m.id, req.message.metadata.id);
             assert_eq!(m.op_code, OpCode::Query);
-            assert_eq!(s.queries, req.message.queries, "the question is echoed");
+            assert_eq!(r.message.queries, req.message.queries, "the question is echoed");
             assert_eq!(
-                s.edns_payload.is_some(),
-                edns.is_some(),
+                r.message.edns.as_ref().map(Edns::max_payload),
+                edns.as_ref().map(Edns::max_payload),
                 "OPT in the response iff in the request ({})",
                 req.query.name
             );
             assert_eq!(m.response_code, answer.rcode, "the answer could not be encoded");
-            check_truncation(&s, &answer);
-            Outcome::Answered(Box::new(s))
+            check_truncation(&r, &answer);
+            Outcome::Answered(Box::new(r))
         }
     }
 }
 
-/// The strict summary of a response, which must fit `limit`.
-fn checked(bytes: &[u8], limit: u16, transport: Transport) -> Summary {
+/// A response re-parsed strictly; it must fit `limit`.
+fn checked(bytes: &[u8], limit: u16, transport: Transport) -> Reparsed {
     assert!(
         bytes.len() <= usize::from(limit),
         "{transport:?}: {} bytes exceed the limit {limit}",
         bytes.len()
     );
-    let s = strict::check(bytes).unwrap_or_else(|e| panic!("{transport:?}: malformed response: {e}"));
-    assert_eq!(s.header.metadata.message_type, MessageType::Response);
-    s
+    let r = reparse(bytes);
+    assert_eq!(r.message.metadata.message_type, MessageType::Response);
+    r
 }
 
 /// TC is set exactly when something was left out (or the plugin said so),
 /// and what is kept of each section is its beginning.
-fn check_truncation(s: &Summary, answer: &Answer) {
+fn check_truncation(r: &Reparsed, answer: &Answer) {
+    let m = &r.message;
+    let kept = [&m.answers, &m.authorities, &m.additionals];
     let full = [&answer.answers, &answer.authority, &answer.additionals];
     let mut dropped = false;
-    for (kept, all) in s.sections.iter().zip(full) {
+    for (kept, all) in kept.into_iter().zip(full) {
         assert!(kept.len() <= all.len(), "more records than the answer had");
         assert_eq!(kept[..], all[..kept.len()], "a section is not a prefix of the answer");
         dropped |= kept.len() < all.len();
     }
     assert_eq!(
-        s.header.metadata.truncation,
+        m.metadata.truncation,
         dropped || answer.truncated,
         "TC must be set exactly when records were dropped"
     );
