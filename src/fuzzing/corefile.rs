@@ -101,7 +101,7 @@ fn check_error(e: &CorefileError, text: &str) {
 pub const SEEDS: &[(&str, &str)] = &[
     (
         "imports",
-        "(snip) {\n    errors\n}\n.:53 {\n    import snip\n    import common\n}\nimport zones/*.conf\n",
+        "(snip) {\n    whoami\n}\n.:53 {\n    import snip\n    import common\n}\nimport zones/*.conf\n",
     ),
     (
         "env",
@@ -109,7 +109,7 @@ pub const SEEDS: &[(&str, &str)] = &[
     ),
     (
         "many-keys",
-        "example.org:53 dns://example.net:1053 10.0.0.0/24 [::1]:53 {\n    whoami\n}\n",
+        "example.org:53 dns://example.net:1053 10.0.0.0/24 fd00::/120 {\n    whoami\n}\n",
     ),
     (
         "every-plugin",
