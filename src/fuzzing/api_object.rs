@@ -117,8 +117,7 @@ fn zone() -> Name {
 
 /// Applies the objects to the fuzz cluster and looks up every name they make.
 fn in_cluster(objects: &[Object]) -> usize {
-    let mut index = ClusterIndex::default();
-    index.apply(cluster::reset_all(cluster::objects()));
+    let mut index = cluster::index();
     for o in objects {
         index.apply(IndexUpdate::Apply(o.clone()));
     }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::index::snapshot::SharedIndex;
 use crate::index::{ClusterIndex, IndexUpdate, Kind, Object};
@@ -40,8 +40,14 @@ pub fn big_headless() -> String {
     y
 }
 
-/// Every object of the fuzz cluster, as the manifests source reads them.
+/// Every object of the fuzz cluster, as the manifests source reads them
+/// (parsed once per process).
 pub fn objects() -> Vec<Object> {
+    static OBJECTS: OnceLock<Vec<Object>> = OnceLock::new();
+    OBJECTS.get_or_init(load).clone()
+}
+
+fn load() -> Vec<Object> {
     let mut out = Vec::new();
     for (name, text) in [("demo-cluster.yaml", DEMO.to_string()), ("big.yaml", big_headless())] {
         match manifests::parse_text(Path::new(name), &text, None) {
@@ -66,9 +72,19 @@ pub fn reset_all(objects: Vec<Object>) -> IndexUpdate {
     )
 }
 
+/// An index holding the fuzz cluster (built once per process, then cloned).
+pub fn index() -> ClusterIndex {
+    static INDEX: OnceLock<ClusterIndex> = OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            let mut index = ClusterIndex::default();
+            index.apply(reset_all(objects()));
+            index
+        })
+        .clone()
+}
+
 /// A published index holding the fuzz cluster.
 pub fn shared_index() -> Arc<SharedIndex> {
-    let mut index = ClusterIndex::default();
-    index.apply(reset_all(objects()));
-    SharedIndex::new(index)
+    SharedIndex::new(index())
 }

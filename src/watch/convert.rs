@@ -36,6 +36,17 @@ pub enum ConvertError {
         /// The JSON path of the missing field (`metadata.name`).
         field: &'static str,
     },
+    /// A name the index cannot key: it contains `/` (no Kubernetes name
+    /// does; the index keys objects by `namespace/name`).
+    #[error("{kind} has an invalid {field} {value:?}: a name cannot contain '/'")]
+    InvalidName {
+        /// The object's kind.
+        kind: &'static str,
+        /// The JSON path of the field (`metadata.namespace`).
+        field: &'static str,
+        /// The value as given.
+        value: String,
+    },
 }
 
 /// The result of a conversion.
@@ -96,7 +107,7 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Option<model::
         .labels
         .as_ref()
         .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && !s.contains('/'))
     else {
         return Ok(None);
     };
@@ -219,23 +230,27 @@ pub fn namespace(ns: &core::Namespace) -> Result<model::Namespace> {
 // === helpers ===
 
 fn name(meta: &ObjectMeta, kind: &'static str) -> Result<Box<str>> {
-    match meta.name.as_deref() {
-        Some(n) if !n.is_empty() => Ok(lower(n)),
-        _ => Err(ConvertError::MissingField {
-            kind,
-            field: "metadata.name",
-        }),
-    }
+    key_part(meta.name.as_deref(), kind, "metadata.name")
 }
 
 fn namespaced_name(meta: &ObjectMeta, kind: &'static str) -> Result<(Box<str>, Box<str>)> {
     let name = name(meta, kind)?;
-    match meta.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => Ok((lower(ns), name)),
-        _ => Err(ConvertError::MissingField {
+    let namespace = key_part(meta.namespace.as_deref(), kind, "metadata.namespace")?;
+    Ok((namespace, name))
+}
+
+/// A non-empty name without `/`, lower-cased. The index keys objects by
+/// `namespace/name`; a `/` inside either (found by fuzzing) made a key split
+/// at the wrong place, so counts and namespaces drifted on replace and delete.
+fn key_part(value: Option<&str>, kind: &'static str, field: &'static str) -> Result<Box<str>> {
+    match value {
+        Some(v) if v.contains('/') => Err(ConvertError::InvalidName {
             kind,
-            field: "metadata.namespace",
+            field,
+            value: v.to_string(),
         }),
+        Some(v) if !v.is_empty() => Ok(lower(v)),
+        _ => Err(ConvertError::MissingField { kind, field }),
     }
 }
 
