@@ -18,13 +18,21 @@ use hickory_proto::rr::{RData, RecordType};
 
 /// The files of `fuzz/<kind>/<target>/`, sorted (none if the folder is absent).
 fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(kind).join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join(kind)
+        .join(target);
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     files.sort();
     files
@@ -34,7 +42,10 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
 /// corpus must not be empty. Panics naming every input that broke a property.
 fn replay(target: &str, body: fn(&[u8])) {
     let corpus = inputs("corpus", target);
-    assert!(!corpus.is_empty(), "fuzz/corpus/{target} is empty: nothing would be replayed");
+    assert!(
+        !corpus.is_empty(),
+        "fuzz/corpus/{target} is empty: nothing would be replayed"
+    );
     let mut failed = Vec::new();
     for path in corpus.iter().chain(&inputs("regressions", target)) {
         let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -42,7 +53,11 @@ fn replay(target: &str, body: fn(&[u8])) {
             failed.push(path.display().to_string());
         }
     }
-    assert!(failed.is_empty(), "{target}: these inputs break a property:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{target}: these inputs break a property:\n{}",
+        failed.join("\n")
+    );
 }
 
 #[test]
@@ -82,11 +97,17 @@ fn answered(o: &request::Outcome) -> &hickory_proto::op::Message {
 
 #[test]
 fn the_request_harness_answers_a_demo_service_from_the_index() {
-    let q = request::query(9, "nginx-service.default.svc.cluster.local.", RecordType::A, None);
+    let q = request::query(
+        9,
+        "nginx-service.default.svc.cluster.local.",
+        RecordType::A,
+        None,
+    );
     for o in request::run(&q) {
         let s = answered(&o);
         assert_eq!(s.metadata.response_code, ResponseCode::NoError);
-        let ips: Vec<String> = s.answers
+        let ips: Vec<String> = s
+            .answers
             .iter()
             .filter_map(|r| match &r.data {
                 RData::A(a) => Some(a.to_string()),
@@ -148,7 +169,10 @@ fn the_manifests_harness_loads_the_demo_cluster() {
                 .iter()
                 .filter(|o| matches!(o, clusterdns::index::Object::Service(_)))
                 .count();
-            assert_eq!(services, 6, "nginx-service, kubernetes, kube-dns, web, search, dual");
+            assert_eq!(
+                services, 6,
+                "nginx-service, kubernetes, kube-dns, web, search, dual"
+            );
         }
         other => panic!("not loaded: {other:?}"),
     }

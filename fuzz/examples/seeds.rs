@@ -21,7 +21,13 @@ fn write(target: &str, label: &str, data: &[u8]) {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let safe: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let path = dir.join(format!("seed-{safe}"));
     std::fs::write(&path, data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -43,7 +49,10 @@ fn objects_as_json(text: &str) -> Vec<(String, Vec<u8>)> {
         };
         for item in items {
             let kind = item["kind"].as_str().unwrap_or("none").to_string();
-            let name = item["metadata"]["name"].as_str().unwrap_or("none").to_string();
+            let name = item["metadata"]["name"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string();
             let json = serde_json::to_vec(&item).unwrap_or_else(|e| panic!("json: {e}"));
             out.push((format!("{kind}-{name}"), json));
         }
@@ -56,8 +65,16 @@ fn main() {
         write("request", &label, &bytes);
     }
 
-    write("corefile", "config-Corefile", read("config/Corefile").as_bytes());
-    write("corefile", "config-Corefile.kubeadm", read("config/Corefile.kubeadm").as_bytes());
+    write(
+        "corefile",
+        "config-Corefile",
+        read("config/Corefile").as_bytes(),
+    );
+    write(
+        "corefile",
+        "config-Corefile.kubeadm",
+        read("config/Corefile.kubeadm").as_bytes(),
+    );
     write("corefile", "request-target", request::COREFILE.as_bytes());
     for (label, text) in corefile::SEEDS {
         write("corefile", label, text.as_bytes());
@@ -66,7 +83,11 @@ fn main() {
     let demo = cluster::DEMO;
     let fixture = read("tests/fixtures/testns.yaml");
     let big = cluster::big_headless();
-    for (label, text) in [("demo", demo), ("testns", fixture.as_str()), ("big", big.as_str())] {
+    for (label, text) in [
+        ("demo", demo),
+        ("testns", fixture.as_str()),
+        ("big", big.as_str()),
+    ] {
         write("manifests", label, text.as_bytes());
         for (name, json) in objects_as_json(text) {
             write("api_object", &format!("{label}-{name}"), &json);
@@ -82,5 +103,9 @@ fn main() {
             "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]
         }]
     });
-    write("api_object", "legacy-endpoints", endpoints.to_string().as_bytes());
+    write(
+        "api_object",
+        "legacy-endpoints",
+        endpoints.to_string().as_bytes(),
+    );
 }

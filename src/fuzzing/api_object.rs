@@ -19,7 +19,9 @@ use k8s_openapi::api::discovery::v1 as discovery;
 use serde::de::DeserializeOwned;
 
 use super::{cluster, reparse};
-use crate::index::{ClusterIndex, IndexUpdate, Kind, LookupOptions, LookupRequest, Object, PodMode};
+use crate::index::{
+    ClusterIndex, IndexUpdate, Kind, LookupOptions, LookupRequest, Object, PodMode,
+};
 use crate::watch::convert;
 
 /// What came of one input.
@@ -45,7 +47,11 @@ pub fn run(data: &[u8]) -> Outcome {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
         return Outcome::Unreadable;
     };
-    let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("").to_string();
+    let kind = value
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or("")
+        .to_string();
     let converted = match kind.as_str() {
         "Service" => typed::<core::Service>(value)
             .map(|s| convert::service(&s).map(|s| vec![Object::Service(s)])),
@@ -69,7 +75,11 @@ pub fn run(data: &[u8]) -> Outcome {
     };
     for o in &objects {
         for name in names_of(o) {
-            assert_eq!(name, name.to_ascii_lowercase(), "a converted name is not lower-case");
+            assert_eq!(
+                name,
+                name.to_ascii_lowercase(),
+                "a converted name is not lower-case"
+            );
         }
     }
     let records = in_cluster(&objects);
@@ -142,11 +152,20 @@ fn questions(o: &Object) -> Vec<(String, RecordType, &'static str)> {
     match o {
         Object::Service(s) => {
             let svc = format!("{}.{}.svc.{z}", s.name, s.namespace);
-            for t in [RecordType::A, RecordType::AAAA, RecordType::SRV, RecordType::ANY] {
+            for t in [
+                RecordType::A,
+                RecordType::AAAA,
+                RecordType::SRV,
+                RecordType::ANY,
+            ] {
                 q.push((svc.clone(), t, z));
             }
             for p in &s.ports {
-                q.push((format!("_{}._{}.{svc}", p.name, p.protocol.as_str()), RecordType::SRV, z));
+                q.push((
+                    format!("_{}._{}.{svc}", p.name, p.protocol.as_str()),
+                    RecordType::SRV,
+                    z,
+                ));
             }
             if let crate::index::model::ServiceKind::ClusterIp(ips) = &s.kind {
                 ptrs.extend(ips.iter().copied());
@@ -158,7 +177,11 @@ fn questions(o: &Object) -> Vec<(String, RecordType, &'static str)> {
             q.push((svc.clone(), RecordType::A, z));
             q.push((svc.clone(), RecordType::SRV, z));
             for p in &s.ports {
-                q.push((format!("_{}._{}.{svc}", p.name, p.protocol.as_str()), RecordType::SRV, z));
+                q.push((
+                    format!("_{}._{}.{svc}", p.name, p.protocol.as_str()),
+                    RecordType::SRV,
+                    z,
+                ));
             }
             for e in &s.endpoints {
                 if let Some(h) = &e.hostname {
@@ -171,14 +194,26 @@ fn questions(o: &Object) -> Vec<(String, RecordType, &'static str)> {
         Object::Pod(p) => {
             for ip in &p.ips {
                 let dashed = ip.to_string().replace(['.', ':'], "-");
-                q.push((format!("{dashed}.{}.pod.{z}", p.namespace), RecordType::A, z));
-                q.push((format!("{dashed}.{}.pod.{z}", p.namespace), RecordType::AAAA, z));
+                q.push((
+                    format!("{dashed}.{}.pod.{z}", p.namespace),
+                    RecordType::A,
+                    z,
+                ));
+                q.push((
+                    format!("{dashed}.{}.pod.{z}", p.namespace),
+                    RecordType::AAAA,
+                    z,
+                ));
             }
         }
         Object::Namespace(n) => q.push((format!("{}.svc.{z}", n.name), RecordType::NS, z)),
     }
     for ip in ptrs {
-        let zone = if ip.is_ipv4() { "in-addr.arpa." } else { "ip6.arpa." };
+        let zone = if ip.is_ipv4() {
+            "in-addr.arpa."
+        } else {
+            "ip6.arpa."
+        };
         q.push((Name::from(ip).to_ascii(), RecordType::PTR, zone));
     }
     q
@@ -196,7 +231,14 @@ fn lookup_and_encode(
     let (Ok(name), Ok(zone)) = (Name::from_ascii(qname), Name::from_ascii(zone)) else {
         return 0; // a label over 63 bytes or a name over 255: no client can ask it
     };
-    let r = index.lookup(opts, &LookupRequest { qname: &name, zone: &zone, qtype });
+    let r = index.lookup(
+        opts,
+        &LookupRequest {
+            qname: &name,
+            zone: &zone,
+            qtype,
+        },
+    );
     let mut m = Message::new(1, MessageType::Response, OpCode::Query);
     m.metadata.response_code = r.rcode;
     m.add_query(Question::query(name.clone(), qtype));
@@ -209,7 +251,11 @@ fn lookup_and_encode(
     let m = reparse(&bytes).message;
     assert_eq!(
         [m.answers, m.authorities, m.additionals],
-        [r.answers.clone(), r.authority.clone(), r.additionals.clone()],
+        [
+            r.answers.clone(),
+            r.authority.clone(),
+            r.additionals.clone()
+        ],
         "{name} {qtype}: the records read back differ from the answer"
     );
     r.answers.len() + r.authority.len() + r.additionals.len()
@@ -226,7 +272,11 @@ fn alone_then_deleted(objects: &[Object]) {
     for o in objects {
         index.apply(IndexUpdate::Apply(o.clone()));
     }
-    assert_eq!((index.service_count(), index.endpoint_count()), once, "apply is not idempotent");
+    assert_eq!(
+        (index.service_count(), index.endpoint_count()),
+        once,
+        "apply is not idempotent"
+    );
     for o in objects {
         let (kind, namespace, name): (Kind, &str, &str) = match o {
             Object::Service(s) => (Kind::Service, &s.namespace, &s.name),

@@ -49,7 +49,10 @@ pub fn objects() -> Vec<Object> {
 
 fn load() -> Vec<Object> {
     let mut out = Vec::new();
-    for (name, text) in [("demo-cluster.yaml", DEMO.to_string()), ("big.yaml", big_headless())] {
+    for (name, text) in [
+        ("demo-cluster.yaml", DEMO.to_string()),
+        ("big.yaml", big_headless()),
+    ] {
         match manifests::parse_text(Path::new(name), &text, None) {
             Ok(objects) => out.extend(objects),
             Err(e) => panic!("fuzz harness: the fixture {name} does not load: {e}"),
@@ -60,13 +63,22 @@ fn load() -> Vec<Object> {
 
 /// One `Reset` per kind (so every kind is synced), as a source's first list.
 pub fn reset_all(objects: Vec<Object>) -> IndexUpdate {
-    let kinds = [Kind::Service, Kind::EndpointSlice, Kind::Pod, Kind::Namespace];
+    let kinds = [
+        Kind::Service,
+        Kind::EndpointSlice,
+        Kind::Pod,
+        Kind::Namespace,
+    ];
     IndexUpdate::Batch(
         kinds
             .into_iter()
             .map(|kind| IndexUpdate::Reset {
                 kind,
-                objects: objects.iter().filter(|o| o.kind() == kind).cloned().collect(),
+                objects: objects
+                    .iter()
+                    .filter(|o| o.kind() == kind)
+                    .cloned()
+                    .collect(),
             })
             .collect(),
     )

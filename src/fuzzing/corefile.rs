@@ -19,7 +19,10 @@ pub const MAIN: &str = "/fuzz/Corefile";
 pub const FILES: &[(&str, &str)] = &[
     ("/fuzz/common", "errors\nlog\ncache 30\n"),
     ("/fuzz/zones/a.conf", "a.example:53 {\n    whoami\n}\n"),
-    ("/fuzz/zones/b.conf", "b.example:53 {\n    import ../common\n}\n"),
+    (
+        "/fuzz/zones/b.conf",
+        "b.example:53 {\n    import ../common\n}\n",
+    ),
 ];
 
 /// The environment `{$NAME}` sees.
@@ -77,8 +80,15 @@ pub fn run(data: &[u8]) -> Outcome {
 }
 
 fn check_error(e: &CorefileError, text: &str) {
-    assert!(!e.message.trim().is_empty(), "an error without a message: {e:?}");
-    assert_eq!(e.line == 0, e.col == 0, "line and column are 0 together: {e:?}");
+    assert!(
+        !e.message.trim().is_empty(),
+        "an error without a message: {e:?}"
+    );
+    assert_eq!(
+        e.line == 0,
+        e.col == 0,
+        "line and column are 0 together: {e:?}"
+    );
     let lines = if *e.file == *Path::new(MAIN) {
         text.split('\n').count()
     } else if let Some((_, t)) = FILES.iter().find(|(p, _)| *e.file == *Path::new(p)) {

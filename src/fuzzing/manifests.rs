@@ -41,7 +41,11 @@ pub fn run(data: &[u8]) -> Outcome {
     let objects = match manifests::parse_text(Path::new(PATH), text, None) {
         Ok(objects) => objects,
         Err(e) => {
-            assert_eq!(e.path(), Path::new(PATH), "the error names another file: {e}");
+            assert_eq!(
+                e.path(),
+                Path::new(PATH),
+                "the error names another file: {e}"
+            );
             assert!(!e.to_string().trim().is_empty());
             return Outcome::Refused(e);
         }
@@ -68,12 +72,19 @@ pub fn run(data: &[u8]) -> Outcome {
         }
     }
     for ns in used {
-        assert!(namespaces.contains(ns), "objects in namespace {ns} but no Namespace for it");
+        assert!(
+            namespaces.contains(ns),
+            "objects in namespace {ns} but no Namespace for it"
+        );
     }
     let services = objects.iter().filter(|o| o.kind() == Kind::Service).count();
     let mut index = ClusterIndex::default();
     index.apply(super::cluster::reset_all(objects.clone()));
-    assert_eq!(index.service_count(), services, "services lost or doubled in the index");
+    assert_eq!(
+        index.service_count(),
+        services,
+        "services lost or doubled in the index"
+    );
     for o in objects.iter().take(MAX_LOOKED_UP) {
         api_object::look_up_all(&index, o);
     }

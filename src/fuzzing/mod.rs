@@ -59,14 +59,26 @@ pub fn reparse(bytes: &[u8]) -> Reparsed {
     let summary = strict::check(bytes).unwrap_or_else(|e| panic!("malformed message: {e}"));
     let message = Message::from_vec(bytes)
         .unwrap_or_else(|e| panic!("strictly valid but hickory cannot decode it: {e}"));
-    let counted = [summary.questions, summary.answers, summary.authority, summary.additional];
+    let counted = [
+        summary.questions,
+        summary.answers,
+        summary.authority,
+        summary.additional,
+    ];
     let decoded = [
         message.queries.len(),
         message.answers.len(),
         message.authorities.len(),
         message.additionals.len() + usize::from(message.edns.is_some()),
     ];
-    assert_eq!(counted.map(usize::from), decoded, "the two decoders count different records");
-    assert_eq!(summary.edns_payload, message.edns.as_ref().map(|e| e.max_payload()));
+    assert_eq!(
+        counted.map(usize::from),
+        decoded,
+        "the two decoders count different records"
+    );
+    assert_eq!(
+        summary.edns_payload,
+        message.edns.as_ref().map(|e| e.max_payload())
+    );
     Reparsed { summary, message }
 }

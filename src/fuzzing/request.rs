@@ -22,8 +22,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode};
 use hickory_proto::op::Query as Question;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode};
 use hickory_proto::rr::{Name, RecordType};
 use tokio_util::sync::CancellationToken;
 
@@ -107,8 +107,14 @@ fn one(handler: &Handler, data: &[u8], transport: Transport) -> Outcome {
                 .unwrap_or_else(|| panic!("{transport:?}: no {rcode} response could be encoded"));
             let r = checked(&out, 512, transport);
             let m = &r.message;
-            assert_eq!(m.metadata, h.metadata, "the returned header is the one encoded");
-            assert_eq!((m.metadata.id, m.metadata.response_code), (header.id, rcode));
+            assert_eq!(
+                m.metadata, h.metadata,
+                "the returned header is the one encoded"
+            );
+            assert_eq!(
+                (m.metadata.id, m.metadata.response_code),
+                (header.id, rcode)
+            );
             assert_eq!(r.summary.len, out.len());
             assert!(m.queries.is_empty() && m.answers.is_empty() && m.edns.is_none());
             Outcome::Answered(Box::new(r))
@@ -127,14 +133,20 @@ fn one(handler: &Handler, data: &[u8], transport: Transport) -> Outcome {
             assert_eq!(*m, h.metadata, "the returned header is the one encoded");
             assert_eq!(m.id, req.message.metadata.id);
             assert_eq!(m.op_code, OpCode::Query);
-            assert_eq!(r.message.queries, req.message.queries, "the question is echoed");
+            assert_eq!(
+                r.message.queries, req.message.queries,
+                "the question is echoed"
+            );
             assert_eq!(
                 r.message.edns.as_ref().map(Edns::max_payload),
                 edns.as_ref().map(Edns::max_payload),
                 "OPT in the response iff in the request ({})",
                 req.query.name
             );
-            assert_eq!(m.response_code, answer.rcode, "the answer could not be encoded");
+            assert_eq!(
+                m.response_code, answer.rcode,
+                "the answer could not be encoded"
+            );
             check_truncation(&r, &answer);
             Outcome::Answered(Box::new(r))
         }
@@ -162,7 +174,11 @@ fn check_truncation(r: &Reparsed, answer: &Answer) {
     let mut dropped = false;
     for (kept, all) in kept.into_iter().zip(full) {
         assert!(kept.len() <= all.len(), "more records than the answer had");
-        assert_eq!(kept[..], all[..kept.len()], "a section is not a prefix of the answer");
+        assert_eq!(
+            kept[..],
+            all[..kept.len()],
+            "a section is not a prefix of the answer"
+        );
         dropped |= kept.len() < all.len();
     }
     assert_eq!(
@@ -237,7 +253,8 @@ pub fn query(id: u16, name: &str, qtype: RecordType, payload: Option<u16>) -> Ve
         e.set_max_payload(size);
         m.set_edns(e);
     }
-    m.to_vec().unwrap_or_else(|e| panic!("encoding a seed query: {e}"))
+    m.to_vec()
+        .unwrap_or_else(|e| panic!("encoding a seed query: {e}"))
 }
 
 /// Seed queries: every name the fuzz cluster and the other plugins answer,
@@ -245,8 +262,14 @@ pub fn query(id: u16, name: &str, qtype: RecordType, payload: Option<u16>) -> Ve
 pub fn seeds() -> Vec<(String, Vec<u8>)> {
     use RecordType::{A, AAAA, ANY, CNAME, NS, PTR, SOA, SRV, TXT};
     let names: &[(&str, &[RecordType])] = &[
-        ("nginx-service.default.svc.cluster.local.", &[A, AAAA, ANY, TXT]),
-        ("_service-port._tcp.nginx-service.default.svc.cluster.local.", &[SRV]),
+        (
+            "nginx-service.default.svc.cluster.local.",
+            &[A, AAAA, ANY, TXT],
+        ),
+        (
+            "_service-port._tcp.nginx-service.default.svc.cluster.local.",
+            &[SRV],
+        ),
         ("NGINX-Service.Default.SVC.cluster.LOCAL.", &[A]),
         ("big.default.svc.cluster.local.", &[A, SRV, AAAA]),
         ("_http._tcp.big.default.svc.cluster.local.", &[SRV]),
@@ -279,7 +302,11 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     for (name, types) in names {
         for qtype in *types {
             for payload in [None, Some(1232)] {
-                let label = format!("{}-{qtype}-{}", name.trim_end_matches('.'), payload.map_or(0, |p| p));
+                let label = format!(
+                    "{}-{qtype}-{}",
+                    name.trim_end_matches('.'),
+                    payload.map_or(0, |p| p)
+                );
                 out.push((label, query(id, name, *qtype, payload)));
                 id = id.wrapping_add(1);
             }
@@ -287,7 +314,10 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     }
     for payload in [512, 4096, 65535] {
         let label = format!("big-A-{payload}");
-        out.push((label, query(id, "big.default.svc.cluster.local.", A, Some(payload))));
+        out.push((
+            label,
+            query(id, "big.default.svc.cluster.local.", A, Some(payload)),
+        ));
     }
     out
 }
