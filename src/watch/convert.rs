@@ -38,14 +38,12 @@ pub enum ConvertError {
     },
     /// A name the index cannot key: it contains `/` (no Kubernetes name
     /// does; the index keys objects by `namespace/name`).
-    #[error("{kind} has an invalid {field} {value:?}: a name cannot contain '/'")]
+    #[error("{kind} has a {field} containing '/'")]
     InvalidName {
         /// The object's kind.
         kind: &'static str,
         /// The JSON path of the field (`metadata.namespace`).
         field: &'static str,
-        /// The value as given.
-        value: String,
     },
 }
 
@@ -244,11 +242,7 @@ fn namespaced_name(meta: &ObjectMeta, kind: &'static str) -> Result<(Box<str>, B
 /// at the wrong place, so counts and namespaces drifted on replace and delete.
 fn key_part(value: Option<&str>, kind: &'static str, field: &'static str) -> Result<Box<str>> {
     match value {
-        Some(v) if v.contains('/') => Err(ConvertError::InvalidName {
-            kind,
-            field,
-            value: v.to_string(),
-        }),
+        Some(v) if v.contains('/') => Err(ConvertError::InvalidName { kind, field }),
         Some(v) if !v.is_empty() => Ok(lower(v)),
         _ => Err(ConvertError::MissingField { kind, field }),
     }
