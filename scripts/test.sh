@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs what the tests need (dig from dnsutils)
-# when it is missing, then formatting, lints and every test.
+# Runs the whole test suite: installs what the tests need (dig from dnsutils,
+# cargo-deny) when it is missing, then the dependency policy, formatting, lints
+# and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,14 @@ if ((${#missing[@]})); then
         echo "!!! WARNING: cannot install ${missing[*]} (not root, no sudo): tests that need them will be SKIPPED !!!" >&2
     fi
 fi
+
+# Dependency policy (licenses, bans, crates.io-only sources; see deny.toml for
+# why advisories are not checked here). cargo-deny builds from crates.io.
+if ! cargo deny --version >/dev/null 2>&1; then
+    cargo install --locked cargo-deny
+fi
+cargo fetch --locked
+cargo deny --offline check licenses bans sources
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings

@@ -1,8 +1,9 @@
 //! From a parsed Corefile to validated server configurations.
 //!
 //! Syntax errors come from [`crate::corefile`]; here every directive is handed
-//! to its plugin's `parse`, and the cross-directive rules are checked: a
-//! directive at most once per server block, a zone at most once per port.
+//! to its plugin's `parse` (found in [`crate::plugin::registry`], which also
+//! says which directives may repeat), and the cross-directive rules are
+//! checked: a directive at most once per server block, a zone at most once per port.
 //! Errors are collected, not stopped at, so `clusterdns check` can list them all.
 //! A [`Config`] can only be made by [`load`]/[`from_corefile`], so holding one
 //! means it was validated.

@@ -6,13 +6,13 @@
 //! ```text
 //!  manifests / API watch ──▶ watch ──IndexUpdate──▶ index (pure) ──snapshot──┐
 //!                                                                            ▼
-//!  UDP/TCP ──▶ dns (hickory-server) ──Query──▶ plugin chain ──▶ kubernetes ──▶ lookup
+//!  UDP/TCP ──▶ dns (own loops)      ──Query──▶ plugin chain ──▶ kubernetes ──▶ lookup
 //!                                                    └──▶ other plugins (Corefile order table)
 //! ```
 //!
 //! - [`corefile`]: the Corefile grammar (lexer, imports, snippets, env); syntax only, no I/O but reading files.
 //! - [`config`]: a parsed Corefile turned into validated server configs, each directive parsed by its plugin.
-//! - [`dns`]: the only user of hickory-server: listeners, request → [`dns::Query`] → response.
+//! - [`dns`]: UDP and TCP loops on one wire path: request → [`dns::Query`] → response.
 //! - [`plugin`]: one module per Corefile directive and the fixed execution order.
 //! - [`index`]: the pure cluster index and every Kubernetes DNS record rule.
 //! - [`watch`]: sources that turn cluster objects into index updates (manifest files now; API watches next).

@@ -60,6 +60,14 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async {
+        // Installed before anything starts and kept: no signal is lost.
+        let signals = match clusterdns::shutdown::Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("installing signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let root = CancellationToken::new();
         let families = Families::new(clusterdns::metrics::registry());
         let app = match app::App::start(&cfg, families, root.clone()).await {
@@ -83,7 +91,7 @@ fn main() -> ExitCode {
             path: s.conf.clone(),
             default_port: s.dns_port,
         };
-        app.run(source, GRACE).await;
+        app.run(source, GRACE, signals).await;
         ExitCode::SUCCESS
     })
 }

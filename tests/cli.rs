@@ -92,14 +92,141 @@ fn running_with_an_invalid_corefile_exits_64() {
 }
 
 #[test]
-fn version_and_plugins_flags_print_and_exit() {
+fn version_flag_prints_and_exits() {
     let v = clusterdns(&["-version"]);
     assert!(v.status.success());
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("clusterdns-"));
+}
+
+/// CoreDNS's `plugin.cfg` directive names, written out here independently of
+/// `src/plugin/registry.rs`, so the test does not just read the table back.
+const COREDNS_DIRECTIVES: &[&str] = &[
+    "root",
+    "metadata",
+    "geoip",
+    "cancel",
+    "tls",
+    "timeouts",
+    "multisocket",
+    "reload",
+    "nsid",
+    "bufsize",
+    "bind",
+    "debug",
+    "trace",
+    "ready",
+    "health",
+    "pprof",
+    "prometheus",
+    "errors",
+    "log",
+    "dnstap",
+    "local",
+    "dns64",
+    "acl",
+    "any",
+    "chaos",
+    "loadbalance",
+    "tsig",
+    "cache",
+    "rewrite",
+    "header",
+    "dnssec",
+    "autopath",
+    "minimal",
+    "template",
+    "transfer",
+    "hosts",
+    "route53",
+    "azure",
+    "clouddns",
+    "k8s_external",
+    "kubernetes",
+    "file",
+    "auto",
+    "secondary",
+    "etcd",
+    "loop",
+    "forward",
+    "grpc",
+    "erratic",
+    "whoami",
+    "on",
+    "sign",
+    "view",
+    "nomad",
+];
+
+/// The smallest valid use of each directive clusterdns ships. A directive
+/// added to the registry without a line here fails the test below.
+fn minimal(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "reload" => "reload",
+        "timeouts" => "timeouts {\n        idle 30s\n    }",
+        "bind" => "bind 127.0.0.1",
+        "ready" => "ready",
+        "health" => "health",
+        "prometheus" => "prometheus",
+        "errors" => "errors",
+        "log" => "log",
+        "any" => "any",
+        "loadbalance" => "loadbalance",
+        "cache" => "cache",
+        "rewrite" => "rewrite name a.example. b.example.",
+        "autopath" => "autopath @kubernetes",
+        "template" => "template IN A example.org",
+        "hosts" => "hosts",
+        "kubernetes" => "kubernetes cluster.local",
+        "loop" => "loop",
+        "forward" => "forward . 127.0.0.1",
+        "whoami" => "whoami",
+        _ => return None,
+    })
+}
+
+#[test]
+fn plugins_flag_lists_exactly_the_directives_that_parse() {
     let p = clusterdns(&["-plugins"]);
+    assert!(p.status.success());
     let text = String::from_utf8_lossy(&p.stdout);
-    assert!(text.contains("dns.kubernetes"), "{text}");
-    assert!(text.contains("dns.bind"), "{text}");
+    let listed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("dns."))
+        .collect();
+    assert!(
+        listed.contains(&"kubernetes") && listed.contains(&"forward"),
+        "{text}"
+    );
+    // Listed in CoreDNS's execution order, each once.
+    let pos = |n: &str| COREDNS_DIRECTIVES.iter().position(|c| *c == n);
+    let order: Vec<Option<usize>> = listed.iter().map(|n| pos(n)).collect();
+    assert!(
+        order.iter().all(Option::is_some),
+        "not CoreDNS names: {listed:?}"
+    );
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "order: {listed:?}");
+    for name in &listed {
+        let line = minimal(name)
+            .unwrap_or_else(|| panic!("-plugins lists '{name}': add its minimal line here"));
+        let (out, err) = check_text(&format!(".:53 {{\n    {line}\n}}\n"));
+        assert!(
+            out.status.success(),
+            "listed '{name}' does not parse: {err}"
+        );
+    }
+    for name in COREDNS_DIRECTIVES.iter().filter(|n| !listed.contains(n)) {
+        let (out, err) = check_text(&format!(".:53 {{\n    {name}\n}}\n"));
+        assert_eq!(out.status.code(), Some(1), "unlisted '{name}' parsed");
+        assert!(
+            err.contains(&format!(
+                "Corefile:2:5: {name}: plugin '{name}' is not supported"
+            )),
+            "{name}: {err}"
+        );
+    }
+    let (out, err) = check_text(".:53 {\n    frobnicate\n}\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("unknown directive 'frobnicate'"), "{err}");
 }
 
 #[test]

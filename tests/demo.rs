@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,9 +12,8 @@ use common::{TestServer, eventually, lines, require};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-/// Run dig against the server; returns stdout.
-fn dig(srv: &TestServer, args: &[&str]) -> Option<String> {
-    let dig = require("dig")?;
+/// Run dig (at `dig`) against the server; returns stdout.
+fn dig(dig: &Path, srv: &TestServer, args: &[&str]) -> String {
     let out = Command::new(dig)
         .arg(format!("@{}", srv.addr.ip()))
         .args(["-p", &srv.addr.port().to_string(), "+time=2", "+tries=2"])
@@ -25,7 +25,7 @@ fn dig(srv: &TestServer, args: &[&str]) -> Option<String> {
         "dig {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The answer-section lines of dig output, whitespace folded.
@@ -47,14 +47,14 @@ fn flags(out: &str) -> String {
 
 #[test]
 fn dig_answers_the_nginx_service_cluster_ip_with_aa_over_udp_and_tcp() {
+    let Some(tool) = require("dig") else { return };
     let srv = TestServer::demo();
     for transport in ["+notcp", "+tcp"] {
-        let Some(out) = dig(
+        let out = dig(
+            &tool,
             &srv,
             &[transport, "nginx-service.default.svc.cluster.local"],
-        ) else {
-            return;
-        };
+        );
         assert!(out.contains("status: NOERROR"), "{out}");
         assert!(flags(&out).contains(" aa"), "AA flag missing: {out}");
         assert_eq!(
@@ -66,16 +66,16 @@ fn dig_answers_the_nginx_service_cluster_ip_with_aa_over_udp_and_tcp() {
 
 #[test]
 fn dig_srv_answers_port_80_to_the_service_name() {
+    let Some(tool) = require("dig") else { return };
     let srv = TestServer::demo();
-    let Some(out) = dig(
+    let out = dig(
+        &tool,
         &srv,
         &[
             "SRV",
             "_service-port._tcp.nginx-service.default.svc.cluster.local",
         ],
-    ) else {
-        return;
-    };
+    );
     assert_eq!(
         answer_section(&out),
         [
@@ -86,11 +86,10 @@ fn dig_srv_answers_port_80_to_the_service_name() {
 
 #[test]
 fn dig_reverse_lookup_answers_the_ptr_over_udp_and_tcp() {
+    let Some(tool) = require("dig") else { return };
     let srv = TestServer::demo();
     for transport in ["+notcp", "+tcp"] {
-        let Some(out) = dig(&srv, &[transport, "-x", "10.96.0.100"]) else {
-            return;
-        };
+        let out = dig(&tool, &srv, &[transport, "-x", "10.96.0.100"]);
         assert_eq!(
             answer_section(&out),
             ["100.0.96.10.in-addr.arpa. 30 IN PTR nginx-service.default.svc.cluster.local."]
@@ -101,10 +100,9 @@ fn dig_reverse_lookup_answers_the_ptr_over_udp_and_tcp() {
 
 #[test]
 fn dig_nxdomain_carries_the_soa() {
+    let Some(tool) = require("dig") else { return };
     let srv = TestServer::demo();
-    let Some(out) = dig(&srv, &["nope.default.svc.cluster.local"]) else {
-        return;
-    };
+    let out = dig(&tool, &srv, &["nope.default.svc.cluster.local"]);
     assert!(out.contains("status: NXDOMAIN"), "{out}");
     assert!(out.contains("AUTHORITY SECTION"), "{out}");
     let folded = out.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -184,9 +182,55 @@ fn editing_the_demo_manifests_changes_answers_without_a_restart() {
         [format!("{name} 30 IN A 10.244.3.9")]
     );
 
-    // A broken edit keeps the last good state.
+    // A broken edit keeps the last good state: wait until the server has read
+    // (and rejected) it, then ask again.
     common::write(&path, "this: [is not: valid yaml");
-    std::thread::sleep(Duration::from_millis(800));
+    eventually(Duration::from_secs(10), || {
+        srv.log()
+            .contains("manifests: keeping the previous state")
+            .then_some(())
+    })
+    .expect("the broken edit was read and rejected");
     let still = srv.udp(name, RecordType::A);
     assert_eq!(still.metadata.response_code, ResponseCode::NoError);
+}
+
+/// The dig tests above, run again without `dig` on PATH: outside CI each
+/// passes with a loud SKIPPED line; with CI=true each fails.
+#[test]
+fn without_dig_the_dig_tests_skip_loudly_and_fail_in_ci() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("test binary");
+    let run = |ci: Option<&str>| {
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            "--exact",
+            "dig_nxdomain_carries_the_soa",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PATH", empty.path())
+        .env_remove("CI");
+        if let Some(v) = ci {
+            cmd.env("CI", v);
+        }
+        let out = cmd.output().expect("run the test binary");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(None);
+    assert!(ok, "outside CI a missing dig skips:\n{text}");
+    assert!(text.contains("SKIPPED: `dig` is not installed"), "{text}");
+    assert!(text.contains("1 passed"), "the test ran: {text}");
+    for ci in ["true", "1"] {
+        let (ok, text) = run(Some(ci));
+        assert!(!ok, "CI={ci}: a missing dig must fail:\n{text}");
+        assert!(text.contains("`dig` missing in CI"), "{text}");
+    }
+    let (ok, _) = run(Some("false"));
+    assert!(ok, "CI=false is not CI");
 }

@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{TestServer, lines, query, udp};
+use common::{TestServer, eventually, lines, query, udp};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
@@ -37,18 +37,11 @@ fn start() -> TestServer {
 
 /// Wait (bounded) until the server's log contains `needle`.
 fn wait_for_log(srv: &TestServer, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually(Duration::from_secs(5), || {
         let log = srv.log();
-        if log.contains(needle) {
-            return log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in the log:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        log.contains(needle).then_some(log)
+    })
+    .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{}", srv.log()))
 }
 
 #[test]
@@ -74,15 +67,11 @@ fn hosts_entries_are_served_and_a_file_edit_is_picked_up() {
         "10.0.0.2 a.example.org\n10.0.0.3 b.example.org\n",
     )
     .expect("edit hosts file");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let picked_up = eventually(Duration::from_secs(5), || {
         let reply = srv.udp("a.example.org.", RecordType::A);
-        if lines(&reply.answers) == ["a.example.org. 3600 IN A 10.0.0.2"] {
-            break;
-        }
-        assert!(Instant::now() < deadline, "edit not picked up: {reply:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        (lines(&reply.answers) == ["a.example.org. 3600 IN A 10.0.0.2"]).then_some(())
+    });
+    assert!(picked_up.is_some(), "edit not picked up");
     let reply = srv.udp("b.example.org.", RecordType::A);
     assert_eq!(lines(&reply.answers), ["b.example.org. 3600 IN A 10.0.0.3"]);
     let reply = srv.udp("gone.example.org.", RecordType::A);

@@ -218,7 +218,7 @@ fn truncated_udp_answer_for_forty_endpoints_is_well_formed() {
     assert_eq!(summary.edns_payload, None);
 }
 
-/// Every endpoint count, EDNS size and transport gives a strictly
+/// Every endpoint count, A and SRV (with additional A records), EDNS size and transport gives a strictly
 /// well-formed answer within the limit, truncated exactly when records are missing.
 #[test]
 fn answers_are_well_formed_for_every_size_and_transport() {
@@ -234,31 +234,41 @@ fn answers_are_well_formed_for_every_size_and_transport() {
         );
     }
     let srv = TestServer::start(COREFILE, &[("cluster.yaml", &files)]);
+    // (query type, records a complete answer has in the answer and additional sections):
+    // A gives one record per endpoint; SRV one per endpoint plus its target's A record.
+    let shapes = [(RecordType::A, 1, 0), (RecordType::SRV, 1, 1)];
     for n in counts {
         let name = format!("BiG{n}.default.svc.cluster.local.");
-        for edns in [None, Some(512u16), Some(1232), Some(4096)] {
-            let mut m = query(&name, RecordType::A);
-            if let Some(size) = edns {
-                m = with_edns(m, size);
-            }
-            let bytes = m.to_vec().expect("encode");
-            let udp_reply = udp_raw(srv.addr, &bytes, 2000).expect("udp reply");
-            let tcp_reply = tcp_raw(srv.addr, &bytes);
-            for (transport, raw, limit) in [
-                ("udp", &udp_reply, usize::from(edns.unwrap_or(512))),
-                ("tcp", &tcp_reply, usize::from(u16::MAX)),
-            ] {
-                let what = format!("{n} endpoints, edns {edns:?}, {transport}");
-                let s = clusterdns::dns::strict::check(raw)
-                    .unwrap_or_else(|e| panic!("{what}: malformed: {e}"));
-                assert!(raw.len() <= limit, "{what}: {} octets", raw.len());
-                let complete = usize::from(s.answers) == n;
-                assert_eq!(
-                    s.truncated, !complete,
-                    "{what}: TC vs {} answers",
-                    s.answers
-                );
-                assert_eq!(s.edns_payload.is_some(), edns.is_some(), "{what}: OPT");
+        for (qtype, per_answer, per_additional) in shapes {
+            for edns in [None, Some(512u16), Some(1232), Some(4096)] {
+                let mut m = query(&name, qtype);
+                if let Some(size) = edns {
+                    m = with_edns(m, size);
+                }
+                let bytes = m.to_vec().expect("encode");
+                let udp_reply = udp_raw(srv.addr, &bytes, 2000).expect("udp reply");
+                let tcp_reply = tcp_raw(srv.addr, &bytes);
+                for (transport, raw, limit) in [
+                    ("udp", &udp_reply, usize::from(edns.unwrap_or(512))),
+                    ("tcp", &tcp_reply, usize::from(u16::MAX)),
+                ] {
+                    let what = format!("{n} endpoints, {qtype}, edns {edns:?}, {transport}");
+                    let s = clusterdns::dns::strict::check(raw)
+                        .unwrap_or_else(|e| panic!("{what}: malformed: {e}"));
+                    assert!(raw.len() <= limit, "{what}: {} octets", raw.len());
+                    let opt = u16::from(s.edns_payload.is_some());
+                    let complete = usize::from(s.answers) == n * per_answer
+                        && usize::from(s.additional - opt) == n * per_additional;
+                    assert_eq!(
+                        s.truncated, !complete,
+                        "{what}: TC vs {} answers, {} additional",
+                        s.answers, s.additional
+                    );
+                    assert_eq!(s.edns_payload.is_some(), edns.is_some(), "{what}: OPT");
+                    if transport == "tcp" {
+                        assert!(complete, "{what}: TCP answer incomplete");
+                    }
+                }
             }
         }
     }

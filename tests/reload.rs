@@ -42,8 +42,9 @@ fn an_edit_switches_without_a_failed_query_and_a_broken_edit_keeps_serving() {
     let srv = TestServer::start(&corefile(5), &[("cluster.yaml", CLUSTER)]);
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicU32::new(0));
+    let sent = Arc::new(AtomicU32::new(0));
     let looper = {
-        let (stop, failures, addr) = (stop.clone(), failures.clone(), srv.addr);
+        let (stop, failures, sent, addr) = (stop.clone(), failures.clone(), sent.clone(), srv.addr);
         std::thread::spawn(move || {
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) {
@@ -55,6 +56,7 @@ fn an_edit_switches_without_a_failed_query_and_a_broken_edit_keeps_serving() {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }
                 n += 1;
+                sent.store(n, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(5));
             }
             n
@@ -82,7 +84,12 @@ fn an_edit_switches_without_a_failed_query_and_a_broken_edit_keeps_serving() {
         log.contains("Corefile:6:5").then_some(log)
     });
     assert!(logged.is_some(), "the error names file:line: {}", srv.log());
-    std::thread::sleep(Duration::from_millis(300));
+    // Keep querying after the rejected edit: 20 more answers, all good.
+    let at_reject = sent.load(Ordering::Relaxed);
+    let more = eventually(Duration::from_secs(10), || {
+        (sent.load(Ordering::Relaxed) >= at_reject + 20).then_some(())
+    });
+    assert!(more.is_some(), "the query loop kept running");
     stop.store(true, Ordering::Relaxed);
     let queries = looper.join().expect("loop");
 

@@ -6,7 +6,7 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{TestServer, lines};
 use hickory_proto::op::{Message, ResponseCode};
@@ -159,14 +159,9 @@ fn autopath_leaves_a_client_that_is_not_a_pod_with_a_plain_nxdomain() {
 #[test]
 fn autopath_without_pods_verified_refuses_to_start_with_a_clear_message() {
     let mut srv = TestServer::spawn(&autopath_corefile("insecure"), &[("cluster.yaml", CLUSTER)]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = srv.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "clusterdns kept running");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let child = &mut srv.child;
+    let status = common::eventually(Duration::from_secs(20), || child.try_wait().expect("wait"))
+        .expect("clusterdns kept running");
     assert!(!status.success());
     let log = srv.log();
     assert!(

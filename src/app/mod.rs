@@ -27,6 +27,7 @@ use crate::plugin::build::Families;
 use crate::plugin::health::{self, HealthMetrics};
 use crate::plugin::ready::{Monitor, Readiness};
 use crate::plugin::reload::{self, Reload, ReloadMetrics};
+use crate::shutdown::Signals;
 use crate::watch::metrics::WatchMetrics;
 
 use sources::Sources;
@@ -107,7 +108,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let prepared = self
             .dns
-            .prepare(plan.routes)
+            .prepare(plan.routes, plan.tcp_limits)
             .context("opening DNS listeners")?;
         self.admin
             .apply(plan.endpoints, &self.tasks, &self.root)
@@ -187,9 +188,12 @@ impl App {
 }
 
 impl App {
-    /// Serve until SIGTERM/SIGINT, checking the Corefile every `reload`
-    /// interval when the configuration has `reload`; then shut down.
-    pub async fn run(mut self, source: ConfigSource, grace: Duration) {
+    /// Serve until SIGTERM/SIGINT arrives on `signals`, checking the
+    /// Corefile every `reload` interval when the configuration has `reload`;
+    /// then shut down. A signal that arrives during a reload is kept by
+    /// `signals` and acted on as soon as the reload has finished (a reload is
+    /// bounded by the startup timeout and never left half-switched).
+    pub async fn run(mut self, source: ConfigSource, grace: Duration, mut signals: Signals) {
         let mut seed = u64::from(std::process::id());
         loop {
             let wait = self.reload.map(|r| {
@@ -206,13 +210,8 @@ impl App {
                 }
             };
             tokio::select! {
-                r = crate::shutdown::wait_for_signal(&self.root) => {
-                    if let Err(e) = r {
-                        error!(error = %e, "installing signal handlers");
-                    }
-                    break;
-                }
-                _ = tick => self.reload(&source).await,
+                () = signals.recv(&self.root) => break,
+                () = tick => self.reload(&source).await,
             }
         }
         self.shutdown(grace).await;
@@ -228,21 +227,33 @@ impl App {
         self.admin.local_addrs()
     }
 
-    /// Lameduck first (keep answering, `/ready` 503), then stop sources and
-    /// drain the DNS servers, waiting at most `grace`.
+    /// Lameduck first (keep answering, `/ready` 503); then stop accepting
+    /// DNS queries and answer every query already received (those waiting on
+    /// an upstream included); only then stop sources, plugins' background
+    /// tasks and the HTTP endpoints. The drain and the stop share one
+    /// deadline, `grace`, counted from the end of lameduck.
     pub async fn shutdown(mut self, grace: Duration) {
         if !self.lameduck.is_zero() {
             info!(lameduck = ?self.lameduck, "going into lameduck mode");
             self.readiness.drain();
             tokio::time::sleep(self.lameduck).await;
         }
+        let deadline = tokio::time::Instant::now() + grace;
+        if tokio::time::timeout_at(deadline, self.dns.shutdown())
+            .await
+            .is_err()
+        {
+            warn!(
+                ?grace,
+                "shutdown grace period expired with DNS queries in flight"
+            );
+        }
         self.root.cancel();
         self.tasks.close();
-        let drain = async {
-            self.dns.shutdown().await;
-            self.tasks.wait().await;
-        };
-        if tokio::time::timeout(grace, drain).await.is_err() {
+        if tokio::time::timeout_at(deadline, self.tasks.wait())
+            .await
+            .is_err()
+        {
             warn!(?grace, "shutdown grace period expired");
         }
     }

@@ -16,11 +16,12 @@ use crate::config::{Config, ServerConfig};
 use crate::dns::Route;
 use crate::dns::metrics::DnsMetrics;
 use crate::dns::server::RouteTable;
+use crate::dns::tcp::TcpLimits;
 use crate::plugin::build::{BlockShared, BuildCtx, Families};
 use crate::plugin::kubernetes::Kubernetes;
 use crate::plugin::ready::Readiness;
 use crate::plugin::reload::Reload;
-use crate::plugin::{self, Chain, Plugin, PluginConfig, health, prometheus};
+use crate::plugin::{Chain, Plugin, PluginConfig, health, prometheus};
 
 /// One configuration, built and not yet serving.
 pub(super) struct Plan {
@@ -40,6 +41,8 @@ pub(super) struct Plan {
     pub(super) startup_timeout: Duration,
     /// `reload`, if any block has it.
     pub(super) reload: Option<Reload>,
+    /// TCP limits per listening address (`timeouts`; defaults elsewhere).
+    pub(super) tcp_limits: BTreeMap<SocketAddr, TcpLimits>,
 }
 
 /// Build a configuration. `token` is this configuration's generation token:
@@ -59,6 +62,7 @@ pub(super) fn plan(
     let mut health_addrs = Vec::new();
     let mut startup_timeout = Duration::ZERO;
     let mut reload = None;
+    let mut tcp_limits = BTreeMap::new();
     for server in &cfg.servers {
         let addrs = listen_addrs(server)?;
         let local_ips = advertised_ips(&addrs);
@@ -107,7 +111,12 @@ pub(super) fn plan(
                     endpoints.add(p.addr, "/metrics", handler);
                 }
                 PluginConfig::Reload(r) => reload = Some(*r),
-                other => plugins.extend(plugin::instantiate(other, &ctx)?),
+                PluginConfig::Timeouts(t) => {
+                    for addr in &addrs {
+                        tcp_limits.entry(*addr).or_insert(*t);
+                    }
+                }
+                PluginConfig::Chain(c) => plugins.push(c.build(&ctx)?),
             }
         }
         all_plugins.extend(plugins.iter().cloned());
@@ -136,6 +145,7 @@ pub(super) fn plan(
         health_addrs,
         startup_timeout,
         reload,
+        tcp_limits,
     })
 }
 

@@ -1,11 +1,11 @@
-//! hickory-server's `RequestHandler`: wire request → [`Query`] → plugin chain → wire response.
+//! Routing a [`Query`] to a server block's plugin chain, and the request
+//! metrics around it. Shared by the UDP and TCP loops, which do the wire
+//! side (parse, protocol rules, encode) through [`super::wire`].
 //!
 //! Routing follows CoreDNS: every server block on a listener owns zones, and a
 //! query goes to the block whose zone is the longest suffix of the query name;
-//! no match is REFUSED. The handler also owns the protocol rules plugins must
-//! not care about: one question per query (else FORMERR), QUERY opcode only
-//! (else NOTIMP), OPT in the response iff the query had one, and the UDP size
-//! limit (512 without EDNS) with TC set when the answer does not fit.
+//! no match is REFUSED. A failing chain answers with its error's rcode and a
+//! panicking one with SERVFAIL, so a query is never lost.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -14,12 +14,8 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use futures::FutureExt;
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::{Name, Record};
-use hickory_server::net::runtime::Time;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::Name;
 use tracing::debug;
 
 use crate::dns::metrics::{DnsMetrics, Observation, response_size};
@@ -133,75 +129,5 @@ impl Handler {
             });
         }
         answer
-    }
-}
-
-fn transport(p: Protocol) -> Transport {
-    match p {
-        Protocol::Udp => Transport::Udp,
-        _ => Transport::Tcp,
-    }
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        let edns = request.edns.as_ref().map(super::wire::response_edns);
-        let mut builder = MessageResponseBuilder::from_message_request(request);
-        if let Some(edns) = &edns {
-            builder.edns(edns);
-        }
-
-        let queries = request.queries.queries();
-        let answer = if request.metadata.op_code != OpCode::Query {
-            Answer::rcode(ResponseCode::NotImp)
-        } else if queries.len() != 1 {
-            Answer::rcode(ResponseCode::FormErr)
-        } else {
-            let original = queries[0].original();
-            let name = original.name().clone();
-            let q = Query {
-                id: request.metadata.id,
-                lower: name.to_lowercase(),
-                name,
-                qtype: original.query_type(),
-                qclass: original.query_class(),
-                src: request.src(),
-                transport: transport(request.protocol()),
-                edns_payload: request.edns.as_ref().map(Edns::max_payload),
-                dnssec_ok: request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
-                recursion_desired: request.metadata.recursion_desired,
-            };
-            self.answer(&q).await
-        };
-
-        metadata.response_code = answer.rcode;
-        metadata.authoritative = answer.authoritative;
-        metadata.truncation = answer.truncated;
-        metadata.recursion_available = answer.recursion_available;
-        let response = builder.build(
-            metadata,
-            answer.answers.iter(),
-            answer.authority.iter(),
-            std::iter::empty::<&Record>(),
-            answer.additionals.iter(),
-        );
-        match response_handle.send_response(response).await {
-            Ok(info) => info,
-            Err(error) => {
-                debug!(%error, "sending response failed");
-                let mut failed = Metadata::response_from_request(&request.metadata);
-                failed.response_code = ResponseCode::ServFail;
-                ResponseInfo::from(Header {
-                    metadata: failed,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        }
     }
 }

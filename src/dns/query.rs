@@ -1,8 +1,8 @@
-//! Our own request/response types: what plugins see instead of hickory-server's.
+//! Our own request/response types: what plugins see of a query and give back.
 //!
-//! Keeping these free of `hickory_server` means plugins and the index depend only
-//! on `hickory_proto` value types, and the transport can change without touching
-//! them.
+//! Plugins and the index depend only on these and `hickory_proto` value
+//! types, never on the transport, so the UDP and TCP loops can change
+//! without touching them.
 
 use std::net::SocketAddr;
 

@@ -1,28 +1,27 @@
-//! Listeners: UDP and TCP sockets per server address, registered with hickory-server.
+//! Listeners: UDP and TCP sockets per server address, each served by our own
+//! loops ([`super::udp`], [`super::tcp`]).
 //!
 //! All server blocks that share an address share its sockets (as in CoreDNS);
 //! the [`Handler`] routes between them by zone. Binding ([`DnsListeners::prepare`])
 //! is separate from switching ([`DnsListeners::commit`]): a port conflict is an
 //! error before anything changes, at start-up and on reload alike, and a reload
 //! keeps the sockets of addresses that stay (CoreDNS closes and reopens them).
+//!
+//! Every loop and query in flight runs on one [`TaskTracker`]: stopping an
+//! address cancels its loops (no new queries) while the queries already
+//! received are still answered, and [`DnsListeners::shutdown`] waits for them.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use hickory_server::Server;
 use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use std::collections::BTreeMap;
-
+use crate::dns::tcp::TcpLimits;
 use crate::dns::{Handler, Route};
-
-/// How long an idle TCP connection is kept open.
-const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Per-connection outgoing response buffer (messages, not bytes).
-const TCP_RESPONSE_BUFFER: usize = 32;
 
 /// Errors while opening listeners.
 #[derive(Debug, thiserror::Error)]
@@ -50,14 +49,15 @@ pub type RouteTable = BTreeMap<SocketAddr, Vec<Route>>;
 pub struct DnsListeners {
     /// Written only by [`DnsListeners::commit`].
     running: BTreeMap<SocketAddr, Running>,
+    /// Every loop and every query in flight, of all addresses (also of
+    /// addresses already retired, whose queries are still being answered).
+    tasks: TaskTracker,
 }
 
 struct Running {
     handler: Handler,
-    /// hickory-server, for TCP.
-    server: Server<Handler>,
-    /// Stops this address's UDP loops.
-    udp: CancellationToken,
+    /// Stops this address's UDP and TCP loops (queries received still get answers).
+    stop: CancellationToken,
     /// The bound address (the real port when 0 was asked for).
     local: SocketAddr,
 }
@@ -65,6 +65,7 @@ struct Running {
 /// A configuration's listeners, bound but not yet switched to.
 pub struct Prepared {
     routes: RouteTable,
+    tcp_limits: BTreeMap<SocketAddr, TcpLimits>,
     fresh: BTreeMap<SocketAddr, (Vec<UdpSocket>, TcpListener, SocketAddr)>,
 }
 
@@ -76,9 +77,15 @@ impl Prepared {
 }
 
 impl DnsListeners {
-    /// Bind sockets for the addresses not served yet. Nothing changes for
-    /// running listeners; a bind failure leaves everything as it was.
-    pub fn prepare(&self, routes: RouteTable) -> Result<Prepared, Error> {
+    /// Bind sockets for the addresses not served yet; their TCP connections
+    /// will be held to `tcp_limits` (defaults for addresses not in it). Nothing
+    /// changes for running listeners (they keep the limits they started with);
+    /// a bind failure leaves everything as it was.
+    pub fn prepare(
+        &self,
+        routes: RouteTable,
+        tcp_limits: BTreeMap<SocketAddr, TcpLimits>,
+    ) -> Result<Prepared, Error> {
         let mut fresh = BTreeMap::new();
         for addr in routes.keys() {
             if self.running.contains_key(addr) {
@@ -88,13 +95,21 @@ impl DnsListeners {
                 fresh.insert(*addr, bound);
             }
         }
-        Ok(Prepared { routes, fresh })
+        Ok(Prepared {
+            routes,
+            tcp_limits,
+            fresh,
+        })
     }
 
     /// Switch to a prepared configuration: swap tables of kept listeners,
     /// start new ones, drain the ones no longer configured.
     pub fn commit(&mut self, prepared: Prepared) {
-        let Prepared { mut routes, fresh } = prepared;
+        let Prepared {
+            mut routes,
+            tcp_limits,
+            fresh,
+        } = prepared;
         let gone: Vec<SocketAddr> = self
             .running
             .keys()
@@ -102,12 +117,9 @@ impl DnsListeners {
             .copied()
             .collect();
         for addr in gone {
-            if let Some(mut r) = self.running.remove(&addr) {
+            if let Some(r) = self.running.remove(&addr) {
                 info!(addr = %r.local, "no longer serving DNS");
-                r.udp.cancel();
-                tokio::spawn(async move {
-                    let _ = r.server.shutdown_gracefully().await;
-                });
+                r.stop.cancel();
             }
         }
         for (addr, r) in &self.running {
@@ -117,23 +129,28 @@ impl DnsListeners {
         }
         for (addr, (udp, tcp, local)) in fresh {
             let handler = Handler::new(routes.remove(&addr).unwrap_or_default());
-            let udp_token = CancellationToken::new();
+            let stop = CancellationToken::new();
             for socket in udp {
-                tokio::spawn(super::udp::serve(
+                self.tasks.spawn(super::udp::serve(
                     socket,
                     handler.clone(),
-                    udp_token.clone(),
+                    stop.clone(),
+                    self.tasks.clone(),
                 ));
             }
-            let mut server = Server::new(handler.clone());
-            server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+            self.tasks.spawn(super::tcp::serve(
+                tcp,
+                handler.clone(),
+                tcp_limits.get(&addr).copied().unwrap_or_default(),
+                stop.clone(),
+                self.tasks.clone(),
+            ));
             info!(addr = %local, "serving DNS on udp and tcp");
             self.running.insert(
                 addr,
                 Running {
                     handler,
-                    server,
-                    udp: udp_token,
+                    stop,
                     local,
                 },
             );
@@ -145,14 +162,14 @@ impl DnsListeners {
         self.running.values().map(|r| r.local).collect()
     }
 
-    /// Stop accepting queries and wait for in-flight ones to finish.
+    /// Stop accepting queries, then wait until every query already received
+    /// has been answered (the caller bounds the wait).
     pub async fn shutdown(&mut self) {
-        for (_, mut r) in std::mem::take(&mut self.running) {
-            r.udp.cancel();
-            if let Err(error) = r.server.shutdown_gracefully().await {
-                tracing::warn!(%error, "dns server shutdown");
-            }
+        for (_, r) in std::mem::take(&mut self.running) {
+            r.stop.cancel();
         }
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 }
 

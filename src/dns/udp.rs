@@ -1,13 +1,17 @@
 //! The UDP fast path: one SO_REUSEPORT socket per worker thread, each served
 //! by its own receive loop, answers encoded into a reused buffer.
 //!
-//! hickory-server spawns a task and builds several intermediate messages per
-//! UDP query; here a query whose answer is ready at the first poll (everything
+//! A general server spawns a task and builds several intermediate messages
+//! per UDP query; here a query whose answer is ready at the first poll (everything
 //! the index answers) is answered inline by the loop that received it, with no
 //! task, no channel and no buffer allocation. Only a query that must wait (an
 //! upstream, a cache refresh) is moved to a task of its own, so a slow
 //! upstream never stalls the socket. The kernel spreads clients over the
 //! sockets (SO_REUSEPORT), so the loops do not contend.
+//!
+//! Those tasks are spawned on a [`TaskTracker`]: when the loop stops
+//! (shutdown, or the address leaves the configuration) they keep the socket
+//! alive and still send their answers, and shutdown waits for them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +22,7 @@ use std::task::{Context, Poll};
 use socket2::{Domain, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::wire::{self, Parsed, Request};
 use super::{Handler, Transport};
@@ -49,8 +54,14 @@ pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSocket>> {
     Ok(out)
 }
 
-/// Serve one socket until `token` is cancelled.
-pub async fn serve(socket: UdpSocket, handler: Handler, token: CancellationToken) {
+/// Serve one socket until `token` is cancelled; queries that must wait are
+/// answered by tasks on `tasks`, which outlive the loop.
+pub async fn serve(
+    socket: UdpSocket,
+    handler: Handler,
+    token: CancellationToken,
+    tasks: TaskTracker,
+) {
     let socket = Arc::new(socket);
     let mut buf = vec![0u8; usize::from(u16::MAX)];
     let mut out = Vec::with_capacity(usize::from(wire::MAX_UDP_PAYLOAD));
@@ -79,7 +90,7 @@ pub async fn serve(socket: UdpSocket, handler: Handler, token: CancellationToken
                     Poll::Ready((req, answer)) => send(&socket, &req, &answer, &mut out),
                     Poll::Pending => {
                         let socket = socket.clone();
-                        tokio::spawn(async move {
+                        tasks.spawn(async move {
                             let (req, answer) = fut.await;
                             send(&socket, &req, &answer, &mut Vec::new());
                         });

@@ -1,11 +1,14 @@
-//! DNS messages on the wire for our own UDP path: parse a request, encode a
+//! DNS messages on the wire, for both transports: parse a request, encode a
 //! response into a reused buffer. Pure functions, no I/O.
 //!
-//! The protocol rules live here so that UDP (our loop) and TCP (hickory-server)
-//! answer alike: a packet shorter than a header, or a response, is dropped; a
-//! header followed by garbage is FORMERR with the query's ID; more than one
-//! question is FORMERR; a non-QUERY opcode is NOTIMP; the answer carries OPT iff
-//! the query did, and is truncated (TC) to the client's EDNS size (512 without).
+//! The protocol rules live here, once, so that UDP ([`super::udp`]) and TCP
+//! ([`super::tcp`]) answer alike: a packet shorter than a header, or a
+//! response, is dropped; a header followed by garbage is FORMERR with the
+//! query's ID; more than one question is FORMERR; a non-QUERY opcode is
+//! NOTIMP; the answer carries OPT iff the query did. Over UDP the answer is
+//! cut to the client's EDNS size (512 without), over TCP to 65,535 octets:
+//! whole records only, with the header counts equal to the records present
+//! and TC set exactly when a record was left out (see `emit`).
 
 use std::net::SocketAddr;
 

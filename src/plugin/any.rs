@@ -84,6 +84,16 @@ impl Plugin for Any {
     }
 }
 
+impl crate::plugin::BuildPlugin for Any {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        let _ = ctx;
+        Ok(std::sync::Arc::new(*self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;

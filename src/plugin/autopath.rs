@@ -294,6 +294,15 @@ impl Plugin for Autopath {
     }
 }
 
+impl crate::plugin::BuildPlugin for AutopathConfig {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        Ok(std::sync::Arc::new(Autopath::new(self, ctx)?))
+    }
+}
+
 #[cfg(test)]
 #[path = "autopath_tests.rs"]
 mod tests;

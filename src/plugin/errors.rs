@@ -17,7 +17,6 @@
 //! # Syntax
 //! ```text
 //! errors [stdout] {
-//!     stacktrace
 //!     consolidate DURATION REGEXP [LEVEL] [show_first]
 //! }
 //! ```
@@ -28,8 +27,10 @@
 //!   setup code). With `show_first` the first error of a period is logged at
 //!   once (at LEVEL) and the summary only appears when more than one occurred.
 //!   Several `consolidate` lines may be given; the first matching one counts.
-//! * `stacktrace`: accepted for compatibility. A panicking query task is
-//!   reported by Rust's panic hook; set `RUST_BACKTRACE=1` for its backtrace.
+//! * `stacktrace` (CoreDNS: log a stack trace with each recovered panic) is
+//!   refused at start: clusterdns does not produce one per query. A panicking
+//!   query task is reported by Rust's panic hook; `RUST_BACKTRACE=1` adds the
+//!   backtrace, for the whole process.
 //!
 //! Durations are printed as Go prints them (`30s`, `5m0s`), like CoreDNS.
 //!
@@ -93,8 +94,6 @@ pub struct Consolidate {
 pub struct ErrorsConfig {
     /// `consolidate` lines, in the order written.
     pub consolidate: Vec<Consolidate>,
-    /// `stacktrace` was given.
-    pub stacktrace: bool,
 }
 
 /// Parse `errors`.
@@ -110,8 +109,10 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<ErrorsConfig, Corefil
         let mut sd = d.sub(line);
         match line.name.text.as_str() {
             "stacktrace" => {
-                sd.expect_end()?;
-                cfg.stacktrace = true;
+                return Err(sd.err(
+                    "not supported by clusterdns: a panicking query is logged by Rust's panic \
+                     hook; set RUST_BACKTRACE=1 for backtraces (process-wide)",
+                ));
             }
             "consolidate" => cfg.consolidate.push(parse_consolidate(&mut sd)?),
             _ => return Err(d.unknown_property(line)),
@@ -310,3 +311,12 @@ impl Plugin for Errors {
 
 #[cfg(test)]
 mod tests;
+
+impl crate::plugin::BuildPlugin for ErrorsConfig {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        Ok(std::sync::Arc::new(Errors::new(self, ctx.token.clone())))
+    }
+}

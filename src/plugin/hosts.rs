@@ -552,3 +552,12 @@ impl Plugin for Hosts {
 
 #[cfg(test)]
 mod tests;
+
+impl crate::plugin::BuildPlugin for HostsConfig {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        Ok(std::sync::Arc::new(Hosts::build(self, ctx)?))
+    }
+}

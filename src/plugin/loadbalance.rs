@@ -14,15 +14,13 @@
 //!
 //! # Syntax
 //! ```text
-//! loadbalance [round_robin | weighted WEIGHTFILE] {
-//!     reload DURATION
+//! loadbalance [round_robin] {
 //!     prefer CIDR...
 //!     limit_answers NUM_ANSWERS
 //! }
 //! ```
-//! `weighted` (with its `reload`, default 30s) is parsed and validated but
-//! **not supported yet**: starting a server with it fails with a clear error
-//! naming its file:line, rather than silently balancing differently.
+//! CoreDNS's `weighted WEIGHTFILE` policy (and its `reload`) is refused at
+//! start with its file:line, rather than silently balancing differently.
 //!
 //! # Examples
 //! ```text
@@ -37,9 +35,6 @@
 //! # Metrics
 //! None. # Ready: does not report readiness.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, Record, RecordType};
 use ipnet::IpNet;
@@ -48,27 +43,9 @@ use crate::corefile::{CorefileError, Dispenser};
 use crate::dns::{Answer, Query};
 use crate::plugin::{Next, Plugin, Result};
 
-/// The balancing policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Policy {
-    /// Uniform shuffle (the default).
-    RoundRobin,
-    /// Weighted choice of the first address (parsed, not implemented yet).
-    Weighted {
-        /// The weight file, relative paths resolved from the Corefile's directory.
-        file: PathBuf,
-        /// How often the file is re-read.
-        reload: Duration,
-        /// Where the directive was written (`file:line:col`), for the startup error.
-        at: String,
-    },
-}
-
-/// The parsed `loadbalance` directive.
+/// The parsed `loadbalance` directive (policy round_robin, the only one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadbalanceConfig {
-    /// The policy.
-    pub policy: Policy,
     /// Networks whose addresses go first, in priority order.
     pub prefer: Vec<IpNet>,
     /// Keep at most this many answer records.
@@ -77,54 +54,31 @@ pub struct LoadbalanceConfig {
 
 /// Parse `loadbalance`.
 pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<LoadbalanceConfig, CorefileError> {
-    let mut policy = Policy::RoundRobin;
-    let mut weighted = false;
     if let Some(t) = d.next_arg() {
         match t.text.as_str() {
             "round_robin" => {}
             "weighted" => {
-                let file = d.expect_arg("WEIGHTFILE")?;
-                let p = PathBuf::from(&file.text);
-                let file = match file.pos.file.parent() {
-                    Some(dir) if p.is_relative() => dir.join(p),
-                    _ => p,
-                };
-                let pos = &d.directive().name.pos;
-                policy = Policy::Weighted {
-                    file,
-                    reload: Duration::from_secs(30),
-                    at: format!("{}:{}:{}", pos.file.display(), pos.line, pos.col),
-                };
-                weighted = true;
-            }
-            other => {
                 return Err(d.err_at(
                     t,
-                    format!("unknown policy: '{other}' (use round_robin or weighted)"),
+                    "the weighted policy is not supported by clusterdns (use round_robin)",
                 ));
+            }
+            other => {
+                return Err(d.err_at(t, format!("unknown policy: '{other}' (use round_robin)")));
             }
         }
     }
     d.expect_end()?;
     let mut cfg = LoadbalanceConfig {
-        policy,
         prefer: Vec::new(),
         limit_answers: None,
     };
     for line in d.block() {
         let mut sd = d.sub(line);
         match line.name.text.as_str() {
-            "reload" if weighted => {
-                let dur = sd
-                    .expect_arg("DURATION")?
-                    .parse_duration(&sd.what("DURATION"))?;
-                if let Policy::Weighted { reload, .. } = &mut cfg.policy {
-                    *reload = dur;
-                }
-                sd.expect_end()?;
-            }
             "prefer" => {
-                for t in sd.remaining() {
+                sd.expect_arg("CIDR")?;
+                for t in &line.args {
                     let net: IpNet = t
                         .text
                         .parse()
@@ -154,17 +108,12 @@ pub struct Loadbalance {
 }
 
 impl Loadbalance {
-    /// Build the plugin; `weighted` is an error until it is implemented.
-    pub fn new(cfg: &LoadbalanceConfig) -> anyhow::Result<Self> {
-        if let Policy::Weighted { at, .. } = &cfg.policy {
-            anyhow::bail!(
-                "{at}: loadbalance: the weighted policy is not supported yet (use round_robin)"
-            );
-        }
-        Ok(Self {
+    /// The plugin for these settings.
+    pub fn new(cfg: &LoadbalanceConfig) -> Self {
+        Self {
             prefer: cfg.prefer.clone(),
             limit_answers: cfg.limit_answers.and_then(|n| usize::try_from(n).ok()),
-        })
+        }
     }
 
     /// Reorder an answer in place (what `serve` does after the rest of the chain).
@@ -279,6 +228,16 @@ fn prefer(rs: &mut Vec<Record>, nets: &[IpNet]) {
     rs.extend(rest);
 }
 
+impl crate::plugin::BuildPlugin for LoadbalanceConfig {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        let _ = ctx;
+        Ok(std::sync::Arc::new(Loadbalance::new(self)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -314,10 +273,7 @@ mod tests {
     #[test]
     fn options_parse_and_bad_ones_point_at_the_token() {
         let c = parse_text("loadbalance").unwrap();
-        assert_eq!(
-            (c.policy, c.prefer, c.limit_answers),
-            (Policy::RoundRobin, vec![], None)
-        );
+        assert_eq!((c.prefer, c.limit_answers), (vec![], None));
         let c = parse_text(
             "loadbalance round_robin {\n prefer 10.0.0.0/8 fd00::/8\n limit_answers 2\n}",
         )
@@ -330,35 +286,22 @@ mod tests {
             ]
         );
         assert_eq!(c.limit_answers, Some(2));
-        let c = parse_text("loadbalance weighted w.txt {\n reload 10s\n}").unwrap();
-        assert_eq!(
-            c.policy,
-            Policy::Weighted {
-                file: "conf/w.txt".into(),
-                reload: Duration::from_secs(10),
-                at: "conf/Corefile:2:1".into()
-            }
-        );
         let cases = [
             (
                 "loadbalance random",
-                "conf/Corefile:2:13: loadbalance: unknown policy: 'random' (use round_robin or weighted)",
+                "conf/Corefile:2:13: loadbalance: unknown policy: 'random' (use round_robin)",
             ),
             (
                 "loadbalance round_robin x",
                 "conf/Corefile:2:25: loadbalance: unexpected argument 'x'",
             ),
             (
-                "loadbalance weighted",
-                "conf/Corefile:2:13: loadbalance: missing argument: WEIGHTFILE",
+                "loadbalance {\n prefer\n}",
+                "conf/Corefile:3:2: loadbalance: prefer: missing argument: CIDR",
             ),
             (
                 "loadbalance {\n reload 10s\n}",
                 "conf/Corefile:3:2: loadbalance: unknown property 'reload'",
-            ),
-            (
-                "loadbalance weighted f {\n reload soon\n}",
-                "conf/Corefile:3:9: loadbalance: reload: DURATION: invalid duration 'soon'",
             ),
             (
                 "loadbalance {\n prefer 10.0.0.0/33\n}",
@@ -376,18 +319,22 @@ mod tests {
     }
 
     #[test]
-    fn weighted_is_a_clear_startup_error_until_implemented() {
-        let c = parse_text("loadbalance weighted w.txt").unwrap();
-        let e = Loadbalance::new(&c).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "conf/Corefile:2:1: loadbalance: the weighted policy is not supported yet (use round_robin)"
-        );
+    fn weighted_is_refused_at_its_position() {
+        for text in [
+            "loadbalance weighted w.txt",
+            "loadbalance weighted w.txt {\n reload 10s\n}",
+        ] {
+            assert_eq!(
+                parse_text(text).unwrap_err(),
+                "conf/Corefile:2:13: loadbalance: the weighted policy is not supported by \
+                 clusterdns (use round_robin)"
+            );
+        }
     }
 
     #[test]
     fn round_robin_shuffles_addresses_and_keeps_the_set() {
-        let lb = Loadbalance::new(&parse_text("loadbalance").unwrap()).unwrap();
+        let lb = Loadbalance::new(&parse_text("loadbalance").unwrap());
         let ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"];
         let mut orders = BTreeSet::new();
         for _ in 0..50 {
@@ -422,8 +369,7 @@ mod tests {
     fn prefer_moves_matching_addresses_first_in_cidr_order() {
         let lb = Loadbalance::new(
             &parse_text("loadbalance {\n prefer 10.2.0.0/16 10.1.0.0/16\n}").unwrap(),
-        )
-        .unwrap();
+        );
         for _ in 0..20 {
             let mut ans = Answer::rcode(ResponseCode::NoError);
             ans.answers = ["192.0.2.1", "10.1.0.1", "10.2.0.1", "192.0.2.2"]
@@ -451,8 +397,7 @@ mod tests {
         let ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
         let mut nx = Answer::rcode(ResponseCode::NXDomain);
         nx.answers = ips.iter().map(|ip| a(ip)).collect();
-        let lb =
-            Loadbalance::new(&parse_text("loadbalance {\n limit_answers 2\n}").unwrap()).unwrap();
+        let lb = Loadbalance::new(&parse_text("loadbalance {\n limit_answers 2\n}").unwrap());
         let q = Query::new(
             Name::from_ascii("x.example.").unwrap(),
             RecordType::A,

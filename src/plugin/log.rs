@@ -515,6 +515,16 @@ impl Plugin for Log {
 }
 
 /// A `tracing` subscriber whose output tests can read.
+impl crate::plugin::BuildPlugin for LogConfig {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        let _ = ctx;
+        Ok(std::sync::Arc::new(Log::new(self)))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod capture {
     use std::io::Write;

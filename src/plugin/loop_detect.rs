@@ -292,3 +292,16 @@ impl Plugin for Loop {
 
 #[cfg(test)]
 mod tests;
+
+/// The parsed `loop` directive (it takes no arguments).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoopConfig;
+
+impl crate::plugin::BuildPlugin for LoopConfig {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        Ok(std::sync::Arc::new(Loop::build(ctx)?))
+    }
+}

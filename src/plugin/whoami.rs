@@ -5,7 +5,7 @@
 //! ```text
 //! whoami
 //! ```
-//! As CoreDNS: the additional section carries an A or AAAA record
+//! No arguments and no block (either is a startup error). As CoreDNS: the additional section carries an A or AAAA record
 //! `<qname> IN A <client ip>` and an SRV `_<proto>.<qname> IN SRV 0 0 <client port> .`;
 //! the answer section is empty. It answers every query that reaches it.
 
@@ -21,7 +21,8 @@ use crate::plugin::{Next, Plugin, Result};
 
 /// Parse `whoami` (no arguments).
 pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<(), CorefileError> {
-    d.expect_end()
+    d.expect_end()?;
+    d.expect_no_block()
 }
 
 /// The `whoami` plugin.
@@ -55,5 +56,15 @@ impl Plugin for Whoami {
             ));
         }
         Ok(answer)
+    }
+}
+
+impl crate::plugin::BuildPlugin for Whoami {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        let _ = ctx;
+        Ok(std::sync::Arc::new(*self))
     }
 }

@@ -278,17 +278,29 @@ pub fn which(tool: &str) -> Option<PathBuf> {
     })
 }
 
-/// Skip loudly when a tool is missing (never outside CI's control: the README
-/// test command installs it).
+/// Whether this is a CI run: `CI` set to anything but empty, `false` or `0`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "false" | "0"))
+}
+
+/// The path of `tool` (e.g. `dig`) for a test that needs it. When it is
+/// missing: in CI the test fails; elsewhere it prints a loud SKIPPED line
+/// naming the test and returns None (the caller returns early). Never a
+/// silent pass.
 pub fn require(tool: &str) -> Option<PathBuf> {
     let found = which(tool);
     if found.is_none() {
-        eprintln!(
-            "\n!!! SKIPPED: `{tool}` is not installed; run the README test command, which installs it !!!\n"
-        );
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("this test")
+            .to_string();
         assert!(
-            std::env::var_os("CI").is_none(),
-            "`{tool}` missing in CI: .ci/run must install it"
+            !in_ci(),
+            "`{tool}` missing in CI ({test}): .ci/run must install it"
+        );
+        eprintln!(
+            "\n!!! SKIPPED: `{tool}` is not installed, so {test} did not run; the README test \
+             command installs it !!!\n"
         );
     }
     found

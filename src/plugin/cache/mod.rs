@@ -389,3 +389,12 @@ impl Plugin for Cache {
         Ok(entry.render(q, shown))
     }
 }
+
+impl crate::plugin::BuildPlugin for CacheConfig {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        Ok(std::sync::Arc::new(Cache::new(self, ctx)?))
+    }
+}

@@ -20,16 +20,15 @@ fn parse_block(body: &str) -> std::result::Result<ErrorsConfig, CorefileError> {
 #[test]
 fn consolidate_lines_parse_with_coredns_defaults() {
     let cfg = parse_block("errors").unwrap();
-    assert!(cfg.consolidate.is_empty() && !cfg.stacktrace);
+    assert!(cfg.consolidate.is_empty());
     assert!(parse_block("errors stdout").is_ok());
 
     let cfg = parse_block(
         "errors {\n        consolidate 5m \".* i/o timeout$\" warning\n        \
-         consolidate 30s \"^Failed to .+\"\n        stacktrace\n        \
+         consolidate 30s \"^Failed to .+\"\n        \
          consolidate 1s ^x info show_first\n        consolidate 2s ^y show_first\n    }",
     )
     .unwrap();
-    assert!(cfg.stacktrace);
     let got: Vec<(Duration, &str, Level, bool)> = cfg
         .consolidate
         .iter()
@@ -84,8 +83,9 @@ fn bad_errors_lines_are_reported_at_the_offending_token() {
             "Corefile:3:43: errors: consolidate: unexpected argument 'x'",
         ),
         (
-            c("stacktrace now"),
-            "Corefile:3:20: errors: stacktrace: unexpected argument 'now'",
+            c("stacktrace"),
+            "Corefile:3:9: errors: stacktrace: not supported by clusterdns: a panicking query is \
+             logged by Rust's panic hook; set RUST_BACKTRACE=1 for backtraces (process-wide)",
         ),
         (
             c("panicRecoveryStacktrace"),

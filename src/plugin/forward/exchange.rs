@@ -4,8 +4,8 @@
 //! (a new random source port per query, which is also the classic defence
 //! against answer spoofing) and every TCP exchange a fresh connection. On
 //! loopback and in-cluster networks the cost is a few microseconds; it keeps
-//! the code free of pool state, and `expire` is therefore accepted but has
-//! nothing to expire (nor are conn-cache metrics exported).
+//! the code free of pool state; with nothing to expire, CoreDNS's `expire`
+//! option is refused at start (and no conn-cache metrics are exported).
 //!
 //! Invariant: a reply is accepted only if its id and question match the
 //! request; over UDP anything else is ignored (spoofed or late datagrams), over

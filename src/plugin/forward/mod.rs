@@ -23,7 +23,10 @@
 //! Upstreams the `loop` plugin found looping are removed for good; with none
 //! left the answer is SERVFAIL.
 //!
-//! Connection reuse: none, see [`exchange`]; `expire` is accepted and ignored.
+//! Connection reuse: none, see [`exchange`]. CoreDNS's `expire` (pooled
+//! connection lifetime), `tls` and `tls_servername` (DNS-over-TLS), and
+//! `tls://` upstreams are refused at start with their position: accepting
+//! them would change nothing, or send plain DNS to a DoT port.
 //!
 //! # Syntax
 //! ```text
@@ -31,10 +34,7 @@
 //!     except IGNORED_NAMES...
 //!     force_tcp
 //!     prefer_udp
-//!     expire DURATION                      # default 10s; no pooling, no effect
 //!     max_fails INTEGER                    # default 2; 0: never down, no checks
-//!     tls CERT KEY CA                      # validated; tls:// upstreams are rejected
-//!     tls_servername NAME                  # validated
 //!     policy random|round_robin|sequential # default random
 //!     health_check DURATION [no_rec] [domain FQDN]   # default 0.5s, `. IN NS`, RD
 //!     max_concurrent MAX                   # default 0: unlimited
@@ -475,5 +475,14 @@ impl Plugin for Forward {
             Outcome::Next => next.serve(q).await,
             Outcome::Fail => Err(PluginError::Rcode(ResponseCode::ServFail)),
         }
+    }
+}
+
+impl crate::plugin::BuildPlugin for ForwardConfig {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        Ok(std::sync::Arc::new(Forward::build(self, ctx)?))
     }
 }

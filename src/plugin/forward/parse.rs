@@ -44,8 +44,6 @@ pub struct ForwardConfig {
     pub force_tcp: bool,
     /// `prefer_udp`.
     pub prefer_udp: bool,
-    /// `expire` (default 10s); accepted, see the module docs on connection reuse.
-    pub expire: Duration,
     /// `max_fails` (default 2; 0 disables health checking).
     pub max_fails: u32,
     /// `health_check` interval (default 0.5s).
@@ -94,7 +92,6 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<ForwardConfig, CorefileError> {
         except: Vec::new(),
         force_tcp: false,
         prefer_udp: false,
-        expire: Duration::from_secs(10),
         max_fails: 2,
         health_check: Duration::from_millis(500),
         health_check_rd: true,
@@ -116,6 +113,23 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<ForwardConfig, CorefileError> {
     }
     Ok(cfg)
 }
+
+/// CoreDNS options clusterdns refuses at start rather than accept and ignore.
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "tls",
+        "DNS-over-TLS upstreams are not implemented; use plain dns:// upstreams",
+    ),
+    (
+        "tls_servername",
+        "DNS-over-TLS upstreams are not implemented; use plain dns:// upstreams",
+    ),
+    (
+        "expire",
+        "upstream connections are not pooled (one socket per exchange), so there is nothing \
+         to expire; remove the line",
+    ),
+];
 
 enum LineError {
     Unknown,
@@ -155,10 +169,6 @@ fn block_line(
         "failfast_all_unhealthy_upstreams" => {
             sd.expect_end()?;
             cfg.failfast_all_unhealthy_upstreams = true;
-        }
-        "expire" => {
-            cfg.expire = sd.expect_arg("DURATION")?.parse_duration(sd.prefix())?;
-            sd.expect_end()?;
         }
         "max_fails" => {
             cfg.max_fails = number(sd)?;
@@ -205,19 +215,12 @@ fn block_line(
         }
         "next" => cfg.next = rcodes(sd, false)?,
         "failover" => cfg.failover = rcodes(sd, true)?,
-        "tls" => {
-            let args = sd.remaining();
-            if args.len() > 3 {
-                return Err(sd
-                    .err_at(&args[3], "at most 3 arguments: CERT KEY CA")
-                    .into());
+        _ => match REFUSED.iter().find(|(option, _)| *option == name) {
+            Some((_, why)) => {
+                return Err(sd.err(format!("not supported by clusterdns: {why}")).into());
             }
-        }
-        "tls_servername" => {
-            sd.expect_arg("NAME")?;
-            sd.expect_end()?;
-        }
-        _ => return Err(LineError::Unknown),
+            None => return Err(LineError::Unknown),
+        },
     }
     Ok(())
 }

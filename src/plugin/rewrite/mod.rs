@@ -25,7 +25,7 @@
 //! prefix/suffix/substring answers back by the inverse rule; regex rules need an
 //! explicit `answer name` (owner names) or `answer value` (CNAME, NS, PTR, MX, SRV and SOA
 //! data). A rewritten name that is not a valid domain name gives SERVFAIL.
-//! `edns0`, `cname` and `rcode` rules are validated but refused at startup (not supported yet).
+//! CoreDNS's `edns0`, `cname` and `rcode` rules are refused at start with their position.
 //!
 //! # Examples
 //! ```text
@@ -58,16 +58,11 @@ pub struct Rewrite {
 }
 
 impl Rewrite {
-    /// Build the plugin; rules of fields that are not supported yet are an error.
-    pub fn new(cfg: &RewriteConfig) -> anyhow::Result<Self> {
-        for r in &cfg.rules {
-            if let RuleKind::Unsupported(field) = r.kind {
-                anyhow::bail!("{}: rewrite: {field} rules are not supported yet", r.at);
-            }
-        }
-        Ok(Self {
+    /// The plugin for these rules.
+    pub fn new(cfg: &RewriteConfig) -> Self {
+        Self {
             rules: cfg.rules.clone(),
-        })
+        }
     }
 }
 
@@ -174,8 +169,6 @@ impl Plugin for Rewrite {
                     }
                     hit
                 }
-                // Refused by `Rewrite::new`.
-                RuleKind::Unsupported(_) => false,
             };
             changed |= done;
             if done && rule.mode == Mode::Stop {
@@ -204,5 +197,25 @@ impl Plugin for Rewrite {
             }
         }
         Ok(answer)
+    }
+}
+
+impl crate::plugin::BuildPlugin for RewriteConfig {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        let _ = ctx;
+        Ok(std::sync::Arc::new(Rewrite::new(self)))
+    }
+
+    fn join(
+        &self,
+        later: &dyn crate::plugin::BuildPlugin,
+    ) -> Option<std::sync::Arc<dyn crate::plugin::BuildPlugin>> {
+        let later = later.as_any().downcast_ref::<RewriteConfig>()?;
+        let mut rules = self.rules.clone();
+        rules.extend(later.rules.iter().cloned());
+        Some(std::sync::Arc::new(RewriteConfig { rules }))
     }
 }

@@ -67,8 +67,6 @@ pub enum RuleKind {
         /// Highest TTL.
         max: u32,
     },
-    /// `edns0`, `cname`, `rcode`: validated, refused at startup.
-    Unsupported(&'static str),
 }
 
 /// A name match and its replacement (CoreDNS's exact/prefix/suffix/substring/regex).
@@ -178,23 +176,8 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Rule, CorefileError> {
             }
         }
         "ttl" => parse_ttl(d, field, rest)?,
-        "edns0" => {
-            if rest.len() < 2 {
-                return Err(d.err_at(field, "edns0: too few arguments"));
-            }
-            one_of(d, rest[0], &["local", "nsid", "subnet"])?;
-            one_of(d, rest[1], &["set", "append", "replace", "unset"])?;
-            RuleKind::Unsupported("edns0")
-        }
-        "cname" | "rcode" => {
-            if rest.len() < 2 {
-                return Err(d.err_at(field, format!("{}: too few arguments", field.text)));
-            }
-            RuleKind::Unsupported(if field.text.eq_ignore_ascii_case("cname") {
-                "cname"
-            } else {
-                "rcode"
-            })
+        f @ ("edns0" | "cname" | "rcode") => {
+            return Err(d.err_at(field, format!("{f} rules are not supported by clusterdns")));
         }
         "answer" => {
             return Err(d.err_at(field, "response rewrites must begin with a name rule"));
@@ -470,16 +453,5 @@ fn class(d: &Dispenser<'_>, t: &Token) -> Result<DNSClass, CorefileError> {
         "ANY" => Ok(DNSClass::ANY),
         "NONE" => Ok(DNSClass::NONE),
         _ => Err(d.err_at(t, format!("invalid class '{}' (use IN, CH, HS)", t.text))),
-    }
-}
-
-fn one_of(d: &Dispenser<'_>, t: &Token, allowed: &[&str]) -> Result<(), CorefileError> {
-    if allowed.contains(&t.text.to_ascii_lowercase().as_str()) {
-        Ok(())
-    } else {
-        Err(d.err_at(
-            t,
-            format!("'{}' is not one of {}", t.text, allowed.join(", ")),
-        ))
     }
 }

@@ -107,7 +107,7 @@ async fn run(
     qtype: RecordType,
 ) -> (Vec<String>, Result<Answer>, Arc<Fake>) {
     let fake = Fake::new(echo);
-    let rw = Arc::new(Rewrite::new(&rules(src)).expect("instantiate"));
+    let rw = Arc::new(Rewrite::new(&rules(src)));
     let chain = Chain::new(vec![fake.clone(), rw]);
     let res = chain.serve(&query(qname, qtype, "10.1.1.1:5353")).await;
     (fake.names(), res, fake)
@@ -232,12 +232,16 @@ fn bad_lines_are_errors_at_the_offending_token() {
             "Corefile:2:15: rewrite: ttl: 'x' is not a number",
         ),
         (
-            "rewrite edns0 local",
-            "Corefile:2:9: rewrite: edns0: too few arguments",
+            "rewrite edns0 local set 0xffee abcd",
+            "Corefile:2:9: rewrite: edns0 rules are not supported by clusterdns",
         ),
         (
-            "rewrite edns0 local put 1 2",
-            "Corefile:2:21: rewrite: 'put' is not one of set, append, replace, unset",
+            "rewrite continue cname exact a.x. b.x.",
+            "Corefile:2:18: rewrite: cname rules are not supported by clusterdns",
+        ),
+        (
+            "rewrite rcode exact a.x. SERVFAIL NXDOMAIN",
+            "Corefile:2:9: rewrite: rcode rules are not supported by clusterdns",
         ),
         (
             "rewrite name a b {\n x\n}",
@@ -252,32 +256,32 @@ fn bad_lines_are_errors_at_the_offending_token() {
 }
 
 #[test]
-fn unsupported_fields_parse_but_refuse_to_start_with_their_position() {
-    let cfg = rules("rewrite name a b\nrewrite edns0 local set 0xffee abcd");
-    let e = Rewrite::new(&cfg).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "Corefile:3:1: rewrite: edns0 rules are not supported yet"
-    );
-}
-
-#[test]
 fn several_rewrite_directives_form_one_plugin_in_corefile_order() {
     let text = ".:53 {\n rewrite name a.x. b.x.\n whoami\n rewrite name c.x. d.x.\n template IN A x {\n }\n template IN AAAA y {\n }\n}\n";
     let cf = parse_str(text, Path::new("Corefile"), &|_| None, &MemFs::new()).unwrap();
     let cfg = crate::config::from_corefile(&cf, 53).expect("valid");
     let plugins = &cfg.servers[0].plugins;
     assert_eq!(plugins.len(), 3);
-    let PluginConfig::Rewrite(r) = &plugins[0] else {
+    let PluginConfig::Chain(c) = &plugins[0] else {
         panic!("first is rewrite")
     };
+    let r = c
+        .config()
+        .as_any()
+        .downcast_ref::<RewriteConfig>()
+        .expect("rewrite");
     assert_eq!(
         r.rules.iter().map(|r| r.at.as_str()).collect::<Vec<_>>(),
         ["Corefile:2:2", "Corefile:4:2"]
     );
-    let PluginConfig::Template(t) = &plugins[2] else {
+    let PluginConfig::Chain(c) = &plugins[2] else {
         panic!("third is template")
     };
+    let t = c
+        .config()
+        .as_any()
+        .downcast_ref::<crate::plugin::template::TemplateConfig>()
+        .expect("template");
     assert_eq!(t.templates.len(), 2);
     let dup = ".:53 {\n whoami\n whoami\n}\n";
     let cf = parse_str(dup, Path::new("Corefile"), &|_| None, &MemFs::new()).unwrap();
@@ -401,7 +405,7 @@ async fn type_class_and_ttl_rules_rewrite_the_query_and_response() {
     let (_, _, fake) = run("rewrite type ANY HINFO", "x.example.", RecordType::ANY).await;
     assert_eq!(fake.seen.lock().unwrap()[0].1, RecordType::HINFO);
     let fake = Fake::new(echo);
-    let rw = Arc::new(Rewrite::new(&rules("rewrite class CH IN")).unwrap());
+    let rw = Arc::new(Rewrite::new(&rules("rewrite class CH IN")));
     let chain = Chain::new(vec![fake.clone(), rw]);
     let mut q = query("x.example.", RecordType::A, "10.1.1.1:53");
     q.qclass = DNSClass::CH;
@@ -438,7 +442,7 @@ async fn cname_records_from_next_are_left_alone_without_value_rules() {
         ));
         Ok(a)
     });
-    let rw = Arc::new(Rewrite::new(&rules("rewrite name a.x. b.x.")).unwrap());
+    let rw = Arc::new(Rewrite::new(&rules("rewrite name a.x. b.x.")));
     let chain = Chain::new(vec![fake, rw]);
     let a = chain
         .serve(&query("a.x.", RecordType::A, "10.1.1.1:53"))

@@ -27,7 +27,8 @@
 //!     fallthrough [ZONE...]
 //! }
 //! ```
-//! `ederror` is validated but refused at startup (not supported yet).
+//! CoreDNS's `ederror` is refused at start with its position; `upstream`
+//! is accepted and ignored, as CoreDNS does since it was deprecated.
 //!
 //! # Examples
 //! ```text
@@ -126,9 +127,6 @@ impl Template {
         let mut zones = Vec::new();
         let mut templates = Vec::new();
         for t in &cfg.templates {
-            if t.ederror {
-                anyhow::bail!("{}: template: ederror is not supported yet", t.at);
-            }
             let own = if t.zones.is_empty() {
                 ctx.zones.to_vec()
             } else {
@@ -337,5 +335,24 @@ impl Template {
             self.metrics.rr_failures.with_label_values(&labels).inc();
             PluginError::Rcode(ResponseCode::ServFail)
         })
+    }
+}
+
+impl crate::plugin::BuildPlugin for TemplateConfig {
+    fn build(
+        &self,
+        ctx: &crate::plugin::build::BuildCtx<'_>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::plugin::Plugin>> {
+        Ok(std::sync::Arc::new(Template::new(self, ctx)?))
+    }
+
+    fn join(
+        &self,
+        later: &dyn crate::plugin::BuildPlugin,
+    ) -> Option<std::sync::Arc<dyn crate::plugin::BuildPlugin>> {
+        let later = later.as_any().downcast_ref::<TemplateConfig>()?;
+        let mut templates = self.templates.clone();
+        templates.extend(later.templates.iter().cloned());
+        Some(std::sync::Arc::new(TemplateConfig { templates }))
     }
 }

@@ -33,8 +33,6 @@ pub struct TemplateDef {
     pub rcode: ResponseCode,
     /// `fallthrough [ZONE...]`: `None` off, `Some(empty)` every zone.
     pub fallthrough: Option<Vec<Name>>,
-    /// `ederror` was given (refused at startup: not supported yet).
-    pub ederror: bool,
     /// Where it was written (`file:line:col`).
     pub at: String,
 }
@@ -86,7 +84,6 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<TemplateDef, CorefileError> {
         authority: Vec::new(),
         rcode: ResponseCode::NoError,
         fallthrough: None,
-        ederror: false,
         at: format!("{}:{}:{}", p.file.display(), p.line, p.col),
     };
     for line in d.block() {
@@ -120,12 +117,9 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<TemplateDef, CorefileError> {
                 sd.expect_end()?;
             }
             "ederror" => {
-                let t = sd.expect_arg("EXTENDED_ERROR_CODE")?;
-                t.parse_u32(&sd.what("code"), 0..=u32::from(u16::MAX))?;
-                sd.next_arg();
-                sd.next_arg();
-                sd.expect_end()?;
-                def.ederror = true;
+                return Err(
+                    sd.err("not supported by clusterdns (extended DNS errors are not sent)")
+                );
             }
             "fallthrough" => {
                 let zones = line

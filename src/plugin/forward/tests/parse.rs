@@ -28,7 +28,6 @@ fn the_short_form_gets_coredns_defaults() {
             except: vec![],
             force_tcp: false,
             prefer_udp: false,
-            expire: Duration::from_secs(10),
             max_fails: 2,
             health_check: Duration::from_millis(500),
             health_check_rd: true,
@@ -78,7 +77,6 @@ fn every_block_option_is_read() {
             except Example.com internal.local.
             force_tcp
             prefer_udp
-            expire 30s
             max_fails 5
             health_check 1500ms no_rec domain health.example.org
             policy round_robin
@@ -87,8 +85,6 @@ fn every_block_option_is_read() {
             failover SERVFAIL REFUSED
             max_connect_attempts 3
             failfast_all_unhealthy_upstreams
-            tls cert.pem key.pem ca.pem
-            tls_servername dns.example.net
         }",
     )
     .unwrap();
@@ -97,7 +93,6 @@ fn every_block_option_is_read() {
         vec![name("example.com."), name("internal.local.")]
     );
     assert!(c.force_tcp && c.prefer_udp && c.failfast_all_unhealthy_upstreams);
-    assert_eq!(c.expire, Duration::from_secs(30));
     assert_eq!(c.max_fails, 5);
     assert_eq!(c.health_check, Duration::from_millis(1500));
     assert!(!c.health_check_rd);
@@ -194,24 +189,9 @@ const BAD_LINES: &[(&str, &str, &str)] = &[
         "forward: failfast_all_unhealthy_upstreams: unexpected argument 'now'",
     ),
     (
+        "expire 30s",
         "expire",
-        "expire",
-        "forward: expire: missing argument: DURATION",
-    ),
-    (
-        "expire 5x",
-        "5x",
-        "forward: expire: invalid duration '5x' (use e.g. 30s, 1m30s, 500ms)",
-    ),
-    (
-        "expire -1s",
-        "-1s",
-        "forward: expire: duration '-1s' is negative",
-    ),
-    (
-        "expire 1s 2s",
-        "2s",
-        "forward: expire: unexpected argument '2s'",
+        "forward: expire: not supported by clusterdns: upstream connections are not pooled (one socket per exchange), so there is nothing to expire; remove the line",
     ),
     (
         "max_fails",
@@ -290,19 +270,14 @@ const BAD_LINES: &[(&str, &str, &str)] = &[
         "forward: failover: NOERROR cannot be used in failover",
     ),
     (
-        "tls a b c d",
-        "d",
-        "forward: tls: at most 3 arguments: CERT KEY CA",
+        "tls cert.pem key.pem ca.pem",
+        "tls",
+        "forward: tls: not supported by clusterdns: DNS-over-TLS upstreams are not implemented; use plain dns:// upstreams",
     ),
     (
+        "tls_servername cloudflare-dns.com",
         "tls_servername",
-        "tls_servername",
-        "forward: tls_servername: missing argument: NAME",
-    ),
-    (
-        "tls_servername a b",
-        "b",
-        "forward: tls_servername: unexpected argument 'b'",
+        "forward: tls_servername: not supported by clusterdns: DNS-over-TLS upstreams are not implemented; use plain dns:// upstreams",
     ),
 ];
 

@@ -1,0 +1,251 @@
+//! DNS over TCP against the real binary (issue 8, items 8 and 12): the
+//! connection cap, idle and read (slow-loris) timeouts, pipelined queries
+//! answered in order, and the same protocol rules as UDP, byte for byte.
+
+mod common;
+#[path = "common/upstream.rs"]
+mod upstream;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{TestServer, query, udp_raw, with_edns};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use upstream::Upstream;
+
+const SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{name: http, port: 80}]
+";
+
+fn server(timeouts: &str) -> TestServer {
+    let corefile = format!(
+        "cluster.local:{{PORT}} {{
+    bind 127.0.0.1
+    kubernetes cluster.local {{
+        manifests cluster.yaml
+    }}
+    {timeouts}
+}}
+"
+    );
+    TestServer::start(&corefile, &[("cluster.yaml", SERVICE)])
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s
+}
+
+fn framed(m: &Message) -> Vec<u8> {
+    let bytes = m.to_vec().expect("encode");
+    let len = u16::try_from(bytes.len()).expect("len");
+    [&len.to_be_bytes()[..], &bytes].concat()
+}
+
+/// Read one framed response; None when the server closed the connection.
+fn read_response(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 2];
+    match s.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
+            ) =>
+        {
+            return None;
+        }
+        Err(e) => panic!("reading from the server: {e}"),
+    }
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// Whether the server closed `s` (EOF or reset) before 20 s.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    match s.read(&mut byte) {
+        Ok(0) => true,
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => true,
+        Ok(_) => false,
+        Err(e) => panic!("waiting for the server to close: {e}"),
+    }
+}
+
+/// One query over a fresh or given connection; the answer's rcode.
+fn ask(s: &mut TcpStream, name: &str) -> Option<ResponseCode> {
+    s.write_all(&framed(&query(name, RecordType::A))).ok()?;
+    let raw = read_response(s)?;
+    Some(
+        Message::from_vec(&raw)
+            .expect("decode")
+            .metadata
+            .response_code,
+    )
+}
+
+#[test]
+fn connections_over_the_cap_are_closed_and_room_frees_up() {
+    let srv = server("timeouts {\n        max_connections 3\n    }");
+    let name = "web.default.svc.cluster.local.";
+    let mut held: Vec<TcpStream> = (0..3).map(|_| connect(srv.addr)).collect();
+    for s in &mut held {
+        assert_eq!(ask(s, name), Some(ResponseCode::NoError));
+    }
+    let mut fourth = connect(srv.addr);
+    let _ = fourth.write_all(&framed(&query(name, RecordType::A)));
+    assert!(
+        read_response(&mut fourth).is_none(),
+        "a fourth connection was served with max_connections 3"
+    );
+    // The held connections still work, and closing one makes room.
+    assert_eq!(ask(&mut held[0], name), Some(ResponseCode::NoError));
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut served = false;
+    while !served && Instant::now() < deadline {
+        served = ask(&mut connect(srv.addr), name) == Some(ResponseCode::NoError);
+        if !served {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert!(served, "no room after a held connection was closed");
+}
+
+#[test]
+fn an_idle_connection_is_closed() {
+    let srv = server("timeouts {\n        idle 1s\n    }");
+    let mut s = connect(srv.addr);
+    assert_eq!(
+        ask(&mut s, "web.default.svc.cluster.local."),
+        Some(ResponseCode::NoError)
+    );
+    assert!(closed_by_server(&mut s), "idle connection left open");
+}
+
+#[test]
+fn a_query_trickling_in_is_abandoned_slow_loris() {
+    // Idle is long; only the read timeout can close this connection.
+    let srv = server("timeouts {\n        idle 1h\n        read 1s\n    }");
+    let mut s = connect(srv.addr);
+    let whole = framed(&query("web.default.svc.cluster.local.", RecordType::A));
+    s.write_all(&whole[..5]).expect("first bytes");
+    assert!(
+        closed_by_server(&mut s),
+        "a stalled query kept its connection"
+    );
+    // The server is fine for everyone else.
+    let mut other = connect(srv.addr);
+    assert_eq!(
+        ask(&mut other, "web.default.svc.cluster.local."),
+        Some(ResponseCode::NoError)
+    );
+}
+
+#[test]
+fn pipelined_queries_are_answered_in_order() {
+    // Forwarded names wait on a slow upstream, cluster names are answered
+    // at once: answering as they complete would reorder them.
+    let up = Upstream::start();
+    up.answer("slow.example.org.", &["192.0.2.1".parse().expect("ip")]);
+    up.set_delay(Duration::from_millis(150));
+    let corefile = format!(
+        "cluster.local:{{PORT}} {{
+    bind 127.0.0.1
+    kubernetes cluster.local {{
+        manifests cluster.yaml
+    }}
+}}
+example.org:{{PORT}} {{
+    bind 127.0.0.1
+    forward . {}
+}}
+",
+        up.to()
+    );
+    let srv = TestServer::start(&corefile, &[("cluster.yaml", SERVICE)]);
+    let mut s = connect(srv.addr);
+    let names: Vec<&str> = (0..12)
+        .map(|i| match i % 3 {
+            0 => "slow.example.org.",
+            1 => "web.default.svc.cluster.local.",
+            _ => "nope.default.svc.cluster.local.",
+        })
+        .collect();
+    let queries: Vec<Message> = names.iter().map(|n| query(n, RecordType::A)).collect();
+    let all: Vec<u8> = queries.iter().flat_map(framed).collect();
+    s.write_all(&all).expect("write all queries at once");
+    for (i, q) in queries.iter().enumerate() {
+        let raw = read_response(&mut s).unwrap_or_else(|| panic!("answer {i} missing"));
+        let m = Message::from_vec(&raw).expect("decode");
+        assert_eq!(m.metadata.id, q.metadata.id, "answer {i} out of order");
+        assert_eq!(m.queries[0].name().to_string(), names[i]);
+        let want = if names[i].starts_with("nope") {
+            ResponseCode::NXDomain
+        } else {
+            ResponseCode::NoError
+        };
+        assert_eq!(m.metadata.response_code, want, "{}", names[i]);
+    }
+}
+
+/// Issue 8 item 12: one request path. Every request gets the same bytes
+/// over TCP as over UDP when the answer fits in 512 octets.
+#[test]
+fn udp_and_tcp_answer_every_request_identically() {
+    let srv = server("");
+    let name = "web.default.svc.cluster.local.";
+    let mut two = query(name, RecordType::A);
+    two.add_query(hickory_proto::op::Query::query(
+        hickory_proto::rr::Name::from_ascii(name).expect("name"),
+        RecordType::AAAA,
+    ));
+    let mut notify = query(name, RecordType::SOA).to_vec().expect("encode");
+    notify[2] = (notify[2] & 0x87) | (4 << 3); // opcode NOTIFY
+    let mut garbage = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    garbage.extend_from_slice(&[0xff, 0xff, 0x07]);
+    let mut trailing = query(name, RecordType::A).to_vec().expect("encode");
+    trailing.extend_from_slice(&[0xde, 0xad]);
+    let mut no_question = query(name, RecordType::A).to_vec().expect("encode");
+    no_question.truncate(12);
+    no_question[5] = 0;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("A", query(name, RecordType::A).to_vec().expect("encode")),
+        (
+            "A with EDNS 1232",
+            with_edns(query(name, RecordType::A), 1232)
+                .to_vec()
+                .expect("encode"),
+        ),
+        (
+            "NXDOMAIN",
+            query("nope.default.svc.cluster.local.", RecordType::A)
+                .to_vec()
+                .expect("encode"),
+        ),
+        ("two questions", two.to_vec().expect("encode")),
+        ("NOTIFY opcode", notify),
+        ("garbage after the header", garbage),
+        ("bytes after the question", trailing),
+        ("no question", no_question),
+    ];
+    for (what, bytes) in cases {
+        let over_udp = udp_raw(srv.addr, &bytes, 2000);
+        let mut s = connect(srv.addr);
+        let len = u16::try_from(bytes.len()).expect("len");
+        s.write_all(&[&len.to_be_bytes()[..], &bytes].concat())
+            .expect("write");
+        let over_tcp = read_response(&mut s);
+        assert_eq!(over_udp, over_tcp, "{what}: UDP and TCP differ");
+        assert!(over_udp.is_some(), "{what}: no answer");
+    }
+}
