@@ -179,7 +179,6 @@ pub const SEEDS: &[(&str, &str)] = &[
         except example.com
         force_tcp
         max_fails 3
-        expire 10s
         health_check 5s
         policy sequential
         max_concurrent 1000

@@ -34,7 +34,7 @@ use crate::dns::wire::{self, Parsed};
 use crate::dns::{Answer, Handler, Route, Transport};
 use crate::plugin::build::{BlockShared, BuildCtx, Families};
 use crate::plugin::kubernetes::Kubernetes;
-use crate::plugin::{self, Chain, Plugin, PluginConfig};
+use crate::plugin::{Chain, Plugin, PluginConfig};
 
 /// The server the request target talks to. `manifests` is not read: the
 /// harness fills the kubernetes plugin's index itself.
@@ -228,9 +228,12 @@ fn build(cfg: &Config) -> Handler {
             shared: &shared,
         };
         for p in &server.plugins {
-            let built = plugin::instantiate(p, &ctx)
-                .unwrap_or_else(|e| panic!("fuzz harness: building {}: {e:#}", p.name()));
-            plugins.extend(built);
+            if let PluginConfig::Chain(c) = p {
+                let built = c
+                    .build(&ctx)
+                    .unwrap_or_else(|e| panic!("fuzz harness: building {}: {e:#}", c.name()));
+                plugins.push(built);
+            }
         }
         routes.push(Route {
             zones: server.zones.clone(),
