@@ -74,7 +74,11 @@ pub fn from_corefile(cf: &Corefile, default_port: u16) -> Result<Config, Vec<Cor
     let mut seen_zones: HashSet<(u16, Name)> = HashSet::new();
     if cf.blocks.is_empty() {
         errors.push(CorefileError {
-            file: Path::new("Corefile").into(),
+            // The main file, as `check -conf PATH` named it (fuzz: was always "Corefile").
+            file: cf
+                .files
+                .first()
+                .map_or_else(|| Path::new("Corefile").into(), |f| f.as_path().into()),
             line: 1,
             col: 1,
             message: "no server block found".into(),

@@ -20,6 +20,7 @@
 //!   [`metrics`]: the Prometheus registry every subsystem registers into.
 //! - [`admin`]: the HTTP endpoints (`/health`, `/ready`) plugins register.
 //! - [`app`]: wiring of the above into a running server; [`shutdown`]: signals.
+//! - [`fuzzing`]: the bodies of the `fuzz/` targets, shared with `tests/fuzz_replay.rs`.
 
 pub mod admin;
 pub mod app;
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod corefile;
 pub mod dns;
+pub mod fuzzing;
 pub mod index;
 pub mod metrics;
 pub mod pidfile;

@@ -50,10 +50,19 @@ pub enum ConvertError {
         kind: &'static str,
         /// `metadata.name` or `metadata.namespace`.
         field: &'static str,
-        /// Its length.
-        len: usize,
+        /// Its length (saturated; u32 keeps the error small).
+        len: u32,
         /// The limit for the kind.
-        max: usize,
+        max: u32,
+    },
+    /// A name the index cannot key: it contains `/` (no Kubernetes name
+    /// does; the index keys objects by `namespace/name`).
+    #[error("{kind} has a {field} containing '/'")]
+    InvalidName {
+        /// The object's kind.
+        kind: &'static str,
+        /// The JSON path of the field (`metadata.namespace`).
+        field: &'static str,
     },
 }
 
@@ -115,7 +124,7 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Option<model::
         .labels
         .as_ref()
         .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && !s.contains('/'))
     else {
         return Ok(None);
     };
@@ -250,40 +259,43 @@ fn name(meta: &ObjectMeta, kind: &'static str) -> Result<Box<str>> {
         "Service" | "Namespace" => MAX_LABEL_NAME,
         _ => MAX_NAME,
     };
-    match meta.name.as_deref() {
-        Some(n) if !n.is_empty() => checked(n, kind, "metadata.name", max),
-        _ => Err(ConvertError::MissingField {
-            kind,
-            field: "metadata.name",
-        }),
-    }
+    key_part(meta.name.as_deref(), kind, "metadata.name", max)
 }
 
 fn namespaced_name(meta: &ObjectMeta, kind: &'static str) -> Result<(Box<str>, Box<str>)> {
     let name = name(meta, kind)?;
-    match meta.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => Ok((
-            checked(ns, kind, "metadata.namespace", MAX_LABEL_NAME)?,
-            name,
-        )),
-        _ => Err(ConvertError::MissingField {
-            kind,
-            field: "metadata.namespace",
-        }),
-    }
+    let namespace = key_part(
+        meta.namespace.as_deref(),
+        kind,
+        "metadata.namespace",
+        MAX_LABEL_NAME,
+    )?;
+    Ok((namespace, name))
 }
 
-/// `s` lower-cased, or an error when it is longer than `max`.
-fn checked(s: &str, kind: &'static str, field: &'static str, max: usize) -> Result<Box<str>> {
-    if s.len() > max {
-        return Err(ConvertError::NameTooLong {
+/// A non-empty name without `/`, at most `max` characters, lower-cased. The
+/// index keys objects by `namespace/name`; a `/` inside either (found by
+/// fuzzing) made a key split at the wrong place, so counts and namespaces
+/// drifted on replace and delete. A name longer than the API server allows
+/// belongs to no real cluster and, for a Service or Namespace, could never be
+/// a DNS label.
+fn key_part(
+    value: Option<&str>,
+    kind: &'static str,
+    field: &'static str,
+    max: usize,
+) -> Result<Box<str>> {
+    match value {
+        Some(v) if v.contains('/') => Err(ConvertError::InvalidName { kind, field }),
+        Some(v) if v.len() > max => Err(ConvertError::NameTooLong {
             kind,
             field,
-            len: s.len(),
-            max,
-        });
+            len: u32::try_from(v.len()).unwrap_or(u32::MAX),
+            max: u32::try_from(max).unwrap_or(u32::MAX),
+        }),
+        Some(v) if !v.is_empty() => Ok(lower(v)),
+        _ => Err(ConvertError::MissingField { kind, field }),
     }
-    Ok(lower(s))
 }
 
 fn is_headless(spec: &core::ServiceSpec) -> bool {

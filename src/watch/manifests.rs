@@ -161,6 +161,20 @@ pub fn load_filtered(
     parse_sources(&read_sources(paths)?, filters)
 }
 
+/// Parses manifest `text` as if read from `path`, without touching the file
+/// system: what [`load`] does for each file (the fuzz targets use it).
+pub fn parse_text(
+    path: &Path,
+    text: &str,
+    filters: Filters<'_>,
+) -> Result<Vec<Object>, ManifestError> {
+    let source = Source {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+    };
+    parse_sources(std::slice::from_ref(&source), filters)
+}
+
 // === reading ===
 
 /// One manifest file's path and text.

@@ -96,6 +96,14 @@ fn service_without_name_namespace_or_external_target_is_an_error() {
             "metadata: {name: a, namespace: b}\nspec: {type: ExternalName}\n",
             "Service has no spec.externalName",
         ),
+        (
+            "metadata: {name: a, namespace: d/efault}\n",
+            "Service has a metadata.namespace containing '/'",
+        ),
+        (
+            "metadata: {name: a/b, namespace: default}\n",
+            "Service has a metadata.name containing '/'",
+        ),
     ];
     for (body, want) in cases {
         let err = service(&yaml(&format!("apiVersion: v1\nkind: Service\n{body}"))).unwrap_err();
@@ -167,6 +175,8 @@ fn endpoint_slice_keeps_ready_flag_hostname_and_short_pod_names() {
 fn endpoint_slice_without_service_label_or_with_fqdn_addresses_is_skipped() {
     let unlabelled = SLICE.replace("labels: {kubernetes.io/service-name: Web}", "labels: {}");
     assert_eq!(endpoint_slice(&yaml(&unlabelled)), Ok(None));
+    let slashed = SLICE.replace("service-name: Web}", "service-name: a/b}");
+    assert_eq!(endpoint_slice(&yaml(&slashed)), Ok(None));
     let fqdn = SLICE.replace("addressType: IPv4", "addressType: FQDN");
     assert_eq!(endpoint_slice(&yaml(&fqdn)), Ok(None));
     let v6 = SLICE.replace("addressType: IPv4", "addressType: IPv6");
