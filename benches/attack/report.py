@@ -47,8 +47,8 @@ def section(runs, e):
         "",
         f"- Command: `{e['M_COMMAND']}`; {e['M_SETTINGS']}; {len(base)} interleaved repetitions (undisturbed, then attacked).",
         f"- {e['M_VERSION']}, dnsperf {e['M_DNSPERF']}, {e['M_CPU']}; load average {e['M_LOAD']}.",
-        "- The machine is shared: other sessions were compiling on the same two cores during these runs, "
-        "so absolute rates are low and noisy; the ratio of interleaved runs is the number to read.",
+        "- Absolute rates depend on the machine and on whatever else runs on it (the load average above "
+        "says how busy it was); the ratio of interleaved runs is the number to read.",
         END,
     ]
     return "\n".join(lines) + "\n"
