@@ -16,6 +16,8 @@
 //! - [`plugin`]: one module per Corefile directive and the fixed execution order.
 //! - [`index`]: the pure cluster index and every Kubernetes DNS record rule.
 //! - [`watch`]: sources that turn cluster objects into index updates: kube-rs watches and manifest files.
+//! - [`k8s`]: what every role shares for the Kubernetes API (client, limits, lenient decoding,
+//!   retry policy, label selectors); it depends on no role.
 //! - [`cli`], [`telemetry`], [`pidfile`]: the binary's command line, logging and pid file;
 //!   [`metrics`]: the Prometheus registry every subsystem registers into.
 //! - [`admin`]: the HTTP endpoints (`/health`, `/ready`) plugins register.
@@ -30,6 +32,7 @@ pub mod corefile;
 pub mod dns;
 pub mod fuzzing;
 pub mod index;
+pub mod k8s;
 pub mod metrics;
 pub mod pidfile;
 pub mod plugin;

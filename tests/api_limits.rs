@@ -1,16 +1,16 @@
 //! `apiserver_qps` / `apiserver_burst` / `apiserver_max_inflight` applied to
-//! the real API client (`watch::client::client`), judged by what the test API
+//! the real API client (`k8s::client::client`), judged by what the test API
 //! server saw: how many requests it handled at once, and which requests
 //! arrived relative to others. No wall-clock thresholds; the exact spacing of
-//! a token bucket is tested on Tokio's paused clock in `watch::limit`.
+//! a token bucket is tested on Tokio's paused clock in `k8s::limit`.
 
 mod common;
 mod support;
 
 use std::time::Duration;
 
-use clusterdns::watch::client::{self, ApiAccess};
-use clusterdns::watch::limit::ApiLimits;
+use clusterdns::k8s::client::{self, ApiAccess};
+use clusterdns::k8s::limit::ApiLimits;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::Api;

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use clusterdns::index::snapshot::{self, SharedIndex};
 use clusterdns::index::{ClusterIndex, LookupOptions, LookupRequest, PodMode};
+use clusterdns::k8s::retry::Backoff;
 use clusterdns::plugin::build::Family;
 use clusterdns::watch::api::{self, WatchConfig};
 use clusterdns::watch::metrics::WatchMetrics;
-use clusterdns::watch::retry::Backoff;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 use k8s_openapi::api::core::v1::{Namespace, Service};

@@ -18,9 +18,9 @@ use tracing::Instrument;
 
 use crate::index::snapshot::{self, SharedIndex};
 use crate::index::{ClusterIndex, PodMode};
+use crate::k8s::client::{self, ApiAccess};
 use crate::plugin::kubernetes::{KubernetesConfig, Source};
 use crate::watch::api::{self, WatchConfig};
-use crate::watch::client::{self, ApiAccess};
 use crate::watch::manifests::Manifests;
 use crate::watch::metrics::WatchMetrics;
 
@@ -151,7 +151,7 @@ impl Sources {
                 src.namespace_selector = match &t.cfg.namespace_labels {
                     // Validated when the Corefile was parsed.
                     Some(expr) => Some(
-                        crate::watch::selector::parse(expr)
+                        crate::k8s::selector::parse(expr)
                             .context("kubernetes: namespace_labels")?,
                     ),
                     None => None,
@@ -181,7 +181,7 @@ impl Sources {
                     endpoints: !t.cfg.noendpoints,
                     pods: t.cfg.pods == PodMode::Verified,
                     pod_names: t.cfg.endpoint_pod_names,
-                    backoff: crate::watch::retry::Backoff::default(),
+                    backoff: crate::k8s::retry::Backoff::default(),
                 };
                 api::spawn(&client, &cfg, &tx, &self.metrics, tracker, token);
             }

@@ -10,7 +10,7 @@
 //! from the complete old set to the complete new set in one publish: a query
 //! never sees a half-listed kind and never gets a spurious NXDOMAIN.
 //!
-//! Errors follow [`retry`](super::retry): a 410 Gone relists at once; any
+//! Errors follow [`retry`](crate::k8s::retry): a 410 Gone relists at once; any
 //! other error (API unreachable, 5xx, 401) waits a capped exponential backoff
 //! (800 ms doubling to 30 s, jittered; [`WatchConfig::backoff`]), and the index
 //! keeps serving what it had meanwhile.
@@ -36,10 +36,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::convert;
-use super::lenient::Lenient;
 use super::metrics::WatchMetrics;
-use super::retry::{Backoff, Failure, Retry, jittered};
 use crate::index::{IndexUpdate, Kind, Object, Relist};
+use crate::k8s::lenient::Lenient;
+use crate::k8s::retry::{Backoff, Failure, Retry, jittered};
 
 /// Pods that can never be answered are not listed at all (as CoreDNS).
 const POD_FIELD_SELECTOR: &str =

@@ -33,9 +33,9 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use super::convert::{self, ConvertError};
-use super::selector::Selector;
 use crate::index::model;
 use crate::index::{Kind, Object};
+use crate::k8s::selector::Selector;
 
 /// The `manifests` source, ready to [`run`](Manifests::run).
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@
 //!   `headless_with_selector` or `headless_without_selector`.
 //! - `clusterdns_watch_restarts_total{kind}`: watch failures, each followed by
 //!   a retry (a relist at once after 410 Gone, else after a backoff step; see
-//!   [`retry`](super::retry)).
+//!   [`retry`](crate::k8s::retry)).
 //! - `clusterdns_watch_relists_total{kind}`: completed (re)lists — start, 410
 //!   Gone, reconnect.
 //! - `clusterdns_watch_events_total{kind,type}`: applied/deleted objects.

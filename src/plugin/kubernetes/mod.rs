@@ -4,7 +4,7 @@
 //! ```text
 //! kubernetes [ZONES...] {
 //!     endpoint URL | kubeconfig PATH [CONTEXT] | tls CERT KEY CACERT
-//!     apiserver_qps QPS            # client-side limits on API requests, see watch::limit
+//!     apiserver_qps QPS            # client-side limits on API requests, see k8s::limit
 //!     apiserver_burst BURST
 //!     apiserver_max_inflight MAX
 //!     manifests PATH...            # ours: read objects from YAML instead of an API server

@@ -8,7 +8,7 @@ use hickory_proto::rr::Name;
 
 use crate::corefile::{CorefileError, Dispenser, Token};
 use crate::index::PodMode;
-use crate::watch::limit::ApiLimits;
+use crate::k8s::limit::ApiLimits;
 
 /// Where the cluster state comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub struct KubernetesConfig {
     /// `namespace_labels` (validated; applied by both sources, see the plugin docs).
     pub namespace_labels: Option<String>,
     /// `labels` selector, validated.
-    pub labels: Option<crate::watch::selector::Selector>,
+    pub labels: Option<crate::k8s::selector::Selector>,
     /// `pods`.
     pub pods: PodMode,
     /// `endpoint_pod_names`.
@@ -125,14 +125,14 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
             "namespace_labels" => {
                 let t = sd.expect_arg("label selector")?;
                 let expr = join(t, sd.remaining());
-                crate::watch::selector::parse(&expr)
+                crate::k8s::selector::parse(&expr)
                     .map_err(|e| t.err(format!("kubernetes: namespace_labels: {e}")))?;
                 cfg.namespace_labels = Some(expr);
             }
             "labels" => {
                 let t = sd.expect_arg("label selector")?;
                 let expr = join(t, sd.remaining());
-                let sel = crate::watch::selector::parse(&expr)
+                let sel = crate::k8s::selector::parse(&expr)
                     .map_err(|e| t.err(format!("kubernetes: labels: {e}")))?;
                 cfg.labels = Some(sel);
             }

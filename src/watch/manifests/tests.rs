@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::index::IndexUpdate;
 use crate::index::model::{Port, Protocol, ServiceKind};
-use crate::watch::selector;
+use crate::k8s::selector;
 
 /// Loads `text` as the single file `name` of a fresh directory.
 fn load_text(text: &str, selector: Option<&Selector>) -> Result<Vec<Object>, ManifestError> {
