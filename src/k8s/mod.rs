@@ -6,6 +6,7 @@
 //!   with the client-side [`limit`]s (`apiserver_qps`/`_burst`/`_max_inflight`).
 //! - [`lenient`]: decoding each listed or watched object on its own, so one
 //!   malformed object cannot fail a whole list.
+//! - [`leader`]: Lease-based leader election (one active controller per cluster).
 //! - [`retry`]: the pure error → delay policy of a watch (410 Gone relists at
 //!   once; real faults back off).
 //! - [`selector`]: Kubernetes label selectors (parse and match).
@@ -15,6 +16,7 @@
 //! in [`crate::watch::convert`]).
 
 pub mod client;
+pub mod leader;
 pub mod lenient;
 pub mod limit;
 pub mod retry;

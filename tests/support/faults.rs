@@ -17,6 +17,9 @@ pub enum Fault {
     MalformedEvent,
     /// A watch stream sends half of its next event's line, then ends.
     CutWatch,
+    /// CREATE, REPLACE and PATCH requests get this HTTP status (e.g. 409: a
+    /// write that lost an optimistic-concurrency race).
+    WriteStatus(u16),
 }
 
 struct Armed {

@@ -63,6 +63,11 @@ pub fn dispatch(
     {
         return resp;
     }
+    if matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+        && let Some(resp) = injected_write(shared, t, method)
+    {
+        return resp;
+    }
     let result = match (method, &t.name) {
         (&Method::GET, None) if query.flag("watch") => return watch_request(shared, t, query),
         (&Method::GET, None) => {
@@ -133,7 +138,7 @@ fn injected(shared: &Shared, t: &Target, watch: bool) -> Option<Response<Body>> 
     let fault = lock(&shared.faults).take(t.rt.plural, |f| match f {
         Fault::Status(_) => true,
         Fault::MalformedList => !watch,
-        Fault::MalformedEvent | Fault::CutWatch => false,
+        Fault::MalformedEvent | Fault::CutWatch | Fault::WriteStatus(_) => false,
     })?;
     match fault {
         Fault::Status(code) => {
@@ -158,6 +163,25 @@ fn injected(shared: &Shared, t: &Target, watch: bool) -> Option<Response<Body>> 
             ))
         }
     }
+}
+
+/// The response of an armed write fault (`Fault::WriteStatus`), if any.
+fn injected_write(shared: &Shared, t: &Target, method: &Method) -> Option<Response<Body>> {
+    let Some(Fault::WriteStatus(code)) =
+        lock(&shared.faults).take(t.rt.plural, |f| matches!(f, Fault::WriteStatus(_)))
+    else {
+        return None;
+    };
+    shared.log(format!("FAULT {code} {method} {}", describe(t)));
+    let (reason, message) = match code {
+        409 => (
+            "Conflict",
+            "injected fault: the object has been modified; please apply your changes to the latest version and try again",
+        ),
+        503 => ("ServiceUnavailable", "injected fault"),
+        _ => ("InternalError", "injected fault"),
+    };
+    Some(error_response(&ApiError::new(code, reason, message)))
 }
 
 fn parse_body(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
