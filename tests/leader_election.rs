@@ -318,6 +318,45 @@ async fn leader_steps_down_at_once_when_another_holds_the_lease() {
     a.shutdown.cancel();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_leadership_term_has_a_token_cancelled_when_it_ends() {
+    let server = ApiServer::start().await;
+    let mut a = Elector::start(&server, config("a"));
+    let term = tokio::time::timeout(PATIENCE, a.leadership.next_term())
+        .await
+        .expect("a becomes leader")
+        .expect("the elector runs");
+    assert!(a.is_leader());
+    assert!(!term.is_cancelled());
+
+    server.stop().await;
+    tokio::time::timeout(PATIENCE, term.cancelled())
+        .await
+        .expect("the term ends when a cannot renew");
+    assert!(!a.is_leader());
+
+    server.restart().await;
+    let second = tokio::time::timeout(PATIENCE, a.leadership.next_term())
+        .await
+        .expect("a leads again")
+        .expect("the elector runs");
+    assert!(!second.is_cancelled());
+
+    a.shutdown.cancel();
+    tokio::time::timeout(PATIENCE, second.cancelled())
+        .await
+        .expect("shutdown ends the term");
+    let after = tokio::time::timeout(PATIENCE, a.leadership.next_term())
+        .await
+        .expect("next_term returns once the elector has ended");
+    assert!(after.is_none(), "no term after shutdown");
+    assert_ne!(
+        holder(&server).as_deref(),
+        Some("a"),
+        "released on shutdown"
+    );
+}
+
 #[test]
 fn bad_durations_are_refused() {
     let rt = tokio::runtime::Builder::new_current_thread()

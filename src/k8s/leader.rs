@@ -140,8 +140,31 @@ pub struct Leadership {
     /// `true` while we are leader; becomes `false` the moment we are not.
     pub is_leader: watch::Receiver<bool>,
     /// The elector task; ends after the shutdown token is cancelled and the
-    /// lease is released.
+    /// lease is released (dropping the [`Leadership`] does not stop it).
     pub task: JoinHandle<()>,
+}
+
+impl Leadership {
+    /// Wait until we lead, then return a token for this leadership term: it
+    /// is cancelled the moment the term ends (leadership lost, or the elector
+    /// stopped). `None` once the elector has ended. A controller runs
+    /// `while let Some(term) = leadership.next_term().await { work(term).await }`.
+    pub async fn next_term(&mut self) -> Option<CancellationToken> {
+        self.is_leader.wait_for(|leading| *leading).await.ok()?;
+        if self.is_leader.has_changed().is_err() {
+            // The elector is gone (its last word may still read `true`).
+            return None;
+        }
+        let term = CancellationToken::new();
+        let mut watch = self.is_leader.clone();
+        let end = term.clone();
+        tokio::spawn(async move {
+            // Ends on `false` or when the elector is gone, either way the term is over.
+            let _ = watch.wait_for(|leading| !*leading).await;
+            end.cancel();
+        });
+        Some(term)
+    }
 }
 
 /// Start electing with `client` until `shutdown` is cancelled.
@@ -189,7 +212,15 @@ impl Elector {
         'outer: loop {
             // Follower: try every retry period.
             loop {
+                if shutdown.is_cancelled() {
+                    break 'outer;
+                }
                 match self.attempt_bounded().await {
+                    Ok(Attempt::Held) if shutdown.is_cancelled() => {
+                        // Won just as we were told to stop: never announce it.
+                        self.release().await;
+                        break 'outer;
+                    }
                     Ok(Attempt::Held) => break,
                     Ok(Attempt::Other | Attempt::Conflict) => {}
                     Err(e) => tracing::warn!(error = %e, "leader election: acquiring"),
