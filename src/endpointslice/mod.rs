@@ -1,0 +1,32 @@
+//! The pure core of `clusterdns endpoints-controller`: what kube-controller-
+//! manager's EndpointSlice controller would write for a Service, computed
+//! without I/O so every rule is table-tested. The controller's shell (watches,
+//! queue, writes, leader election) calls [`plan::plan`] per Service and writes
+//! the result; this module imports nothing from the DNS role.
+//!
+//! Upstream behaviour mirrored (kubernetes/endpointslice `reconciler.go`,
+//! `utils.go`):
+//! - endpoints are the pods in the Service's namespace that match its
+//!   selector, have an IP and are not Succeeded/Failed; terminating pods stay,
+//!   with `ready` false (unless `publishNotReadyAddresses`), `serving` = pod
+//!   Ready, `terminating` = deletionTimestamp set — all three written;
+//! - one set of slices per address family (`spec.ipFamilies`) and per distinct
+//!   port set (a named targetPort resolves per pod; a pod lacking the name is
+//!   left out of that port), at most `--max-endpoints-per-slice` each, filled
+//!   so that one pod's change rewrites one slice;
+//! - `hostname` only when the pod's subdomain is the Service's name; zone from
+//!   the node's `topology.kubernetes.io/zone`; targetRef to the pod;
+//! - labels, ownerReference, the headless label and the empty placeholder
+//!   slice as upstream; slices with another managed-by value are never touched.
+//!
+//! Deliberate differences: zone hints use the simple per-zone rule (each
+//! endpoint hinted to its own zone when every endpoint has a zone), also for
+//! the `topology-mode: Auto` annotation, where upstream allocates zones by
+//! CPU share; a pod whose node is unknown gets no zone instead of being held
+//! back until the node is seen.
+//!
+//! - [`model`]: the slim Service/Pod inputs and their conversions.
+//! - [`plan`]: the reconcile itself.
+
+pub mod model;
+pub mod plan;
