@@ -507,11 +507,13 @@ fn placeholder(svc: &Service, opts: &PlanOptions, existing_ours: usize, out: &mu
     if existing_ours != out.delete.len() || !out.create.is_empty() {
         return;
     }
-    if let [only] = out.delete.as_slice() {
-        if is_placeholder(only) && owned_by(only, svc) && metadata_current(only, svc, opts) {
-            out.delete.clear();
-            return;
-        }
+    if let [only] = out.delete.as_slice()
+        && is_placeholder(only)
+        && owned_by(only, svc)
+        && metadata_current(only, svc, opts)
+    {
+        out.delete.clear();
+        return;
     }
     out.create
         .push(new_slice(svc, opts, Family::V4, Vec::new(), Vec::new()));
