@@ -26,7 +26,11 @@
 //! back until the node is seen.
 //!
 //! - [`model`]: the slim Service/Pod inputs and their conversions.
-//! - [`plan`]: the reconcile itself.
+//! - [`plan`]: the EndpointSlice reconcile itself.
+//! - [`endpoints`]: the v1 Endpoints object of a selector Service.
 
+pub mod endpoints;
+#[cfg(test)]
+mod fixtures;
 pub mod model;
 pub mod plan;
