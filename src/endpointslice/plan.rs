@@ -86,12 +86,12 @@ impl Plan {
 }
 
 /// The identity of an endpoint inside a port set: its addresses and pod.
-type EndpointKey = (Vec<String>, String, String);
+pub(crate) type EndpointKey = (Vec<String>, String, String);
 
 /// A port set, order-independent: (name, port, protocol, appProtocol).
-type PortKey = Vec<(String, i32, String, String)>;
+pub(crate) type PortKey = Vec<(String, i32, String, String)>;
 
-fn endpoint_key(ep: &Endpoint) -> EndpointKey {
+pub(crate) fn endpoint_key(ep: &Endpoint) -> EndpointKey {
     let mut addrs = ep.addresses.clone();
     addrs.sort();
     let (ns, name) = ep
@@ -107,7 +107,7 @@ fn endpoint_key(ep: &Endpoint) -> EndpointKey {
     (addrs, ns, name)
 }
 
-fn port_key(ports: &[EndpointPort]) -> PortKey {
+pub(crate) fn port_key(ports: &[EndpointPort]) -> PortKey {
     let mut key: PortKey = ports
         .iter()
         .map(|p| {
@@ -251,38 +251,66 @@ fn owner_reference(svc: &Service) -> OwnerReference {
     }
 }
 
+/// Who a set of planned slices belongs to: the metadata every one carries.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SliceOwner {
+    /// The `kubernetes.io/service-name` value (and the name prefix).
+    pub(crate) service_name: String,
+    /// The namespace of the slices.
+    pub(crate) namespace: String,
+    /// The complete labels each slice carries.
+    pub(crate) labels: BTreeMap<String, String>,
+    /// The one ownerReference each slice carries.
+    pub(crate) owner: OwnerReference,
+    /// The managed-by value: slices with another are not ours.
+    pub(crate) managed_by: String,
+}
+
+impl SliceOwner {
+    fn for_service(svc: &Service, managed_by: &str) -> SliceOwner {
+        SliceOwner {
+            service_name: svc.name.clone(),
+            namespace: svc.namespace.clone(),
+            labels: slice_labels(svc, managed_by),
+            owner: owner_reference(svc),
+            managed_by: managed_by.to_owned(),
+        }
+    }
+
+    /// Is the slice ours and about this service (whoever its owner is)?
+    fn claims(&self, slice: &EndpointSlice) -> bool {
+        let labels = slice.metadata.labels.as_ref();
+        let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+        slice.metadata.namespace.as_deref() == Some(self.namespace.as_str())
+            && label(SERVICE_NAME_LABEL) == Some(self.service_name.as_str())
+            && label(MANAGED_BY_LABEL) == Some(self.managed_by.as_str())
+    }
+
+    fn owns(&self, slice: &EndpointSlice) -> bool {
+        slice.metadata.owner_references.iter().flatten().any(|o| {
+            o.kind == self.owner.kind && o.uid == self.owner.uid && o.controller == Some(true)
+        })
+    }
+}
+
 /// Is the slice ours and about this Service (whoever its owner is)?
 pub fn is_ours_for(slice: &EndpointSlice, svc: &Service, managed_by: &str) -> bool {
-    let labels = slice.metadata.labels.as_ref();
-    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
-    slice.metadata.namespace.as_deref() == Some(svc.namespace.as_str())
-        && label(SERVICE_NAME_LABEL) == Some(svc.name.as_str())
-        && label(MANAGED_BY_LABEL) == Some(managed_by)
+    SliceOwner::for_service(svc, managed_by).claims(slice)
 }
 
-fn owned_by(slice: &EndpointSlice, svc: &Service) -> bool {
-    slice
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.kind == "Service" && o.uid == svc.uid && o.controller == Some(true))
-}
-
-/// A fresh slice (no name yet) for `svc`.
+/// A fresh slice (no name yet).
 fn new_slice(
-    svc: &Service,
-    opts: &PlanOptions,
+    owner: &SliceOwner,
     family: Family,
     ports: Vec<EndpointPort>,
     endpoints: Vec<Endpoint>,
 ) -> EndpointSlice {
     EndpointSlice {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{}-", svc.name)),
-            namespace: Some(svc.namespace.clone()),
-            labels: Some(slice_labels(svc, &opts.managed_by)),
-            owner_references: Some(vec![owner_reference(svc)]),
+            generate_name: Some(format!("{}-", owner.service_name)),
+            namespace: Some(owner.namespace.clone()),
+            labels: Some(owner.labels.clone()),
+            owner_references: Some(vec![owner.owner.clone()]),
             ..ObjectMeta::default()
         },
         address_type: family.as_str().to_owned(),
@@ -296,20 +324,19 @@ fn new_slice(
 /// replaced wholesale, as upstream: a label dropped from the Service goes.
 fn rewrite(
     existing: &EndpointSlice,
-    svc: &Service,
-    opts: &PlanOptions,
+    owner: &SliceOwner,
     endpoints: Vec<Endpoint>,
 ) -> EndpointSlice {
     let mut slice = existing.clone();
-    slice.metadata.labels = Some(slice_labels(svc, &opts.managed_by));
-    slice.metadata.owner_references = Some(vec![owner_reference(svc)]);
+    slice.metadata.labels = Some(owner.labels.clone());
+    slice.metadata.owner_references = Some(vec![owner.owner.clone()]);
     slice.endpoints = endpoints;
     slice
 }
 
-fn metadata_current(slice: &EndpointSlice, svc: &Service, opts: &PlanOptions) -> bool {
-    slice.metadata.labels.as_ref() == Some(&slice_labels(svc, &opts.managed_by))
-        && slice.metadata.owner_references.as_deref() == Some(&[owner_reference(svc)][..])
+fn metadata_current(slice: &EndpointSlice, owner: &SliceOwner) -> bool {
+    slice.metadata.labels.as_ref() == Some(&owner.labels)
+        && slice.metadata.owner_references.as_deref() == Some(std::slice::from_ref(&owner.owner))
 }
 
 fn stamp(slice: &mut EndpointSlice, opts: &PlanOptions) {
@@ -328,7 +355,7 @@ fn stamp(slice: &mut EndpointSlice, opts: &PlanOptions) {
 }
 
 /// The desired endpoints of one family, grouped by port set.
-type Desired = BTreeMap<PortKey, (Vec<EndpointPort>, BTreeMap<EndpointKey, Endpoint>)>;
+pub(crate) type Desired = BTreeMap<PortKey, (Vec<EndpointPort>, BTreeMap<EndpointKey, Endpoint>)>;
 
 fn desired_for(svc: &Service, pods: &[Pod], zones: &NodeZones, family: Family) -> Desired {
     let mut desired: Desired = BTreeMap::new();
@@ -363,33 +390,48 @@ pub fn plan(
     existing: &[EndpointSlice],
     opts: &PlanOptions,
 ) -> Plan {
-    let mut out = Plan::default();
     if svc.selector.is_none() {
-        return out;
+        return Plan::default();
     }
-    let max = opts.max_endpoints_per_slice.max(1);
-    let ours: Vec<&EndpointSlice> = existing
+    let owner = SliceOwner::for_service(svc, &opts.managed_by);
+    let desired = svc
+        .families
         .iter()
-        .filter(|s| is_ours_for(s, svc, &opts.managed_by))
+        .map(|&f| (f, desired_for(svc, pods, zones, f)))
         .collect();
+    plan_sets(&owner, desired, existing, opts, true)
+}
+
+/// The generic half of [`plan`], shared with mirroring: `desired` holds, per
+/// address family to keep, the endpoints per port set; ours-but-stale slices
+/// (other owner, family not in `desired`) are deleted. `placeholder` keeps an
+/// empty IPv4 slice when there would be none.
+pub(crate) fn plan_sets(
+    owner: &SliceOwner,
+    desired: BTreeMap<Family, Desired>,
+    existing: &[EndpointSlice],
+    opts: &PlanOptions,
+    placeholder: bool,
+) -> Plan {
+    let mut out = Plan::default();
+    let max = opts.max_endpoints_per_slice.max(1);
+    let ours: Vec<&EndpointSlice> = existing.iter().filter(|s| owner.claims(s)).collect();
     let mut by_family: BTreeMap<Family, Vec<&EndpointSlice>> = BTreeMap::new();
     for slice in &ours {
         match Family::parse(&slice.address_type) {
-            Some(f) if svc.families.contains(&f) && owned_by(slice, svc) => {
+            Some(f) if desired.contains_key(&f) && owner.owns(slice) => {
                 by_family.entry(f).or_default().push(slice)
             }
             _ => out.delete.push((*slice).clone()),
         }
     }
-    let mut families: Vec<Family> = svc.families.clone();
-    families.sort();
-    families.dedup();
-    for family in families {
-        let desired = desired_for(svc, pods, zones, family);
+    for (family, wanted) in desired {
         let existing = by_family.remove(&family).unwrap_or_default();
-        plan_family(svc, opts, max, family, desired, &existing, &mut out);
+        plan_family(owner, max, family, wanted, &existing, &mut out);
     }
-    placeholder(svc, opts, ours.len(), &mut out);
+    if placeholder {
+        keep_placeholder(owner, ours.len(), &mut out);
+    }
     finalize(&mut out);
     for slice in out.create.iter_mut().chain(out.update.iter_mut()) {
         stamp(slice, opts);
@@ -398,8 +440,7 @@ pub fn plan(
 }
 
 fn plan_family(
-    svc: &Service,
-    opts: &PlanOptions,
+    owner: &SliceOwner,
     max: usize,
     family: Family,
     mut desired: Desired,
@@ -418,14 +459,13 @@ fn plan_family(
         let (ports, wanted) = desired.remove(&key).unwrap_or_default();
         let mut slices = by_ports.remove(&key).unwrap_or_default();
         slices.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-        plan_port_set(svc, opts, max, family, ports, wanted, &slices, out);
+        plan_port_set(owner, max, family, ports, wanted, &slices, out);
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn plan_port_set(
-    svc: &Service,
-    opts: &PlanOptions,
+    owner: &SliceOwner,
     max: usize,
     family: Family,
     ports: Vec<EndpointPort>,
@@ -449,8 +489,8 @@ fn plan_port_set(
         }
         if kept.is_empty() {
             out.delete.push((*slice).clone());
-        } else if changed || !metadata_current(slice, svc, opts) {
-            to_update.push(rewrite(slice, svc, opts, kept));
+        } else if changed || !metadata_current(slice, owner) {
+            to_update.push(rewrite(slice, owner, kept));
         } else {
             unchanged.push(slice);
         }
@@ -478,9 +518,9 @@ fn plan_port_set(
         let mut slice = match fits {
             Some(i) => {
                 let s = unchanged.remove(i);
-                rewrite(s, svc, opts, s.endpoints.clone())
+                rewrite(s, owner, s.endpoints.clone())
             }
-            None => new_slice(svc, opts, family, ports.clone(), Vec::new()),
+            None => new_slice(owner, family, ports.clone(), Vec::new()),
         };
         while slice.endpoints.len() < max {
             let Some(ep) = rest.pop() else { break };
@@ -503,20 +543,20 @@ fn is_placeholder(slice: &EndpointSlice) -> bool {
 
 /// A Service with no endpoints keeps one empty IPv4 slice, as upstream, so
 /// consumers can tell "no endpoints" from "not synced yet".
-fn placeholder(svc: &Service, opts: &PlanOptions, existing_ours: usize, out: &mut Plan) {
+fn keep_placeholder(owner: &SliceOwner, existing_ours: usize, out: &mut Plan) {
     if existing_ours != out.delete.len() || !out.create.is_empty() {
         return;
     }
     if let [only] = out.delete.as_slice()
         && is_placeholder(only)
-        && owned_by(only, svc)
-        && metadata_current(only, svc, opts)
+        && owner.owns(only)
+        && metadata_current(only, owner)
     {
         out.delete.clear();
         return;
     }
     out.create
-        .push(new_slice(svc, opts, Family::V4, Vec::new(), Vec::new()));
+        .push(new_slice(owner, Family::V4, Vec::new(), Vec::new()));
 }
 
 /// A create and a delete of the same address type become an update of the
