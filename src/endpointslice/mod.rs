@@ -28,9 +28,11 @@
 //! - [`model`]: the slim Service/Pod inputs and their conversions.
 //! - [`plan`]: the EndpointSlice reconcile itself.
 //! - [`endpoints`]: the v1 Endpoints object of a selector Service.
+//! - [`mirror`]: EndpointSlices mirrored from hand-made Endpoints of a selector-less Service.
 
 pub mod endpoints;
 #[cfg(test)]
 mod fixtures;
+pub mod mirror;
 pub mod model;
 pub mod plan;
