@@ -351,3 +351,6 @@ pub fn node_zone(node: &core::Node) -> Option<(String, String)> {
     let zone = node.metadata.labels.as_ref()?.get(ZONE_LABEL)?;
     (!zone.is_empty()).then(|| (name, zone.clone()))
 }
+
+#[cfg(test)]
+mod tests;
