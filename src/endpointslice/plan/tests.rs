@@ -886,3 +886,65 @@ fn placeholder_slice_when_no_endpoints_and_it_is_kept_then_reused() {
     assert_eq!(c.slices.len(), 1);
     assert!(c.slices[0].endpoints.is_empty());
 }
+
+// ---- invariants over random histories ----
+
+mod invariants {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One step: for each of 40 pod slots, absent / not ready / ready / terminating.
+    fn step() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(0u8..4, 40)
+    }
+
+    fn pods_for(states: &[u8]) -> Vec<Pod> {
+        states
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s != 0)
+            .map(|(i, s)| {
+                let mut p = pod(&format!("p{i:02}")).ip(&format!("10.2.0.{}", i + 1));
+                if *s >= 2 {
+                    p = p.ready();
+                }
+                if *s == 3 {
+                    p = p.terminating();
+                }
+                p.build()
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever the history, after applying each plan: every selected pod
+        /// is in exactly one slice with its current conditions, no slice is
+        /// over the limit or empty, and planning again writes nothing.
+        #[test]
+        fn applied_plans_converge(history in proptest::collection::vec(step(), 1..6)) {
+            let o = PlanOptions { max_endpoints_per_slice: 7, ..opts() };
+            let mut c = Cluster::default();
+            for states in &history {
+                let pods = pods_for(states);
+                let p = plan(&web(), &pods, &no_zones(), &c.slices, &o);
+                c.apply(&p);
+                let mut want: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
+                want.sort();
+                prop_assert_eq!(targets(&c.slices), want);
+                for s in &c.slices {
+                    prop_assert!(s.endpoints.len() <= 7);
+                    prop_assert!(!s.endpoints.is_empty() || pods.is_empty());
+                }
+                for p in &pods {
+                    let got = conditions(endpoint_of(&c.slices, &p.name));
+                    prop_assert_eq!(got, (p.ready && !p.terminating, p.ready, p.terminating));
+                }
+                let again = plan(&web(), &pods, &no_zones(), &c.slices, &o);
+                prop_assert!(again.is_empty(), "not converged: {:?}", again);
+            }
+        }
+    }
+}
