@@ -19,11 +19,13 @@
 //! - labels, ownerReference, the headless label and the empty placeholder
 //!   slice as upstream; slices with another managed-by value are never touched.
 //!
-//! Deliberate differences: zone hints use the simple per-zone rule (each
-//! endpoint hinted to its own zone when every endpoint has a zone), also for
-//! the `topology-mode: Auto` annotation, where upstream allocates zones by
-//! CPU share; a pod whose node is unknown gets no zone instead of being held
-//! back until the node is seen.
+//! Zone hints follow upstream's `trafficDistribution: PreferClose` rule
+//! (each ready endpoint with a zone is hinted to its own zone).
+//!
+//! Deliberate differences: the `service.kubernetes.io/topology-mode: Auto`
+//! annotation uses that same per-zone rule, where upstream allocates zones
+//! in proportion to the nodes' CPUs; a pod whose node is unknown gets no zone
+//! instead of being held back until the node is seen.
 //!
 //! - [`model`]: the slim Service/Pod inputs and their conversions.
 //! - [`plan`]: the EndpointSlice reconcile itself.

@@ -206,14 +206,14 @@ pub fn pod_endpoint(
     })
 }
 
-/// Zone hints for `PreferClose`: each endpoint is hinted to its own zone;
-/// when any endpoint of the family has no zone, no endpoint gets a hint
-/// (a partial set of hints would starve the zones without endpoints).
+/// Zone hints for `PreferClose`, upstream's `trafficdist` rule: every ready
+/// endpoint with a zone is hinted to its own zone; not-ready or zoneless
+/// endpoints get no hint.
 fn apply_zone_hints(svc: &Service, endpoints: &mut [&mut Endpoint]) {
-    let all_zoned = endpoints.iter().all(|ep| ep.zone.is_some());
     for ep in endpoints.iter_mut() {
-        ep.hints = match (&ep.zone, svc.prefer_close && all_zoned) {
-            (Some(zone), true) => Some(EndpointHints {
+        let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+        ep.hints = match &ep.zone {
+            Some(zone) if svc.prefer_close && ready => Some(EndpointHints {
                 for_zones: Some(vec![ForZone { name: zone.clone() }]),
                 for_nodes: None,
             }),

@@ -682,16 +682,19 @@ fn prefer_close_hints_each_endpoint_to_its_own_zone() {
         Some(vec!["z-b".to_owned()])
     );
 
-    // One endpoint without a zone: no hints at all.
+    // A zoneless endpoint gets no hint; the others keep theirs. A not-ready
+    // endpoint gets none either.
     let mut more = pods.clone();
     more.push(pod("c").ready().ip("10.0.0.3").node("n3").build());
+    more.push(pod("d").ip("10.0.0.4").node("n1").build());
     let p = plan(&s, &more, &zones, &[], &opts());
-    assert!(
-        p.create
-            .iter()
-            .flat_map(|s| &s.endpoints)
-            .all(|e| e.hints.is_none())
+    assert_eq!(
+        zones_of(endpoint_of(&p.create, "a")),
+        Some(vec!["z-a".to_owned()])
     );
+    assert_eq!(zones_of(endpoint_of(&p.create, "c")), None);
+    assert_eq!(zones_of(endpoint_of(&p.create, "d")), None);
+    assert_eq!(endpoint_of(&p.create, "d").zone.as_deref(), Some("z-a"));
 
     // Turning PreferClose off removes the hints from the written slices.
     let mut c = Cluster::default();
