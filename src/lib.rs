@@ -16,6 +16,7 @@
 //! - [`plugin`]: one module per Corefile directive and the fixed execution order.
 //! - [`index`]: the pure cluster index and every Kubernetes DNS record rule.
 //! - [`watch`]: sources that turn cluster objects into index updates: kube-rs watches and manifest files.
+//! - [`endpointslice`]: the pure EndpointSlice reconcile of the endpoints controller (no I/O).
 //! - [`k8s`]: what every role shares for the Kubernetes API (client, limits, lenient decoding,
 //!   retry policy, label selectors); it depends on no role.
 //! - [`cli`], [`telemetry`], [`pidfile`]: the binary's command line, logging and pid file;
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod corefile;
 pub mod dns;
+pub mod endpointslice;
 pub mod fuzzing;
 pub mod index;
 pub mod k8s;

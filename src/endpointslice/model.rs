@@ -1,0 +1,356 @@
+//! The slim inputs of the reconcile core: only the fields of Services, Pods
+//! and Nodes that decide EndpointSlices, so the planner is easy to table-test
+//! and the controller's caches stay small. Conversions from the k8s-openapi
+//! types are pure; an object missing what identifies it is an error, never a
+//! panic.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// Node name → the node's `topology.kubernetes.io/zone` label.
+pub type NodeZones = BTreeMap<String, String>;
+
+/// The node label upstream reads an endpoint's zone from.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// Why an API object could not be turned into a model object.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// A field the planner needs to identify the object is absent.
+    #[error("{kind} {name}: missing {field}")]
+    Missing {
+        /// `Service` or `Pod`.
+        kind: &'static str,
+        /// The object's name, or `?` when that is what is missing.
+        name: String,
+        /// The absent field.
+        field: &'static str,
+    },
+    /// An IP field does not hold an IP address.
+    #[error("{kind} {name}: {field} {value:?} is not an IP address")]
+    BadIp {
+        /// `Service` or `Pod`.
+        kind: &'static str,
+        /// The object's name.
+        name: String,
+        /// The field holding the bad value.
+        field: &'static str,
+        /// The bad value.
+        value: String,
+    },
+    /// `spec.ipFamilies` names a family other than IPv4/IPv6.
+    #[error("Service {name}: unknown IP family {value:?}")]
+    BadFamily {
+        /// The Service's name.
+        name: String,
+        /// The unknown family.
+        value: String,
+    },
+}
+
+/// An EndpointSlice `addressType` the controller writes (never `FQDN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// `IPv4`.
+    V4,
+    /// `IPv6`.
+    V6,
+}
+
+impl Family {
+    /// The `addressType` / `ipFamilies` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    /// The family of an address.
+    pub fn of(ip: &IpAddr) -> Family {
+        match ip {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// Parses an `addressType` / `ipFamilies` value.
+    pub fn parse(s: &str) -> Option<Family> {
+        match s {
+            "IPv4" => Some(Family::V4),
+            "IPv6" => Some(Family::V6),
+            _ => None,
+        }
+    }
+}
+
+/// A Service port's `targetPort`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPort {
+    /// A number, used as is.
+    Number(i32),
+    /// A container port name, resolved per pod.
+    Name(String),
+}
+
+/// One entry of `spec.ports`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    /// `name` (empty when the Service has a single unnamed port).
+    pub name: String,
+    /// `port`.
+    pub port: i32,
+    /// `targetPort` (defaulted to `port` as the API server does).
+    pub target: TargetPort,
+    /// `protocol` (`TCP` by default).
+    pub protocol: String,
+    /// `appProtocol`.
+    pub app_protocol: Option<String>,
+}
+
+/// What the planner needs of a Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.uid`, for the slices' ownerReference.
+    pub uid: String,
+    /// `metadata.labels`, copied onto the slices (minus the reserved ones).
+    pub labels: BTreeMap<String, String>,
+    /// `spec.selector`; `None` for a selector-less Service (its endpoints are
+    /// written by hand and mirrored, not planned from pods).
+    pub selector: Option<BTreeMap<String, String>>,
+    /// `spec.ports`.
+    pub ports: Vec<ServicePort>,
+    /// The address families to write slices for (`spec.ipFamilies`, else
+    /// the family of the cluster IP, else IPv4).
+    pub families: Vec<Family>,
+    /// `spec.clusterIP: None`.
+    pub headless: bool,
+    /// `spec.publishNotReadyAddresses`.
+    pub publish_not_ready: bool,
+    /// `spec.trafficDistribution: PreferClose` or the annotation
+    /// `service.kubernetes.io/topology-mode: Auto` (or the older
+    /// `service.kubernetes.io/topology-aware-hints: Auto`).
+    pub prefer_close: bool,
+}
+
+/// A container port a named `targetPort` can resolve to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerPort {
+    /// `name` (may be empty).
+    pub name: String,
+    /// `containerPort`.
+    pub port: i32,
+    /// `protocol` (`TCP` by default).
+    pub protocol: String,
+}
+
+/// What the planner needs of a Pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pod {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.uid`, for the endpoint's targetRef.
+    pub uid: String,
+    /// `metadata.labels`, matched against the Service's selector.
+    pub labels: BTreeMap<String, String>,
+    /// `status.podIPs` (or `status.podIP`).
+    pub ips: Vec<IpAddr>,
+    /// The `Ready` condition is `True`.
+    pub ready: bool,
+    /// `metadata.deletionTimestamp` is set.
+    pub terminating: bool,
+    /// `status.phase` is `Succeeded` or `Failed`: never an endpoint.
+    pub terminal: bool,
+    /// `spec.nodeName`.
+    pub node_name: Option<String>,
+    /// `spec.hostname`.
+    pub hostname: Option<String>,
+    /// `spec.subdomain`.
+    pub subdomain: Option<String>,
+    /// The ports of the containers and of the sidecar (restartPolicy
+    /// `Always`) init containers, in spec order.
+    pub container_ports: Vec<ContainerPort>,
+}
+
+fn non_empty(s: &Option<String>) -> Option<String> {
+    s.as_ref().filter(|s| !s.is_empty()).cloned()
+}
+
+fn protocol_or_tcp(p: &Option<String>) -> String {
+    non_empty(p).unwrap_or_else(|| "TCP".to_owned())
+}
+
+/// The topology annotations that turn on zone hints (current and older name).
+const TOPOLOGY_ANNOTATIONS: [&str; 2] = [
+    "service.kubernetes.io/topology-mode",
+    "service.kubernetes.io/topology-aware-hints",
+];
+
+impl Service {
+    /// Converts an API Service.
+    pub fn from_api(svc: &core::Service) -> Result<Service, ModelError> {
+        let meta = &svc.metadata;
+        let missing = |field| ModelError::Missing {
+            kind: "Service",
+            name: meta.name.clone().unwrap_or_else(|| "?".to_owned()),
+            field,
+        };
+        let name = non_empty(&meta.name).ok_or_else(|| missing("metadata.name"))?;
+        let namespace = non_empty(&meta.namespace).ok_or_else(|| missing("metadata.namespace"))?;
+        let uid = non_empty(&meta.uid).ok_or_else(|| missing("metadata.uid"))?;
+        let spec = svc.spec.clone().unwrap_or_default();
+        let ports = spec
+            .ports
+            .unwrap_or_default()
+            .iter()
+            .map(|p| ServicePort {
+                name: p.name.clone().unwrap_or_default(),
+                port: p.port,
+                target: match &p.target_port {
+                    Some(IntOrString::Int(n)) if *n != 0 => TargetPort::Number(*n),
+                    Some(IntOrString::String(s)) if !s.is_empty() => TargetPort::Name(s.clone()),
+                    _ => TargetPort::Number(p.port),
+                },
+                protocol: protocol_or_tcp(&p.protocol),
+                app_protocol: p.app_protocol.clone(),
+            })
+            .collect();
+        let cluster_ip = spec.cluster_ip.clone().unwrap_or_default();
+        let headless = cluster_ip == "None";
+        let mut families = Vec::new();
+        for f in spec.ip_families.iter().flatten() {
+            let fam = Family::parse(f).ok_or_else(|| ModelError::BadFamily {
+                name: name.clone(),
+                value: f.clone(),
+            })?;
+            if !families.contains(&fam) {
+                families.push(fam);
+            }
+        }
+        if families.is_empty() && !headless && !cluster_ip.is_empty() {
+            let ip: IpAddr = cluster_ip.parse().map_err(|_| ModelError::BadIp {
+                kind: "Service",
+                name: name.clone(),
+                field: "spec.clusterIP",
+                value: cluster_ip.clone(),
+            })?;
+            families.push(Family::of(&ip));
+        }
+        if families.is_empty() {
+            families.push(Family::V4);
+        }
+        let annotations = meta.annotations.clone().unwrap_or_default();
+        let topology_auto = TOPOLOGY_ANNOTATIONS.iter().any(|k| {
+            annotations
+                .get(*k)
+                .is_some_and(|v| v.eq_ignore_ascii_case("auto"))
+        });
+        let prefer_close =
+            topology_auto || spec.traffic_distribution.as_deref() == Some("PreferClose");
+        Ok(Service {
+            name,
+            namespace,
+            uid,
+            labels: meta.labels.clone().unwrap_or_default(),
+            selector: spec.selector,
+            ports,
+            families,
+            headless,
+            publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
+            prefer_close,
+        })
+    }
+}
+
+impl Pod {
+    /// Converts an API Pod.
+    pub fn from_api(pod: &core::Pod) -> Result<Pod, ModelError> {
+        let meta = &pod.metadata;
+        let missing = |field| ModelError::Missing {
+            kind: "Pod",
+            name: meta.name.clone().unwrap_or_else(|| "?".to_owned()),
+            field,
+        };
+        let name = non_empty(&meta.name).ok_or_else(|| missing("metadata.name"))?;
+        let namespace = non_empty(&meta.namespace).ok_or_else(|| missing("metadata.namespace"))?;
+        let uid = non_empty(&meta.uid).ok_or_else(|| missing("metadata.uid"))?;
+        let spec = pod.spec.clone().unwrap_or_default();
+        let status = pod.status.clone().unwrap_or_default();
+        let mut raw: Vec<String> = status
+            .pod_ips
+            .iter()
+            .flatten()
+            .map(|p| p.ip.clone())
+            .collect();
+        if raw.is_empty() {
+            raw.extend(non_empty(&status.pod_ip));
+        }
+        let mut ips = Vec::with_capacity(raw.len());
+        for value in raw {
+            let ip: IpAddr = value.parse().map_err(|_| ModelError::BadIp {
+                kind: "Pod",
+                name: name.clone(),
+                field: "status.podIPs",
+                value: value.clone(),
+            })?;
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let terminal = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
+        let sidecars = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+        let container_ports = spec
+            .containers
+            .iter()
+            .chain(sidecars)
+            .flat_map(|c| c.ports.iter().flatten())
+            .map(|p| ContainerPort {
+                name: p.name.clone().unwrap_or_default(),
+                port: p.container_port,
+                protocol: protocol_or_tcp(&p.protocol),
+            })
+            .collect();
+        Ok(Pod {
+            name,
+            namespace,
+            uid,
+            labels: meta.labels.clone().unwrap_or_default(),
+            ips,
+            ready,
+            terminating: meta.deletion_timestamp.is_some(),
+            terminal,
+            node_name: non_empty(&spec.node_name),
+            hostname: non_empty(&spec.hostname),
+            subdomain: non_empty(&spec.subdomain),
+            container_ports,
+        })
+    }
+}
+
+/// The zone of an API Node, if it carries the topology label.
+pub fn node_zone(node: &core::Node) -> Option<(String, String)> {
+    let name = non_empty(&node.metadata.name)?;
+    let zone = node.metadata.labels.as_ref()?.get(ZONE_LABEL)?;
+    (!zone.is_empty()).then(|| (name, zone.clone()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! Table tests of the API → model conversions.
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde_json::json;
+
+use super::*;
+
+fn service(v: serde_json::Value) -> core::Service {
+    serde_json::from_value(v).expect("valid Service json")
+}
+
+fn pod_json(v: serde_json::Value) -> core::Pod {
+    serde_json::from_value(v).expect("valid Pod json")
+}
+
+fn meta(name: &str) -> serde_json::Value {
+    json!({"name": name, "namespace": "default", "uid": format!("uid-{name}")})
+}
+
+#[test]
+fn service_ports_target_ports_and_defaults() {
+    let s = Service::from_api(&service(json!({
+        "metadata": meta("web"),
+        "spec": {
+            "clusterIP": "10.96.0.10",
+            "selector": {"app": "web"},
+            "ports": [
+                {"name": "http", "port": 80, "targetPort": "http-web"},
+                {"name": "num", "port": 81, "targetPort": 8081, "protocol": "UDP", "appProtocol": "h2c"},
+                {"name": "dflt", "port": 82}
+            ]
+        }
+    })))
+    .unwrap();
+    assert_eq!(s.families, [Family::V4]);
+    assert!(!s.headless && !s.publish_not_ready && !s.prefer_close);
+    let got: Vec<(&str, i32, &TargetPort, &str, Option<&str>)> = s
+        .ports
+        .iter()
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.port,
+                &p.target,
+                p.protocol.as_str(),
+                p.app_protocol.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "http",
+                80,
+                &TargetPort::Name("http-web".to_owned()),
+                "TCP",
+                None
+            ),
+            ("num", 81, &TargetPort::Number(8081), "UDP", Some("h2c")),
+            ("dflt", 82, &TargetPort::Number(82), "TCP", None),
+        ]
+    );
+}
+
+#[test]
+fn service_families_headless_and_topology() {
+    // (spec, annotations) → (families, headless, prefer_close)
+    let table = [
+        (
+            json!({"clusterIP": "fd00::a"}),
+            json!({}),
+            (vec![Family::V6], false, false),
+        ),
+        (
+            json!({"clusterIP": "None"}),
+            json!({}),
+            (vec![Family::V4], true, false),
+        ),
+        (
+            json!({"clusterIP": "10.0.0.1", "ipFamilies": ["IPv6", "IPv4"]}),
+            json!({}),
+            (vec![Family::V6, Family::V4], false, false),
+        ),
+        (
+            json!({"trafficDistribution": "PreferClose"}),
+            json!({}),
+            (vec![Family::V4], false, true),
+        ),
+        (
+            json!({}),
+            json!({"service.kubernetes.io/topology-mode": "Auto"}),
+            (vec![Family::V4], false, true),
+        ),
+        (
+            json!({}),
+            json!({"service.kubernetes.io/topology-aware-hints": "auto"}),
+            (vec![Family::V4], false, true),
+        ),
+        (
+            json!({}),
+            json!({"service.kubernetes.io/topology-mode": "Disabled"}),
+            (vec![Family::V4], false, false),
+        ),
+    ];
+    for (spec, annotations, want) in table {
+        let mut m = meta("s");
+        m["annotations"] = annotations.clone();
+        let s = Service::from_api(&service(json!({"metadata": m, "spec": spec.clone()}))).unwrap();
+        assert_eq!(
+            (s.families, s.headless, s.prefer_close),
+            want,
+            "{spec} {annotations}"
+        );
+    }
+}
+
+#[test]
+fn service_errors_are_clear() {
+    let no_uid = service(json!({"metadata": {"name": "a", "namespace": "default"}}));
+    assert_eq!(
+        Service::from_api(&no_uid).unwrap_err().to_string(),
+        "Service a: missing metadata.uid"
+    );
+    let bad_family = service(json!({"metadata": meta("a"), "spec": {"ipFamilies": ["IPv5"]}}));
+    assert!(matches!(
+        Service::from_api(&bad_family),
+        Err(ModelError::BadFamily { .. })
+    ));
+    let bad_ip = service(json!({"metadata": meta("a"), "spec": {"clusterIP": "10.0.0"}}));
+    assert!(matches!(
+        Service::from_api(&bad_ip),
+        Err(ModelError::BadIp { .. })
+    ));
+    let unnamed = core::Service {
+        metadata: ObjectMeta::default(),
+        ..core::Service::default()
+    };
+    assert!(
+        Service::from_api(&unnamed)
+            .unwrap_err()
+            .to_string()
+            .contains("metadata.name")
+    );
+}
+
+#[test]
+fn pod_status_spec_and_ports() {
+    let p = Pod::from_api(&pod_json(json!({
+        "metadata": meta("p"),
+        "spec": {
+            "nodeName": "n1", "hostname": "h", "subdomain": "web",
+            "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}],
+            "initContainers": [
+                {"name": "sidecar", "restartPolicy": "Always", "ports": [{"name": "proxy", "containerPort": 15001, "protocol": "UDP"}]},
+                {"name": "init", "ports": [{"name": "ignored", "containerPort": 1}]}
+            ]
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": "10.0.0.5",
+            "podIPs": [{"ip": "10.0.0.5"}, {"ip": "fd00::5"}],
+            "conditions": [{"type": "Ready", "status": "True"}]
+        }
+    })))
+    .unwrap();
+    assert_eq!(
+        p.ips,
+        [
+            "10.0.0.5".parse::<IpAddr>().unwrap(),
+            "fd00::5".parse().unwrap()
+        ]
+    );
+    assert!(p.ready && !p.terminating && !p.terminal);
+    assert_eq!(
+        (
+            p.node_name.as_deref(),
+            p.hostname.as_deref(),
+            p.subdomain.as_deref()
+        ),
+        (Some("n1"), Some("h"), Some("web"))
+    );
+    assert_eq!(
+        p.container_ports,
+        [
+            ContainerPort {
+                name: "http".to_owned(),
+                port: 8080,
+                protocol: "TCP".to_owned()
+            },
+            ContainerPort {
+                name: "proxy".to_owned(),
+                port: 15001,
+                protocol: "UDP".to_owned()
+            },
+        ]
+    );
+}
+
+#[test]
+fn pod_readiness_terminating_terminal_and_ip_fallback() {
+    let mut raw = pod_json(json!({
+        "metadata": meta("p"),
+        "status": {"phase": "Succeeded", "podIP": "10.0.0.6",
+                   "conditions": [{"type": "Ready", "status": "False"}]}
+    }));
+    raw.metadata.deletion_timestamp = Some(Time(Default::default()));
+    let p = Pod::from_api(&raw).unwrap();
+    assert_eq!(p.ips, ["10.0.0.6".parse::<IpAddr>().unwrap()]);
+    assert!(!p.ready && p.terminating && p.terminal);
+    let bad = pod_json(json!({"metadata": meta("q"), "status": {"podIP": "nope"}}));
+    assert_eq!(
+        Pod::from_api(&bad).unwrap_err().to_string(),
+        "Pod q: status.podIPs \"nope\" is not an IP address"
+    );
+}
+
+#[test]
+fn node_zone_from_topology_label() {
+    let node = |labels: serde_json::Value| -> core::Node {
+        serde_json::from_value(json!({"metadata": {"name": "n1", "labels": labels}})).unwrap()
+    };
+    assert_eq!(
+        node_zone(&node(json!({ZONE_LABEL: "z-a"}))),
+        Some(("n1".to_owned(), "z-a".to_owned()))
+    );
+    assert_eq!(node_zone(&node(json!({ZONE_LABEL: ""}))), None);
+    assert_eq!(node_zone(&node(json!({"other": "x"}))), None);
+}
