@@ -12,9 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference,
-};
+use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::model::{Family, Pod, Service};
@@ -69,13 +67,7 @@ fn address(svc: &Service, pod: &Pod, family: Family) -> Option<EndpointAddress> 
         ip: ip.to_string(),
         hostname,
         node_name: pod.node_name.clone(),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".to_owned()),
-            namespace: Some(pod.namespace.clone()),
-            name: Some(pod.name.clone()),
-            uid: Some(pod.uid.clone()),
-            ..ObjectReference::default()
-        }),
+        target_ref: Some(pod.target_ref()),
     })
 }
 

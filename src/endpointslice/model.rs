@@ -272,6 +272,17 @@ impl Service {
 }
 
 impl Pod {
+    /// The `targetRef` an endpoint or address of this pod carries.
+    pub fn target_ref(&self) -> core::ObjectReference {
+        core::ObjectReference {
+            kind: Some("Pod".to_owned()),
+            namespace: Some(self.namespace.clone()),
+            name: Some(self.name.clone()),
+            uid: Some(self.uid.clone()),
+            ..core::ObjectReference::default()
+        }
+    }
+
     /// Converts an API Pod.
     pub fn from_api(pod: &core::Pod) -> Result<Pod, ModelError> {
         let meta = &pod.metadata;

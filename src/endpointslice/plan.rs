@@ -18,7 +18,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::discovery::v1::{
     Endpoint, EndpointConditions, EndpointHints, EndpointPort, EndpointSlice, ForZone,
 };
@@ -195,13 +194,7 @@ pub fn pod_endpoint(
         hostname,
         node_name: pod.node_name.clone(),
         zone: pod.node_name.as_ref().and_then(|n| zones.get(n)).cloned(),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".to_owned()),
-            namespace: Some(pod.namespace.clone()),
-            name: Some(pod.name.clone()),
-            uid: Some(pod.uid.clone()),
-            ..ObjectReference::default()
-        }),
+        target_ref: Some(pod.target_ref()),
         ..Endpoint::default()
     })
 }
