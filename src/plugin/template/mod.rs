@@ -27,8 +27,9 @@
 //!     fallthrough [ZONE...]
 //! }
 //! ```
-//! CoreDNS's `ederror` is refused at start with its position; `upstream`
-//! is accepted and ignored, as CoreDNS does since it was deprecated.
+//! CoreDNS's `ederror` is refused at start with its position. `upstream` is
+//! allowed so old Corefiles load, as in CoreDNS, where it has had no effect
+//! since its deprecation.
 //!
 //! # Examples
 //! ```text
