@@ -1,0 +1,278 @@
+//! The endpoints controller (`clusterdns::endpointslice::controller`)
+//! against the in-process test API server, which has no garbage collector:
+//! the seed example (4 ready `app=nginx` pods behind `nginx-service`,
+//! port 80 → targetPort 9376) gives one EndpointSlice and one Endpoints;
+//! readiness, pod deletion, a new pod and Service deletion follow; a quiet
+//! cluster sees no writes. Every check polls its condition with a bound.
+
+mod support;
+
+use std::time::Duration;
+
+use clusterdns::endpointslice::controller::{self, Settings};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde_json::{Value, json};
+use support::apiserver::ApiServer;
+use support::fixtures::poll_until;
+use tokio_util::sync::CancellationToken;
+
+const NS: &str = "default";
+const MANAGED_BY: &str =
+    "endpointslice.kubernetes.io/managed-by=endpointslice-controller.clusterdns.io";
+
+fn pod(name: &str, ip: &str, ready: bool) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": "nginx"}},
+        "spec": {
+            "nodeName": "node-a",
+            "containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}]}]
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
+        }
+    })
+}
+
+fn service() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "nginx-service", "namespace": NS},
+        "spec": {
+            "selector": {"app": "nginx"},
+            "clusterIP": "10.96.0.50",
+            "ipFamilies": ["IPv4"],
+            "ports": [{"name": "service-port", "protocol": "TCP", "port": 80, "targetPort": 9376}]
+        }
+    })
+}
+
+/// Our slices for nginx-service, as stored.
+fn slices(server: &ApiServer) -> Vec<Value> {
+    server
+        .list::<EndpointSlice>()
+        .into_iter()
+        .filter(|s| s["metadata"]["labels"]["kubernetes.io/service-name"] == "nginx-service")
+        .filter(|s| {
+            let (k, v) = MANAGED_BY.split_once('=').expect("label");
+            s["metadata"]["labels"][k] == v
+        })
+        .collect()
+}
+
+/// (ip, ready, serving, terminating, nodeName, targetRef name) of every endpoint, sorted.
+fn endpoints_of(slice: &Value) -> Vec<(String, bool, bool, bool, String, String)> {
+    let mut out: Vec<_> = slice["endpoints"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            (
+                e["addresses"][0].as_str().unwrap_or_default().to_owned(),
+                e["conditions"]["ready"].as_bool().unwrap_or(false),
+                e["conditions"]["serving"].as_bool().unwrap_or(false),
+                e["conditions"]["terminating"].as_bool().unwrap_or(true),
+                e["nodeName"].as_str().unwrap_or_default().to_owned(),
+                e["targetRef"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn ep(ip: &str, name: &str, ready: bool) -> (String, bool, bool, bool, String, String) {
+    (ip.into(), ready, ready, false, "node-a".into(), name.into())
+}
+
+/// Sorted IPs of `subsets[0].<field>` of the stored Endpoints.
+fn endpoints_ips(server: &ApiServer, field: &str) -> Vec<String> {
+    let Some(e) = server.get::<Endpoints>(NS, "nginx-service") else {
+        return Vec::new();
+    };
+    let mut ips: Vec<String> = e["subsets"][0][field]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| a["ip"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ips.sort();
+    ips
+}
+
+fn writes(server: &ApiServer) -> Vec<String> {
+    server
+        .request_log()
+        .into_iter()
+        .filter(|l| {
+            ["CREATE", "REPLACE", "PATCH", "APPLY", "DELETE"]
+                .iter()
+                .any(|w| l.starts_with(w))
+        })
+        .collect()
+}
+
+fn ips(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("10.244.0.{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_example_follows_pods_and_service_lifecycle() {
+    let server = ApiServer::start().await;
+    for i in 1..=4 {
+        server.apply_json::<Pod>(pod(&format!("nginx-{i}"), &format!("10.244.0.{i}"), true));
+    }
+    server.apply_json::<Service>(service());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(controller::run(
+        server.client(),
+        Settings::default(),
+        None,
+        shutdown.clone(),
+    ));
+
+    // One slice, the 4 pods on port 9376, all conditions, targetRef and nodeName.
+    let want: Vec<_> = (1..=4)
+        .map(|i| ep(&format!("10.244.0.{i}"), &format!("nginx-{i}"), true))
+        .collect();
+    poll_until("one slice with the 4 ready pods", || {
+        let s = slices(&server);
+        s.len() == 1 && endpoints_of(&s[0]) == want
+    })
+    .await;
+    let slice = slices(&server).remove(0);
+    assert_eq!(slice["addressType"], "IPv4");
+    assert_eq!(
+        slice["ports"],
+        json!([{"name": "service-port", "port": 9376, "protocol": "TCP"}])
+    );
+    assert_eq!(slice["metadata"]["ownerReferences"][0]["kind"], "Service");
+    assert_eq!(
+        slice["metadata"]["ownerReferences"][0]["name"],
+        "nginx-service"
+    );
+    poll_until("Endpoints with the 4 pods", || {
+        endpoints_ips(&server, "addresses") == ips(4)
+    })
+    .await;
+    let e = server
+        .get::<Endpoints>(NS, "nginx-service")
+        .expect("Endpoints");
+    assert_eq!(e["subsets"][0]["ports"][0]["port"], 9376);
+    assert_eq!(e["subsets"][0]["ports"][0]["name"], "service-port");
+    assert_eq!(e["subsets"][0]["addresses"][0]["nodeName"], "node-a");
+    assert_eq!(e["subsets"][0]["addresses"][0]["targetRef"]["kind"], "Pod");
+
+    // Quiet: a change no plan cares about (a pod annotation) makes no write.
+    server.clear_request_log();
+    let mut touched = pod("nginx-1", "10.244.0.1", true);
+    touched["metadata"]["annotations"] = json!({"unrelated": "yes"});
+    server.apply_json::<Pod>(touched);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        writes(&server),
+        Vec::<String>::new(),
+        "writes on a quiet cluster"
+    );
+
+    // nginx-2 loses Ready.
+    server.apply_json::<Pod>(pod("nginx-2", "10.244.0.2", false));
+    poll_until("nginx-2 not ready in the slice", || {
+        let s = slices(&server);
+        s.len() == 1 && endpoints_of(&s[0]).contains(&ep("10.244.0.2", "nginx-2", false))
+    })
+    .await;
+    poll_until("nginx-2 in notReadyAddresses", || {
+        endpoints_ips(&server, "notReadyAddresses") == vec!["10.244.0.2".to_owned()]
+            && endpoints_ips(&server, "addresses") == vec!["10.244.0.1", "10.244.0.3", "10.244.0.4"]
+    })
+    .await;
+
+    // nginx-3 is deleted.
+    assert!(server.delete::<Pod>(NS, "nginx-3"));
+    poll_until("nginx-3 gone from the slice and Endpoints", || {
+        let s = slices(&server);
+        s.len() == 1
+            && !endpoints_of(&s[0]).iter().any(|e| e.5 == "nginx-3")
+            && endpoints_ips(&server, "addresses") == vec!["10.244.0.1", "10.244.0.4"]
+    })
+    .await;
+
+    // A fifth pod appears.
+    server.apply_json::<Pod>(pod("nginx-5", "10.244.0.5", true));
+    poll_until("nginx-5 in the slice and Endpoints", || {
+        let s = slices(&server);
+        s.len() == 1
+            && endpoints_of(&s[0]).contains(&ep("10.244.0.5", "nginx-5", true))
+            && endpoints_ips(&server, "addresses") == vec!["10.244.0.1", "10.244.0.4", "10.244.0.5"]
+    })
+    .await;
+
+    // The Service is deleted: its slices and Endpoints go too.
+    assert!(server.delete::<Service>(NS, "nginx-service"));
+    poll_until("slices and Endpoints deleted with the Service", || {
+        slices(&server).is_empty() && server.get::<Endpoints>(NS, "nginx-service").is_none()
+    })
+    .await;
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("controller stops on shutdown")
+        .expect("controller task")
+        .expect("controller run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftovers_of_a_service_deleted_while_down_are_removed_at_start() {
+    let server = ApiServer::start().await;
+    server.apply_json::<Pod>(pod("nginx-1", "10.244.0.1", true));
+    server.apply_json::<Service>(service());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(controller::run(
+        server.client(),
+        Settings::default(),
+        None,
+        shutdown.clone(),
+    ));
+    poll_until("slice written", || slices(&server).len() == 1).await;
+    poll_until("Endpoints written", || {
+        endpoints_ips(&server, "addresses") == ips(1)
+    })
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("controller stops on shutdown")
+        .expect("controller task")
+        .expect("controller run");
+
+    // Deleted while no controller runs; a new one cleans up from its caches.
+    assert!(server.delete::<Service>(NS, "nginx-service"));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(controller::run(
+        server.client(),
+        Settings::default(),
+        None,
+        shutdown.clone(),
+    ));
+    poll_until("leftover slice and Endpoints deleted", || {
+        slices(&server).is_empty() && server.get::<Endpoints>(NS, "nginx-service").is_none()
+    })
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("controller stops on shutdown")
+        .expect("controller task")
+        .expect("controller run");
+}
