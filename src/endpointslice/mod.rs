@@ -33,6 +33,7 @@
 //! - [`mirror`]: EndpointSlices mirrored from hand-made Endpoints of a selector-less Service.
 //! - [`controller`]: the shell — watches, stores, syncs, leader election.
 //! - [`apply`]: writing plans and tracking our own writes.
+//! - [`role`]: the `endpoints-controller` command: flags → client → controller, signals.
 
 pub mod apply;
 pub mod controller;
@@ -42,3 +43,4 @@ mod fixtures;
 pub mod mirror;
 pub mod model;
 pub mod plan;
+pub mod role;
