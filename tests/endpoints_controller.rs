@@ -3,13 +3,17 @@
 //! the seed example (4 ready `app=nginx` pods behind `nginx-service`,
 //! port 80 → targetPort 9376) gives one EndpointSlice and one Endpoints;
 //! readiness, pod deletion, a new pod and Service deletion follow; a quiet
-//! cluster sees no writes. Every check polls its condition with a bound.
+//! cluster sees no writes. The real binary, pointed at the server by a
+//! kubeconfig, writes only while it holds the Lease and exits 0 on SIGTERM,
+//! releasing it. Every check polls its condition with a bound.
 
 mod support;
 
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use clusterdns::endpointslice::controller::{self, Settings};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
@@ -275,4 +279,105 @@ async fn leftovers_of_a_service_deleted_while_down_are_removed_at_start() {
         .expect("controller stops on shutdown")
         .expect("controller task")
         .expect("controller run");
+}
+
+/// The binary, killed on drop if the test fails before it exits.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn lease_holder(server: &ApiServer) -> Option<String> {
+    server
+        .get::<Lease>("kube-system", "clusterdns-endpoints-controller")
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_writes_only_while_leading_and_releases_the_lease_on_sigterm() {
+    let server = ApiServer::start().await;
+    server.apply_json::<Pod>(pod("nginx-1", "10.244.0.1", true));
+    server.apply_json::<Service>(service());
+    // Another holds the Lease for an hour.
+    server.apply_json::<Lease>(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "clusterdns-endpoints-controller", "namespace": "kube-system"},
+        "spec": {
+            "holderIdentity": "other",
+            "leaseDurationSeconds": 3600,
+            "acquireTime": "2030-01-01T00:00:00.000000Z",
+            "renewTime": "2030-01-01T00:00:00.000000Z",
+            "leaseTransitions": 0
+        }
+    }));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig, None);
+    let child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .arg("endpoints-controller")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--leader-elect", "--leader-elect-lease-duration", "2s"])
+        .args(["--leader-elect-renew-deadline", "1500ms"])
+        .args(["--leader-elect-retry-period", "200ms"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start clusterdns");
+    let mut proc = Proc(child);
+
+    // Follower: it has read the foreign Lease several times and written nothing.
+    poll_until("the elector read the Lease 3 times", || {
+        server
+            .request_log()
+            .iter()
+            .filter(|l| l.contains("leases") && l.starts_with("GET"))
+            .count()
+            >= 3
+    })
+    .await;
+    assert_eq!(
+        writes(&server),
+        Vec::<String>::new(),
+        "wrote while not leading"
+    );
+    assert!(slices(&server).is_empty());
+
+    // The other holder releases it: ours, then the slice and Endpoints appear.
+    let mut released = server
+        .get::<Lease>("kube-system", "clusterdns-endpoints-controller")
+        .expect("lease");
+    released["spec"]["holderIdentity"] = Value::Null;
+    released["spec"]["leaseDurationSeconds"] = json!(1);
+    server.apply_json::<Lease>(released);
+    poll_until("leader with its slice and Endpoints", || {
+        lease_holder(&server).is_some_and(|h| h != "other")
+            && slices(&server).len() == 1
+            && endpoints_ips(&server, "addresses") == ips(1)
+    })
+    .await;
+
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(proc.0.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = proc.0.try_wait().expect("try_wait") {
+            break exit;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(exit.code(), Some(0), "exit status {exit:?}");
+    assert_eq!(lease_holder(&server), None, "Lease not released");
 }
