@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 use support::apiserver::ApiServer;
+use support::faults::Fault;
 use support::fixtures::poll_until;
 use tokio_util::sync::CancellationToken;
 
@@ -273,6 +274,51 @@ async fn leftovers_of_a_service_deleted_while_down_are_removed_at_start() {
         slices(&server).is_empty() && server.get::<Endpoints>(NS, "nginx-service").is_none()
     })
     .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("controller stops on shutdown")
+        .expect("controller task")
+        .expect("controller run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_writes_are_retried_until_the_slice_is_right() {
+    let server = ApiServer::start().await;
+    for i in 1..=2 {
+        server.apply_json::<Pod>(pod(&format!("nginx-{i}"), &format!("10.244.0.{i}"), true));
+    }
+    server.apply_json::<Service>(service());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(controller::run(
+        server.client(),
+        Settings::default(),
+        None,
+        shutdown.clone(),
+    ));
+    poll_until("slice with 2 pods", || {
+        let s = slices(&server);
+        s.len() == 1 && endpoints_of(&s[0]).len() == 2
+    })
+    .await;
+
+    // The next 3 slice writes lose an optimistic-concurrency race.
+    server.clear_request_log();
+    server.inject::<EndpointSlice>(Fault::WriteStatus(409), Some(3));
+    server.apply_json::<Pod>(pod("nginx-2", "10.244.0.2", false));
+    poll_until("nginx-2 not ready after the conflicts", || {
+        let s = slices(&server);
+        s.len() == 1 && endpoints_of(&s[0]).contains(&ep("10.244.0.2", "nginx-2", false))
+    })
+    .await;
+    let faults = server
+        .request_log()
+        .iter()
+        .filter(|l| l.starts_with("FAULT 409"))
+        .count();
+    assert_eq!(faults, 3, "log: {:?}", server.request_log());
+    assert_eq!(slices(&server).len(), 1, "a retry made a second slice");
+
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(15), task)
         .await
