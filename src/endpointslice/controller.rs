@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::{StreamExt, TryStreamExt};
@@ -47,6 +47,11 @@ impl Default for Settings {
     }
 }
 
+/// How long a sync waits for the stores to show our own writes before it
+/// plans anyway: someone else may have deleted or replaced what we wrote, in
+/// which case the stores never will.
+const TRUST_WRITES_FOR: Duration = Duration::from_secs(10);
+
 /// Why a sync failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -75,8 +80,9 @@ struct Ctx {
     endpoints: Store<Endpoints>,
     nodes: Store<Node>,
     opts: PlanOptions,
-    /// Our last writes per Service, until the stores show them.
-    written: Mutex<HashMap<ObjectRef<Service>, Written>>,
+    /// Our last writes per Service and when they were made, until the
+    /// stores show them (or [`TRUST_WRITES_FOR`] has passed).
+    written: Mutex<HashMap<ObjectRef<Service>, (Instant, Written)>>,
     /// Consecutive failures per Service, for the retry backoff.
     failures: Mutex<HashMap<ObjectRef<Service>, u32>>,
 }
@@ -255,14 +261,15 @@ fn endpoints_rv(ctx: &Ctx, ns: &str, name: &str) -> Option<String> {
 fn cache_caught_up(ctx: &Ctx, key: &ObjectRef<Service>) -> bool {
     let ns = key.namespace.clone().unwrap_or_default();
     let mut written = ctx.written.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(w) = written.get(key) else {
+    let Some((at, w)) = written.get(key) else {
         return true;
     };
-    let fresh = apply::cache_fresh(
-        w,
-        |name| slice_rv(ctx, &ns, name),
-        endpoints_rv(ctx, &ns, &key.name),
-    );
+    let fresh = at.elapsed() > TRUST_WRITES_FOR
+        || apply::cache_fresh(
+            w,
+            |name| slice_rv(ctx, &ns, name),
+            endpoints_rv(ctx, &ns, &key.name),
+        );
     if fresh {
         written.remove(key);
     }
@@ -321,7 +328,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, SyncError
         ctx.written
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone(), written);
+            .insert(key.clone(), (Instant::now(), written));
     }
     result?;
     ctx.failures
