@@ -22,6 +22,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::apply::{self, Written};
 use super::endpoints::plan_endpoints;
@@ -172,6 +173,10 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     let (svcs_for_pods, svcs_for_nodes, pods_for_nodes) =
         (svc_reader.clone(), svc_reader.clone(), pod_reader.clone());
     let done = ctx.clone();
+    // Cleanups run beside the controller stream, never inside its `for_each`:
+    // they wait for the stores, which only fill while that stream is polled.
+    let cleanups = TaskTracker::new();
+    let (tracker, term) = (cleanups.clone(), stop.clone());
     Controller::for_stream(services, svc_reader)
         .with_config(controller::Config::default().concurrency(settings.concurrency.max(1)))
         .watches_stream(pods, move |pod| services_selecting(&svcs_for_pods, &pod))
@@ -197,22 +202,28 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(reconcile, error_policy, ctx)
         .for_each(|res| {
-            let done = done.clone();
-            async move {
-                match res {
-                    Ok(_) => {}
-                    Err(controller::Error::ObjectNotFound(r)) => {
-                        let key = ObjectRef::<Service>::new(&r.name)
-                            .within(r.namespace.as_deref().unwrap_or_default());
-                        if let Err(e) = cleanup(&done, &key).await {
-                            tracing::warn!(service = %key, error = %e, "deleting a gone Service's endpoints");
+            match res {
+                Ok(_) => {}
+                Err(controller::Error::ObjectNotFound(r)) => {
+                    let key = ObjectRef::<Service>::new(&r.name)
+                        .within(r.namespace.as_deref().unwrap_or_default());
+                    let (done, term) = (done.clone(), term.clone());
+                    tracker.spawn(async move {
+                        tokio::select! {
+                            () = term.cancelled() => {}
+                            res = cleanup(&done, &key) => if let Err(e) = res {
+                                tracing::warn!(service = %key, error = %e, "deleting a gone Service's endpoints");
+                            }
                         }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "endpoints sync"),
+                    });
                 }
+                Err(e) => tracing::warn!(error = %e, "endpoints sync"),
             }
+            std::future::ready(())
         })
         .await;
+    cleanups.close();
+    cleanups.wait().await;
 }
 
 /// The Services in the pod's namespace whose selector matches its labels.
