@@ -7,6 +7,10 @@
 //! no writes. A Service that is gone has its slices and Endpoints deleted here
 //! (no garbage collector is assumed). With leader election, the controller
 //! runs only for the length of a leadership term.
+//!
+//! Not wired in yet: mirroring of selector-less Services' Endpoints
+//! ([`super::mirror`]), and the `last-change-trigger-time` annotation (plans
+//! are made with no trigger time).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
