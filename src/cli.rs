@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -54,6 +55,52 @@ pub struct ServerArgs {
 pub enum Command {
     /// Validate a Corefile: print every problem as file:line:col: message; exit 1 if any.
     Check,
+    /// Run the EndpointSlice and Endpoints controller (kube-controller-manager's role).
+    EndpointsController(EndpointsControllerArgs),
+}
+
+/// Flags of `clusterdns endpoints-controller`, named as kube-controller-manager names them.
+#[derive(Debug, Args)]
+pub struct EndpointsControllerArgs {
+    /// kubeconfig file; without it (and without --endpoint), KUBECONFIG or the in-cluster config.
+    #[arg(long = "kubeconfig", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// API server URL (e.g. http://127.0.0.1:8080), used when no --kubeconfig is given.
+    #[arg(long = "endpoint", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Only write while holding the Lease kube-system/clusterdns-endpoints-controller.
+    #[arg(long = "leader-elect")]
+    pub leader_elect: bool,
+    /// How long a Lease holds without renewal.
+    #[arg(long = "leader-elect-lease-duration", value_name = "DURATION", default_value = "15s", value_parser = duration)]
+    pub lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it steps down.
+    #[arg(long = "leader-elect-renew-deadline", value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub renew_deadline: Duration,
+    /// The pause between acquire or renew attempts.
+    #[arg(long = "leader-elect-retry-period", value_name = "DURATION", default_value = "2s", value_parser = duration)]
+    pub retry_period: Duration,
+    /// Services synced at once.
+    #[arg(long = "concurrent-service-endpoint-syncs", value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrent_syncs: u16,
+    /// Most endpoints in one EndpointSlice (1..=1000).
+    #[arg(long = "max-endpoints-per-slice", value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_endpoints_per_slice: u16,
+    /// Accepted for kube-controller-manager compatibility; metrics are not served yet.
+    #[arg(
+        long = "metrics-bind-address",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:10257"
+    )]
+    pub metrics_bind_address: String,
+}
+
+/// A Go duration flag value (`15s`, `1m30s`, `500ms`).
+fn duration(s: &str) -> Result<Duration, String> {
+    crate::corefile::go_duration(s)
+        .ok_or_else(|| format!("invalid duration '{s}' (use e.g. 15s, 1m30s, 500ms)"))
 }
 
 /// Rewrite `-conf` to `--conf` (and `-conf=x` to `--conf=x`); leave `-h`, `--x` and values alone.
@@ -93,6 +140,56 @@ mod tests {
         assert_eq!(cli.server.conf, PathBuf::from("/etc/coredns/Corefile"));
         assert_eq!(cli.server.dns_port, 1053);
         assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn endpoints_controller_flags_parse_with_kube_controller_manager_defaults() {
+        let cli = parse(&["clusterdns", "endpoints-controller"]);
+        let Some(Command::EndpointsController(a)) = cli.command else {
+            panic!("not endpoints-controller: {:?}", cli.command);
+        };
+        assert_eq!(a.lease_duration, Duration::from_secs(15));
+        assert_eq!(a.renew_deadline, Duration::from_secs(10));
+        assert_eq!(a.retry_period, Duration::from_secs(2));
+        assert_eq!((a.concurrent_syncs, a.max_endpoints_per_slice), (5, 100));
+        assert!(!a.leader_elect && a.kubeconfig.is_none());
+
+        let cli = parse(&[
+            "clusterdns",
+            "endpoints-controller",
+            "--kubeconfig",
+            "/k",
+            "--leader-elect",
+            "--leader-elect-lease-duration",
+            "1m30s",
+            "--leader-elect-retry-period=500ms",
+            "--concurrent-service-endpoint-syncs",
+            "2",
+            "--max-endpoints-per-slice",
+            "1000",
+        ]);
+        let Some(Command::EndpointsController(a)) = cli.command else {
+            panic!("not endpoints-controller");
+        };
+        assert_eq!(a.kubeconfig, Some(PathBuf::from("/k")));
+        assert!(a.leader_elect);
+        assert_eq!(a.lease_duration, Duration::from_secs(90));
+        assert_eq!(a.retry_period, Duration::from_millis(500));
+        assert_eq!((a.concurrent_syncs, a.max_endpoints_per_slice), (2, 1000));
+    }
+
+    #[test]
+    fn endpoints_controller_rejects_bad_values_with_an_error() {
+        for bad in [
+            ["--leader-elect-lease-duration", "15"],
+            ["--leader-elect-lease-duration", "-1s"],
+            ["--concurrent-service-endpoint-syncs", "0"],
+            ["--max-endpoints-per-slice", "1001"],
+        ] {
+            let args = ["clusterdns", "endpoints-controller", bad[0], bad[1]];
+            let res = Cli::try_parse_from(normalize(args.iter().map(OsString::from)));
+            assert!(res.is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

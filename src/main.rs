@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     clusterdns::telemetry::init();
     // kube and hyper both pull rustls; pick the process-wide provider before any client exists.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Some(Command::EndpointsController(args)) = &cli.command {
+        return endpoints_controller(args);
+    }
     let cfg = match config::load(&s.conf, &corefile::real_env, s.dns_port) {
         Ok(cfg) => cfg,
         Err(errors) => {
@@ -94,4 +97,25 @@ fn main() -> ExitCode {
         app.run(source, GRACE, signals).await;
         ExitCode::SUCCESS
     })
+}
+
+/// The `endpoints-controller` role: no Corefile, its own flags.
+fn endpoints_controller(args: &clusterdns::cli::EndpointsControllerArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(clusterdns::endpointslice::role::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("endpoints-controller: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
 }

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 pub use ast::{Corefile, Directive, Pos, ServerBlock, Token};
 pub use dispenser::Dispenser;
 pub use error::{CorefileError, Result};
+pub use value::go_duration;
 pub use zone::{Transport, ZoneAddr, parse_key};
 
 /// Where imported files come from.

@@ -106,6 +106,16 @@ impl Token {
     }
 }
 
+/// A Go duration string with a unit (`15s`, `1m30s`); `None` when malformed,
+/// negative or too large.
+pub fn go_duration(s: &str) -> Option<Duration> {
+    let nanos = go_duration_nanos(s.strip_prefix('+').unwrap_or(s))?;
+    if nanos > i64::MAX as u128 {
+        return None;
+    }
+    Some(Duration::from_nanos(u64::try_from(nanos).ok()?))
+}
+
 /// Nanoseconds of a Go duration string without sign; `None` when malformed.
 fn go_duration_nanos(s: &str) -> Option<u128> {
     if s == "0" {

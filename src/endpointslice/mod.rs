@@ -31,10 +31,16 @@
 //! - [`plan`]: the EndpointSlice reconcile itself.
 //! - [`endpoints`]: the v1 Endpoints object of a selector Service.
 //! - [`mirror`]: EndpointSlices mirrored from hand-made Endpoints of a selector-less Service.
+//! - [`controller`]: the shell — watches, stores, syncs, leader election.
+//! - [`apply`]: writing plans and tracking our own writes.
+//! - [`role`]: the `endpoints-controller` command: flags → client → controller, signals.
 
+pub mod apply;
+pub mod controller;
 pub mod endpoints;
 #[cfg(test)]
 mod fixtures;
 pub mod mirror;
 pub mod model;
 pub mod plan;
+pub mod role;

@@ -1,0 +1,429 @@
+//! The I/O shell of `clusterdns endpoints-controller`: kube-runtime's
+//! `Controller` on Services, re-triggered by the Pods, EndpointSlices,
+//! Endpoints and Nodes that concern them, each kept in a reflector store.
+//! One sync reads the Service's pods and slices from those stores, calls the
+//! pure planners ([`plan::plan`], [`endpoints::plan_endpoints`]) and writes
+//! the difference — nothing when the plan is empty, so a quiet cluster sees
+//! no writes. A Service that is gone has its slices and Endpoints deleted here
+//! (no garbage collector is assumed). With leader election, the controller
+//! runs only for the length of a leadership term.
+//!
+//! Not wired in yet: mirroring of selector-less Services' Endpoints
+//! ([`super::mirror`]), and the `last-change-trigger-time` annotation (plans
+//! are made with no trigger time).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::controller::{self, Action};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, predicates, watcher};
+use kube::{Client, ResourceExt};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::apply::{self, Written};
+use super::endpoints::plan_endpoints;
+use super::model::{self, NodeZones};
+use super::plan::{self, MANAGED_BY, MANAGED_BY_LABEL, PlanOptions, SERVICE_NAME_LABEL};
+use crate::k8s::leader::{self, ElectionConfig, LeaderError};
+
+/// The knobs of the controller.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `--concurrent-service-endpoint-syncs`: Services synced at once.
+    pub concurrency: u16,
+    /// `--max-endpoints-per-slice`.
+    pub max_endpoints_per_slice: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            concurrency: 5,
+            max_endpoints_per_slice: plan::DEFAULT_MAX_ENDPOINTS_PER_SLICE,
+        }
+    }
+}
+
+/// How long a sync waits for the stores to show our own writes before it
+/// plans anyway: someone else may have deleted or replaced what we wrote, in
+/// which case the stores never will.
+const TRUST_WRITES_FOR: Duration = Duration::from_secs(10);
+
+/// Why a sync failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A write or delete failed (409 Conflict included: the retry re-plans
+    /// from the refreshed cache).
+    #[error("writing to the API: {0}")]
+    Api(#[from] kube::Error),
+    /// A store's writer is gone (the controller is stopping).
+    #[error("a cache stopped before it was ready")]
+    CacheGone,
+}
+
+/// Why the controller could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The leader election settings are invalid.
+    #[error("leader election: {0}")]
+    Leader(#[from] LeaderError),
+}
+
+struct Ctx {
+    client: Client,
+    services: Store<Service>,
+    pods: Store<Pod>,
+    slices: Store<EndpointSlice>,
+    endpoints: Store<Endpoints>,
+    nodes: Store<Node>,
+    opts: PlanOptions,
+    /// Our last writes per Service and when they were made, until the
+    /// stores show them (or [`TRUST_WRITES_FOR`] has passed).
+    written: Mutex<HashMap<ObjectRef<Service>, (Instant, Written)>>,
+    /// Consecutive failures per Service, for the retry backoff.
+    failures: Mutex<HashMap<ObjectRef<Service>, u32>>,
+}
+
+/// Run until `shutdown`; with `election`, only write while leading.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    election: Option<ElectionConfig>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let Some(election) = election else {
+        run_term(client, settings, shutdown).await;
+        return Ok(());
+    };
+    let mut leadership = leader::spawn(client.clone(), election, shutdown.clone())?;
+    while let Some(term) = leadership.next_term().await {
+        run_term(client.clone(), settings.clone(), term).await;
+        if shutdown.is_cancelled() {
+            break;
+        }
+    }
+    // The elector releases the lease once `shutdown` is cancelled.
+    let _ = leadership.task.await;
+    Ok(())
+}
+
+fn wc() -> watcher::Config {
+    watcher::Config::default().any_semantic()
+}
+
+/// One controller lifetime (a leadership term, or the whole run): fresh
+/// caches, so nothing carries over from a term in which another wrote.
+async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
+    let (svc_reader, svc_writer) = reflector::store();
+    let (pod_reader, pod_writer) = reflector::store();
+    let (slice_reader, slice_writer) = reflector::store();
+    let (ep_reader, ep_writer) = reflector::store();
+    let (node_reader, node_writer) = reflector::store();
+    let (gone_tx, gone_rx) = mpsc::unbounded::<ObjectRef<Service>>();
+
+    let services = watcher(Api::<Service>::all(client.clone()), wc())
+        .default_backoff()
+        .reflect(svc_writer)
+        .inspect_ok(move |ev| {
+            if let watcher::Event::Delete(svc) = ev {
+                let _ = gone_tx.unbounded_send(ObjectRef::from_obj(svc));
+            }
+        })
+        .applied_objects();
+    let pods = watcher(Api::<Pod>::all(client.clone()), wc())
+        .default_backoff()
+        .reflect(pod_writer)
+        .touched_objects();
+    let slices = watcher(
+        Api::<EndpointSlice>::all(client.clone()),
+        wc().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+    )
+    .default_backoff()
+    .reflect(slice_writer)
+    .touched_objects();
+    let endpoints = watcher(Api::<Endpoints>::all(client.clone()), wc())
+        .default_backoff()
+        .reflect(ep_writer)
+        .touched_objects();
+    let nodes = watcher(Api::<Node>::all(client.clone()), wc())
+        .default_backoff()
+        .reflect(node_writer)
+        .applied_objects()
+        .predicate_filter(predicates::labels, PredicateConfig::default());
+
+    let ctx = Arc::new(Ctx {
+        client,
+        services: svc_reader.clone(),
+        pods: pod_reader.clone(),
+        slices: slice_reader,
+        endpoints: ep_reader,
+        nodes: node_reader,
+        opts: PlanOptions {
+            max_endpoints_per_slice: settings.max_endpoints_per_slice,
+            ..PlanOptions::default()
+        },
+        written: Mutex::new(HashMap::new()),
+        failures: Mutex::new(HashMap::new()),
+    });
+
+    let (svcs_for_pods, svcs_for_nodes, pods_for_nodes) =
+        (svc_reader.clone(), svc_reader.clone(), pod_reader.clone());
+    let done = ctx.clone();
+    // Cleanups run beside the controller stream, never inside its `for_each`:
+    // they wait for the stores, which only fill while that stream is polled.
+    let cleanups = TaskTracker::new();
+    let (tracker, term) = (cleanups.clone(), stop.clone());
+    Controller::for_stream(services, svc_reader)
+        .with_config(controller::Config::default().concurrency(settings.concurrency.max(1)))
+        .watches_stream(pods, move |pod| services_selecting(&svcs_for_pods, &pod))
+        .watches_stream(slices, |slice: EndpointSlice| {
+            let name = slice.labels().get(SERVICE_NAME_LABEL).cloned();
+            let ns = slice.namespace().unwrap_or_default();
+            name.map(|n| ObjectRef::new(&n).within(&ns))
+        })
+        .watches_stream(endpoints, |ep: Endpoints| {
+            Some(ObjectRef::new(&ep.name_any()).within(&ep.namespace().unwrap_or_default()))
+        })
+        .watches_stream(nodes, move |node: Node| {
+            let name = node.name_any();
+            let mut out = Vec::new();
+            for pod in pods_for_nodes.state() {
+                if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str()) {
+                    out.extend(services_selecting(&svcs_for_nodes, &pod));
+                }
+            }
+            out
+        })
+        .reconcile_on(gone_rx)
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| {
+            match res {
+                Ok(_) => {}
+                Err(controller::Error::ObjectNotFound(r)) => {
+                    let key = ObjectRef::<Service>::new(&r.name)
+                        .within(r.namespace.as_deref().unwrap_or_default());
+                    let (done, term) = (done.clone(), term.clone());
+                    tracker.spawn(async move {
+                        tokio::select! {
+                            () = term.cancelled() => {}
+                            res = cleanup(&done, &key) => if let Err(e) = res {
+                                tracing::warn!(service = %key, error = %e, "deleting a gone Service's endpoints");
+                            }
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "endpoints sync"),
+            }
+            std::future::ready(())
+        })
+        .await;
+    cleanups.close();
+    cleanups.wait().await;
+}
+
+/// The Services in the pod's namespace whose selector matches its labels.
+fn services_selecting(services: &Store<Service>, pod: &Pod) -> Vec<ObjectRef<Service>> {
+    let ns = pod.namespace().unwrap_or_default();
+    let labels = pod.labels();
+    services
+        .state()
+        .iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|s| {
+            s.spec
+                .as_ref()
+                .and_then(|sp| sp.selector.as_ref())
+                .is_some_and(|sel| {
+                    !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+                })
+        })
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
+}
+
+async fn ready(ctx: &Ctx) -> Result<(), SyncError> {
+    let gone = |_| SyncError::CacheGone;
+    ctx.services.wait_until_ready().await.map_err(gone)?;
+    ctx.pods.wait_until_ready().await.map_err(gone)?;
+    ctx.slices.wait_until_ready().await.map_err(gone)?;
+    ctx.endpoints.wait_until_ready().await.map_err(gone)?;
+    ctx.nodes.wait_until_ready().await.map_err(gone)?;
+    Ok(())
+}
+
+fn slice_rv(ctx: &Ctx, ns: &str, name: &str) -> Option<String> {
+    ctx.slices
+        .get(&ObjectRef::new(name).within(ns))
+        .and_then(|s| s.resource_version())
+}
+
+fn endpoints_rv(ctx: &Ctx, ns: &str, name: &str) -> Option<String> {
+    ctx.endpoints
+        .get(&ObjectRef::new(name).within(ns))
+        .and_then(|e| e.resource_version())
+}
+
+/// True when the stores show our last writes for `key` (and forgets them).
+fn cache_caught_up(ctx: &Ctx, key: &ObjectRef<Service>) -> bool {
+    let ns = key.namespace.clone().unwrap_or_default();
+    let mut written = ctx.written.lock().unwrap_or_else(|p| p.into_inner());
+    let Some((at, w)) = written.get(key) else {
+        return true;
+    };
+    let fresh = at.elapsed() > TRUST_WRITES_FOR
+        || apply::cache_fresh(
+            w,
+            |name| slice_rv(ctx, &ns, name),
+            endpoints_rv(ctx, &ns, &key.name),
+        );
+    if fresh {
+        written.remove(key);
+    }
+    fresh
+}
+
+async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, SyncError> {
+    ready(&ctx).await?;
+    let key = ObjectRef::from_obj(svc.as_ref());
+    if !cache_caught_up(&ctx, &key) {
+        // Our own writes are on their way into the stores; their watch
+        // events trigger the next sync (the requeue is only a backstop).
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+    let model_svc = match model::Service::from_api(&svc) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(service = %key, error = %e, "cannot sync this Service");
+            return Ok(Action::await_change());
+        }
+    };
+    let ns = model_svc.namespace.clone();
+    let pods: Vec<model::Pod> = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .filter_map(|p| model::Pod::from_api(p).ok())
+        .collect();
+    let zones: NodeZones = ctx
+        .nodes
+        .state()
+        .iter()
+        .filter_map(|n| model::node_zone(n))
+        .collect::<BTreeMap<_, _>>();
+    let existing: Vec<EndpointSlice> = ctx
+        .slices
+        .state()
+        .iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+        .map(|s| s.as_ref().clone())
+        .collect();
+    let slice_plan = plan::plan(&model_svc, &pods, &zones, &existing, &ctx.opts);
+    let current_ep = ctx
+        .endpoints
+        .get(&ObjectRef::new(&model_svc.name).within(&ns));
+    let ep_write = plan_endpoints(&model_svc, &pods, current_ep.as_deref(), None);
+
+    let mut written = Written::default();
+    let result = async {
+        apply::apply_plan(&ctx.client, &ns, &slice_plan, &mut written).await?;
+        apply::apply_endpoints(&ctx.client, &ns, &ep_write, &mut written).await
+    }
+    .await;
+    if !written.is_empty() {
+        ctx.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), (Instant::now(), written));
+    }
+    result?;
+    ctx.failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&key);
+    Ok(Action::await_change())
+}
+
+/// Retry after 100 ms, doubling per consecutive failure up to 30 s.
+fn error_policy(svc: Arc<Service>, err: &SyncError, ctx: Arc<Ctx>) -> Action {
+    let key = ObjectRef::from_obj(svc.as_ref());
+    let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+    let n = failures.entry(key.clone()).or_insert(0);
+    *n = n.saturating_add(1);
+    let delay = backoff(*n);
+    tracing::warn!(service = %key, error = %err, retry_in = ?delay, "endpoints sync failed");
+    Action::requeue(delay)
+}
+
+/// The retry delay after `failures` consecutive failures.
+pub fn backoff(failures: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1u64 << failures.saturating_sub(1).min(20));
+    Duration::from_millis(ms.min(30_000))
+}
+
+/// The Service `key` is gone: delete our slices for it and its Endpoints.
+/// Only once the Service cache is synced and still lacks it (it may have
+/// been re-created meanwhile).
+async fn cleanup(ctx: &Ctx, key: &ObjectRef<Service>) -> Result<(), SyncError> {
+    ready(ctx).await?;
+    if ctx.services.get(key).is_some() {
+        return Ok(());
+    }
+    let ns = key.namespace.clone().unwrap_or_default();
+    let slices: Vec<String> = ctx
+        .slices
+        .state()
+        .iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(&key.name))
+        .filter(|s| s.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY))
+        .map(|s| s.name_any())
+        .collect();
+    let endpoints = ctx
+        .endpoints
+        .get(&ObjectRef::new(&key.name).within(&ns))
+        .map(|e| e.name_any());
+    if slices.is_empty() && endpoints.is_none() {
+        return Ok(());
+    }
+    let mut last = None;
+    for attempt in 1..=5 {
+        match apply::delete_all(&ctx.client, &ns, &slices, endpoints.as_deref()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+    }
+    Err(last.map_or(SyncError::CacheGone, SyncError::Api))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let cases = [
+            (0, 100),
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (9, 25_600),
+            (10, 30_000),
+            (u32::MAX, 30_000),
+        ];
+        for (n, ms) in cases {
+            assert_eq!(backoff(n), Duration::from_millis(ms), "after {n} failures");
+        }
+    }
+}

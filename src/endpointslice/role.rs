@@ -1,0 +1,94 @@
+//! `clusterdns endpoints-controller`: turns the command-line flags into an
+//! API client, leader-election settings and controller settings, runs the
+//! controller, and stops it cleanly on SIGTERM/SIGINT (releasing the Lease
+//! when leading). Kept out of `main.rs` so the binary stays a dispatcher.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::controller::{self, RunError, Settings};
+use crate::cli::EndpointsControllerArgs;
+use crate::k8s::client::{self, ApiAccess, ClientError};
+use crate::k8s::leader::{ElectionConfig, LeaderError};
+use crate::shutdown::Signals;
+
+/// The Lease this role elects with, in `kube-system`.
+pub const LEASE_NAME: &str = "clusterdns-endpoints-controller";
+/// How long the controller may take to stop after a signal.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the role could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum RoleError {
+    /// The API client could not be configured.
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    /// The leader election flags are inconsistent.
+    #[error("{0}")]
+    Leader(#[from] LeaderError),
+    /// The controller stopped with an error.
+    #[error("{0}")]
+    Run(#[from] RunError),
+    /// Signal handlers could not be installed.
+    #[error("installing signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// The leader-election settings the flags ask for (`None` without `--leader-elect`).
+pub fn election(args: &EndpointsControllerArgs) -> Result<Option<ElectionConfig>, LeaderError> {
+    if !args.leader_elect {
+        return Ok(None);
+    }
+    let config = ElectionConfig {
+        lease_duration: args.lease_duration,
+        renew_deadline: args.renew_deadline,
+        retry_period: args.retry_period,
+        ..ElectionConfig::new(LEASE_NAME)
+    };
+    config.validate()?;
+    Ok(Some(config))
+}
+
+/// Run until SIGTERM or SIGINT.
+pub async fn run(args: &EndpointsControllerArgs) -> Result<(), RoleError> {
+    let mut signals = Signals::install().map_err(RoleError::Signals)?;
+    let election = election(args)?;
+    let access = ApiAccess {
+        endpoint: args.endpoint.clone(),
+        kubeconfig: args.kubeconfig.clone().map(|p: PathBuf| (p, None)),
+        ..ApiAccess::default()
+    };
+    let client = client::client(&access).await?;
+    let settings = Settings {
+        concurrency: args.concurrent_syncs,
+        max_endpoints_per_slice: usize::from(args.max_endpoints_per_slice),
+    };
+    let root = CancellationToken::new();
+    let mut task = tokio::spawn(controller::run(client, settings, election, root.clone()));
+    tokio::select! {
+        res = &mut task => {
+            return match res {
+                Ok(r) => r.map_err(RoleError::from),
+                Err(e) => {
+                    tracing::error!(error = %e, "endpoints controller task failed");
+                    Ok(())
+                }
+            };
+        }
+        () = signals.recv(&root) => {}
+    }
+    root.cancel();
+    match tokio::time::timeout(STOP_GRACE, task).await {
+        Ok(Ok(r)) => r.map_err(RoleError::from),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "endpoints controller task failed");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!("endpoints controller did not stop within {STOP_GRACE:?}");
+            Ok(())
+        }
+    }
+}
