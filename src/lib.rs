@@ -1,5 +1,7 @@
-//! clusterdns: Kubernetes cluster DNS, a CoreDNS drop-in. (The EndpointSlice
-//! controller and the nftables service proxy are planned, not yet here.)
+//! clusterdns: Kubernetes cluster DNS, a CoreDNS drop-in, and the endpoints
+//! controller (`clusterdns endpoints-controller`: EndpointSlices and Endpoints
+//! from Services and Pods, leader-elected). The nftables service proxy is
+//! planned, not yet here.
 //!
 //! # Layout
 //!
@@ -16,9 +18,11 @@
 //! - [`plugin`]: one module per Corefile directive and the fixed execution order.
 //! - [`index`]: the pure cluster index and every Kubernetes DNS record rule.
 //! - [`watch`]: sources that turn cluster objects into index updates: kube-rs watches and manifest files.
-//! - [`endpointslice`]: the pure EndpointSlice reconcile of the endpoints controller (no I/O).
+//! - [`endpointslice`]: the endpoints controller: pure planners (slices, Endpoints, mirroring)
+//!   and the kube-runtime shell that applies them ([`endpointslice::role`] wires the subcommand).
+//! - DNS and the controller share only [`k8s`]; neither imports the other.
 //! - [`k8s`]: what every role shares for the Kubernetes API (client, limits, lenient decoding,
-//!   retry policy, label selectors); it depends on no role.
+//!   retry policy, label selectors, Lease leader election); it depends on no role.
 //! - [`cli`], [`telemetry`], [`pidfile`]: the binary's command line, logging and pid file;
 //!   [`metrics`]: the Prometheus registry every subsystem registers into.
 //! - [`admin`]: the HTTP endpoints (`/health`, `/ready`) plugins register.
