@@ -52,15 +52,9 @@ fn main() -> ExitCode {
         println!("{}: OK", s.conf.display());
         return ExitCode::SUCCESS;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async {
         // Installed before anything starts and kept: no signal is lost.
@@ -101,15 +95,9 @@ fn main() -> ExitCode {
 
 /// The `endpoints-controller` role: no Corefile, its own flags.
 fn endpoints_controller(args: &clusterdns::cli::EndpointsControllerArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match rt.block_on(clusterdns::endpointslice::role::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,4 +106,15 @@ fn endpoints_controller(args: &clusterdns::cli::EndpointsControllerArgs) -> Exit
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+/// The multi-threaded Tokio runtime every role runs on.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("starting the runtime: {e}");
+            ExitCode::FAILURE
+        })
 }

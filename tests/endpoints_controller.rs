@@ -130,6 +130,35 @@ fn ips(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("10.244.0.{i}")).collect()
 }
 
+/// A controller running in-process against the test API server.
+struct Running {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), controller::RunError>>,
+}
+
+impl Running {
+    fn start(server: &ApiServer) -> Self {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(controller::run(
+            server.client(),
+            Settings::default(),
+            None,
+            shutdown.clone(),
+        ));
+        Self { shutdown, task }
+    }
+
+    /// Cancel and wait (bounded) for a clean stop.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("controller stops on shutdown")
+            .expect("controller task")
+            .expect("controller run");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_example_follows_pods_and_service_lifecycle() {
     let server = ApiServer::start().await;
@@ -137,13 +166,7 @@ async fn seed_example_follows_pods_and_service_lifecycle() {
         server.apply_json::<Pod>(pod(&format!("nginx-{i}"), &format!("10.244.0.{i}"), true));
     }
     server.apply_json::<Service>(service());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(controller::run(
-        server.client(),
-        Settings::default(),
-        None,
-        shutdown.clone(),
-    ));
+    let running = Running::start(&server);
 
     // One slice, the 4 pods on port 9376, all conditions, targetRef and nodeName.
     let want: Vec<_> = (1..=4)
@@ -229,12 +252,7 @@ async fn seed_example_follows_pods_and_service_lifecycle() {
     })
     .await;
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(15), task)
-        .await
-        .expect("controller stops on shutdown")
-        .expect("controller task")
-        .expect("controller run");
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,44 +260,22 @@ async fn leftovers_of_a_service_deleted_while_down_are_removed_at_start() {
     let server = ApiServer::start().await;
     server.apply_json::<Pod>(pod("nginx-1", "10.244.0.1", true));
     server.apply_json::<Service>(service());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(controller::run(
-        server.client(),
-        Settings::default(),
-        None,
-        shutdown.clone(),
-    ));
+    let running = Running::start(&server);
     poll_until("slice written", || slices(&server).len() == 1).await;
     poll_until("Endpoints written", || {
         endpoints_ips(&server, "addresses") == ips(1)
     })
     .await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(15), task)
-        .await
-        .expect("controller stops on shutdown")
-        .expect("controller task")
-        .expect("controller run");
+    running.stop().await;
 
     // Deleted while no controller runs; a new one cleans up from its caches.
     assert!(server.delete::<Service>(NS, "nginx-service"));
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(controller::run(
-        server.client(),
-        Settings::default(),
-        None,
-        shutdown.clone(),
-    ));
+    let running = Running::start(&server);
     poll_until("leftover slice and Endpoints deleted", || {
         slices(&server).is_empty() && server.get::<Endpoints>(NS, "nginx-service").is_none()
     })
     .await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(15), task)
-        .await
-        .expect("controller stops on shutdown")
-        .expect("controller task")
-        .expect("controller run");
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,13 +285,7 @@ async fn conflicting_writes_are_retried_until_the_slice_is_right() {
         server.apply_json::<Pod>(pod(&format!("nginx-{i}"), &format!("10.244.0.{i}"), true));
     }
     server.apply_json::<Service>(service());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(controller::run(
-        server.client(),
-        Settings::default(),
-        None,
-        shutdown.clone(),
-    ));
+    let running = Running::start(&server);
     poll_until("slice with 2 pods", || {
         let s = slices(&server);
         s.len() == 1 && endpoints_of(&s[0]).len() == 2
@@ -319,12 +309,7 @@ async fn conflicting_writes_are_retried_until_the_slice_is_right() {
     assert_eq!(faults, 3, "log: {:?}", server.request_log());
     assert_eq!(slices(&server).len(), 1, "a retry made a second slice");
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(15), task)
-        .await
-        .expect("controller stops on shutdown")
-        .expect("controller task")
-        .expect("controller run");
+    running.stop().await;
 }
 
 /// The binary, killed on drop if the test fails before it exits.
