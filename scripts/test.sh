@@ -27,4 +27,6 @@ cargo deny --offline check licenses bans sources
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+# Module docs are how a newcomer finds their way: no broken links in them.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 cargo test --all-targets

@@ -1,7 +1,7 @@
 //! The HTTP side of the process: `/health`, `/ready` and `/metrics`,
 //! each on the address its plugin names.
 //!
-//! Plugins contribute [`Endpoint`]s keyed by listen address; every address
+//! Plugins contribute [`Endpoints`] entries keyed by listen address; every address
 //! gets one small hyper server with exactly the paths registered for it
 //! (CoreDNS runs health on :8080 and ready on :8181 as separate listeners, and
 //! several server blocks may name the same address). Anything else is 404.

@@ -1,7 +1,7 @@
 //! Wiring: a validated [`Config`] becomes running listeners, plugin chains,
 //! HTTP endpoints and kubernetes sources — at start and at every reload.
 //!
-//! Each configuration is a *generation*: [`plan`](plan::plan) builds it
+//! Each configuration is a *generation*: `plan::plan` builds it
 //! without opening sockets, then [`App::start`]/[`App::reload`] bind what is
 //! new, start new sources, wait (bounded) for their data, and only then switch
 //! listeners to it and retire the previous generation. A failure at any step

@@ -2,7 +2,7 @@
 //! `Controller` on Services, re-triggered by the Pods, EndpointSlices,
 //! Endpoints and Nodes that concern them, each kept in a reflector store.
 //! One sync reads the Service's pods and slices from those stores, calls the
-//! pure planners ([`plan::plan`], [`endpoints::plan_endpoints`]) and writes
+//! pure planners ([`super::plan::plan`], [`super::endpoints::plan_endpoints`]) and writes
 //! the difference — nothing when the plan is empty, so a quiet cluster sees
 //! no writes. A Service that is gone has its slices and Endpoints deleted here
 //! (no garbage collector is assumed). With leader election, the controller

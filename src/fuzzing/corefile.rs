@@ -1,6 +1,6 @@
 //! Fuzz target: Corefile text → parse → validate, what `clusterdns check`
 //! does (no sockets, nothing started). Imports resolve against a small
-//! in-memory file system ([`FILES`]) and `{$ENV}` against [`env`].
+//! in-memory file system ([`FILES`]) and `{$ENV}` against [`env()`].
 //!
 //! Properties: no panic; every error points into the file it names (line 0
 //! only for whole-file errors, a line of the main file within its text) and

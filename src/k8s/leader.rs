@@ -13,7 +13,7 @@
 //!
 //! Writes are `replace` with the `resourceVersion` just read: a 409 Conflict
 //! means another replica wrote first, and we are not leader. The decision
-//! itself is pure and lives in [`decide`].
+//! itself is pure and lives in [`mod@decide`].
 //!
 //! We do not use the `kube-lease-manager` crate: it counts durations in whole
 //! seconds, writes with server-side apply, has no separate renew deadline after

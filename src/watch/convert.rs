@@ -1,5 +1,5 @@
 //! Pure conversion of Kubernetes API objects (k8s-openapi) into the slim
-//! [`model`](crate::index::model) records the index keeps.
+//! [`crate::index::model`] records the index keeps.
 //!
 //! Every source (the manifests reader and the kube-rs watchers) goes
 //! through these functions, so a Service read from a file and the same Service

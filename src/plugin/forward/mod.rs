@@ -16,14 +16,14 @@
 //! Each exchange waits at most 2 s for a reply, a query at most 5 s in all
 //! (CoreDNS's read timeout and deadline). On a network error (timeout,
 //! refused) the next upstream in `policy` order is tried and a health check
-//! loop starts for the failed one (see [`health`]); an upstream with
+//! loop starts for the failed one (see `health.rs`); an upstream with
 //! `max_fails` consecutive failed checks is skipped while others are healthy.
 //! When all are down a random one is tried, or, with
 //! `failfast_all_unhealthy_upstreams`, the query fails at once (SERVFAIL).
 //! Upstreams the `loop` plugin found looping are removed for good; with none
 //! left the answer is SERVFAIL.
 //!
-//! Connection reuse: none, see [`exchange`]. CoreDNS's `expire` (pooled
+//! Connection reuse: none, see `exchange.rs`. CoreDNS's `expire` (pooled
 //! connection lifetime), `tls` and `tls_servername` (DNS-over-TLS), and
 //! `tls://` upstreams are refused at start with their position: accepting
 //! them would change nothing, or send plain DNS to a DoT port.
