@@ -157,11 +157,7 @@ async fn killed_leader_is_replaced_after_its_lease_expires() {
     server.clear_request_log();
     poll(PATIENCE, || {
         assert!(!b.is_leader(), "b must not lead while a renews");
-        let reads = server
-            .request_log()
-            .iter()
-            .filter(|l| l.starts_with("GET leases"))
-            .count();
+        let reads = logged(&server, "GET leases");
         (reads >= 10).then_some(())
     })
     .await
@@ -231,11 +227,7 @@ async fn conflict_on_write_is_not_leadership() {
 
     poll(PATIENCE, || {
         assert!(!a.is_leader(), "a leads although every write conflicted");
-        let conflicts = server
-            .request_log()
-            .iter()
-            .filter(|l| l.starts_with("FAULT 409 PUT leases"))
-            .count();
+        let conflicts = logged(&server, "FAULT 409 PUT leases");
         (conflicts >= 3).then_some(())
     })
     .await
@@ -373,4 +365,13 @@ fn bad_durations_are_refused() {
             .expect_err("renew deadline above lease duration");
         assert!(err.to_string().contains("renew deadline"), "{err}");
     });
+}
+
+/// How many lines of the test server's request log start with `prefix`.
+fn logged(server: &ApiServer, prefix: &str) -> usize {
+    server
+        .request_log()
+        .iter()
+        .filter(|l| l.starts_with(prefix))
+        .count()
 }

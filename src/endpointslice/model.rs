@@ -185,6 +185,23 @@ fn non_empty(s: &Option<String>) -> Option<String> {
     s.as_ref().filter(|s| !s.is_empty()).cloned()
 }
 
+/// Name, namespace and uid, each required and non-empty.
+fn identity(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    kind: &'static str,
+) -> Result<(String, String, String), ModelError> {
+    let missing = |field| ModelError::Missing {
+        kind,
+        name: meta.name.clone().unwrap_or_else(|| "?".to_owned()),
+        field,
+    };
+    Ok((
+        non_empty(&meta.name).ok_or_else(|| missing("metadata.name"))?,
+        non_empty(&meta.namespace).ok_or_else(|| missing("metadata.namespace"))?,
+        non_empty(&meta.uid).ok_or_else(|| missing("metadata.uid"))?,
+    ))
+}
+
 fn protocol_or_tcp(p: &Option<String>) -> String {
     non_empty(p).unwrap_or_else(|| "TCP".to_owned())
 }
@@ -199,14 +216,7 @@ impl Service {
     /// Converts an API Service.
     pub fn from_api(svc: &core::Service) -> Result<Service, ModelError> {
         let meta = &svc.metadata;
-        let missing = |field| ModelError::Missing {
-            kind: "Service",
-            name: meta.name.clone().unwrap_or_else(|| "?".to_owned()),
-            field,
-        };
-        let name = non_empty(&meta.name).ok_or_else(|| missing("metadata.name"))?;
-        let namespace = non_empty(&meta.namespace).ok_or_else(|| missing("metadata.namespace"))?;
-        let uid = non_empty(&meta.uid).ok_or_else(|| missing("metadata.uid"))?;
+        let (name, namespace, uid) = identity(meta, "Service")?;
         let spec = svc.spec.clone().unwrap_or_default();
         let ports = spec
             .ports
@@ -286,14 +296,7 @@ impl Pod {
     /// Converts an API Pod.
     pub fn from_api(pod: &core::Pod) -> Result<Pod, ModelError> {
         let meta = &pod.metadata;
-        let missing = |field| ModelError::Missing {
-            kind: "Pod",
-            name: meta.name.clone().unwrap_or_else(|| "?".to_owned()),
-            field,
-        };
-        let name = non_empty(&meta.name).ok_or_else(|| missing("metadata.name"))?;
-        let namespace = non_empty(&meta.namespace).ok_or_else(|| missing("metadata.namespace"))?;
-        let uid = non_empty(&meta.uid).ok_or_else(|| missing("metadata.uid"))?;
+        let (name, namespace, uid) = identity(meta, "Pod")?;
         let spec = pod.spec.clone().unwrap_or_default();
         let status = pod.status.clone().unwrap_or_default();
         let mut raw: Vec<String> = status
