@@ -88,8 +88,13 @@ pub struct EndpointsControllerArgs {
     #[arg(long = "max-endpoints-per-slice", value_name = "N", default_value_t = 100,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub max_endpoints_per_slice: u16,
-    // `--metrics-bind-address` comes with the controller's metrics; until
-    // then clap refuses it rather than accepting a flag that does nothing.
+    /// Where /metrics and /healthz are served (port 0: any free port, logged).
+    #[arg(
+        long = "metrics-bind-address",
+        value_name = "IP:PORT",
+        default_value = "127.0.0.1:10257"
+    )]
+    pub metrics_bind_address: std::net::SocketAddr,
 }
 
 /// A Go duration flag value (`15s`, `1m30s`, `500ms`).

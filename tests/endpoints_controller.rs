@@ -7,6 +7,7 @@
 //! kubeconfig, writes only while it holds the Lease and exits 0 on SIGTERM,
 //! releasing it. Every check polls its condition with a bound.
 
+mod common;
 mod support;
 
 use std::process::{Child, Command, Stdio};
@@ -348,10 +349,12 @@ async fn binary_writes_only_while_leading_and_releases_the_lease_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig, None);
+    let metrics_addr: std::net::SocketAddr = ([127, 0, 0, 1], common::free_port()).into();
     let child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
         .arg("endpoints-controller")
         .arg("--kubeconfig")
         .arg(&kubeconfig)
+        .args(["--metrics-bind-address", &metrics_addr.to_string()])
         .args(["--leader-elect", "--leader-elect-lease-duration", "2s"])
         .args(["--leader-elect-renew-deadline", "1500ms"])
         .args(["--leader-elect-retry-period", "200ms"])
@@ -377,6 +380,21 @@ async fn binary_writes_only_while_leading_and_releases_the_lease_on_sigterm() {
         "wrote while not leading"
     );
     assert!(slices(&server).is_empty());
+    let scrape = || {
+        common::http_get(metrics_addr, "/metrics")
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    };
+    let follower = scrape();
+    assert!(
+        follower.contains("clusterdns_endpointslice_leader 0"),
+        "{follower}"
+    );
+    assert_eq!(
+        common::http_get(metrics_addr, "/healthz"),
+        Some((200, "ok".to_owned()))
+    );
 
     // The other holder releases it: ours, then the slice and Endpoints appear.
     let mut released = server
@@ -391,6 +409,23 @@ async fn binary_writes_only_while_leading_and_releases_the_lease_on_sigterm() {
             && endpoints_ips(&server, "addresses") == ips(1)
     })
     .await;
+    // The writes are counted once each, and the desired endpoint shows.
+    let leader = scrape();
+    for line in [
+        "clusterdns_endpointslice_leader 1",
+        "clusterdns_endpointslice_endpoints_desired 1",
+        "clusterdns_endpointslice_changes_total{object=\"endpointslice\",operation=\"create\"} 1",
+        "clusterdns_endpointslice_changes_total{object=\"endpoints\",operation=\"create\"} 1",
+    ] {
+        assert!(
+            leader.lines().any(|l| l == line),
+            "no {line:?} in\n{leader}"
+        );
+    }
+    assert!(
+        !leader.contains("clusterdns_endpointslice_syncs_total{result=\"success\"} 0"),
+        "{leader}"
+    );
 
     let status = Command::new("kill")
         .arg("-TERM")
@@ -411,4 +446,150 @@ async fn binary_writes_only_while_leading_and_releases_the_lease_on_sigterm() {
     };
     assert_eq!(exit.code(), Some(0), "exit status {exit:?}");
     assert_eq!(lease_holder(&server), None, "Lease not released");
+}
+
+const TRIGGER: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_carry_the_trigger_time_of_the_change() {
+    let server = ApiServer::start().await;
+    server.apply_json::<Pod>(pod("nginx-1", "10.244.0.1", true));
+    server.apply_json::<Service>(service());
+    let created =
+        server.get::<Service>(NS, "nginx-service").expect("svc")["metadata"]["creationTimestamp"]
+            .clone();
+    let running = Running::start(&server);
+
+    // First sync of the Service: its creation time, on both objects.
+    poll_until("slice and Endpoints written", || {
+        slices(&server).len() == 1 && endpoints_ips(&server, "addresses") == ips(1)
+    })
+    .await;
+    assert_eq!(
+        slices(&server)[0]["metadata"]["annotations"][TRIGGER],
+        created
+    );
+    let e = server
+        .get::<Endpoints>(NS, "nginx-service")
+        .expect("Endpoints");
+    assert_eq!(e["metadata"]["annotations"][TRIGGER], created);
+
+    // A pod turns unready at a known time: that time is published.
+    let mut unready = pod("nginx-1", "10.244.0.1", false);
+    unready["status"]["conditions"][0]["lastTransitionTime"] = json!("2030-01-02T03:04:05Z");
+    server.apply_json::<Pod>(unready);
+    poll_until(
+        "the readiness change's time on the slice and Endpoints",
+        || {
+            let s = slices(&server);
+            let e = server.get::<Endpoints>(NS, "nginx-service");
+            s.len() == 1
+                && s[0]["metadata"]["annotations"][TRIGGER] == "2030-01-02T03:04:05Z"
+                && e.is_some_and(|e| {
+                    e["metadata"]["annotations"][TRIGGER] == "2030-01-02T03:04:05Z"
+                })
+        },
+    )
+    .await;
+    running.stop().await;
+}
+
+const MIRROR_MANAGED_BY: &str = "endpointslicemirroring-controller.clusterdns.io";
+
+/// Mirrored slices of `db`: (ip, ready) sorted, per slice.
+fn mirrored(server: &ApiServer) -> Vec<Vec<(String, bool)>> {
+    server
+        .list::<EndpointSlice>()
+        .into_iter()
+        .filter(|s| s["metadata"]["labels"]["kubernetes.io/service-name"] == "db")
+        .filter(|s| {
+            s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == MIRROR_MANAGED_BY
+        })
+        .map(|s| {
+            let mut eps: Vec<(String, bool)> = s["endpoints"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|e| {
+                    let ip = e["addresses"][0].as_str().unwrap_or_default().to_owned();
+                    (ip, e["conditions"]["ready"] == true)
+                })
+                .collect();
+            eps.sort();
+            eps
+        })
+        .collect()
+}
+
+fn db_endpoints(ready: &[&str], not_ready: &[&str]) -> Value {
+    let addrs = |ips: &[&str]| ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>();
+    json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "db", "namespace": NS, "labels": {"team": "data"}},
+        "subsets": [{
+            "addresses": addrs(ready),
+            "notReadyAddresses": addrs(not_ready),
+            "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]
+        }]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_made_endpoints_of_a_selectorless_service_are_mirrored() {
+    let server = ApiServer::start().await;
+    server.apply_json::<Service>(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "db", "namespace": NS},
+        "spec": {"clusterIP": "10.96.0.60", "ports": [{"name": "pg", "port": 5432}]}
+    }));
+    server.apply_json::<Endpoints>(db_endpoints(&["192.0.2.10"], &["192.0.2.11"]));
+    let running = Running::start(&server);
+
+    poll_until("one mirrored slice with both addresses", || {
+        mirrored(&server)
+            == vec![vec![
+                ("192.0.2.10".to_owned(), true),
+                ("192.0.2.11".to_owned(), false),
+            ]]
+    })
+    .await;
+    let slice = server
+        .list::<EndpointSlice>()
+        .into_iter()
+        .find(|s| s["metadata"]["labels"]["kubernetes.io/service-name"] == "db")
+        .expect("slice");
+    assert_eq!(slice["ports"][0]["port"], 5432);
+    assert_eq!(slice["metadata"]["labels"]["team"], "data");
+    assert_eq!(slice["metadata"]["ownerReferences"][0]["kind"], "Endpoints");
+
+    // An address added by hand is mirrored; the controller never writes the
+    // hand-made Endpoints itself.
+    server.apply_json::<Endpoints>(db_endpoints(&["192.0.2.10", "192.0.2.12"], &[]));
+    poll_until("the new address mirrored", || {
+        mirrored(&server)
+            == vec![vec![
+                ("192.0.2.10".to_owned(), true),
+                ("192.0.2.12".to_owned(), true),
+            ]]
+    })
+    .await;
+    let endpoints_writes: Vec<String> = writes(&server)
+        .into_iter()
+        .filter(|l| l.contains(" endpoints "))
+        .collect();
+    assert_eq!(
+        endpoints_writes,
+        Vec::<String>::new(),
+        "wrote the hand-made Endpoints"
+    );
+
+    // Giving the Service a selector ends the mirroring.
+    server.apply_json::<Service>(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "db", "namespace": NS},
+        "spec": {"clusterIP": "10.96.0.60", "selector": {"app": "db"}, "ports": [{"name": "pg", "port": 5432}]}
+    }));
+    poll_until("mirrored slices removed", || mirrored(&server).is_empty()).await;
+    running.stop().await;
 }

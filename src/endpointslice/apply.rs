@@ -15,6 +15,47 @@ use kube::{Client, ResourceExt};
 use super::endpoints::EndpointsWrite;
 use super::plan::Plan;
 
+/// The kind of object a write touched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Object {
+    /// An EndpointSlice.
+    Slice,
+    /// The v1 Endpoints object.
+    Endpoints,
+}
+
+impl Object {
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Object::Slice => "endpointslice",
+            Object::Endpoints => "endpoints",
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// POST.
+    Create,
+    /// PUT.
+    Update,
+    /// DELETE.
+    Delete,
+}
+
+impl Change {
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Create => "create",
+            Change::Update => "update",
+            Change::Delete => "delete",
+        }
+    }
+}
+
 /// The outcome of our last writes for one Service: object name → the
 /// resourceVersion the API returned (`None` = we deleted it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,6 +64,8 @@ pub struct Written {
     pub slices: BTreeMap<String, Option<String>>,
     /// The Endpoints object, if we wrote it.
     pub endpoints: Option<String>,
+    /// Every write, in order (for the changes metric).
+    pub changes: Vec<(Object, Change)>,
 }
 
 impl Written {
@@ -83,16 +126,19 @@ pub async fn apply_plan(
         written
             .slices
             .insert(made.name_any(), made.resource_version());
+        written.changes.push((Object::Slice, Change::Create));
     }
     for slice in &plan.update {
         let made = api.replace(&slice.name_any(), &pp, slice).await?;
         written
             .slices
             .insert(made.name_any(), made.resource_version());
+        written.changes.push((Object::Slice, Change::Update));
     }
     for slice in &plan.delete {
         delete_tolerant(&api, &slice.name_any()).await?;
         written.slices.insert(slice.name_any(), None);
+        written.changes.push((Object::Slice, Change::Delete));
     }
     Ok(())
 }
@@ -106,12 +152,13 @@ pub async fn apply_endpoints(
 ) -> Result<(), kube::Error> {
     let api: Api<Endpoints> = Api::namespaced(client.clone(), ns);
     let pp = PostParams::default();
-    let made = match write {
+    let (made, change) = match write {
         EndpointsWrite::Nothing => return Ok(()),
-        EndpointsWrite::Create(e) => api.create(&pp, e).await?,
-        EndpointsWrite::Update(e) => api.replace(&e.name_any(), &pp, e).await?,
+        EndpointsWrite::Create(e) => (api.create(&pp, e).await?, Change::Create),
+        EndpointsWrite::Update(e) => (api.replace(&e.name_any(), &pp, e).await?, Change::Update),
     };
     written.endpoints = made.resource_version();
+    written.changes.push((Object::Endpoints, change));
     Ok(())
 }
 

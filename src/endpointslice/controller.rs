@@ -4,13 +4,12 @@
 //! One sync reads the Service's pods and slices from those stores, calls the
 //! pure planners ([`super::plan::plan`], [`super::endpoints::plan_endpoints`]) and writes
 //! the difference — nothing when the plan is empty, so a quiet cluster sees
-//! no writes. A Service that is gone has its slices and Endpoints deleted here
-//! (no garbage collector is assumed). With leader election, the controller
-//! runs only for the length of a leadership term.
-//!
-//! Not wired in yet: mirroring of selector-less Services' Endpoints
-//! ([`super::mirror`]), and the `last-change-trigger-time` annotation (plans
-//! are made with no trigger time).
+//! no writes. A Service without a selector gets its hand-made Endpoints
+//! mirrored into slices ([`super::mirror::plan_mirror`]) in the same sync.
+//! A Service that is gone has its slices and Endpoints deleted here (no
+//! garbage collector is assumed). With leader election, the controller runs
+//! only for the length of a leadership term. Every write carries the
+//! `last-change-trigger-time` of [`super::trigger`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -28,10 +27,15 @@ use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::apply::{self, Written};
+use super::apply::{self, Change, Object, Written};
 use super::endpoints::plan_endpoints;
+use super::metrics::Metrics;
+use super::mirror::{MIRROR_MANAGED_BY, plan_mirror};
 use super::model::{self, NodeZones};
-use super::plan::{self, MANAGED_BY, MANAGED_BY_LABEL, PlanOptions, SERVICE_NAME_LABEL};
+use super::plan::{
+    self, MANAGED_BY, MANAGED_BY_LABEL, PlanOptions, SERVICE_NAME_LABEL, TRIGGER_TIME_ANNOTATION,
+};
+use super::trigger::{self, TriggerTimes};
 use crate::k8s::leader::{self, ElectionConfig, LeaderError};
 
 /// The knobs of the controller.
@@ -41,6 +45,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// `--max-endpoints-per-slice`.
     pub max_endpoints_per_slice: usize,
+    /// Where the controller counts what it does.
+    pub metrics: Metrics,
 }
 
 impl Default for Settings {
@@ -48,6 +54,7 @@ impl Default for Settings {
         Settings {
             concurrency: 5,
             max_endpoints_per_slice: plan::DEFAULT_MAX_ENDPOINTS_PER_SLICE,
+            metrics: Metrics::default(),
         }
     }
 }
@@ -90,6 +97,9 @@ struct Ctx {
     written: Mutex<HashMap<ObjectRef<Service>, (Instant, Written)>>,
     /// Consecutive failures per Service, for the retry backoff.
     failures: Mutex<HashMap<ObjectRef<Service>, u32>>,
+    /// The trigger times seen at each Service's last successful sync.
+    triggers: Mutex<TriggerTimes>,
+    metrics: Metrics,
 }
 
 /// Run until `shutdown`; with `election`, only write while leading.
@@ -99,13 +109,19 @@ pub async fn run(
     election: Option<ElectionConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let metrics = settings.metrics.clone();
     let Some(election) = election else {
+        metrics.leader.set(1);
         run_term(client, settings, shutdown).await;
+        metrics.leader.set(0);
         return Ok(());
     };
     let mut leadership = leader::spawn(client.clone(), election, shutdown.clone())?;
     while let Some(term) = leadership.next_term().await {
+        metrics.leader.set(1);
         run_term(client.clone(), settings.clone(), term).await;
+        metrics.leader.set(0);
+        metrics.clear_desired();
         if shutdown.is_cancelled() {
             break;
         }
@@ -144,7 +160,9 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         .touched_objects();
     let slices = watcher(
         Api::<EndpointSlice>::all(client.clone()),
-        wc().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+        wc().labels(&format!(
+            "{MANAGED_BY_LABEL} in ({MANAGED_BY},{MIRROR_MANAGED_BY})"
+        )),
     )
     .default_backoff()
     .reflect(slice_writer)
@@ -172,6 +190,8 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         },
         written: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
+        triggers: Mutex::new(TriggerTimes::default()),
+        metrics: settings.metrics.clone(),
     });
 
     let (svcs_for_pods, svcs_for_nodes, pods_for_nodes) =
@@ -303,10 +323,29 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, SyncError
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(service = %key, error = %e, "cannot sync this Service");
+            ctx.metrics.errors.with_label_values(&["invalid"]).inc();
             return Ok(Action::await_change());
         }
     };
-    let ns = model_svc.namespace.clone();
+    let started = Instant::now();
+    let result = sync(&ctx, &key, &model_svc).await;
+    ctx.metrics
+        .sync_duration
+        .observe(started.elapsed().as_secs_f64());
+    let outcome = if result.is_ok() { "success" } else { "error" };
+    ctx.metrics.syncs.with_label_values(&[outcome]).inc();
+    result?;
+    ctx.failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&key);
+    Ok(Action::await_change())
+}
+
+/// Plan and write one Service: its slices from pods (selector) or mirrored
+/// from its Endpoints (no selector), and its Endpoints (selector only).
+async fn sync(ctx: &Ctx, key: &ObjectRef<Service>, svc: &model::Service) -> Result<(), SyncError> {
+    let ns = svc.namespace.clone();
     let pods: Vec<model::Pod> = ctx
         .pods
         .state()
@@ -325,13 +364,37 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, SyncError
         .state()
         .iter()
         .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(&svc.name))
         .map(|s| s.as_ref().clone())
         .collect();
-    let slice_plan = plan::plan(&model_svc, &pods, &zones, &existing, &ctx.opts);
-    let current_ep = ctx
-        .endpoints
-        .get(&ObjectRef::new(&model_svc.name).within(&ns));
-    let ep_write = plan_endpoints(&model_svc, &pods, current_ep.as_deref(), None);
+    let current_ep = ctx.endpoints.get(&ObjectRef::new(&svc.name).within(&ns));
+
+    let (trigger_time, observation) = ctx
+        .triggers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .observe(svc, pods.iter().filter(|p| plan::selects(svc, p)));
+    let trigger_time = trigger_time.map(trigger::format);
+    let opts = PlanOptions {
+        trigger_time: trigger_time.clone(),
+        ..ctx.opts.clone()
+    };
+    let mut slice_plan = plan::plan(svc, &pods, &zones, &existing, &opts);
+    // Hand-made Endpoints carry their own trigger time, which mirroring keeps.
+    let mirror_opts = PlanOptions {
+        trigger_time: current_ep
+            .as_deref()
+            .and_then(|e| e.annotations().get(TRIGGER_TIME_ANNOTATION).cloned()),
+        ..PlanOptions::mirroring(&ctx.opts)
+    };
+    match plan_mirror(svc, current_ep.as_deref(), &existing, &mirror_opts) {
+        Ok(m) => slice_plan.merge(m),
+        Err(e) => {
+            tracing::warn!(service = %key, error = %e, "cannot mirror this Service's Endpoints")
+        }
+    }
+    let ep_write = plan_endpoints(svc, &pods, current_ep.as_deref(), trigger_time.as_deref());
+    let desired = slice_plan.endpoints_after(&existing, &[MANAGED_BY, MIRROR_MANAGED_BY]);
 
     let mut written = Written::default();
     let result = async {
@@ -339,6 +402,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, SyncError
         apply::apply_endpoints(&ctx.client, &ns, &ep_write, &mut written).await
     }
     .await;
+    ctx.metrics.record_changes(&written.changes);
     if !written.is_empty() {
         ctx.written
             .lock()
@@ -346,11 +410,12 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, SyncError
             .insert(key.clone(), (Instant::now(), written));
     }
     result?;
-    ctx.failures
+    ctx.triggers
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .remove(&key);
-    Ok(Action::await_change())
+        .commit(observation);
+    ctx.metrics.set_desired(&ns, &svc.name, Some(desired));
+    Ok(())
 }
 
 /// Retry after 100 ms, doubling per consecutive failure up to 30 s.
@@ -360,6 +425,12 @@ fn error_policy(svc: Arc<Service>, err: &SyncError, ctx: Arc<Ctx>) -> Action {
     let n = failures.entry(key.clone()).or_insert(0);
     *n = n.saturating_add(1);
     let delay = backoff(*n);
+    let reason = match err {
+        SyncError::Api(kube::Error::Api(s)) if s.code == 409 => "conflict",
+        SyncError::Api(_) => "api",
+        SyncError::CacheGone => "cache",
+    };
+    ctx.metrics.errors.with_label_values(&[reason]).inc();
     tracing::warn!(service = %key, error = %err, retry_in = ?delay, "endpoints sync failed");
     Action::requeue(delay)
 }
@@ -385,20 +456,37 @@ async fn cleanup(ctx: &Ctx, key: &ObjectRef<Service>) -> Result<(), SyncError> {
         .iter()
         .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
         .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(&key.name))
-        .filter(|s| s.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY))
+        .filter(|s| {
+            let by = s.labels().get(MANAGED_BY_LABEL).map(String::as_str);
+            by == Some(MANAGED_BY) || by == Some(MIRROR_MANAGED_BY)
+        })
         .map(|s| s.name_any())
         .collect();
     let endpoints = ctx
         .endpoints
         .get(&ObjectRef::new(&key.name).within(&ns))
         .map(|e| e.name_any());
+    ctx.triggers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .forget(&ns, &key.name);
+    ctx.metrics.set_desired(&ns, &key.name, None);
     if slices.is_empty() && endpoints.is_none() {
         return Ok(());
     }
     let mut last = None;
     for attempt in 1..=5 {
         match apply::delete_all(&ctx.client, &ns, &slices, endpoints.as_deref()).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                let mut changes = vec![(Object::Slice, Change::Delete); slices.len()];
+                changes.extend(
+                    endpoints
+                        .iter()
+                        .map(|_| (Object::Endpoints, Change::Delete)),
+                );
+                ctx.metrics.record_changes(&changes);
+                return Ok(());
+            }
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(backoff(attempt)).await;

@@ -20,6 +20,7 @@ pub(crate) fn svc(name: &str) -> SvcB {
         headless: false,
         publish_not_ready: false,
         prefer_close: false,
+        created: None,
     })
 }
 
@@ -91,6 +92,7 @@ pub(crate) fn pod(name: &str) -> PodB {
         hostname: None,
         subdomain: None,
         container_ports: Vec::new(),
+        ready_changed: None,
     })
 }
 

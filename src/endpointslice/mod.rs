@@ -33,6 +33,8 @@
 //! - [`mirror`]: EndpointSlices mirrored from hand-made Endpoints of a selector-less Service.
 //! - [`controller`]: the shell — watches, stores, syncs, leader election.
 //! - [`apply`]: writing plans and tracking our own writes.
+//! - [`trigger`]: the `last-change-trigger-time` each write carries.
+//! - [`metrics`]: the `clusterdns_endpointslice_*` families.
 //! - [`role`]: the `endpoints-controller` command: flags → client → controller, signals.
 
 pub mod apply;
@@ -40,7 +42,9 @@ pub mod controller;
 pub mod endpoints;
 #[cfg(test)]
 mod fixtures;
+pub mod metrics;
 pub mod mirror;
 pub mod model;
 pub mod plan;
 pub mod role;
+pub mod trigger;

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::Timestamp;
 
 /// Node name → the node's `topology.kubernetes.io/zone` label.
 pub type NodeZones = BTreeMap<String, String>;
@@ -138,6 +139,9 @@ pub struct Service {
     /// `service.kubernetes.io/topology-mode: Auto` (or the older
     /// `service.kubernetes.io/topology-aware-hints: Auto`).
     pub prefer_close: bool,
+    /// `metadata.creationTimestamp`: the Service's trigger time for the
+    /// `last-change-trigger-time` annotation.
+    pub created: Option<Timestamp>,
 }
 
 /// A container port a named `targetPort` can resolve to.
@@ -179,6 +183,9 @@ pub struct Pod {
     /// The ports of the containers and of the sidecar (restartPolicy
     /// `Always`) init containers, in spec order.
     pub container_ports: Vec<ContainerPort>,
+    /// `lastTransitionTime` of the `Ready` condition: the pod's trigger
+    /// time for the `last-change-trigger-time` annotation.
+    pub ready_changed: Option<Timestamp>,
 }
 
 fn non_empty(s: &Option<String>) -> Option<String> {
@@ -277,6 +284,7 @@ impl Service {
             headless,
             publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
             prefer_close,
+            created: meta.creation_timestamp.as_ref().map(|t| t.0),
         })
     }
 }
@@ -320,11 +328,14 @@ impl Pod {
                 ips.push(ip);
             }
         }
-        let ready = status
+        let ready_condition = status
             .conditions
             .iter()
             .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
+            .find(|c| c.type_ == "Ready");
+        let ready = ready_condition.is_some_and(|c| c.status == "True");
+        let ready_changed =
+            ready_condition.and_then(|c| c.last_transition_time.as_ref().map(|t| t.0));
         let terminal = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
         let sidecars = spec
             .init_containers
@@ -355,6 +366,7 @@ impl Pod {
             hostname: non_empty(&spec.hostname),
             subdomain: non_empty(&spec.subdomain),
             container_ports,
+            ready_changed,
         })
     }
 }

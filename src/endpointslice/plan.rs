@@ -82,6 +82,51 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.create.is_empty() && self.update.is_empty() && self.delete.is_empty()
     }
+
+    /// Add `other`'s writes to this plan (the two must touch different slices,
+    /// as the plans of two managed-by values do).
+    pub fn merge(&mut self, other: Plan) {
+        self.create.extend(other.create);
+        self.update.extend(other.update);
+        self.delete.extend(other.delete);
+    }
+
+    /// The endpoints in the slices written by `managed_by` once this plan is
+    /// applied to `existing`: the created and updated ones, plus the existing
+    /// ones of those writers it leaves alone.
+    pub fn endpoints_after(&self, existing: &[EndpointSlice], managed_by: &[&str]) -> usize {
+        let touched: BTreeSet<String> = self
+            .update
+            .iter()
+            .chain(&self.delete)
+            .filter_map(|s| s.metadata.name.clone())
+            .collect();
+        let kept: usize = existing
+            .iter()
+            .filter(|s| {
+                let by = s
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(MANAGED_BY_LABEL));
+                by.is_some_and(|b| managed_by.contains(&b.as_str()))
+            })
+            .filter(|s| {
+                s.metadata
+                    .name
+                    .as_ref()
+                    .is_none_or(|n| !touched.contains(n))
+            })
+            .map(|s| s.endpoints.len())
+            .sum();
+        let written: usize = self
+            .create
+            .iter()
+            .chain(&self.update)
+            .map(|s| s.endpoints.len())
+            .sum();
+        kept + written
+    }
 }
 
 /// The identity of an endpoint inside a port set: its addresses and pod.

@@ -1,14 +1,21 @@
 //! `clusterdns endpoints-controller`: turns the command-line flags into an
 //! API client, leader-election settings and controller settings, runs the
-//! controller, and stops it cleanly on SIGTERM/SIGINT (releasing the Lease
-//! when leading). Kept out of `main.rs` so the binary stays a dispatcher.
+//! controller, serves `/metrics` and `/healthz` on `--metrics-bind-address`,
+//! and stops it cleanly on SIGTERM/SIGINT (releasing the Lease when leading).
+//! Kept out of `main.rs` so the binary stays a dispatcher.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::StatusCode;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::controller::{self, RunError, Settings};
+use super::metrics::Metrics;
+use crate::admin::{self, Admin, BindError};
 use crate::cli::EndpointsControllerArgs;
 use crate::k8s::client::{self, ApiAccess, ClientError};
 use crate::k8s::leader::{ElectionConfig, LeaderError};
@@ -34,6 +41,36 @@ pub enum RoleError {
     /// Signal handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// The metrics could not be registered.
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// `--metrics-bind-address` could not be bound.
+    #[error("--metrics-bind-address: {0}")]
+    Bind(#[from] BindError),
+}
+
+/// Serve `/metrics` (the controller's registry) and `/healthz` on `addr`
+/// until `stop`; the returned [`Admin`] owns the listener.
+async fn serve_http(
+    addr: SocketAddr,
+    registry: prometheus::Registry,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) -> Result<Admin, BindError> {
+    let mut paths = admin::Endpoints::default();
+    paths.add(
+        addr,
+        "/metrics",
+        Arc::new(move || (StatusCode::OK, crate::metrics::encode(&registry))),
+    );
+    paths.add(
+        addr,
+        "/healthz",
+        Arc::new(|| (StatusCode::OK, "ok".to_owned())),
+    );
+    let mut http = Admin::default();
+    http.apply(paths, tasks, stop).await?;
+    Ok(http)
 }
 
 /// The leader-election settings the flags ask for (`None` without `--leader-elect`).
@@ -61,11 +98,15 @@ pub async fn run(args: &EndpointsControllerArgs) -> Result<(), RoleError> {
         ..ApiAccess::default()
     };
     let client = client::client(&access).await?;
+    let registry = crate::metrics::registry();
     let settings = Settings {
         concurrency: args.concurrent_syncs,
         max_endpoints_per_slice: usize::from(args.max_endpoints_per_slice),
+        metrics: Metrics::register(&registry)?,
     };
     let root = CancellationToken::new();
+    let http_tasks = TaskTracker::new();
+    let _http = serve_http(args.metrics_bind_address, registry, &http_tasks, &root).await?;
     let mut task = tokio::spawn(controller::run(client, settings, election, root.clone()));
     tokio::select! {
         res = &mut task => {

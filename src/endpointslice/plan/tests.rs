@@ -951,3 +951,62 @@ mod invariants {
         }
     }
 }
+
+#[test]
+fn endpoints_after_counts_the_applied_result_of_our_writers_only() {
+    let mut c = Cluster::default();
+    let pods = ready_pods(250);
+    // A foreign slice naming the same Service never counts.
+    let mut foreign = EndpointSlice {
+        endpoints: vec![Endpoint::default(); 7],
+        ..EndpointSlice::default()
+    };
+    foreign.metadata.name = Some("web-upstream".into());
+    foreign.metadata.labels = Some(BTreeMap::from([
+        (SERVICE_NAME_LABEL.to_owned(), "web".to_owned()),
+        (
+            MANAGED_BY_LABEL.to_owned(),
+            "endpointslice-controller.k8s.io".to_owned(),
+        ),
+    ]));
+    c.slices.push(foreign);
+    for n in [250, 10, 0, 120] {
+        let p = plan(&web(), &pods[..n], &no_zones(), &c.slices, &opts());
+        let predicted = p.endpoints_after(&c.slices, &[MANAGED_BY]);
+        c.apply(&p);
+        let actual: usize = c
+            .slices
+            .iter()
+            .filter(|s| s.metadata.name.as_deref() != Some("web-upstream"))
+            .map(|s| s.endpoints.len())
+            .sum();
+        assert_eq!((predicted, actual), (n, n), "{n} pods");
+    }
+}
+
+#[test]
+fn merge_keeps_every_write_of_both_plans() {
+    let named = |n: &str| {
+        let mut s = EndpointSlice::default();
+        s.metadata.name = Some(n.to_owned());
+        s
+    };
+    let mut a = Plan {
+        create: vec![named("a1")],
+        update: vec![named("a2")],
+        delete: vec![],
+    };
+    a.merge(Plan {
+        create: vec![],
+        update: vec![named("b1")],
+        delete: vec![named("b2")],
+    });
+    let names = |v: &[EndpointSlice]| {
+        v.iter()
+            .filter_map(|s| s.metadata.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&a.create), ["a1"]);
+    assert_eq!(names(&a.update), ["a2", "b1"]);
+    assert_eq!(names(&a.delete), ["b2"]);
+}
