@@ -86,7 +86,15 @@ fn ready(ips: &[(&str, bool)]) -> Vec<(String, bool)> {
 fn is_endpoint_write(line: &str) -> bool {
     let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
     let resource = rest.split(' ').next().unwrap_or("");
-    ["CREATE", "REPLACE", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"].contains(&verb)
+    [
+        "CREATE",
+        "REPLACE",
+        "PATCH",
+        "APPLY",
+        "DELETE",
+        "DELETECOLLECTION",
+    ]
+    .contains(&verb)
         && ["endpointslices", "endpoints"].contains(&resource)
 }
 
@@ -168,7 +176,10 @@ fn endpoint_writes<'a>(log: &'a [Logged], who: &str) -> Vec<&'a Logged> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_holder_writes_and_a_killed_holder_is_replaced() {
     let server = ApiServer::start().await;
-    for (i, ip) in ["10.244.1.1", "10.244.1.2", "10.244.1.3"].iter().enumerate() {
+    for (i, ip) in ["10.244.1.1", "10.244.1.2", "10.244.1.3"]
+        .iter()
+        .enumerate()
+    {
         server.apply_json::<Pod>(pod(&format!("web-{}", i + 1), ip, true));
     }
     server.apply_json::<Service>(service());
@@ -180,7 +191,11 @@ async fn only_the_holder_writes_and_a_killed_holder_is_replaced() {
     poll_until("a holder, its slice and Endpoints", || {
         holder(&server).is_some()
             && slice_endpoints(&server)
-                == ready(&[("10.244.1.1", true), ("10.244.1.2", true), ("10.244.1.3", true)])
+                == ready(&[
+                    ("10.244.1.1", true),
+                    ("10.244.1.2", true),
+                    ("10.244.1.3", true),
+                ])
             && server.get::<Endpoints>(NS, "web").is_some()
     })
     .await;
@@ -196,7 +211,11 @@ async fn only_the_holder_writes_and_a_killed_holder_is_replaced() {
     server.apply_json::<Pod>(pod("web-2", "10.244.1.2", false));
     poll_until("web-2 not ready in the slice", || {
         slice_endpoints(&server)
-            == ready(&[("10.244.1.1", true), ("10.244.1.2", false), ("10.244.1.3", true)])
+            == ready(&[
+                ("10.244.1.1", true),
+                ("10.244.1.2", false),
+                ("10.244.1.3", true),
+            ])
     })
     .await;
     let base = server.request_log_by_client().len();
@@ -225,7 +244,10 @@ async fn only_the_holder_writes_and_a_killed_holder_is_replaced() {
         .iter()
         .filter(|l| l.client != leader.name && l.client != follower.name)
         .collect();
-    assert!(strangers.is_empty(), "requests from no controller: {strangers:?}");
+    assert!(
+        strangers.is_empty(),
+        "requests from no controller: {strangers:?}"
+    );
     let held = lease(&server).and_then(|l| l.spec).expect("Lease spec");
     assert_eq!(held.holder_identity.as_deref(), Some(first.as_str()));
     assert_eq!(held.lease_transitions, Some(0), "the Lease changed hands");
@@ -274,9 +296,7 @@ async fn only_the_holder_writes_and_a_killed_holder_is_replaced() {
     let first_write = writes.first().expect("the new holder wrote the change");
     let took = log
         .iter()
-        .find(|l| {
-            l.client == follower.name && l.at > dead && l.line.starts_with("REPLACE leases")
-        })
+        .find(|l| l.client == follower.name && l.at > dead && l.line.starts_with("REPLACE leases"))
         .expect("the follower took the Lease over");
     assert!(
         took.at <= first_write.at,
