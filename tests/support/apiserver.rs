@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::faults::{Fault, Faults};
+pub use super::http::Logged;
 use super::http::{Shared, accept_loop, lock};
 use super::resources::ResourceType;
 use super::store::Store;
@@ -287,6 +288,18 @@ impl ApiServer {
     /// per injected fault: `FAULT 500 LIST services`, `FAULT MalformedList services`,
     /// `FAULT MalformedEvent services`, `FAULT CutWatch services`.
     pub fn request_log(&self) -> Vec<String> {
+        lock(&self.shared.log)
+            .iter()
+            .map(|l| l.line.clone())
+            .collect()
+    }
+
+    /// The request log with who sent each request and when: the client is the
+    /// bearer token the request presented (empty without one). Give each
+    /// process its own token in its kubeconfig
+    /// ([`write_kubeconfig`](Self::write_kubeconfig)) to tell their requests
+    /// apart; the server checks tokens only in TLS mode.
+    pub fn request_log_by_client(&self) -> Vec<Logged> {
         lock(&self.shared.log).clone()
     }
 

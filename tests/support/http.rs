@@ -6,6 +6,8 @@
 //! watch stream belongs to the current `conn_cancel` token, so cancelling it
 //! drops them all (an API outage); a request counts as in flight from its
 //! arrival until its response headers are ready (a watch's stream does not count).
+//! Every log line records the client that caused it: the bearer token its
+//! request presented (so tests can give each process its own in its kubeconfig).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,8 +36,8 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 pub struct Shared {
     /// Objects, history, subscribers.
     pub store: Mutex<Store>,
-    /// One line per request.
-    pub log: Mutex<Vec<String>>,
+    /// One line per request, with the client that sent it.
+    pub log: Mutex<Vec<Logged>>,
     /// Period of BOOKMARK events on watches that allow them.
     pub bookmark_interval: Mutex<Duration>,
     /// Delay before every response.
@@ -63,10 +65,32 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// One request-log entry.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    /// The bearer token of the request that caused the line; empty if it
+    /// presented none (or the line was written outside a request).
+    pub client: String,
+    /// `LIST services`, `CREATE endpointslices default/web-abc`, ...
+    pub line: String,
+    /// When the line was logged (on the request's arrival, before it is served).
+    pub at: std::time::Instant,
+}
+
+tokio::task_local! {
+    /// The client of the request being handled (see [`Logged::client`]).
+    static CLIENT: String;
+}
+
 impl Shared {
-    /// Append a line to the request log.
+    /// Append a line to the request log, naming the current request's client.
     pub fn log(&self, line: String) {
-        lock(&self.log).push(line);
+        let client = CLIENT.try_with(Clone::clone).unwrap_or_default();
+        lock(&self.log).push(Logged {
+            client,
+            line,
+            at: std::time::Instant::now(),
+        });
     }
 }
 
@@ -145,15 +169,20 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, cancel: Cancellat
     }
 }
 
-fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
-    let Some(token) = &shared.token else {
-        return true;
-    };
+/// The bearer token a request presented, trimmed.
+fn bearer(req: &Request<Incoming>) -> Option<&str> {
     req.headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| given.trim() == token)
+        .map(str::trim)
+}
+
+fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
+    let Some(token) = &shared.token else {
+        return true;
+    };
+    bearer(req).is_some_and(|given| given == token)
 }
 
 /// Decode `%XX` and `+` of a query component.
@@ -251,7 +280,8 @@ fn route_resource(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
-    let resp = respond(&shared, req).await;
+    let client = bearer(&req).unwrap_or_default().to_string();
+    let resp = CLIENT.scope(client, respond(&shared, req)).await;
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     resp
 }
