@@ -593,3 +593,21 @@ async fn hand_made_endpoints_of_a_selectorless_service_are_mirrored() {
     poll_until("mirrored slices removed", || mirrored(&server).is_empty()).await;
     running.stop().await;
 }
+
+#[test]
+fn a_busy_metrics_address_is_one_clear_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args(["endpoints-controller", "--endpoint", "http://127.0.0.1:9"])
+        .args(["--metrics-bind-address", &addr])
+        .output()
+        .expect("run clusterdns");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("--metrics-bind-address") && stderr.contains(&addr),
+        "stderr: {stderr}"
+    );
+}

@@ -118,6 +118,8 @@ impl Controller {
             .arg("endpoints-controller")
             .arg("--kubeconfig")
             .arg(&kubeconfig)
+            // Both on one machine: any free port for /metrics, not 10257 twice.
+            .args(["--metrics-bind-address", "127.0.0.1:0"])
             .args(["--leader-elect", "--leader-elect-lease-duration", "3s"])
             .args(["--leader-elect-renew-deadline", "2s"])
             .args(["--leader-elect-retry-period", "500ms"])
