@@ -20,7 +20,9 @@
 //! - [`watch`]: sources that turn cluster objects into index updates: kube-rs watches and manifest files.
 //! - [`endpointslice`]: the endpoints controller: pure planners (slices, Endpoints, mirroring)
 //!   and the kube-runtime shell that applies them ([`endpointslice::role`] wires the subcommand).
-//! - DNS and the controller share only [`k8s`]; neither imports the other.
+//! - [`proxy`]: the nftables service proxy: pure endpoint selection, ruleset rendering and
+//!   diffing, and the shell that runs `nft`.
+//! - DNS, the controller and the proxy share only [`k8s`]; none imports another.
 //! - [`k8s`]: what every role shares for the Kubernetes API (client, limits, lenient decoding,
 //!   retry policy, label selectors, Lease leader election); it depends on no role.
 //! - [`cli`], [`telemetry`], [`pidfile`]: the binary's command line, logging and pid file;
@@ -42,6 +44,7 @@ pub mod k8s;
 pub mod metrics;
 pub mod pidfile;
 pub mod plugin;
+pub mod proxy;
 pub mod shutdown;
 pub mod telemetry;
 pub mod watch;

@@ -1,0 +1,25 @@
+//! `clusterdns proxy`: the load-balancing third of service discovery — what
+//! kube-proxy's nftables mode does. It watches Services, EndpointSlices and
+//! its Node and keeps one nftables table of its own (`inet clusterdns`) so
+//! that a connection to a ClusterIP, NodePort, externalIP or LoadBalancer IP
+//! reaches a usable endpoint. No other table is ever touched.
+//!
+//! Pure parts, table- and golden-tested:
+//! - [`model`]: the slim Service and EndpointSlice the proxy needs.
+//! - [`select`]: which endpoints a Service port uses on this node (readiness,
+//!   terminating fallback, zone hints, Local policies).
+//! - [`render`]: Services + slices → the ruleset ([`ruleset::Ruleset`]).
+//! - [`ruleset`]: the ruleset as data and the full / incremental `nft` scripts.
+//! - [`conntrack`]: which UDP conntrack entries went stale between two renders.
+//!
+//! I/O: [`nft`] (running `nft -f -`, listing our table), the shell that
+//! watches and syncs, and the `proxy` command.
+
+pub mod conntrack;
+#[cfg(test)]
+mod fixtures;
+pub mod model;
+pub mod nft;
+pub mod render;
+pub mod ruleset;
+pub mod select;

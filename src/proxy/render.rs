@@ -1,0 +1,578 @@
+//! The pure heart of `clusterdns proxy`: Services and EndpointSlices in,
+//! our nftables table out ([`Ruleset`]), in the shape kube-proxy's nftables
+//! mode uses (written from its documented structure, not its code):
+//!
+//! - base chains on prerouting and output (nat, `dstnat`) jump to
+//!   `services`, which looks the packet's `daddr . l4proto . dport` up in
+//!   the verdict maps `service-ips` / `service-ips6` (ClusterIPs,
+//!   externalIPs, LoadBalancer IPs) and `proto . dport` for local addresses
+//!   in `service-nodeports(6)`;
+//! - a chain per Service port (`svc4-…`/`svc6-…`, and `local…` for Local
+//!   policies) picks an endpoint chain with `numgen random mod N`; with
+//!   ClientIP affinity, a client already in an endpoint's dynamic set goes
+//!   straight back to it;
+//! - an endpoint chain (`ep4-…`) marks hairpin traffic for masquerade and
+//!   DNATs to the endpoint;
+//! - external entry points (NodePort, externalIP, LB IP) go through an
+//!   `ext…` chain: masquerade and the cluster chain under the `Cluster`
+//!   policy; this node's endpoints only (no masquerade, source kept) under
+//!   `Local`, except traffic from pods and from the node itself;
+//! - Service ports with no usable endpoint are in `no-endpoint-*` maps,
+//!   consulted by filter chains on new connections: `reject` (connection
+//!   refused at once) when the Service has no endpoint at all, `drop` when
+//!   only a Local policy leaves it without one here;
+//! - masquerading happens in postrouting for packets carrying the mark bit
+//!   0x4000: hairpin, traffic from outside `--cluster-cidr`, or everything
+//!   with `--masquerade-all`.
+//!
+//! Besides the ruleset, [`render`] returns the UDP flows it programmed, so
+//! the shell can delete conntrack entries that point at endpoints that left.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+
+use super::model::{Port, Protocol, Service, SlicesByService};
+use super::ruleset::{Chain, Map, Ruleset};
+use super::select::{Chosen, Node, Target, select};
+
+/// The mark bit that asks postrouting to masquerade (kube-proxy's default).
+pub const MASQ_MARK: &str = "0x4000";
+
+/// Which local addresses NodePorts answer on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum NodePortAddresses {
+    /// Every local address but loopback.
+    #[default]
+    AllLocal,
+    /// Only these (from `--nodeport-addresses` or the node's primary IPs).
+    Ips(Vec<IpAddr>),
+}
+
+/// The proxy's settings that shape the ruleset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The table's name (family `inet`).
+    pub table: String,
+    /// `--cluster-cidr`: traffic to a ClusterIP from outside is masqueraded.
+    pub cluster_cidrs: Vec<IpNet>,
+    /// `--masquerade-all`.
+    pub masquerade_all: bool,
+    /// `--nodeport-addresses`.
+    pub nodeport_addresses: NodePortAddresses,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            table: "clusterdns".to_owned(),
+            cluster_cidrs: Vec::new(),
+            masquerade_all: false,
+            nodeport_addresses: NodePortAddresses::AllLocal,
+        }
+    }
+}
+
+/// Where a UDP flow enters: a virtual IP and port, or a NodePort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UdpEntry {
+    /// ClusterIP, externalIP or LB IP, with the Service port.
+    Vip(IpAddr, u16),
+    /// A NodePort (any local address).
+    NodePort(u16),
+}
+
+/// The UDP entry points programmed and the endpoint IPs behind each.
+pub type UdpFlows = BTreeMap<UdpEntry, BTreeSet<IpAddr>>;
+
+/// The output of [`render`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// The table.
+    pub ruleset: Ruleset,
+    /// UDP entry points and their endpoints, for conntrack cleanup.
+    pub udp: UdpFlows,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fam {
+    V4,
+    V6,
+}
+
+impl Fam {
+    fn of(ip: &IpAddr) -> Fam {
+        if ip.is_ipv4() { Fam::V4 } else { Fam::V6 }
+    }
+    fn n(self) -> &'static str {
+        match self {
+            Fam::V4 => "4",
+            Fam::V6 => "6",
+        }
+    }
+    /// Suffix of per-family map names (`service-ips`, `service-ips6`).
+    fn map(self, base: &str) -> String {
+        match self {
+            Fam::V4 => base.to_owned(),
+            Fam::V6 => format!("{base}6"),
+        }
+    }
+    fn ip(self) -> &'static str {
+        match self {
+            Fam::V4 => "ip",
+            Fam::V6 => "ip6",
+        }
+    }
+    fn addr_type(self) -> &'static str {
+        match self {
+            Fam::V4 => "ipv4_addr",
+            Fam::V6 => "ipv6_addr",
+        }
+    }
+}
+
+/// A chain or set name: a prefix, a short hash of the full identity (so
+/// names stay unique whatever is cut or replaced) and a readable part.
+fn name(prefix: &str, readable: &str) -> String {
+    let digest = Sha256::digest(format!("{prefix}|{readable}").as_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let clean: String = readable
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '/' | '_' | '.' | '-' => c,
+            _ => '.',
+        })
+        .take(200)
+        .collect();
+    format!("{prefix}-{hash}-{clean}")
+}
+
+fn addr(ip: &IpAddr) -> String {
+    ip.to_string()
+}
+
+fn dnat(fam: Fam, t: &Target, proto: Protocol) -> String {
+    match fam {
+        Fam::V4 => format!(
+            "meta l4proto {} dnat ip to {}:{}",
+            proto.nft(),
+            t.ip,
+            t.port
+        ),
+        Fam::V6 => format!(
+            "meta l4proto {} dnat ip6 to [{}]:{}",
+            proto.nft(),
+            t.ip,
+            t.port
+        ),
+    }
+}
+
+fn chain(rules: Vec<String>) -> Chain {
+    Chain { base: None, rules }
+}
+
+fn base(spec: &str, rules: &[&str]) -> Chain {
+    Chain {
+        base: Some(spec.to_owned()),
+        rules: rules.iter().map(|r| (*r).to_owned()).collect(),
+    }
+}
+
+fn verdict_map(key: &str) -> Map {
+    Map {
+        is_set: false,
+        decl: format!("type {key} : verdict ;"),
+        elements: BTreeMap::new(),
+    }
+}
+
+/// The fixed part of the table: hooks, dispatch, masquerading, reject.
+fn skeleton(opts: &Options) -> Ruleset {
+    let mut rs = Ruleset {
+        table: opts.table.clone(),
+        ..Ruleset::default()
+    };
+    let c = &mut rs.chains;
+    let nat = |hook: &str, prio: &str, jump: &str| {
+        base(
+            &format!("type nat hook {hook} priority {prio} ; policy accept ;"),
+            &[jump],
+        )
+    };
+    c.insert(
+        "nat-prerouting".into(),
+        nat("prerouting", "dstnat", "jump services"),
+    );
+    // nft names `dstnat` for prerouting only; -100 is its value.
+    c.insert("nat-output".into(), nat("output", "-100", "jump services"));
+    c.insert(
+        "nat-postrouting".into(),
+        nat("postrouting", "srcnat", "jump masquerading"),
+    );
+    for hook in ["input", "forward", "output"] {
+        c.insert(
+            format!("filter-{hook}"),
+            base(
+                &format!("type filter hook {hook} priority -110 ; policy accept ;"),
+                &["ct state new jump endpoints-check"],
+            ),
+        );
+    }
+    c.insert(
+        "mark-for-masquerade".into(),
+        chain(vec![format!("meta mark set meta mark | {MASQ_MARK}")]),
+    );
+    c.insert(
+        "masquerading".into(),
+        chain(vec![
+            format!("meta mark & {MASQ_MARK} == 0 return"),
+            format!("meta mark set meta mark ^ {MASQ_MARK}"),
+            "masquerade fully-random".into(),
+        ]),
+    );
+    c.insert("reject-chain".into(), chain(vec!["reject".into()]));
+
+    let mut services = Vec::new();
+    let mut check = Vec::new();
+    for fam in [Fam::V4, Fam::V6] {
+        let ip = fam.ip();
+        let vip_key = format!("{} . inet_proto . inet_service", fam.addr_type());
+        rs.maps
+            .insert(fam.map("service-ips"), verdict_map(&vip_key));
+        rs.maps
+            .insert(fam.map("no-endpoint-services"), verdict_map(&vip_key));
+        rs.maps.insert(
+            fam.map("service-nodeports"),
+            verdict_map("inet_proto . inet_service"),
+        );
+        rs.maps.insert(
+            fam.map("no-endpoint-nodeports"),
+            verdict_map("inet_proto . inet_service"),
+        );
+        services.push(format!(
+            "{ip} daddr . meta l4proto . th dport vmap @{}",
+            fam.map("service-ips")
+        ));
+        check.push(format!(
+            "{ip} daddr . meta l4proto . th dport vmap @{}",
+            fam.map("no-endpoint-services")
+        ));
+        let local = match (&opts.nodeport_addresses, fam) {
+            (NodePortAddresses::AllLocal, Fam::V4) => {
+                "meta nfproto ipv4 fib daddr type local ip daddr != 127.0.0.0/8".to_owned()
+            }
+            (NodePortAddresses::AllLocal, Fam::V6) => {
+                "meta nfproto ipv6 fib daddr type local ip6 daddr != ::1".to_owned()
+            }
+            (NodePortAddresses::Ips(ips), _) => {
+                let set = fam.map("nodeport-ips");
+                rs.maps.insert(
+                    set.clone(),
+                    Map {
+                        is_set: true,
+                        decl: format!("type {} ;", fam.addr_type()),
+                        elements: ips
+                            .iter()
+                            .filter(|a| Fam::of(a) == fam)
+                            .map(|a| (addr(a), None))
+                            .collect(),
+                    },
+                );
+                format!("{ip} daddr @{set}")
+            }
+        };
+        services.push(format!(
+            "{local} meta l4proto . th dport vmap @{}",
+            fam.map("service-nodeports")
+        ));
+        check.push(format!(
+            "{local} meta l4proto . th dport vmap @{}",
+            fam.map("no-endpoint-nodeports")
+        ));
+    }
+    rs.chains.insert("services".into(), chain(services));
+    rs.chains.insert("endpoints-check".into(), chain(check));
+    rs
+}
+
+/// Everything rendered for one Service port in one family.
+struct PortRender<'a> {
+    svc: &'a Service,
+    port: &'a Port,
+    fam: Fam,
+    vip: IpAddr,
+    chosen: Chosen,
+    opts: &'a Options,
+}
+
+impl PortRender<'_> {
+    fn id(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.svc.namespace,
+            self.svc.name,
+            self.port.protocol.nft(),
+            self.port.name
+        )
+    }
+
+    fn endpoint_chain(&self, t: &Target) -> String {
+        name(
+            &format!("ep{}", self.fam.n()),
+            &format!("{}__{}/{}", self.id(), t.ip, t.port),
+        )
+    }
+
+    fn affinity_set(&self, t: &Target, timeout: u32) -> String {
+        name(
+            &format!("aff{}", self.fam.n()),
+            &format!("{}__{}/{}/{timeout}", self.id(), t.ip, t.port),
+        )
+    }
+
+    /// Add the endpoint chains of `targets` and return the balancing chain's rules.
+    fn balance(&self, rs: &mut Ruleset, targets: &[Target]) -> Vec<String> {
+        let ip = self.fam.ip();
+        let proto = self.port.protocol;
+        let mut rules = Vec::new();
+        if self.opts.masquerade_all {
+            rules.push(format!(
+                "{ip} daddr {} {} dport {} jump mark-for-masquerade",
+                self.vip,
+                proto.nft(),
+                self.port.port
+            ));
+        } else {
+            let cidrs: Vec<String> = self
+                .opts
+                .cluster_cidrs
+                .iter()
+                .filter(|c| Fam::of(&c.addr()) == self.fam)
+                .map(|c| c.to_string())
+                .collect();
+            if !cidrs.is_empty() {
+                rules.push(format!(
+                    "{ip} daddr {} {} dport {} {ip} saddr != {{ {} }} jump mark-for-masquerade",
+                    self.vip,
+                    proto.nft(),
+                    self.port.port,
+                    cidrs.join(", ")
+                ));
+            }
+        }
+        let mut arms = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            let ep = self.endpoint_chain(t);
+            let mut ep_rules = vec![format!("{ip} saddr {} jump mark-for-masquerade", t.ip)];
+            if let Some(timeout) = self.svc.affinity {
+                let set = self.affinity_set(t, timeout);
+                rs.dynamic_sets.insert(
+                    set.clone(),
+                    format!(
+                        "type {} ; flags dynamic,timeout ; timeout {timeout}s ;",
+                        self.fam.addr_type()
+                    ),
+                );
+                rules.push(format!("{ip} saddr @{set} goto {ep}"));
+                ep_rules.push(format!("update @{set} {{ {ip} saddr }}"));
+            }
+            ep_rules.push(dnat(self.fam, t, proto));
+            rs.chains.insert(ep.clone(), chain(ep_rules));
+            arms.push(format!("{i} : goto {ep}"));
+        }
+        rules.push(format!(
+            "numgen random mod {} vmap {{ {} }}",
+            targets.len(),
+            arms.join(", ")
+        ));
+        rules
+    }
+
+    fn render(&self, rs: &mut Ruleset, udp: &mut UdpFlows) {
+        let fam = self.fam;
+        let proto = self.port.protocol;
+        let port = self.port.port;
+        let svc = self.svc;
+        let key = |ip: &IpAddr| format!("{ip} . {} . {port}", proto.nft());
+        let cluster_chain = name(&format!("svc{}", fam.n()), &self.id());
+        let local_chain = name(&format!("local{}", fam.n()), &self.id());
+        let no_endpoints = if self.chosen.any {
+            "drop"
+        } else {
+            "goto reject-chain"
+        };
+        let mut used_cluster = false;
+        let mut used_local = false;
+
+        // Internal traffic: the ClusterIP.
+        let internal = if svc.internal_local {
+            (&self.chosen.local, &local_chain)
+        } else {
+            (&self.chosen.cluster, &cluster_chain)
+        };
+        let (vips_map, none_map) = (fam.map("service-ips"), fam.map("no-endpoint-services"));
+        if internal.0.is_empty() {
+            insert(rs, &none_map, key(&self.vip), no_endpoints);
+        } else {
+            insert(
+                rs,
+                &vips_map,
+                key(&self.vip),
+                &format!("goto {}", internal.1),
+            );
+            used_cluster |= !svc.internal_local;
+            used_local |= svc.internal_local;
+        }
+        if proto == Protocol::Udp {
+            udp.entry(UdpEntry::Vip(self.vip, port))
+                .or_default()
+                .extend(internal.0.iter().map(|t| t.ip));
+        }
+
+        // External traffic: NodePort, externalIPs, LoadBalancer IPs.
+        let vips: Vec<IpAddr> = svc
+            .external_ips
+            .iter()
+            .chain(&svc.lb_ips)
+            .filter(|ip| Fam::of(ip) == fam)
+            .copied()
+            .collect();
+        if self.port.node_port.is_some() || !vips.is_empty() {
+            let external = if svc.external_local {
+                &self.chosen.local
+            } else {
+                &self.chosen.cluster
+            };
+            let usable = !self.chosen.cluster.is_empty();
+            if usable {
+                let ext = name(&format!("ext{}", fam.n()), &self.id());
+                let mut rules = Vec::new();
+                if svc.external_local {
+                    let ip = fam.ip();
+                    let cidrs: Vec<String> = self
+                        .opts
+                        .cluster_cidrs
+                        .iter()
+                        .filter(|c| Fam::of(&c.addr()) == fam)
+                        .map(|c| c.to_string())
+                        .collect();
+                    if !cidrs.is_empty() {
+                        rules.push(format!(
+                            "{ip} saddr {{ {} }} goto {cluster_chain}",
+                            cidrs.join(", ")
+                        ));
+                    }
+                    rules.push("fib saddr type local jump mark-for-masquerade".into());
+                    rules.push(format!("fib saddr type local goto {cluster_chain}"));
+                    if external.is_empty() {
+                        rules.push("drop".into());
+                    } else {
+                        rules.push(format!("goto {local_chain}"));
+                        used_local = true;
+                    }
+                } else {
+                    rules.push("jump mark-for-masquerade".into());
+                    rules.push(format!("goto {cluster_chain}"));
+                }
+                used_cluster = true;
+                rs.chains.insert(ext.clone(), chain(rules));
+                for ip in &vips {
+                    insert(rs, &vips_map, key(ip), &format!("goto {ext}"));
+                }
+                if let Some(np) = self.port.node_port {
+                    insert(
+                        rs,
+                        &fam.map("service-nodeports"),
+                        format!("{} . {np}", proto.nft()),
+                        &format!("goto {ext}"),
+                    );
+                }
+            } else {
+                for ip in &vips {
+                    insert(rs, &none_map, key(ip), no_endpoints);
+                }
+                if let Some(np) = self.port.node_port {
+                    insert(
+                        rs,
+                        &fam.map("no-endpoint-nodeports"),
+                        format!("{} . {np}", proto.nft()),
+                        no_endpoints,
+                    );
+                }
+            }
+            if proto == Protocol::Udp {
+                let ips: BTreeSet<IpAddr> = if usable {
+                    self.chosen
+                        .cluster
+                        .iter()
+                        .chain(external)
+                        .map(|t| t.ip)
+                        .collect()
+                } else {
+                    BTreeSet::new()
+                };
+                for ip in &vips {
+                    udp.entry(UdpEntry::Vip(*ip, port))
+                        .or_default()
+                        .extend(ips.iter().copied());
+                }
+                if let Some(np) = self.port.node_port {
+                    udp.entry(UdpEntry::NodePort(np))
+                        .or_default()
+                        .extend(ips.iter().copied());
+                }
+            }
+        }
+        if used_cluster && !self.chosen.cluster.is_empty() {
+            let rules = self.balance(rs, &self.chosen.cluster);
+            rs.chains.insert(cluster_chain, chain(rules));
+        }
+        if used_local && !self.chosen.local.is_empty() {
+            let rules = self.balance(rs, &self.chosen.local);
+            rs.chains.insert(local_chain, chain(rules));
+        }
+    }
+}
+
+fn insert(rs: &mut Ruleset, map: &str, key: String, value: &str) {
+    if let Some(m) = rs.maps.get_mut(map) {
+        m.elements.insert(key, Some(value.to_owned()));
+    }
+}
+
+/// The whole table for `services` with their `slices`, on `node`.
+pub fn render(
+    services: &[Service],
+    slices: &SlicesByService,
+    node: &Node,
+    opts: &Options,
+) -> Rendered {
+    let mut rs = skeleton(opts);
+    let mut udp = UdpFlows::new();
+    let none = Vec::new();
+    for svc in services {
+        let svc_slices = slices.get(&svc.key()).unwrap_or(&none);
+        for vip in &svc.cluster_ips {
+            let fam = Fam::of(vip);
+            for port in &svc.ports {
+                let chosen = select(port, svc_slices, fam == Fam::V6, node);
+                PortRender {
+                    svc,
+                    port,
+                    fam,
+                    vip: *vip,
+                    chosen,
+                    opts,
+                }
+                .render(&mut rs, &mut udp);
+            }
+        }
+    }
+    Rendered { ruleset: rs, udp }
+}
+
+#[cfg(test)]
+mod tests;

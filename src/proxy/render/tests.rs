@@ -1,0 +1,290 @@
+//! Golden tests of [`super::render`]: each case's full `nft` script is
+//! compared with `src/proxy/render/golden/<case>.nft`. Run with
+//! `UPDATE_GOLDEN=1` to rewrite the files after an intended change, then
+//! read the diff. The same files are loaded into a real kernel by
+//! `tests/proxy_nft.rs`, so what is checked here is also valid nft.
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::proxy::fixtures::{ep, slice, svc};
+use crate::proxy::model::{Protocol::Sctp, Protocol::Tcp, Protocol::Udp, Service, Slice, group};
+use crate::proxy::ruleset::Existing;
+
+fn node() -> Node {
+    Node {
+        name: "node-a".into(),
+        zone: Some("zone-a".into()),
+    }
+}
+
+fn opts() -> Options {
+    Options {
+        cluster_cidrs: vec!["10.244.0.0/16".parse().expect("cidr")],
+        ..Options::default()
+    }
+}
+
+fn seed_eps() -> Vec<crate::proxy::model::Endpoint> {
+    (2..=5).map(|i| ep(&format!("10.244.1.{i}"))).collect()
+}
+
+fn seed() -> Service {
+    svc("nginx-service", "10.96.0.50").port("service-port", Tcp, 80)
+}
+
+/// (case name, services, slices, options)
+fn cases() -> Vec<(&'static str, Vec<Service>, Vec<Slice>, Options)> {
+    let http = [("service-port", Tcp, 9376)];
+    let mut affinity = seed();
+    affinity.affinity = Some(600);
+    let mut local = seed().node_port(30080);
+    local.internal_local = true;
+    local.external_local = true;
+    let mut dual = seed();
+    dual.cluster_ips.push("fd00:96::50".parse().expect("ip"));
+    let mut external = seed();
+    external.external_ips = vec!["192.0.2.10".parse().expect("ip")];
+    external.lb_ips = vec!["198.51.100.7".parse().expect("ip")];
+    let mut all_masq = opts();
+    all_masq.masquerade_all = true;
+    let mut np_ips = opts();
+    np_ips.nodeport_addresses = NodePortAddresses::Ips(vec!["192.168.77.1".parse().expect("ip")]);
+    vec![
+        ("empty", vec![], vec![], opts()),
+        (
+            "clusterip_four_endpoints",
+            vec![seed()],
+            vec![slice("nginx-service", &seed_eps(), &http)],
+            opts(),
+        ),
+        (
+            "several_ports",
+            vec![seed().port("metrics", Tcp, 9153).port("dns", Udp, 53)],
+            vec![slice(
+                "nginx-service",
+                &seed_eps()[..2],
+                &[
+                    ("service-port", Tcp, 9376),
+                    ("metrics", Tcp, 9153),
+                    ("dns", Udp, 5353),
+                ],
+            )],
+            opts(),
+        ),
+        (
+            "no_ready_endpoints",
+            vec![seed()],
+            vec![slice("nginx-service", &[ep("10.244.1.2").unready()], &http)],
+            opts(),
+        ),
+        (
+            "only_terminating",
+            vec![seed()],
+            vec![slice(
+                "nginx-service",
+                &[ep("10.244.1.2").terminating(), ep("10.244.1.3").unready()],
+                &http,
+            )],
+            opts(),
+        ),
+        (
+            "nodeport",
+            vec![seed().node_port(30080)],
+            vec![slice("nginx-service", &seed_eps()[..2], &http)],
+            opts(),
+        ),
+        (
+            "nodeport_addresses",
+            vec![seed().node_port(30080)],
+            vec![slice("nginx-service", &seed_eps()[..1], &http)],
+            np_ips,
+        ),
+        (
+            "external_and_lb_ips",
+            vec![external],
+            vec![slice("nginx-service", &seed_eps()[..2], &http)],
+            opts(),
+        ),
+        (
+            "client_ip_affinity",
+            vec![affinity],
+            vec![slice("nginx-service", &seed_eps()[..2], &http)],
+            opts(),
+        ),
+        (
+            "local_policies",
+            vec![local],
+            vec![slice(
+                "nginx-service",
+                &[ep("10.244.1.2"), ep("10.244.2.2").on("node-b")],
+                &http,
+            )],
+            opts(),
+        ),
+        (
+            "zone_hints",
+            vec![seed()],
+            vec![slice(
+                "nginx-service",
+                &[
+                    ep("10.244.1.2").hint("zone-a"),
+                    ep("10.244.2.2").hint("zone-b").on("node-b"),
+                ],
+                &http,
+            )],
+            opts(),
+        ),
+        (
+            "udp_and_sctp",
+            vec![
+                svc("kube-dns", "10.96.0.10")
+                    .port("dns", Udp, 53)
+                    .port("sig", Sctp, 3868),
+            ],
+            vec![slice(
+                "kube-dns",
+                &[ep("10.244.1.2")],
+                &[("dns", Udp, 53), ("sig", Sctp, 3868)],
+            )],
+            opts(),
+        ),
+        (
+            "dual_stack",
+            vec![dual],
+            vec![
+                slice("nginx-service", &seed_eps()[..1], &http),
+                slice("nginx-service", &[ep("fd00:244::2")], &http),
+            ],
+            opts(),
+        ),
+        (
+            "masquerade_all",
+            vec![seed()],
+            vec![slice("nginx-service", &seed_eps()[..1], &http)],
+            all_masq,
+        ),
+    ]
+}
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/proxy/render/golden")
+}
+
+#[test]
+fn golden_scripts() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut mismatched = Vec::new();
+    for (case, services, slices, opts) in cases() {
+        let got = render(&services, &group(slices), &node(), &opts)
+            .ruleset
+            .full_script(&Existing::default());
+        let path = golden_dir().join(format!("{case}.nft"));
+        if update {
+            std::fs::create_dir_all(golden_dir()).expect("mkdir");
+            std::fs::write(&path, &got).expect("write golden");
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_default();
+        if want != got {
+            mismatched.push(format!("--- {case}: got\n{got}"));
+        }
+    }
+    assert!(
+        mismatched.is_empty(),
+        "golden mismatch (UPDATE_GOLDEN=1 to accept):\n{}",
+        mismatched.join("\n")
+    );
+}
+
+#[test]
+fn headless_and_external_name_services_render_nothing() {
+    let skeleton = render(&[], &group(vec![]), &node(), &opts());
+    for (what, api) in [
+        (
+            "headless",
+            serde_json::json!({"metadata": {"name": "h", "namespace": "default"},
+                "spec": {"clusterIP": "None", "ports": [{"port": 80}]}}),
+        ),
+        (
+            "ExternalName",
+            serde_json::json!({"metadata": {"name": "x", "namespace": "default"},
+                "spec": {"type": "ExternalName", "externalName": "example.org", "ports": [{"port": 80}]}}),
+        ),
+    ] {
+        let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(api).expect("svc");
+        let model = Service::from_api(&svc).expect("converts");
+        assert_eq!(model, None, "{what} is not programmed");
+        let services: Vec<Service> = model.into_iter().collect();
+        let slices = group(vec![slice("h", &[ep("10.244.1.2")], &[("", Tcp, 80)])]);
+        assert_eq!(
+            render(&services, &slices, &node(), &opts()),
+            skeleton,
+            "{what}"
+        );
+    }
+}
+
+/// The number of endpoint chains and the numgen modulus agree with the
+/// endpoints chosen, and every `goto`/`jump` names a chain that exists.
+#[test]
+fn every_reference_resolves() {
+    for (case, services, slices, opts) in cases() {
+        let rs = render(&services, &group(slices), &node(), &opts).ruleset;
+        let targets = rs
+            .chains
+            .values()
+            .flat_map(|c| c.rules.iter())
+            .chain(rs.maps.values().flat_map(|m| m.elements.values().flatten()));
+        for text in targets {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            for w in words.windows(2) {
+                if w[0] == "goto" || w[0] == "jump" {
+                    let chain = w[1].trim_end_matches([',', '}']);
+                    assert!(
+                        rs.chains.contains_key(chain),
+                        "{case}: {text} names no chain"
+                    );
+                }
+            }
+            if let Some(at) = text.find('@') {
+                let set: String = text[at + 1..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                assert!(
+                    rs.maps.contains_key(&set) || rs.dynamic_sets.contains_key(&set),
+                    "{case}: {text} names no set"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_seed_service_balances_over_its_four_endpoints() {
+    let slices = group(vec![slice(
+        "nginx-service",
+        &seed_eps(),
+        &[("service-port", Tcp, 9376)],
+    )]);
+    let r = render(&[seed()], &slices, &node(), &opts());
+    let vmap = &r.ruleset.maps["service-ips"].elements;
+    let goto = vmap["10.96.0.50 . tcp . 80"].clone().expect("verdict");
+    let chain = &r.ruleset.chains[goto.trim_start_matches("goto ")];
+    let numgen = chain.rules.last().expect("rule");
+    assert!(numgen.starts_with("numgen random mod 4 vmap"), "{numgen}");
+    let dnats: Vec<&String> = r
+        .ruleset
+        .chains
+        .values()
+        .flat_map(|c| &c.rules)
+        .filter(|r| r.contains("dnat"))
+        .collect();
+    assert_eq!(dnats.len(), 4);
+    for i in 2..=5 {
+        let want = format!("dnat ip to 10.244.1.{i}:9376");
+        assert!(dnats.iter().any(|d| d.ends_with(&want)), "{want}");
+    }
+    assert!(r.udp.is_empty(), "TCP only");
+}
