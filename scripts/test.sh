@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs what the tests need (dig from dnsutils,
+# Runs the whole test suite: installs what the tests need (dig from dnsutils;
+# nft, ip, conntrack and curl for the proxy's network-namespace tests;
 # cargo-deny) when it is missing, then the dependency policy, formatting, lints
 # and every test.
 set -euo pipefail
@@ -7,6 +8,10 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -57,6 +57,54 @@ pub enum Command {
     Check,
     /// Run the EndpointSlice and Endpoints controller (kube-controller-manager's role).
     EndpointsController(EndpointsControllerArgs),
+    /// Run the nftables service proxy (kube-proxy's role).
+    Proxy(ProxyArgs),
+}
+
+/// Flags of `clusterdns proxy`, named as kube-proxy names them.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// kubeconfig file; without it (and without --endpoint), KUBECONFIG or the in-cluster config.
+    #[arg(long = "kubeconfig", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// API server URL (e.g. http://127.0.0.1:8080), used when no --kubeconfig is given.
+    #[arg(long = "endpoint", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// This node's name, instead of the host name.
+    #[arg(long = "hostname-override", value_name = "NAME")]
+    pub hostname_override: Option<String>,
+    /// Pod CIDRs (comma-separated): traffic to a ClusterIP from outside them is masqueraded.
+    #[arg(long = "cluster-cidr", value_name = "CIDRS")]
+    pub cluster_cidr: Option<String>,
+    /// Where NodePorts answer: CIDRs (comma-separated) or `primary`; unset: every local address.
+    #[arg(long = "nodeport-addresses", value_name = "CIDRS")]
+    pub nodeport_addresses: Option<String>,
+    /// Masquerade all traffic sent to Service IPs.
+    #[arg(long = "masquerade-all")]
+    pub masquerade_all: bool,
+    /// How often the whole table is rewritten from scratch.
+    #[arg(long = "sync-period", value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub sync_period: Duration,
+    /// The least time between two syncs (changes in between are batched).
+    #[arg(long = "min-sync-period", value_name = "DURATION", default_value = "1s", value_parser = duration)]
+    pub min_sync_period: Duration,
+    /// Where /metrics is served (port 0: any free port, logged).
+    #[arg(
+        long = "metrics-bind-address",
+        value_name = "IP:PORT",
+        default_value = "127.0.0.1:10249"
+    )]
+    pub metrics_bind_address: std::net::SocketAddr,
+    /// Where /healthz is served.
+    #[arg(
+        long = "healthz-bind-address",
+        value_name = "IP:PORT",
+        default_value = "0.0.0.0:10256"
+    )]
+    pub healthz_bind_address: std::net::SocketAddr,
+    /// Remove the proxy's nftables table and exit.
+    #[arg(long = "cleanup")]
+    pub cleanup: bool,
 }
 
 /// Flags of `clusterdns endpoints-controller`, named as kube-controller-manager names them.

@@ -35,6 +35,9 @@ fn main() -> ExitCode {
     if let Some(Command::EndpointsController(args)) = &cli.command {
         return endpoints_controller(args);
     }
+    if let Some(Command::Proxy(args)) = &cli.command {
+        return proxy(args);
+    }
     let cfg = match config::load(&s.conf, &corefile::real_env, s.dns_port) {
         Ok(cfg) => cfg,
         Err(errors) => {
@@ -95,14 +98,30 @@ fn main() -> ExitCode {
 
 /// The `endpoints-controller` role: no Corefile, its own flags.
 fn endpoints_controller(args: &clusterdns::cli::EndpointsControllerArgs) -> ExitCode {
+    run_role(
+        "endpoints-controller",
+        clusterdns::endpointslice::role::run(args),
+    )
+}
+
+/// The `proxy` role: no Corefile, its own flags.
+fn proxy(args: &clusterdns::cli::ProxyArgs) -> ExitCode {
+    run_role("proxy", clusterdns::proxy::role::run(args))
+}
+
+/// Run a role to its end; an error is one line on stderr and exit 64.
+fn run_role<E: std::fmt::Display>(
+    name: &str,
+    role: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(clusterdns::endpointslice::role::run(args)) {
+    match rt.block_on(role) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("endpoints-controller: {e}");
+            eprintln!("{name}: {e}");
             ExitCode::from(EXIT_CONFIG)
         }
     }

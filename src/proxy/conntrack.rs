@@ -14,6 +14,7 @@
 use std::net::IpAddr;
 use std::process::Stdio;
 
+use super::nft::Tool;
 use super::render::{UdpEntry, UdpFlows};
 
 /// One deletion: which entries to remove.
@@ -79,10 +80,11 @@ pub fn stale(old: &UdpFlows, new: &UdpFlows) -> Vec<Flush> {
 
 /// Run the deletions; a missing entry is not an error (conntrack exits 1
 /// when nothing matched). Returns the deletions that failed otherwise.
-pub async fn delete(flushes: &[Flush]) -> Vec<(Flush, String)> {
+pub async fn delete(conntrack: &Tool, flushes: &[Flush]) -> Vec<(Flush, String)> {
     let mut failed = Vec::new();
     for f in flushes {
-        let out = tokio::process::Command::new("conntrack")
+        let out = conntrack
+            .command()
             .args(f.args())
             .stdin(Stdio::null())
             .output()

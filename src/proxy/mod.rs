@@ -12,14 +12,18 @@
 //! - [`ruleset`]: the ruleset as data and the full / incremental `nft` scripts.
 //! - [`conntrack`]: which UDP conntrack entries went stale between two renders.
 //!
-//! I/O: [`nft`] (running `nft -f -`, listing our table), the shell that
-//! watches and syncs, and the `proxy` command.
+//! I/O: [`nft`] (running `nft -f -`, listing our table), [`shell`] (watches
+//! and the rate-limited sync loop), [`metrics`], and [`role`] (the `proxy`
+//! command).
 
 pub mod conntrack;
 #[cfg(test)]
 mod fixtures;
+pub mod metrics;
 pub mod model;
 pub mod nft;
 pub mod render;
+pub mod role;
 pub mod ruleset;
 pub mod select;
+pub mod shell;

@@ -41,8 +41,37 @@ fn classify(stderr: &str) -> NftError {
     }
 }
 
-async fn run(args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
-    let mut cmd = Command::new("nft");
+/// How to run a tool: the program and leading arguments (`["nft"]`, or
+/// `["ip", "netns", "exec", "ns1", "nft"]` in tests that program a network
+/// namespace of their own from outside it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tool(pub Vec<String>);
+
+impl Tool {
+    /// The tool found in PATH.
+    pub fn named(program: &str) -> Tool {
+        Tool(vec![program.to_owned()])
+    }
+
+    /// The tool run inside network namespace `ns` via `ip netns exec`.
+    pub fn in_netns(ns: &str, program: &str) -> Tool {
+        Tool(
+            ["ip", "netns", "exec", ns, program]
+                .map(str::to_owned)
+                .to_vec(),
+        )
+    }
+
+    /// A command for this tool.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(self.0.first().map_or("nft", String::as_str));
+        cmd.args(self.0.iter().skip(1));
+        cmd
+    }
+}
+
+async fn run(nft: &Tool, args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
+    let mut cmd = nft.command();
     cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -70,21 +99,21 @@ async fn run(args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
 
 /// Fails with [`NftError::Missing`] or [`NftError::NotPermitted`] when the
 /// proxy cannot work at all.
-pub async fn check() -> Result<(), NftError> {
-    run(&["list", "tables"], None).await.map(|_| ())
+pub async fn check(nft: &Tool) -> Result<(), NftError> {
+    run(nft, &["list", "tables"], None).await.map(|_| ())
 }
 
 /// Apply `script` in one transaction.
-pub async fn apply(script: &str) -> Result<(), NftError> {
+pub async fn apply(nft: &Tool, script: &str) -> Result<(), NftError> {
     if script.is_empty() {
         return Ok(());
     }
-    run(&["-f", "-"], Some(script)).await.map(|_| ())
+    run(nft, &["-f", "-"], Some(script)).await.map(|_| ())
 }
 
 /// What the kernel holds of `inet <table>` (empty when it does not exist).
-pub async fn existing(table: &str) -> Result<Existing, NftError> {
-    match run(&["-j", "list", "table", "inet", table], None).await {
+pub async fn existing(nft: &Tool, table: &str) -> Result<Existing, NftError> {
+    match run(nft, &["-j", "list", "table", "inet", table], None).await {
         Ok(json) => Ok(parse_existing(&json)?),
         Err(NftError::Failed(e)) if e.contains("No such file or directory") => {
             Ok(Existing::default())
@@ -111,8 +140,8 @@ pub fn parse_existing(json: &str) -> Result<Existing, serde_json::Error> {
 }
 
 /// `--cleanup`: delete `inet <table>` if it exists.
-pub async fn delete_table(table: &str) -> Result<(), NftError> {
-    match run(&["delete", "table", "inet", table], None).await {
+pub async fn delete_table(nft: &Tool, table: &str) -> Result<(), NftError> {
+    match run(nft, &["delete", "table", "inet", table], None).await {
         Ok(_) => Ok(()),
         Err(NftError::Failed(e)) if e.contains("No such file or directory") => Ok(()),
         Err(e) => Err(e),

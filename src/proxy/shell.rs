@@ -1,0 +1,407 @@
+//! The I/O shell of `clusterdns proxy`: reflector stores of Services,
+//! EndpointSlices and this Node; any change wakes the sync loop, which
+//! renders the whole table from the stores (pure, fast) and writes only the
+//! difference from what it last wrote as one `nft` transaction. Syncs are at
+//! least `--min-sync-period` apart (changes arriving meanwhile are batched),
+//! and every `--sync-period` (and after any failure) a full sync rewrites
+//! the table from what the kernel holds, repairing drift. After each sync,
+//! stale UDP conntrack entries are deleted. Rules stay in place when the
+//! proxy stops, so traffic keeps flowing across restarts, as with kube-proxy.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::{Stream, StreamExt};
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Node as ApiNode, Service as ApiService};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::conntrack;
+use super::metrics::Metrics;
+use super::model::{self, Slice};
+use super::nft::{self, NftError, Tool};
+use super::render::{NodePortAddresses, Options, Rendered, render};
+use super::select::Node;
+
+/// The zone label of Nodes.
+const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// `--nodeport-addresses`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum NodePortFlag {
+    /// Unset: every local address but loopback.
+    #[default]
+    AllLocal,
+    /// `primary`: the Node's InternalIPs.
+    Primary,
+    /// CIDRs: the local addresses inside them.
+    Cidrs(Vec<IpNet>),
+}
+
+/// The knobs of the shell.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// This node's name (`--hostname-override` or the host name).
+    pub node: String,
+    /// Render options (table, cluster CIDRs, masquerade-all).
+    pub opts: Options,
+    /// `--nodeport-addresses`.
+    pub nodeports: NodePortFlag,
+    /// `--sync-period`: the full resync interval.
+    pub sync_period: Duration,
+    /// `--min-sync-period`: the least time between two syncs.
+    pub min_sync_period: Duration,
+    /// Where the proxy counts what it does.
+    pub metrics: Metrics,
+    /// How to run `nft`.
+    pub nft: Tool,
+    /// How to run `conntrack`.
+    pub conntrack: Tool,
+}
+
+/// What `/healthz` reports: healthy while the last successful sync is
+/// younger than twice the sync period (counting from start before the first).
+#[derive(Debug)]
+pub struct Health {
+    window: Duration,
+    last_ok: Mutex<Instant>,
+}
+
+impl Health {
+    /// A fresh health record; `sync_period` sets the window.
+    pub fn new(sync_period: Duration) -> Health {
+        Health {
+            window: sync_period.saturating_mul(2),
+            last_ok: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn synced(&self) {
+        *self.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Time since the last successful sync, and whether that is healthy.
+    pub fn status(&self) -> (Duration, bool) {
+        let age = self
+            .last_ok
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed();
+        (age, age <= self.window)
+    }
+}
+
+fn wc() -> watcher::Config {
+    watcher::Config::default().any_semantic()
+}
+
+/// Drive `stream` (keeping its store fed) and wake `notify` on every event.
+fn drive<S, T>(stream: S, notify: Arc<Notify>, stop: CancellationToken)
+where
+    S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
+    T: Send,
+{
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                item = stream.next() => match item {
+                    None => return,
+                    Some(Ok(_)) => notify.notify_one(),
+                    Some(Err(e)) => tracing::warn!(error = %e, "proxy watch"),
+                },
+            }
+        }
+    });
+}
+
+struct Stores {
+    services: Store<ApiService>,
+    slices: Store<EndpointSlice>,
+    nodes: Store<ApiNode>,
+}
+
+impl Stores {
+    async fn ready(&self) -> bool {
+        self.services.wait_until_ready().await.is_ok()
+            && self.slices.wait_until_ready().await.is_ok()
+            && self.nodes.wait_until_ready().await.is_ok()
+    }
+}
+
+fn local_addresses(cidrs: &[IpNet]) -> Vec<IpAddr> {
+    match if_addrs::get_if_addrs() {
+        Ok(ifs) => ifs
+            .into_iter()
+            .map(|i| i.ip())
+            .filter(|ip| cidrs.iter().any(|c| c.contains(ip)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "listing local addresses for --nodeport-addresses");
+            Vec::new()
+        }
+    }
+}
+
+/// Everything one sync needs from the stores.
+struct Snapshot {
+    services: Vec<model::Service>,
+    slices: Vec<(String, Slice)>,
+    node: Node,
+    primary: Vec<IpAddr>,
+}
+
+fn snapshot(stores: &Stores, node_name: &str) -> Snapshot {
+    let services = stores
+        .services
+        .state()
+        .iter()
+        .filter_map(|s| match model::Service::from_api(s) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "service left out of the proxy rules");
+                None
+            }
+        })
+        .collect();
+    let slices = stores
+        .slices
+        .state()
+        .iter()
+        .filter_map(|s| {
+            let key = format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any());
+            match Slice::from_api(s) {
+                Ok(Some(m)) => Some((key, m)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "endpointslice left out of the proxy rules");
+                    None
+                }
+            }
+        })
+        .collect();
+    let api_node = stores
+        .nodes
+        .state()
+        .into_iter()
+        .find(|n| n.name_any() == node_name);
+    let zone = api_node
+        .as_ref()
+        .and_then(|n| n.labels().get(ZONE_LABEL).cloned());
+    let primary = api_node
+        .as_ref()
+        .and_then(|n| n.status.as_ref())
+        .and_then(|s| s.addresses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|a| a.type_ == "InternalIP")
+        .filter_map(|a| a.address.parse().ok())
+        .collect();
+    Snapshot {
+        services,
+        slices,
+        node: Node {
+            name: node_name.to_owned(),
+            zone,
+        },
+        primary,
+    }
+}
+
+/// The sync loop's memory between syncs.
+struct State {
+    /// What the kernel holds, as we last wrote it (`None`: unknown, full sync next).
+    written: Option<Rendered>,
+    last_full: Instant,
+    /// Trigger time last seen per slice, for the programming-latency metric.
+    triggers: std::collections::HashMap<String, String>,
+    conntrack_missing_logged: bool,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+async fn sync_once(
+    settings: &Settings,
+    snap: Snapshot,
+    state: &mut State,
+) -> Result<bool, NftError> {
+    let started = Instant::now();
+    let mut opts = settings.opts.clone();
+    opts.nodeport_addresses = match &settings.nodeports {
+        NodePortFlag::AllLocal => NodePortAddresses::AllLocal,
+        NodePortFlag::Primary if snap.primary.is_empty() => NodePortAddresses::AllLocal,
+        NodePortFlag::Primary => NodePortAddresses::Ips(snap.primary.clone()),
+        NodePortFlag::Cidrs(cidrs) => NodePortAddresses::Ips(local_addresses(cidrs)),
+    };
+    let grouped = model::group(snap.slices.iter().map(|(_, s)| s.clone()));
+    let next = render(&snap.services, &grouped, &snap.node, &opts);
+    let full = state.written.is_none() || state.last_full.elapsed() >= settings.sync_period;
+    let script = match (&state.written, full) {
+        (Some(old), false) => old.ruleset.diff_script(&next.ruleset),
+        _ => next
+            .ruleset
+            .full_script(&nft::existing(&settings.nft, &opts.table).await?),
+    };
+    nft::apply(&settings.nft, &script).await?;
+    let m = &settings.metrics;
+    m.sync_duration.observe(started.elapsed().as_secs_f64());
+    m.last_sync.set(unix_now());
+    m.syncs
+        .with_label_values(&[if full { "full" } else { "partial" }])
+        .inc();
+    let size = next.ruleset.size();
+    m.objects
+        .with_label_values(&["chains"])
+        .set(size.chains as i64);
+    m.objects
+        .with_label_values(&["rules"])
+        .set(size.rules as i64);
+    m.objects
+        .with_label_values(&["elements"])
+        .set(size.elements as i64);
+    if full {
+        state.last_full = Instant::now();
+    }
+
+    // Programming latency of slices whose trigger time moved (not for what
+    // was already there when the proxy started).
+    let first = state.written.is_none() && state.triggers.is_empty();
+    for (key, slice) in &snap.slices {
+        let Some(t) = &slice.trigger_time else {
+            continue;
+        };
+        if state.triggers.get(key) == Some(t) {
+            continue;
+        }
+        state.triggers.insert(key.clone(), t.clone());
+        if first {
+            continue;
+        }
+        if let Ok(ts) = t.parse::<k8s_openapi::jiff::Timestamp>() {
+            let secs = unix_now() - ts.as_millisecond() as f64 / 1000.0;
+            if secs >= 0.0 {
+                m.programming.observe(secs);
+            }
+        }
+    }
+    let live: std::collections::HashSet<&String> = snap.slices.iter().map(|(k, _)| k).collect();
+    state.triggers.retain(|k, _| live.contains(k));
+
+    if let Some(old) = &state.written {
+        let flushes = conntrack::stale(&old.udp, &next.udp);
+        if !flushes.is_empty() {
+            let failed = conntrack::delete(&settings.conntrack, &flushes).await;
+            let ok = flushes.len() - failed.len();
+            m.conntrack.with_label_values(&["ok"]).inc_by(ok as u64);
+            m.conntrack
+                .with_label_values(&["error"])
+                .inc_by(failed.len() as u64);
+            for (f, e) in failed {
+                if e.contains("No such file") || e.contains("not found") {
+                    if !state.conntrack_missing_logged {
+                        tracing::warn!("conntrack tool missing: stale UDP flows are not deleted");
+                        state.conntrack_missing_logged = true;
+                    }
+                } else {
+                    tracing::warn!(flush = ?f, error = %e, "deleting stale UDP conntrack entries");
+                }
+            }
+        }
+    }
+    state.written = Some(next);
+    Ok(full)
+}
+
+/// Watch and sync until `stop`. Fails only when nft cannot run at all.
+pub async fn run(client: Client, settings: Settings, health: Arc<Health>, stop: CancellationToken) {
+    let notify = Arc::new(Notify::new());
+    let (svc_r, svc_w) = reflector::store();
+    let (slice_r, slice_w) = reflector::store();
+    let (node_r, node_w) = reflector::store();
+    let watch_stop = stop.child_token();
+    drive(
+        watcher(Api::<ApiService>::all(client.clone()), wc())
+            .default_backoff()
+            .reflect(svc_w)
+            .touched_objects(),
+        notify.clone(),
+        watch_stop.clone(),
+    );
+    drive(
+        watcher(Api::<EndpointSlice>::all(client.clone()), wc())
+            .default_backoff()
+            .reflect(slice_w)
+            .touched_objects(),
+        notify.clone(),
+        watch_stop.clone(),
+    );
+    drive(
+        watcher(
+            Api::<ApiNode>::all(client),
+            wc().fields(&format!("metadata.name={}", settings.node)),
+        )
+        .default_backoff()
+        .reflect(node_w)
+        .touched_objects(),
+        notify.clone(),
+        watch_stop.clone(),
+    );
+    let stores = Stores {
+        services: svc_r,
+        slices: slice_r,
+        nodes: node_r,
+    };
+    tokio::select! {
+        () = stop.cancelled() => return,
+        ok = stores.ready() => if !ok { return },
+    }
+    let mut state = State {
+        written: None,
+        last_full: Instant::now(),
+        triggers: Default::default(),
+        conntrack_missing_logged: false,
+    };
+    let mut last_start: Option<Instant> = None;
+    loop {
+        if let Some(at) = last_start {
+            // Rate limit, then wait for a change or the resync.
+            let earliest = at + settings.min_sync_period;
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep_until(earliest.into()) => {}
+            }
+            let resync = state.last_full + settings.sync_period;
+            if state.written.is_some() {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = notify.notified() => {}
+                    () = tokio::time::sleep_until(resync.into()) => {}
+                }
+            }
+        }
+        last_start = Some(Instant::now());
+        let snap = snapshot(&stores, &settings.node);
+        match sync_once(&settings, snap, &mut state).await {
+            Ok(_) => health.synced(),
+            Err(e) => {
+                settings.metrics.errors.inc();
+                tracing::warn!(error = %e, "nftables sync failed; the next one is a full sync");
+                state.written = None;
+            }
+        }
+    }
+    watch_stop.cancel();
+}
