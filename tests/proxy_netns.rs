@@ -7,7 +7,8 @@
 //! pods, a pod reaches the others and itself through the service (hairpin
 //! works with the masquerade mark, and fails without it, as in a real
 //! cluster), and a UDP service answers with a pod's name, the same pod for one
-//! client socket (conntrack). The inner test, re-executed inside the node
+//! client socket (conntrack), and stays pinned to that pod after its server
+//! is gone (what the proxy's conntrack cleanup must fix). The inner test, re-executed inside the node
 //! namespace, shows how a proxy test reaches the in-process API server. After
 //! drop, none of the namespaces is left and the test's own namespace never
 //! changed.
@@ -238,6 +239,16 @@ fn harness_topology_routes_services_through_the_node() {
             replies.iter().all(|r| r.as_ref() == Some(&first)),
             "{replies:?}"
         );
+        // The problem the proxy's conntrack cleanup solves, reproduced: with that
+        // pod's server gone, the same client socket stays pinned to it and gets
+        // nothing, although three pods still serve.
+        let pinned = (0..PODS).find(|&i| pod_name(i) == first).expect("a pod");
+        topo.stop_serving(pinned);
+        let stale = netns::udp_ask(&topo.client, target, Some(40053), 1);
+        assert_eq!(stale, vec![None], "still pinned to the dead {first}");
+        topo.serve_pod(pinned, Some(UDP_PORT));
+        let back = netns::udp_ask(&topo.client, target, Some(40053), 1);
+        assert_eq!(back, vec![Some(first.clone())], "{first} serves again");
 
         topo.run_inside_node(INNER, &[], Duration::from_secs(60))
             .assert_passed(INNER);

@@ -81,6 +81,7 @@ const MAX_CONNECTIONS: usize = 64;
 /// Defines the roles ([`SERVE_HOSTNAME_ROLE`], [`UDP_ASK_ROLE`]) as ignored
 /// tests. Invoke once at the crate root of every test file that uses
 /// [`Topology::serve_hostname`] or [`udp_ask`]: `support::netns::netns_roles!();`
+#[allow(unused_macros)]
 macro_rules! netns_roles {
     () => {
         mod netns_roles {
@@ -105,7 +106,7 @@ pub(crate) use netns_roles;
 // Can this run here?
 
 /// Why the namespace tests cannot run here, or None when they can: they need
-/// CAP_NET_ADMIN and CAP_SYS_ADMIN (root) and the `ip` and `nft` tools.
+/// CAP_NET_ADMIN and CAP_SYS_ADMIN (root) and the `ip`, `nft` and `curl` tools.
 pub fn missing_prerequisite() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let caps = status
@@ -120,7 +121,7 @@ pub fn missing_prerequisite() -> Option<String> {
             "not root (needs CAP_NET_ADMIN and CAP_SYS_ADMIN for network namespaces)".into(),
         );
     }
-    for tool in ["ip", "nft"] {
+    for tool in ["ip", "nft", "curl"] {
         if which(tool).is_none() {
             return Some(format!(
                 "`{tool}` is not installed (the README test command installs it)"
@@ -462,7 +463,7 @@ pub fn pod_name(i: usize) -> String {
 /// A node, four pods and a client as network namespaces, removed on drop.
 pub struct Topology {
     names: Names,
-    servers: Vec<Spawned>,
+    servers: Vec<Option<Spawned>>,
 }
 
 impl std::ops::Deref for Topology {
@@ -493,7 +494,7 @@ impl Topology {
         // Own the names before creating anything, so a failure halfway is cleaned up by Drop.
         let topo = Self {
             names: Names::fresh(tag),
-            servers: Vec::new(),
+            servers: (0..PODS).map(|_| None).collect(),
         };
         for ns in topo.all() {
             run_ok("ip", &["netns", "add", ns]);
@@ -571,49 +572,73 @@ impl Topology {
         &self.names
     }
 
-    /// Start serve_hostname in every pod: HTTP on TCP [`SERVE_HOSTNAME_PORT`]
-    /// answering [`pod_name`]`(i)`, and if `udp_port` is given a UDP echo
-    /// that replies its name to every datagram. Waits (bounded) until each
-    /// answers HTTP from the node. The servers stop when the topology drops.
+    /// Start serve_hostname in every pod (see [`Topology::serve_pod`]) and
+    /// wait until each answers.
     pub fn serve_hostname(&mut self, udp_port: Option<u16>) {
-        for (i, pod) in self.names.pods.iter().enumerate() {
-            let mut env = vec![
-                (ENV_ROLE_NAME.to_string(), pod_name(i)),
-                (ENV_ROLE_TCP.to_string(), SERVE_HOSTNAME_PORT.to_string()),
-            ];
-            if let Some(port) = udp_port {
-                env.push((ENV_ROLE_UDP.to_string(), port.to_string()));
-            }
-            self.servers
-                .push(spawn_inside(pod, SERVE_HOSTNAME_ROLE, &env));
+        for i in 0..PODS {
+            self.start_serving(i, udp_port);
         }
         for i in 0..PODS {
-            let url = format!("http://{}:{SERVE_HOSTNAME_PORT}/", pod_ip(i));
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let got = curl(&self.names.node, &[url.clone()]);
-                if got
-                    .first()
-                    .is_some_and(|r| r.as_deref() == Ok(&pod_name(i)))
-                {
-                    break;
-                }
-                if let Some(status) = self.servers[i].try_wait() {
-                    panic!(
-                        "serve_hostname in {} exited ({status}); is `support::netns::netns_roles!();` \
-                         at the test file's crate root?\n{}",
-                        self.names.pods[i],
-                        self.servers[i].log()
-                    );
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "serve_hostname in {} did not answer {url}: {got:?}\n{}",
-                    self.names.pods[i],
-                    self.servers[i].log()
-                );
-                std::thread::sleep(Duration::from_millis(20));
+            self.wait_serving(i);
+        }
+    }
+
+    /// Start serve_hostname in pod `i`: HTTP on TCP [`SERVE_HOSTNAME_PORT`]
+    /// answering [`pod_name`]`(i)`, and if `udp_port` is given a UDP echo that
+    /// replies its name to every datagram. Waits (bounded) until it answers
+    /// HTTP from the node. Replaces a server already running there; all stop
+    /// when the topology drops.
+    pub fn serve_pod(&mut self, i: usize, udp_port: Option<u16>) {
+        self.start_serving(i, udp_port);
+        self.wait_serving(i);
+    }
+
+    /// Kill pod `i`'s serve_hostname (and wait for it): the pod stays, its
+    /// ports now refuse (TCP reset, ICMP port unreachable for UDP).
+    pub fn stop_serving(&mut self, i: usize) {
+        if let Some(mut server) = self.servers[i].take() {
+            server.kill();
+        }
+    }
+
+    fn start_serving(&mut self, i: usize, udp_port: Option<u16>) {
+        self.stop_serving(i);
+        let mut env = vec![
+            (ENV_ROLE_NAME.to_string(), pod_name(i)),
+            (ENV_ROLE_TCP.to_string(), SERVE_HOSTNAME_PORT.to_string()),
+        ];
+        if let Some(port) = udp_port {
+            env.push((ENV_ROLE_UDP.to_string(), port.to_string()));
+        }
+        self.servers[i] = Some(spawn_inside(&self.names.pods[i], SERVE_HOSTNAME_ROLE, &env));
+    }
+
+    fn wait_serving(&mut self, i: usize) {
+        let pod = &self.names.pods[i];
+        let server = self.servers[i].as_mut().expect("a server was started");
+        let url = format!("http://{}:{SERVE_HOSTNAME_PORT}/", pod_ip(i));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = curl(&self.names.node, std::slice::from_ref(&url));
+            if got
+                .first()
+                .is_some_and(|r| r.as_deref() == Ok(&pod_name(i)))
+            {
+                return;
             }
+            if let Some(status) = server.try_wait() {
+                panic!(
+                    "serve_hostname in {pod} exited ({status}); is `support::netns::netns_roles!();` \
+                     at the test file's crate root?\n{}",
+                    server.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve_hostname in {pod} did not answer {url}: {got:?}\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -845,7 +870,12 @@ pub fn udp_ask(
     }
     let limit = Duration::from_secs(5) + Duration::from_secs(2) * u32::try_from(count).unwrap_or(0);
     let inside = run_inside(ns, UDP_ASK_ROLE, &env, limit);
-    inside.assert_passed("udp_ask");
+    assert!(
+        inside.passed(),
+        "udp_ask in {ns} failed ({:?}):\n{}",
+        inside.status,
+        inside.output
+    );
     inside
         .output
         .lines()
