@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs what the tests need (dig from dnsutils,
-# cargo-deny) when it is missing, then the dependency policy, formatting, lints
-# and every test.
+# Runs the whole test suite: installs what the tests need (dig from dnsutils;
+# ip, nft, curl and conntrack for the proxy's namespace tests; cargo-deny) when
+# it is missing, then the dependency policy, formatting, lints and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
+# The service proxy's namespace tests (tests/proxy_*.rs) need ip, nft, curl and conntrack.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
