@@ -6,7 +6,7 @@
 //! nowhere; with it, `curl` from the client and from the node reaches all four
 //! pods, a pod reaches the others and itself through the service (hairpin
 //! works with the masquerade mark, and fails without it, as in a real
-//! cluster), and a UDP service answers with a pod's name, the same pod for one
+//! cluster), a service without endpoints is refused at once, and a UDP service answers with a pod's name, the same pod for one
 //! client socket (conntrack), and stays pinned to that pod after its server
 //! is gone (what the proxy's conntrack cleanup must fix). The inner test, re-executed inside the node
 //! namespace, shows how a proxy test reaches the in-process API server. After
@@ -37,6 +37,8 @@ const DNS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 11);
 const SOLO_NO_MASQ: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 12);
 /// TCP 80 to pod-1 only, with the masquerade mark (hairpin works).
 const SOLO_MASQ: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 13);
+/// TCP 80 without endpoints: rejected.
+const NO_ENDPOINTS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 14);
 const UDP_PORT: u16 = 5353;
 const REQUESTS: usize = 200;
 
@@ -44,9 +46,10 @@ fn web_url(ip: Ipv4Addr) -> String {
     format!("http://{ip}:80/")
 }
 
-/// kube-proxy's shape in miniature: a dispatch chain from both NAT hooks,
-/// `numgen random mod N` over per-endpoint chains that mark hairpin traffic
-/// and DNAT, and a postrouting masquerade of marked packets.
+/// kube-proxy's shape in miniature: a verdict map keyed by `ipv4_addr .
+/// inet_proto . inet_service` from both NAT hooks, `numgen random mod N` over
+/// per-endpoint chains that mark hairpin traffic and DNAT, a postrouting
+/// masquerade of marked packets, and a reject for a service without endpoints.
 fn ruleset() -> String {
     let mut r = String::from(
         "add table ip harness\n\
@@ -88,10 +91,24 @@ fn ruleset() -> String {
     r += &format!(
         "add chain ip harness solo-no-masq\n\
          add rule ip harness solo-no-masq meta l4proto tcp dnat to {pod1}:{SERVE_HOSTNAME_PORT}\n\
-         add rule ip harness services ip daddr {WEB} tcp dport 80 jump svc-web\n\
-         add rule ip harness services ip daddr {DNS} udp dport 53 jump svc-dns\n\
-         add rule ip harness services ip daddr {SOLO_NO_MASQ} tcp dport 80 jump solo-no-masq\n\
-         add rule ip harness services ip daddr {SOLO_MASQ} tcp dport 80 jump ep-web-0\n"
+         add rule ip harness services ip daddr . meta l4proto . th dport vmap {{ \
+           {WEB} . tcp . 80 : jump svc-web, \
+           {DNS} . udp . 53 : jump svc-dns, \
+           {SOLO_NO_MASQ} . tcp . 80 : jump solo-no-masq, \
+           {SOLO_MASQ} . tcp . 80 : jump ep-web-0 }}\n"
+    );
+    // No endpoints: rejected in the filter hooks (`reject` is no verdict-map
+    // value, hence the goto), so clients are refused at once, not left to time out.
+    r += &format!(
+        "add chain ip harness filter-forward {{ type filter hook forward priority -10; }}\n\
+         add chain ip harness filter-output {{ type filter hook output priority -10; }}\n\
+         add chain ip harness reject-chain\n\
+         add rule ip harness reject-chain reject\n\
+         add chain ip harness no-endpoints\n\
+         add rule ip harness no-endpoints ip daddr . meta l4proto . th dport vmap {{ \
+           {NO_ENDPOINTS} . tcp . 80 : goto reject-chain }}\n\
+         add rule ip harness filter-forward ct state new jump no-endpoints\n\
+         add rule ip harness filter-output ct state new jump no-endpoints\n"
     );
     r
 }
@@ -225,6 +242,17 @@ fn harness_topology_routes_services_through_the_node() {
             Ok(pod_name(0)),
             "pod-3 to pod-1 without masquerade"
         );
+
+        // No endpoints: refused at once (curl exit 7), from outside and from the node.
+        for ns in [&topo.client, &topo.node] {
+            let refused = netns::curl(ns, &[web_url(NO_ENDPOINTS)]);
+            assert!(
+                refused[0]
+                    .as_ref()
+                    .is_err_and(|e| e.contains("curl exit 7")),
+                "{ns}: {refused:?}"
+            );
+        }
 
         // UDP: one client socket sticks to one pod (conntrack) and gets its name.
         let target = SocketAddrV4::new(DNS, 53);
