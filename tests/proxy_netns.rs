@@ -1,17 +1,21 @@
 //! Self-test of the network-namespace harness (`support::netns`) that the
 //! service proxy's end-to-end tests (issue 10) run in.
 //!
-//! It proves the topology with a hand-written nftables DNAT ruleset (the
-//! harness's proof, not the product): before the ruleset a service IP leads
-//! nowhere; with it, `curl` from the client and from the node reaches all four
-//! pods, a pod reaches the others and itself through the service (hairpin
-//! works with the masquerade mark, and fails without it, as in a real
-//! cluster), a service without endpoints is refused at once, and a UDP service answers with a pod's name, the same pod for one
-//! client socket (conntrack), and stays pinned to that pod after its server
-//! is gone (what the proxy's conntrack cleanup must fix). The inner test, re-executed inside the node
-//! namespace, shows how a proxy test reaches the in-process API server. After
-//! drop, none of the namespaces is left and the test's own namespace never
-//! changed.
+//! It proves the topology with a hand-written nftables ruleset in kube-proxy's
+//! shape (the harness's proof, not the product). Before the ruleset a service
+//! IP leads nowhere; with it:
+//! - `curl` from the client and from the node reaches all four pods;
+//! - a pod reaches the others and itself through the service: hairpin works
+//!   with the masquerade mark and fails without it, as in a real cluster;
+//! - a NodePort answers on the node's address;
+//! - a service without endpoints is refused at once;
+//! - a UDP service answers with a pod's name, the same pod for one client
+//!   socket (conntrack), which stays pinned to that pod after its server is
+//!   gone (what the proxy's conntrack cleanup must fix).
+//!
+//! The inner test, re-executed inside the node namespace, shows how a proxy
+//! test reaches the in-process API server. After drop, none of the namespaces
+//! is left, and the test's own namespace never changed.
 
 mod support;
 
@@ -22,7 +26,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Service;
 use serde_json::json;
 use support::apiserver::ApiServer;
-use support::netns::{self, Names, PODS, SERVE_HOSTNAME_PORT, Topology, pod_ip, pod_name};
+use support::netns::{self, NODE_IP, Names, PODS, SERVE_HOSTNAME_PORT, Topology, pod_ip, pod_name};
 
 support::netns::netns_roles!();
 
@@ -40,6 +44,8 @@ const SOLO_MASQ: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 13);
 /// TCP 80 without endpoints: rejected.
 const NO_ENDPOINTS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 14);
 const UDP_PORT: u16 = 5353;
+/// The web service's NodePort on the node's address.
+const NODE_PORT: u16 = 30080;
 const REQUESTS: usize = 200;
 
 fn web_url(ip: Ipv4Addr) -> String {
@@ -95,7 +101,8 @@ fn ruleset() -> String {
            {WEB} . tcp . 80 : jump svc-web, \
            {DNS} . udp . 53 : jump svc-dns, \
            {SOLO_NO_MASQ} . tcp . 80 : jump solo-no-masq, \
-           {SOLO_MASQ} . tcp . 80 : jump ep-web-0 }}\n"
+           {SOLO_MASQ} . tcp . 80 : jump ep-web-0, \
+           {NODE_IP} . tcp . {NODE_PORT} : jump svc-web }}\n"
     );
     // No endpoints: rejected in the filter hooks (`reject` is no verdict-map
     // value, hence the goto), so clients are refused at once, not left to time out.
@@ -242,6 +249,13 @@ fn harness_topology_routes_services_through_the_node() {
             Ok(pod_name(0)),
             "pod-3 to pod-1 without masquerade"
         );
+
+        // The NodePort on the node's address, from the client and from the node.
+        let node_port = format!("http://{NODE_IP}:{NODE_PORT}/");
+        for ns in [&topo.client, &topo.node] {
+            let counts = netns::tally(&netns::curl_repeat(ns, &node_port, 20));
+            assert_eq!(counts.get("(failed)"), None, "{ns}: {counts:?}");
+        }
 
         // No endpoints: refused at once (curl exit 7), from outside and from the node.
         for ns in [&topo.client, &topo.node] {

@@ -5,11 +5,12 @@
 //! namespaces the test owns and removes them on drop (also when the test panics):
 //!
 //! ```text
-//!   client ns              node ns (ip_forward=1)                 pod-N ns (N = 1..4)
+//!   client ns              node ns                                pod-N ns (N = 1..4)
 //!   eth0 192.168.77.2/24 ─ client0 192.168.77.1/24
 //!   default via .77.1      podN    10.244.1.1/32 ─────────────── eth0 10.244.1.(N+1)/32
 //!                          route 10.244.1.(N+1)/32 dev podN       route 10.244.1.1 dev eth0 (link)
 //!                          uplink: default route, goes nowhere    default via 10.244.1.1
+//!                          ip_forward=1, rp_filter=2 (loose)
 //! ```
 //!
 //! Pods sit on routed veths (no bridge), so every packet between two pods, or a
