@@ -206,6 +206,7 @@ fn harness_topology_routes_services_through_the_node() {
         return;
     }
     let root_before = root_state();
+    let stray_pid;
     let names = {
         let mut topo = Topology::build("selftest");
         let listed = netns::list_namespaces();
@@ -294,6 +295,14 @@ fn harness_topology_routes_services_through_the_node() {
 
         topo.run_inside_node(INNER, &[], Duration::from_secs(60))
             .assert_passed(INNER);
+        // A process left running in a namespace (as a crashed inner test may leave
+        // a proxy) dies with the topology.
+        let stray = netns::exec_ok(
+            &topo.node,
+            "sh",
+            &["-c", "sleep 600 >/dev/null 2>&1 & echo $!"],
+        );
+        stray_pid = stray.trim().parse::<u32>().expect("a pid");
         topo.names().clone()
     };
 
@@ -302,6 +311,16 @@ fn harness_topology_routes_services_through_the_node() {
         .filter(|l| names.all().contains(&l.as_str()))
         .collect();
     assert!(left.is_empty(), "left behind after drop: {left:?}");
+    let stray_alive = || {
+        std::fs::read_to_string(format!("/proc/{stray_pid}/status")).is_ok_and(|s| {
+            !s.lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+        })
+    };
+    assert!(
+        netns::eventually(Duration::from_secs(5), || (!stray_alive()).then_some(())).is_some(),
+        "process {stray_pid} left in the node namespace survived its removal"
+    );
     assert_eq!(
         root_state(),
         root_before,

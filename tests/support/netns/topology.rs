@@ -323,7 +323,10 @@ fn kill_processes_in(ns: &str) {
     };
     for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
         if pid.parse::<u32>().is_ok_and(|p| p != std::process::id()) {
-            let _ = Command::new("kill").args(["-KILL", pid]).status();
+            // The shell's builtin kill: no procps needed.
+            let _ = Command::new("sh")
+                .args(["-c", "kill -KILL \"$1\"", "sh", pid])
+                .status();
         }
     }
 }
