@@ -17,6 +17,7 @@
 //! - someone else's nftables table is byte-identical before, during and
 //!   after, including after `clusterdns proxy --cleanup`.
 
+mod common;
 mod support;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -77,7 +78,9 @@ fn slice(service: &str, port: (&str, &str, u16), pods: &[usize]) -> Value {
         .collect();
     json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
            "metadata": {"name": format!("{service}-1"), "namespace": "default",
-                        "labels": {"kubernetes.io/service-name": service}},
+                        "labels": {"kubernetes.io/service-name": service},
+                        "annotations": {"endpoints.kubernetes.io/last-change-trigger-time":
+                                        k8s_openapi::jiff::Timestamp::now().to_string()}},
            "addressType": "IPv4",
            "ports": [{"name": port.0, "protocol": port.1, "port": port.2}],
            "endpoints": endpoints})
@@ -163,9 +166,8 @@ fn inside(names: &Names, server: &ApiServer) {
         .arg(&kubeconfig)
         .args(["--hostname-override", "node-a"])
         .args(["--cluster-cidr", CLUSTER_CIDR])
-        .args(["--nodeport-addresses", &format!("{NODE_IP}/32")])
-        .args(["--metrics-bind-address", "127.0.0.1:0"])
-        .args(["--healthz-bind-address", "127.0.0.1:0"]);
+        .args(["--nodeport-addresses", &format!("{NODE_IP}/32")]);
+    // The defaults :10249 (metrics) and :10256 (healthz) are free in this fresh namespace.
     let mut proxy = Spawned::start(cmd, "clusterdns proxy");
 
     // Up: the seed Service from the client, the node and a pod.
@@ -293,6 +295,56 @@ fn inside(names: &Names, server: &ApiServer) {
         "MEASURED: UDP endpoint replaced → same client socket on the new pod after {:?}",
         replaced_at.elapsed()
     );
+
+    // externalTrafficPolicy: Local — the health-check node port says whether
+    // this node has endpoints, and the NodePort serves from local ones.
+    server.apply_json::<Service>(service(
+        "local",
+        Ipv4Addr::new(10, 96, 0, 80),
+        json!({"name": "service-port", "protocol": "TCP", "port": 80, "nodePort": 30090}),
+        json!({"type": "NodePort", "externalTrafficPolicy": "Local", "healthCheckNodePort": 32000}),
+    ));
+    server.apply_json::<EndpointSlice>(slice(
+        "local",
+        ("service-port", "TCP", SERVE_HOSTNAME_PORT),
+        &all,
+    ));
+    let hc = std::net::SocketAddr::from((NODE_IP, 32000));
+    let healthy = netns::eventually(Duration::from_secs(10), || {
+        common::http_get(hc, "/").filter(|(code, _)| *code == 200)
+    })
+    .expect("health-check node port answers 200");
+    let v: Value = serde_json::from_str(&healthy.1).expect("json");
+    assert_eq!(v["localEndpoints"], 4, "{v}");
+    assert_eq!(v["service"]["name"], "local");
+    let local = netns::tally(&netns::curl_repeat(&names.client, &url(NODE_IP, 30090), 20));
+    assert_eq!(local.get("(failed)"), None, "Local NodePort: {local:?}");
+    let mut elsewhere = slice("local", ("service-port", "TCP", SERVE_HOSTNAME_PORT), &all);
+    for e in elsewhere["endpoints"].as_array_mut().expect("endpoints") {
+        e["nodeName"] = json!("node-b");
+    }
+    server.apply_json::<EndpointSlice>(elsewhere);
+    netns::eventually(Duration::from_secs(10), || {
+        common::http_get(hc, "/").filter(|(code, _)| *code == 503)
+    })
+    .expect("no local endpoint: 503");
+
+    // The proxy's own metrics and health.
+    let metrics = common::http_get(([127, 0, 0, 1], 10249).into(), "/metrics")
+        .expect("metrics answer")
+        .1;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert!(value("clusterdns_proxy_syncs_total{type=\"partial\"}") >= 5.0);
+    assert!(value("clusterdns_proxy_network_programming_duration_seconds_count") >= 5.0);
+    assert!(value("clusterdns_proxy_nftables_objects{kind=\"chains\"}") > 10.0);
+    assert_eq!(value("clusterdns_proxy_sync_errors_total"), 0.0);
+    let health = common::http_get(([127, 0, 0, 1], 10256).into(), "/healthz").expect("healthz");
+    assert_eq!(health.0, 200, "{health:?}");
 
     // Nobody else's table changed; the proxy stops and --cleanup removes ours only.
     assert_eq!(

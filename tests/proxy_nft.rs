@@ -377,3 +377,52 @@ fn every_golden_script_loads_into_the_kernel() {
     }
     assert!(n >= 14, "only {n} golden scripts");
 }
+
+/// stderr and exit code of `clusterdns proxy` run through `prefix`.
+fn proxy_refusal(prefix: &[&str], path: Option<&str>) -> (Option<i32>, String) {
+    let bin = env!("CARGO_BIN_EXE_clusterdns");
+    let mut cmd = Command::new(prefix.first().copied().unwrap_or(bin));
+    cmd.args(prefix.iter().skip(1));
+    if !prefix.is_empty() {
+        cmd.arg(bin);
+    }
+    cmd.args(["proxy", "--endpoint", "http://127.0.0.1:9"]);
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let out = cmd.output().expect("run clusterdns proxy");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn without_nft_the_proxy_says_so_in_one_line() {
+    let (code, stderr) = proxy_refusal(&[], Some("/nonexistent"));
+    assert_eq!(code, Some(64), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("nft not found"), "{stderr}");
+}
+
+#[test]
+fn without_cap_net_admin_the_proxy_says_so_in_one_line() {
+    if !privileged() || common::require("setpriv").is_none() {
+        return;
+    }
+    // As nobody, without capabilities: nft may not read or change rules.
+    let (code, stderr) = proxy_refusal(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("CAP_NET_ADMIN"), "{stderr}");
+}

@@ -11,6 +11,7 @@
 //! - [`render`]: Services + slices → the ruleset ([`ruleset::Ruleset`]).
 //! - [`ruleset`]: the ruleset as data and the full / incremental `nft` scripts.
 //! - [`conntrack`]: which UDP conntrack entries went stale between two renders.
+//! - [`healthcheck`]: what each health-check node port answers (Local policies).
 //!
 //! I/O: [`nft`] (running `nft -f -`, listing our table), [`shell`] (watches
 //! and the rate-limited sync loop), [`metrics`], and [`role`] (the `proxy`
@@ -19,6 +20,7 @@
 pub mod conntrack;
 #[cfg(test)]
 mod fixtures;
+pub mod healthcheck;
 pub mod metrics;
 pub mod model;
 pub mod nft;

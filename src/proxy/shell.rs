@@ -5,14 +5,18 @@
 //! least `--min-sync-period` apart (changes arriving meanwhile are batched),
 //! and every `--sync-period` (and after any failure) a full sync rewrites
 //! the table from what the kernel holds, repairing drift. After each sync,
-//! stale UDP conntrack entries are deleted. Rules stay in place when the
+//! stale UDP conntrack entries are deleted and the health-check node ports
+//! of `externalTrafficPolicy: Local` Services are (re)bound. Rules stay in place when the
 //! proxy stops, so traffic keeps flowing across restarts, as with kube-proxy.
 
-use std::net::IpAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use futures::{Stream, StreamExt};
+use hyper::StatusCode;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node as ApiNode, Service as ApiService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -22,13 +26,16 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::conntrack;
+use super::healthcheck::{self, Check};
 use super::metrics::Metrics;
 use super::model::{self, Slice};
 use super::nft::{self, NftError, Tool};
 use super::render::{NodePortAddresses, Options, Rendered, render};
 use super::select::Node;
+use crate::admin::{self, Admin};
 
 /// The zone label of Nodes.
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -233,11 +240,12 @@ fn unix_now() -> f64 {
         .unwrap_or_default()
 }
 
+/// One sync; on success, what the health-check node ports answer now.
 async fn sync_once(
     settings: &Settings,
     snap: Snapshot,
     state: &mut State,
-) -> Result<bool, NftError> {
+) -> Result<BTreeMap<u16, Check>, NftError> {
     let started = Instant::now();
     let mut opts = settings.opts.clone();
     opts.nodeport_addresses = match &settings.nodeports {
@@ -248,6 +256,7 @@ async fn sync_once(
     };
     let grouped = model::group(snap.slices.iter().map(|(_, s)| s.clone()));
     let next = render(&snap.services, &grouped, &snap.node, &opts);
+    let checks = healthcheck::ports(&snap.services, &grouped, &snap.node);
     let full = state.written.is_none() || state.last_full.elapsed() >= settings.sync_period;
     let script = match (&state.written, full) {
         (Some(old), false) => old.ruleset.diff_script(&next.ruleset),
@@ -322,7 +331,59 @@ async fn sync_once(
         }
     }
     state.written = Some(next);
-    Ok(full)
+    Ok(checks)
+}
+
+/// The HTTP listeners of the health-check node ports, rebound when the set
+/// of ports changes; the answers are swapped in after every sync.
+struct HealthPorts {
+    http: Admin,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+    checks: Arc<ArcSwap<BTreeMap<u16, Check>>>,
+    bound: Option<BTreeSet<u16>>,
+}
+
+impl HealthPorts {
+    fn new(stop: CancellationToken) -> HealthPorts {
+        HealthPorts {
+            http: Admin::default(),
+            tasks: TaskTracker::new(),
+            stop,
+            checks: Arc::default(),
+            bound: None,
+        }
+    }
+
+    async fn update(&mut self, checks: BTreeMap<u16, Check>) {
+        let ports: BTreeSet<u16> = checks.keys().copied().collect();
+        self.checks.store(Arc::new(checks));
+        if self.bound.as_ref() == Some(&ports) {
+            return;
+        }
+        let mut paths = admin::Endpoints::default();
+        for &port in &ports {
+            let addr = SocketAddr::from(([0, 0, 0, 0], port));
+            for path in ["/", "/healthz"] {
+                let checks = self.checks.clone();
+                paths.add(
+                    addr,
+                    path,
+                    Arc::new(move || match checks.load().get(&port) {
+                        Some(c) => {
+                            let (code, body) = c.answer();
+                            (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body)
+                        }
+                        None => (StatusCode::NOT_FOUND, String::new()),
+                    }),
+                );
+            }
+        }
+        match self.http.apply(paths, &self.tasks, &self.stop).await {
+            Ok(()) => self.bound = Some(ports),
+            Err(e) => tracing::warn!(error = %e, "health-check node ports (retried next sync)"),
+        }
+    }
 }
 
 /// Watch and sync until `stop`. Fails only when nft cannot run at all.
@@ -374,6 +435,7 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>, stop: 
         triggers: Default::default(),
         conntrack_missing_logged: false,
     };
+    let mut health_ports = HealthPorts::new(watch_stop.clone());
     let mut last_start: Option<Instant> = None;
     loop {
         if let Some(at) = last_start {
@@ -395,7 +457,10 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>, stop: 
         last_start = Some(Instant::now());
         let snap = snapshot(&stores, &settings.node);
         match sync_once(&settings, snap, &mut state).await {
-            Ok(_) => health.synced(),
+            Ok(checks) => {
+                health.synced();
+                health_ports.update(checks).await;
+            }
             Err(e) => {
                 settings.metrics.errors.inc();
                 tracing::warn!(error = %e, "nftables sync failed; the next one is a full sync");
@@ -404,4 +469,21 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>, stop: 
         }
     }
     watch_stop.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Health;
+    use std::time::Duration;
+
+    #[test]
+    fn health_goes_stale_after_two_sync_periods_and_recovers_on_a_sync() {
+        let h = Health::new(Duration::from_millis(20));
+        assert!(h.status().1, "healthy at start");
+        std::thread::sleep(Duration::from_millis(60));
+        let (age, ok) = h.status();
+        assert!(!ok, "stale after {age:?}");
+        h.synced();
+        assert!(h.status().1, "healthy after a sync");
+    }
 }
