@@ -20,7 +20,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 use support::apiserver::ApiServer;
 use support::faults::Fault;
-use support::fixtures::poll_until;
+use support::fixtures::{poll_until, running_pod};
 use tokio_util::sync::CancellationToken;
 
 const NS: &str = "default";
@@ -28,20 +28,7 @@ const MANAGED_BY: &str =
     "endpointslice.kubernetes.io/managed-by=endpointslice-controller.clusterdns.io";
 
 fn pod(name: &str, ip: &str, ready: bool) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": NS, "labels": {"app": "nginx"}},
-        "spec": {
-            "nodeName": "node-a",
-            "containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}]}]
-        },
-        "status": {
-            "phase": "Running",
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
-            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
-        }
-    })
+    running_pod(NS, name, "nginx", ip, ready, json!({"containerPort": 80}))
 }
 
 fn service() -> Value {

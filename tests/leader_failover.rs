@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 use support::apiserver::{ApiServer, Logged};
-use support::fixtures::poll_until;
+use support::fixtures::{poll_until, running_pod};
 
 const NS: &str = "default";
 const LEASE_NS: &str = "kube-system";
@@ -31,20 +31,7 @@ const LEASE_DURATION: Duration = Duration::from_secs(3);
 const RETRY_PERIOD: Duration = Duration::from_millis(500);
 
 fn pod(name: &str, ip: &str, ready: bool) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": NS, "labels": {"app": "web"}},
-        "spec": {
-            "nodeName": "node-a",
-            "containers": [{"name": "web", "image": "web", "ports": [{"containerPort": 8080}]}]
-        },
-        "status": {
-            "phase": "Running",
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
-            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
-        }
-    })
+    running_pod(NS, name, "web", ip, ready, json!({"containerPort": 8080}))
 }
 
 fn service() -> Value {

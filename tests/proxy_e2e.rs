@@ -106,19 +106,11 @@ fn assert_spread(from: &str, results: &[Result<String, String>]) {
 
 /// Every table but ours, as `nft list ruleset` prints it.
 fn foreign_tables(ns: &str) -> String {
-    let text = netns::exec_ok(ns, "nft", &["list", "ruleset"]);
-    let mut out = String::new();
-    let mut ours = false;
-    for line in text.lines() {
-        if line.starts_with("table ") {
-            ours = line.starts_with("table inet clusterdns ");
-        }
-        if !ours {
-            out += line;
-            out.push('\n');
-        }
-    }
-    out
+    netns::ruleset_without(
+        &netns::exec_ok(ns, "nft", &["list", "ruleset"]),
+        "inet",
+        "clusterdns",
+    )
 }
 
 #[test]

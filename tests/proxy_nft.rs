@@ -317,23 +317,12 @@ async fn incremental_syncs_leave_the_kernel_as_a_full_sync_would() {
         .expect("sync loop stops")
         .expect("sync loop task");
 
-    let ours_removed = |ruleset: &str| -> String {
-        // The foreign part of the ruleset: every table but ours.
-        let mut out = String::new();
-        let mut ours = false;
-        for line in ruleset.lines() {
-            if line.starts_with("table ") {
-                ours = line.starts_with("table inet clusterdns");
-            }
-            if !ours {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
-    };
     assert_eq!(
-        ours_removed(&target.nft(&["list", "ruleset"], None).1),
+        support::netns::ruleset_without(
+            &target.nft(&["list", "ruleset"], None).1,
+            "inet",
+            "clusterdns"
+        ),
         foreign_before,
         "someone else's tables changed"
     );

@@ -23,6 +23,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 use support::apiserver::ApiServer;
+use support::fixtures::running_pod;
 use tokio_util::sync::CancellationToken;
 
 const NS: &str = "default";
@@ -53,28 +54,13 @@ fn headless_service() -> Value {
 /// A pod of `app=web` exposing containerPort `web` 8080; `hostname` also sets
 /// `subdomain: web`, so its endpoint carries that hostname.
 fn pod(name: &str, ip: &str, ready: bool, hostname: Option<&str>) -> Value {
-    let mut spec = json!({
-        "nodeName": "node-a",
-        "containers": [{
-            "name": "web", "image": "web",
-            "ports": [{"name": "web", "containerPort": 8080, "protocol": "TCP"}]
-        }]
-    });
+    let port = json!({"name": "web", "containerPort": 8080, "protocol": "TCP"});
+    let mut pod = running_pod(NS, name, "web", ip, ready, port);
     if let Some(h) = hostname {
-        spec["hostname"] = json!(h);
-        spec["subdomain"] = json!("web");
+        pod["spec"]["hostname"] = json!(h);
+        pod["spec"]["subdomain"] = json!("web");
     }
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": NS, "labels": {"app": "web"}},
-        "spec": spec,
-        "status": {
-            "phase": "Running",
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
-            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
-        }
-    })
+    pod
 }
 
 /// The test API server and a runtime for the in-process controller, so the

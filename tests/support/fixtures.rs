@@ -122,3 +122,29 @@ pub async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A Running pod in `ns` labelled `app=<app>` on node-a, with one container
+/// exposing `port` (a containerPort object), Ready or not.
+pub fn running_pod(
+    ns: &str,
+    name: &str,
+    app: &str,
+    ip: &str,
+    ready: bool,
+    port: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
+        "spec": {
+            "nodeName": "node-a",
+            "containers": [{"name": app, "image": app, "ports": [port]}]
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
+        }
+    })
+}

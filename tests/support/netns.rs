@@ -44,8 +44,8 @@ use std::path::PathBuf;
 pub use client::{curl, curl_repeat, http_get_body, tally, udp_ask};
 #[allow(unused_imports)]
 pub use exec::{
-    Inside, Spawned, command, exec, exec_ok, exec_stdin, nft_apply, run_inside, spawn_in,
-    spawn_inside,
+    Inside, Spawned, command, exec, exec_ok, exec_stdin, nft_apply, ruleset_without, run_inside,
+    spawn_in, spawn_inside,
 };
 #[allow(unused_imports)]
 pub(crate) use roles::netns_roles;

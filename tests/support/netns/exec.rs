@@ -206,3 +206,21 @@ pub fn run_inside(ns: &str, test: &str, env: &[(String, String)], limit: Duratio
 pub fn spawn_inside(ns: &str, test: &str, env: &[(String, String)]) -> Spawned {
     Spawned::start(reexec(ns, test, env), &format!("{test} inside {ns}"))
 }
+
+/// `nft list ruleset` text without the table `family name` (ours): what
+/// must stay byte-identical whatever the proxy does.
+pub fn ruleset_without(ruleset: &str, family: &str, name: &str) -> String {
+    let ours = format!("table {family} {name} ");
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in ruleset.lines() {
+        if line.starts_with("table ") {
+            skipping = line.starts_with(&ours);
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
