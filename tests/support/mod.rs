@@ -14,7 +14,7 @@ pub mod fixtures;
 mod handlers;
 mod http;
 pub mod netns;
-mod resources;
+pub mod resources;
 mod selector;
 mod store;
 mod tls;
