@@ -211,9 +211,7 @@ fn controller_requests() -> BTreeSet<Request> {
             stop.clone(),
         ));
         let has = |verb: &str, what: &str| {
-            let log = server.request_log();
-            let found = log.iter().any(|l| l.starts_with(verb) && l.contains(what));
-            found
+            (server.request_log().iter()).any(|l| l.starts_with(verb) && l.contains(what))
         };
         poll_until("slice and Endpoints created", || {
             has("CREATE", "endpointslices") && has("CREATE", "endpoints ")
