@@ -212,8 +212,15 @@ fn rand_id() -> u16 {
 }
 
 /// Send raw bytes over UDP; the reply bytes or None after `ms` milliseconds.
+/// From 127.0.0.1 to a loopback server, else from the unspecified address
+/// (a loopback source cannot leave the host's loopback).
 pub fn udp_raw(addr: SocketAddr, bytes: &[u8], ms: u64) -> Option<Vec<u8>> {
-    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
+    let from = if addr.ip().is_loopback() {
+        "127.0.0.1:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let s = UdpSocket::bind(from).ok()?;
     s.set_read_timeout(Some(Duration::from_millis(ms))).ok()?;
     s.send_to(bytes, addr).ok()?;
     let mut buf = vec![0u8; 65535];
