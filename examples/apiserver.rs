@@ -55,7 +55,10 @@ fn main() {
         };
     }
     server.write_kubeconfig(std::path::Path::new(kubeconfig), None);
-    println!("serving {} (kubeconfig {kubeconfig}); Ctrl-C stops", server.url());
+    println!(
+        "serving {} (kubeconfig {kubeconfig}); Ctrl-C stops",
+        server.url()
+    );
     rt.block_on(async {
         let _ = tokio::signal::ctrl_c().await;
     });

@@ -14,12 +14,13 @@
 //! - [`healthcheck`]: what each health-check node port answers (Local policies).
 //!
 //! I/O: [`nft`] (running `nft -f -`, listing our table), [`shell`] (watches
-//! and the rate-limited sync loop), [`metrics`], and [`role`] (the `proxy`
+//! and the rate-limited sync loop), `health_ports` (serving the health-check node ports), [`metrics`], and [`role`] (the `proxy`
 //! command).
 
 pub mod conntrack;
 #[cfg(test)]
 mod fixtures;
+mod health_ports;
 pub mod healthcheck;
 pub mod metrics;
 pub mod model;

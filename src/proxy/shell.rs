@@ -9,14 +9,12 @@
 //! of `externalTrafficPolicy: Local` Services are (re)bound. Rules stay in place when the
 //! proxy stops, so traffic keeps flowing across restarts, as with kube-proxy.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
 use futures::{Stream, StreamExt};
-use hyper::StatusCode;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node as ApiNode, Service as ApiService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -26,16 +24,15 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::conntrack;
+use super::health_ports::HealthPorts;
 use super::healthcheck::{self, Check};
 use super::metrics::Metrics;
 use super::model::{self, Slice};
 use super::nft::{self, NftError, Tool};
 use super::render::{NodePortAddresses, Options, Rendered, render};
 use super::select::Node;
-use crate::admin::{self, Admin};
 
 /// The zone label of Nodes.
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -332,58 +329,6 @@ async fn sync_once(
     }
     state.written = Some(next);
     Ok(checks)
-}
-
-/// The HTTP listeners of the health-check node ports, rebound when the set
-/// of ports changes; the answers are swapped in after every sync.
-struct HealthPorts {
-    http: Admin,
-    tasks: TaskTracker,
-    stop: CancellationToken,
-    checks: Arc<ArcSwap<BTreeMap<u16, Check>>>,
-    bound: Option<BTreeSet<u16>>,
-}
-
-impl HealthPorts {
-    fn new(stop: CancellationToken) -> HealthPorts {
-        HealthPorts {
-            http: Admin::default(),
-            tasks: TaskTracker::new(),
-            stop,
-            checks: Arc::default(),
-            bound: None,
-        }
-    }
-
-    async fn update(&mut self, checks: BTreeMap<u16, Check>) {
-        let ports: BTreeSet<u16> = checks.keys().copied().collect();
-        self.checks.store(Arc::new(checks));
-        if self.bound.as_ref() == Some(&ports) {
-            return;
-        }
-        let mut paths = admin::Endpoints::default();
-        for &port in &ports {
-            let addr = SocketAddr::from(([0, 0, 0, 0], port));
-            for path in ["/", "/healthz"] {
-                let checks = self.checks.clone();
-                paths.add(
-                    addr,
-                    path,
-                    Arc::new(move || match checks.load().get(&port) {
-                        Some(c) => {
-                            let (code, body) = c.answer();
-                            (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body)
-                        }
-                        None => (StatusCode::NOT_FOUND, String::new()),
-                    }),
-                );
-            }
-        }
-        match self.http.apply(paths, &self.tasks, &self.stop).await {
-            Ok(()) => self.bound = Some(ports),
-            Err(e) => tracing::warn!(error = %e, "health-check node ports (retried next sync)"),
-        }
-    }
 }
 
 /// Watch and sync until `stop`. Fails only when nft cannot run at all.
