@@ -111,9 +111,9 @@ fn malformed_stub_domains_json_is_an_error_naming_the_key() {
     let (code, corefile, stderr) = migrate("kube-dns.yaml", &cm);
     assert_eq!(code, Some(64), "{stderr}");
     assert_eq!(corefile, "", "nothing printed on a bad input");
+    // The JSON starts on line 4, after `stubDomains: |`.
     assert!(
-        stderr.starts_with("kube-dns.yaml:3: data.stubDomains: not valid JSON")
-            || stderr.contains("/kube-dns.yaml:3: data.stubDomains: not valid JSON"),
+        stderr.contains("kube-dns.yaml:4: data.stubDomains: not valid JSON for a map"),
         "{stderr}"
     );
 }

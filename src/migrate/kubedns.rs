@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use super::{MigrateError, Migration, Note, key_line};
+use super::{MigrateError, Migration, Note, block_scalar, key_line};
 use crate::corefile::{self, Pos, Token};
 
 /// The keys kube-dns reads.
@@ -98,13 +98,20 @@ fn decode<T: serde::de::DeserializeOwned>(
     let Some(text) = json_text(input, data, key)? else {
         return Ok(None);
     };
-    serde_json::from_str(text)
-        .map(Some)
-        .map_err(|e| MigrateError::Data {
-            line: key_line(input, key, true),
+    serde_json::from_str(text).map(Some).map_err(|e| {
+        let line = key_line(input, key, true);
+        // In a block scalar the JSON starts on the line after the key.
+        let line = if block_scalar(input, line) {
+            line + u32::try_from(e.line()).unwrap_or(0)
+        } else {
+            line
+        };
+        MigrateError::Data {
+            line,
             key: key.into(),
             why: format!("not valid JSON for {what}: {e}"),
-        })
+        }
+    })
 }
 
 /// The stub domains: zone (without its trailing dot) → `forward` targets.
@@ -126,6 +133,7 @@ fn stub_domains(
     let mut stubs = BTreeMap::new();
     for (domain, servers) in raw {
         let at = format!("data.{STUB_DOMAINS}: \"{domain}\"");
+        let line = value_line(input, line, &domain);
         let key = Token::new(domain.as_str(), Pos::new(Path::new("ConfigMap"), line, 1));
         let zone = match corefile::parse_key(&key).as_deref() {
             Ok([z]) if z.port.is_none() && z.zone != "." => {
@@ -153,7 +161,7 @@ fn stub_domains(
             ));
             continue;
         }
-        let targets = targets(&servers, &at, line, notes);
+        let targets = targets(input, &servers, &at, line, notes);
         if targets.is_empty() {
             notes.push(Note::changed(
                 line,
@@ -180,7 +188,7 @@ fn upstreams(
     if raw.is_empty() {
         return Ok(resolv);
     }
-    let targets = targets(&raw, &format!("data.{UPSTREAMS}"), line, notes);
+    let targets = targets(input, &raw, &format!("data.{UPSTREAMS}"), line, notes);
     if targets.is_empty() {
         notes.push(Note::changed(
             line,
@@ -193,13 +201,19 @@ fn upstreams(
 
 /// The `forward` targets of kube-dns nameservers (`IP`, `IP:PORT`, `[IPv6]:PORT`);
 /// a host name is left out with a note.
-fn targets(servers: &[String], at: &str, line: u32, notes: &mut Vec<Note>) -> Vec<String> {
+fn targets(
+    input: &str,
+    servers: &[String],
+    at: &str,
+    line: u32,
+    notes: &mut Vec<Note>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for s in servers {
         match nameserver(s) {
             Some(addr) => out.push(addr),
             None => notes.push(Note::changed(
-                line,
+                value_line(input, line, s),
                 format!(
                     "{at}: nameserver \"{s}\" is not an IP address (forward takes addresses); \
                      left out"
@@ -259,4 +273,16 @@ fn stub_block(zone: &str, servers: &[String]) -> String {
     }
     s.push_str("\n}\n");
     s
+}
+
+/// The first line from `from` on where `"text"` is written (a JSON string in
+/// the key's value); `from` itself when not found (e.g. escaped in `-o json`).
+fn value_line(input: &str, from: u32, text: &str) -> u32 {
+    let quoted = format!("\"{text}\"");
+    input
+        .lines()
+        .enumerate()
+        .skip((from as usize).saturating_sub(1))
+        .find(|(_, l)| l.contains(&quoted))
+        .map_or(from, |(i, _)| u32::try_from(i + 1).unwrap_or(from))
 }

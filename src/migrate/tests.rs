@@ -275,19 +275,19 @@ fn host_name_nameservers_are_left_out_and_reported() {
     assert!(m.changes_behaviour());
     assert_eq!(
         find(&m, "\"consul.service\" is not an IP address"),
-        [(4, true)]
+        [(5, true)]
     );
     assert_eq!(
         find(&m, "\"consul.local\": no usable nameserver"),
-        [(4, true)]
+        [(5, true)]
     );
     assert_eq!(
         find(&m, "\"ns.acme.local\" is not an IP address"),
-        [(4, true)]
+        [(5, true)]
     );
     assert_eq!(
         find(&m, "\"dns.example.com\" is not an IP address"),
-        [(6, true)]
+        [(7, true)]
     );
     assert_eq!(
         m.corefile,
@@ -306,6 +306,12 @@ fn bad_kube_dns_data_is_an_error_naming_the_key_and_its_line() {
             "apiVersion: v1\nkind: ConfigMap\ndata:\n  stubDomains: '{\"acme.local\": [\"1.2.3.4\"'\n",
             4,
             "data.stubDomains: not valid JSON for a map of domain to nameserver list",
+        ),
+        (
+            "broken JSON in a block scalar: the line inside it",
+            "apiVersion: v1\nkind: ConfigMap\ndata:\n  stubDomains: |\n    {\"acme.local\":\n      [\"1.2.3.4\",]}\n",
+            6,
+            "data.stubDomains: not valid JSON",
         ),
         (
             "a list where a map belongs",
