@@ -101,8 +101,10 @@ fn decode<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map(Some).map_err(|e| {
         let line = key_line(input, key, true);
         // In a block scalar the JSON starts on the line after the key.
+        // (An end-of-input error sits after the final newline: clamp to the last line.)
         let line = if block_scalar(input, line) {
-            line + u32::try_from(e.line()).unwrap_or(0)
+            let inside = e.line().clamp(1, text.lines().count().max(1));
+            line + u32::try_from(inside).unwrap_or(0)
         } else {
             line
         };
