@@ -131,9 +131,8 @@ fn directive(d: &Directive, notes: &mut Vec<Note>) -> Option<Directive> {
     let mut d = d.clone();
     // Each round drops one block line or ends.
     for _ in 0..=d.block.as_ref().map_or(0, Vec::len) {
-        let e = match plugin::parse(&mut Dispenser::new(&d)) {
-            Ok(_) => return Some(d),
-            Err(e) => e,
+        let Err(e) = plugin::parse(&mut Dispenser::new(&d)) else {
+            return Some(d);
         };
         if mentions_env(&d) {
             notes.push(Note::info(

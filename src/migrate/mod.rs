@@ -132,7 +132,9 @@ pub fn migrate(input: &str, name: &str) -> Result<Migration, MigrateError> {
     } else {
         coredns::carry_over(input, name, 0)?
     };
+    // A directive from a snippet imported twice is noted twice at the same line.
     m.notes.sort_by_key(|n| n.line);
+    m.notes.dedup();
     Ok(m)
 }
 

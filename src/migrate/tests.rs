@@ -145,6 +145,12 @@ fn corefile_constructs_we_refuse_are_named_at_their_line_and_dropped() {
             output: ".:53 {\n    whoami\n}\n",
         },
         Case {
+            what: "a refused line in a snippet imported twice is noted once",
+            input: "(up) {\n    forward . 10.0.0.1 {\n        expire 5s\n    }\n}\na.example {\n    import up\n}\nb.example {\n    import up\n}\n",
+            notes: &[(3, "forward: expire: not supported by clusterdns")],
+            output: "a.example {\n    forward . 10.0.0.1 {\n    }\n}\n\nb.example {\n    forward . 10.0.0.1 {\n    }\n}\n",
+        },
+        Case {
             what: "a directive twice (CoreDNS refuses it too)",
             input: ".:53 {\n    cache 30\n    cache 10\n}\n",
             notes: &[(3, "cache: only once per server block")],
@@ -163,6 +169,7 @@ fn corefile_constructs_we_refuse_are_named_at_their_line_and_dropped() {
             );
         }
         assert!(m.changes_behaviour(), "{}", c.what);
+        assert_eq!(got.len(), c.notes.len(), "{}: {got:#?}", c.what);
         assert_eq!(m.corefile, c.output, "{}", c.what);
         assert!(
             super::coredns::check(&m.corefile).is_empty(),
