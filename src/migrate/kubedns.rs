@@ -47,7 +47,7 @@ pub(super) fn translate(
             format!(
                 "data.{FEDERATIONS}: federations are not supported (Kubernetes federation v1 \
                  is gone, CoreDNS dropped its federation plugin): names under {} will not resolve",
-                text.trim()
+                text.split_whitespace().collect::<Vec<_>>().join(" ")
             ),
         ));
     }
@@ -138,7 +138,8 @@ fn stub_domains(
         let line = value_line(input, line, &domain);
         let key = Token::new(domain.as_str(), Pos::new(Path::new("ConfigMap"), line, 1));
         let zone = match corefile::parse_key(&key).as_deref() {
-            Ok([z]) if z.port.is_none() && z.zone != "." => {
+            // kube-dns takes DNS names only: no port, no CIDR, not the root.
+            Ok([z]) if z.port.is_none() && z.zone != "." && !domain.contains('/') => {
                 z.zone.trim_end_matches('.').to_string()
             }
             _ => {

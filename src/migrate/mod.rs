@@ -151,8 +151,15 @@ fn looks_like_object(input: &str) -> bool {
             || l == "---"
             || ["apiVersion", "kind", "metadata", "data"]
                 .iter()
-                .any(|k| l.strip_prefix(k).is_some_and(|r| r.starts_with(':')))
+                .any(|k| l.strip_prefix(k).is_some_and(yaml_colon))
     })
+}
+
+/// Whether `rest` (what follows a word) makes the word a YAML map key: a colon
+/// then a space or the end (`data:53 {` is a Corefile key, zone `data`, port 53).
+fn yaml_colon(rest: &str) -> bool {
+    rest.strip_prefix(':')
+        .is_some_and(|r| r.chars().next().is_none_or(char::is_whitespace))
 }
 
 /// A ConfigMap: CoreDNS's (a `Corefile` key) or kube-dns's.

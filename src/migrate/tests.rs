@@ -72,6 +72,10 @@ fn corefiles_we_support_are_returned_unchanged() {
             ".:53 {\n    log\n    hosts {\n        10.0.0.1 db.internal\n        fallthrough\n    }\n    rewrite name exact a.example. b.example.\n    rewrite name suffix .old. .new.\n    forward . 8.8.8.8 1.1.1.1:5353 {\n        policy sequential\n        health_check 5s\n    }\n    cache 30 {\n        success 9984 30\n        prefetch 10\n    }\n}\n",
         ),
         (
+            "zones named like YAML keys",
+            "data:53 {\n    whoami\n}\nkind {\n    whoami\n}\n",
+        ),
+        (
             "a snippet imported in two blocks",
             "(common) {\n    errors\n    cache 30\n}\nexample.org {\n    import common\n    forward . 10.0.0.53\n}\n.:53 {\n    import common\n    forward . /etc/resolv.conf\n}\n",
         ),
@@ -300,6 +304,23 @@ fn host_name_nameservers_are_left_out_and_reported() {
         m.corefile,
         format!(
             "{}\nacme.local:53 {{\n    errors\n    cache 30\n    forward . 1.2.3.4\n}}\n",
+            kubeadm_main("/etc/resolv.conf")
+        )
+    );
+}
+
+#[test]
+fn stub_domains_that_are_not_domain_names_are_dropped_and_reported() {
+    let input = "apiVersion: v1\nkind: ConfigMap\ndata:\n  stubDomains: |\n    {\"10.0.0.0/8\": [\"1.2.3.4\"],\n     \"acme.local:5353\": [\"1.2.3.4\"],\n     \"a..b\": [\"1.2.3.4\"],\n     \"ok.local\": [\"1.2.3.4\"]}\n";
+    let m = migrate(input, "cm.yaml").expect("migrate");
+    assert_eq!(
+        find(&m, "not a domain name"),
+        [(5, true), (6, true), (7, true)]
+    );
+    assert_eq!(
+        m.corefile,
+        format!(
+            "{}\nok.local:53 {{\n    errors\n    cache 30\n    forward . 1.2.3.4\n}}\n",
             kubeadm_main("/etc/resolv.conf")
         )
     );
