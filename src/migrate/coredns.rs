@@ -64,6 +64,13 @@ pub(super) fn carry_over(input: &str, name: &str, offset: u32) -> Result<Migrati
                  are not kept",
             ));
         }
+        if input.contains("{%") || env_default(input) {
+            notes.push(Note::changed(
+                0,
+                "environment references are printed again as {$NAME}: a default \
+                 ({$NAME:default}) is not kept",
+            ));
+        }
         out.to_string()
     } else {
         input.to_string()
@@ -203,4 +210,13 @@ pub(super) fn check(corefile: &str) -> Vec<String> {
             .collect(),
         Err(e) => vec![e.to_string()],
     }
+}
+
+/// Whether `text` has an environment reference with a default (`{$NAME:default}`).
+fn env_default(text: &str) -> bool {
+    text.split("{$").skip(1).any(|rest| {
+        rest.split('}')
+            .next()
+            .is_some_and(|inner| inner.contains(':'))
+    })
 }

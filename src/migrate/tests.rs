@@ -196,6 +196,20 @@ fn an_environment_reference_is_kept_and_only_noted() {
 }
 
 #[test]
+fn a_default_of_an_environment_reference_lost_in_the_reprint_is_a_change() {
+    let input = ".:53 {\n    forward . {$UPSTREAM:8.8.8.8}\n    frobnicate\n}\n";
+    let m = migrate(input, "Corefile").expect("migrate");
+    assert_eq!(m.corefile, ".:53 {\n    forward . {$UPSTREAM}\n}\n");
+    assert_eq!(
+        find(&m, "a default ({$NAME:default}) is not kept"),
+        [(0, true)]
+    );
+    // Without anything dropped the input is printed as it is, default included.
+    let kept = ".:53 {\n    forward . {$UPSTREAM:8.8.8.8}\n}\n";
+    assert_eq!(migrate(kept, "Corefile").expect("migrate").corefile, kept);
+}
+
+#[test]
 fn corefile_syntax_errors_and_imports_are_errors_with_their_line() {
     let e = migrate(".:53 {\n    errors\n", "Corefile").unwrap_err();
     assert!(
