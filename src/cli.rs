@@ -59,6 +59,13 @@ pub enum Command {
     EndpointsController(EndpointsControllerArgs),
     /// Run the nftables service proxy (kube-proxy's role).
     Proxy(ProxyArgs),
+    /// Print the Corefile to run in place of a kube-dns ConfigMap or a CoreDNS Corefile;
+    /// what cannot be carried over goes to stderr as FILE:LINE: message; exit 1 if the
+    /// result behaves differently, 64 if the input cannot be read.
+    Migrate {
+        /// The kube-dns ConfigMap (YAML or JSON), the coredns ConfigMap, or a Corefile.
+        file: PathBuf,
+    },
 }
 
 /// Flags of `clusterdns proxy`, named as kube-proxy names them.
@@ -253,6 +260,17 @@ mod tests {
         let cli = parse(&["clusterdns", "check", "-conf", "a/Corefile"]);
         assert!(matches!(cli.command, Some(Command::Check)));
         assert_eq!(cli.server.conf, PathBuf::from("a/Corefile"));
+    }
+
+    #[test]
+    fn migrate_takes_one_file() {
+        let cli = parse(&["clusterdns", "migrate", "kube-dns.yaml"]);
+        let Some(Command::Migrate { file }) = cli.command else {
+            panic!("not migrate: {:?}", cli.command);
+        };
+        assert_eq!(file, PathBuf::from("kube-dns.yaml"));
+        let none = Cli::try_parse_from(["clusterdns", "migrate"]);
+        assert!(none.is_err(), "migrate without a file accepted");
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //!   retry policy, label selectors, Lease leader election); it depends on no role.
 //! - [`cli`], [`telemetry`], [`pidfile`]: the binary's command line, logging and pid file;
 //!   [`metrics`]: the Prometheus registry every subsystem registers into.
+//! - [`migrate`]: `clusterdns migrate`, a kube-dns ConfigMap or CoreDNS Corefile into ours (pure, plus a thin I/O shell).
 //! - [`admin`]: the HTTP endpoints (`/health`, `/ready`) plugins register.
 //! - [`app`]: wiring of the above into a running server; [`shutdown`]: signals.
 //! - [`fuzzing`]: the bodies of the `fuzz/` targets, shared with `tests/fuzz_replay.rs`.
@@ -42,6 +43,7 @@ pub mod fuzzing;
 pub mod index;
 pub mod k8s;
 pub mod metrics;
+pub mod migrate;
 pub mod pidfile;
 pub mod plugin;
 pub mod proxy;

@@ -1,6 +1,7 @@
 //! `clusterdns`: the thin binary. Phases: tracing → config (no sockets) →
 //! bind and spawn → wait for a signal → drain with a grace period.
 
+use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -28,6 +29,10 @@ fn main() -> ExitCode {
             println!("  dns.{p}");
         }
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Migrate { file }) = &cli.command {
+        let code = clusterdns::migrate::run(file, &mut io::stdout().lock(), &mut io::stderr());
+        return ExitCode::from(code);
     }
     clusterdns::telemetry::init();
     // kube and hyper both pull rustls; pick the process-wide provider before any client exists.
