@@ -100,6 +100,10 @@ struct Ctx {
     /// The trigger times seen at each Service's last successful sync.
     triggers: Mutex<TriggerTimes>,
     metrics: Metrics,
+    /// Set once every store has synced. A store's `wait_until_ready` wakes
+    /// only its latest waiter (one oneshot waker), so concurrent syncs must
+    /// not wait on it directly: they queue here and all wake.
+    synced: tokio::sync::OnceCell<()>,
 }
 
 /// Run until `shutdown`; with `election`, only write while leading.
@@ -192,6 +196,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         failures: Mutex::new(HashMap::new()),
         triggers: Mutex::new(TriggerTimes::default()),
         metrics: settings.metrics.clone(),
+        synced: tokio::sync::OnceCell::new(),
     });
 
     let (svcs_for_pods, svcs_for_nodes, pods_for_nodes) =
@@ -272,12 +277,14 @@ fn services_selecting(services: &Store<Service>, pod: &Pod) -> Vec<ObjectRef<Ser
 
 async fn ready(ctx: &Ctx) -> Result<(), SyncError> {
     let gone = |_| SyncError::CacheGone;
-    ctx.services.wait_until_ready().await.map_err(gone)?;
-    ctx.pods.wait_until_ready().await.map_err(gone)?;
-    ctx.slices.wait_until_ready().await.map_err(gone)?;
-    ctx.endpoints.wait_until_ready().await.map_err(gone)?;
-    ctx.nodes.wait_until_ready().await.map_err(gone)?;
-    Ok(())
+    let all = || async {
+        ctx.services.wait_until_ready().await.map_err(gone)?;
+        ctx.pods.wait_until_ready().await.map_err(gone)?;
+        ctx.slices.wait_until_ready().await.map_err(gone)?;
+        ctx.endpoints.wait_until_ready().await.map_err(gone)?;
+        ctx.nodes.wait_until_ready().await.map_err(gone)
+    };
+    ctx.synced.get_or_try_init(all).await.map(|_| ())
 }
 
 fn slice_rv(ctx: &Ctx, ns: &str, name: &str) -> Option<String> {
