@@ -26,7 +26,8 @@
 //! `EPC_LATENCY_SIZE` (default 1000), `EPC_CHANGES` (default 1000),
 //! `EPC_GAP_MS` (pause after each change has landed, default 5),
 //! `EPC_SETTLE_MS` (default 2000), `EPC_TIMEOUT_S` (give up converging,
-//! default 600), `EPC_HOLD_MS` (keep the controller alive after measuring).
+//! default 600), `EPC_HOLD_MS` (keep the controller alive after measuring),
+//! `EPC_WRAP` (a command to run the controller under, e.g. heaptrack).
 //! Without `--bench` (under `cargo test --all-targets`) it runs 20 Services ×
 //! 3 pods and asserts convergence, the exact endpoints of every Service, the
 //! write count, and that readiness flips reach slices and Endpoints.
@@ -205,8 +206,10 @@ fn node(n: usize) -> Value {
     let zone = format!("zone-{}", n % 3);
     let ip = ip_in(0, n);
     let t = "2026-12-01T10:00:00Z";
-    let cond = |type_: &str, s: &str, reason: &str| json!({"type": type_, "status": s,
-        "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": reason, "message": reason});
+    let cond = |type_: &str, s: &str, reason: &str| {
+        json!({"type": type_, "status": s,
+        "lastHeartbeatTime": t, "lastTransitionTime": t, "reason": reason, "message": reason})
+    };
     json!({
         "metadata": {
             "name": format!("node-{n}"),
@@ -314,15 +317,19 @@ fn key_of(obj: &Value) -> SvcKey {
 }
 
 fn ready_endpoints(slice: &Value) -> usize {
-    slice["endpoints"]
-        .as_array()
-        .map_or(0, |e| e.iter().filter(|e| e["conditions"]["ready"] == true).count())
+    slice["endpoints"].as_array().map_or(0, |e| {
+        e.iter()
+            .filter(|e| e["conditions"]["ready"] == true)
+            .count()
+    })
 }
 
 fn ready_addresses(ep: &Value) -> usize {
-    ep["subsets"]
-        .as_array()
-        .map_or(0, |s| s.iter().map(|s| s["addresses"].as_array().map_or(0, Vec::len)).sum())
+    ep["subsets"].as_array().map_or(0, |s| {
+        s.iter()
+            .map(|s| s["addresses"].as_array().map_or(0, Vec::len))
+            .sum()
+    })
 }
 
 /// Per-Service progress towards "all pods ready in slices and Endpoints",
@@ -354,10 +361,18 @@ impl Convergence {
         };
         let before = self.ok(&svc);
         if ev.plural == "endpoints" {
-            let n = if deleted { 0 } else { ready_addresses(&ev.object) };
+            let n = if deleted {
+                0
+            } else {
+                ready_addresses(&ev.object)
+            };
             self.per_svc.entry(svc.clone()).or_default().1 = n;
         } else {
-            let n = if deleted { 0 } else { ready_endpoints(&ev.object) };
+            let n = if deleted {
+                0
+            } else {
+                ready_endpoints(&ev.object)
+            };
             let old = self.slices.insert(key_of(&ev.object), n).unwrap_or(0);
             let st = self.per_svc.entry(svc.clone()).or_default();
             st.0 = st.0 + n - old;
@@ -381,8 +396,23 @@ impl ControllerProc {
     fn spawn(url: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = std::fs::File::create(dir.path().join("controller.log")).expect("log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterdns"));
+        // `EPC_WRAP="heaptrack -o /tmp/epc"` runs it under a profiler (memory
+        // figures are then the wrapper's).
+        let wrap = std::env::var("EPC_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(tool) => {
+                let mut c = Command::new(tool);
+                c.args(words).arg(env!("CARGO_BIN_EXE_clusterdns"));
+                // Its own process group, so Drop ends the wrapped process too.
+                std::os::unix::process::CommandExt::process_group(&mut c, 0);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_clusterdns")),
+        };
+        let metrics = format!("127.0.0.1:{}", common::free_port());
         cmd.args(["endpoints-controller", "--endpoint", url])
+            .args(["--metrics-bind-address", &metrics])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
@@ -412,6 +442,11 @@ impl ControllerProc {
 
 impl Drop for ControllerProc {
     fn drop(&mut self) {
+        if std::env::var_os("EPC_WRAP").is_some() {
+            // The wrapper's process group (see `spawn`): the controller under it.
+            let group = format!("-{}", self.child.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
@@ -425,7 +460,11 @@ fn write_counts(api: &Api) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for line in api.server.request_log() {
         if WRITES.iter().any(|w| line.starts_with(w)) {
-            let kind: String = line.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            let kind: String = line
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
             *out.entry(kind).or_default() += 1;
         }
     }
@@ -446,13 +485,31 @@ fn verify(api: &Api, shape: Shape, step: usize) {
     for i in (0..shape.services).step_by(step.max(1)) {
         let (ns, svc) = (shape.ns(i), Shape::svc(i));
         let want: BTreeSet<(String, String, String)> = (0..shape.pods)
-            .map(|k| (shape.pod_ip(i, k), Shape::pod_name(i, k), shape.node_of(i, k)))
+            .map(|k| {
+                (
+                    shape.pod_ip(i, k),
+                    Shape::pod_name(i, k),
+                    shape.node_of(i, k),
+                )
+            })
             .collect();
-        let slices = by_svc.get(&(ns.clone(), svc.clone())).cloned().unwrap_or_default();
-        assert_eq!(slices.len(), 1, "{ns}/{svc}: one slice for {} pods", shape.pods);
+        let slices = by_svc
+            .get(&(ns.clone(), svc.clone()))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            slices.len(),
+            1,
+            "{ns}/{svc}: one slice for {} pods",
+            shape.pods
+        );
         let s = &slices[0];
         assert_eq!(s["addressType"], "IPv4");
-        assert_eq!(s["ports"], json!([{"name": "http", "port": 8080, "protocol": "TCP"}]), "{svc}");
+        assert_eq!(
+            s["ports"],
+            json!([{"name": "http", "port": 8080, "protocol": "TCP"}]),
+            "{svc}"
+        );
         let got: BTreeSet<_> = s["endpoints"]
             .as_array()
             .expect("endpoints")
@@ -465,7 +522,10 @@ fn verify(api: &Api, shape: Shape, step: usize) {
                 );
                 (
                     e["addresses"][0].as_str().unwrap_or_default().to_owned(),
-                    e["targetRef"]["name"].as_str().unwrap_or_default().to_owned(),
+                    e["targetRef"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     e["nodeName"].as_str().unwrap_or_default().to_owned(),
                 )
             })
@@ -511,7 +571,8 @@ fn cold_start(
     let mut converged = None;
     while converged.is_none() && Instant::now() < deadline {
         ctl.assert_alive();
-        let Some((at, ev)) = changes.next((Instant::now() + Duration::from_millis(200)).min(deadline))
+        let Some((at, ev)) =
+            changes.next((Instant::now() + Duration::from_millis(200)).min(deadline))
         else {
             continue;
         };
@@ -531,7 +592,12 @@ fn cold_start(
             .map(|i| (shape.ns(i), Shape::svc(i)))
             .filter(|k| !conv.ok(k))
             .take(10)
-            .map(|(ns, svc)| format!("{ns}/{svc} {:?}", conv.per_svc.get(&(ns.clone(), svc.clone()))))
+            .map(|(ns, svc)| {
+                format!(
+                    "{ns}/{svc} {:?}",
+                    conv.per_svc.get(&(ns.clone(), svc.clone()))
+                )
+            })
             .collect();
         println!("  not converged; some missing (slice ready, Endpoints ready): {missing:?}");
         if std::env::var_os("EPC_DEBUG").is_some() {
@@ -582,7 +648,14 @@ fn endpoints_readiness(ep: &Value, ip: &str) -> Option<bool> {
     }
 }
 
-fn flips(api: &Api, shape: Shape, changes: &Changes, n: usize, gap: Duration, ctl: &mut ControllerProc) -> Flips {
+fn flips(
+    api: &Api,
+    shape: Shape,
+    changes: &Changes,
+    n: usize,
+    gap: Duration,
+    ctl: &mut ControllerProc,
+) -> Flips {
     api.server.clear_request_log();
     let mut ready = vec![true; shape.services * shape.pods];
     let (mut slice_lat, mut ep_lat) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -591,7 +664,12 @@ fn flips(api: &Api, shape: Shape, changes: &Changes, n: usize, gap: Duration, ct
         let (i, k) = (j % shape.services, (j / shape.services) % shape.pods);
         let now_ready = !ready[i * shape.pods + k];
         ready[i * shape.pods + k] = now_ready;
-        let (ns, svc, name, ip) = (shape.ns(i), Shape::svc(i), Shape::pod_name(i, k), shape.pod_ip(i, k));
+        let (ns, svc, name, ip) = (
+            shape.ns(i),
+            Shape::svc(i),
+            Shape::pod_name(i, k),
+            shape.pod_ip(i, k),
+        );
         let body = pod(shape, i, k, now_ready);
         api.server.apply_json::<Pod>(body);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -647,7 +725,10 @@ fn fmt_writes(w: &BTreeMap<String, usize>) -> String {
     if w.is_empty() {
         return "none".into();
     }
-    w.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+    w.iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn total(w: &BTreeMap<String, usize>) -> usize {
@@ -664,18 +745,30 @@ fn main() {
         .unwrap_or_else(|_| if bench { "1000,10000" } else { "20" }.to_string())
         .split(',')
         .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().expect("EPC_SIZES is a comma list of numbers"))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("EPC_SIZES is a comma list of numbers")
+        })
         .collect();
     let pods = util::env_usize("EPC_PODS", if bench { 10 } else { 3 }).max(1);
     let max_ns = util::env_usize("EPC_NAMESPACES", if bench { 100 } else { 4 }).max(1);
     let latency_size = util::env_usize("EPC_LATENCY_SIZE", if bench { 1000 } else { 20 });
     let n_changes = util::env_usize("EPC_CHANGES", if bench { 1000 } else { 12 });
     let gap = Duration::from_millis(util::env_usize("EPC_GAP_MS", 5) as u64);
-    let settle = Duration::from_millis(util::env_usize("EPC_SETTLE_MS", if bench { 2000 } else { 300 }) as u64);
-    let timeout = Duration::from_secs(util::env_usize("EPC_TIMEOUT_S", if bench { 600 } else { 120 }) as u64);
+    let settle = Duration::from_millis(util::env_usize(
+        "EPC_SETTLE_MS",
+        if bench { 2000 } else { 300 },
+    ) as u64);
+    let timeout =
+        Duration::from_secs(util::env_usize("EPC_TIMEOUT_S", if bench { 600 } else { 120 }) as u64);
     let hold = util::env_usize("EPC_HOLD_MS", 0);
 
-    let probe = Shape { services: 1, pods: 1, namespaces: 1 };
+    let probe = Shape {
+        services: 1,
+        pods: 1,
+        namespaces: 1,
+    };
     let sizes_line = format!(
         "JSON bytes per object: pod {} B, Service {} B, Node {} B",
         json_len(&pod(probe, 0, 0, true)),
@@ -688,7 +781,11 @@ fn main() {
     let mut lat_rows = Vec::new();
     let mut verdicts = Vec::new();
     for services in sizes {
-        let shape = Shape { services, pods, namespaces: max_ns.min(services).max(1) };
+        let shape = Shape {
+            services,
+            pods,
+            namespaces: max_ns.min(services).max(1),
+        };
         println!(
             "endpoints_controller: {services} services × {pods} pods over {} namespaces, {} nodes",
             shape.namespaces,
@@ -702,7 +799,8 @@ fn main() {
         let (mut ctl, cold) = cold_start(&api, shape, &changes, settle, timeout);
         println!(
             "  converged {} ({} of {services} services), writes: {}; VmHWM {} MiB, VmRSS {} MiB, RssAnon {} MiB",
-            cold.converged.map_or("NOT".into(), |d| format!("in {} ms", ms(d))),
+            cold.converged
+                .map_or("NOT".into(), |d| format!("in {} ms", ms(d))),
             cold.done,
             fmt_writes(&cold.writes),
             mib(cold.hwm_kb),
@@ -710,14 +808,21 @@ fn main() {
             mib(cold.anon_kb),
         );
         if !bench {
-            assert!(cold.converged.is_some(), "not converged: {} of {services} services", cold.done);
+            assert!(
+                cold.converged.is_some(),
+                "not converged: {} of {services} services",
+                cold.done
+            );
             verify(&api, shape, 1);
             let want: BTreeMap<String, usize> = [
                 ("CREATE endpoints".to_string(), services),
                 ("CREATE endpointslices".to_string(), services),
             ]
             .into();
-            assert_eq!(cold.writes, want, "one slice and one Endpoints per Service, nothing else");
+            assert_eq!(
+                cold.writes, want,
+                "one slice and one Endpoints per Service, nothing else"
+            );
         } else if cold.converged.is_some() {
             verify(&api, shape, (services / 50).max(1));
         }
@@ -727,7 +832,14 @@ fn main() {
             shape.namespaces,
             shape.nodes(),
             ms(seeded),
-            cold.converged.map_or(format!("not converged in {} s ({} of {services})", timeout.as_secs(), cold.done), ms),
+            cold.converged.map_or(
+                format!(
+                    "not converged in {} s ({} of {services})",
+                    timeout.as_secs(),
+                    cold.done
+                ),
+                ms
+            ),
             total(&cold.writes),
             fmt_writes(&cold.writes),
             mib(cold.hwm_kb),
@@ -745,9 +857,17 @@ fn main() {
         if services == 10_000 && pods == 10 && bench {
             verdicts.push(format!(
                 "Peak RSS at 10,000 Services × 10 pods (target ≤ 100 MB): **{}** — VmHWM {} MiB{}.",
-                if cold.hwm_kb <= TARGET_RSS_KB { "met" } else { "not met" },
+                if cold.hwm_kb <= TARGET_RSS_KB {
+                    "met"
+                } else {
+                    "not met"
+                },
                 mib(cold.hwm_kb),
-                if cold.converged.is_some() { "" } else { " (measured before convergence)" },
+                if cold.converged.is_some() {
+                    ""
+                } else {
+                    " (measured before convergence)"
+                },
             ));
         }
         if measure_latency && cold.converged.is_some() {
@@ -758,7 +878,10 @@ fn main() {
                     ("REPLACE endpointslices".to_string(), n_changes),
                 ]
                 .into();
-                assert_eq!(f.writes, want, "one slice and one Endpoints write per readiness change");
+                assert_eq!(
+                    f.writes, want,
+                    "one slice and one Endpoints write per readiness change"
+                );
             }
             f.slice.sort();
             f.endpoints.sort();
@@ -775,7 +898,11 @@ fn main() {
             };
             lat_rows.push(line("pod stored → slice stored", &f.slice));
             lat_rows.push(line("pod stored → Endpoints stored", &f.endpoints));
-            println!("  {}\n  {}", lat_rows[lat_rows.len() - 2], lat_rows[lat_rows.len() - 1]);
+            println!(
+                "  {}\n  {}",
+                lat_rows[lat_rows.len() - 2],
+                lat_rows[lat_rows.len() - 1]
+            );
             println!("  writes during the flips: {}", fmt_writes(&f.writes));
             if bench && pods == 10 && services == 1000 {
                 let p99 = percentile(&f.slice, 99.0);
