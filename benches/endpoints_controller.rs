@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
-use support::apiserver::{Event, EventKind};
+use support::store::{Event, EventKind};
 use util::{Api, ip_in, mean, mib, ms, percentile};
 
 /// Cold start → converged target at 1,000 Services × 10 pods.

@@ -22,8 +22,7 @@ use super::faults::{Fault, Faults};
 pub use super::http::Logged;
 use super::http::{Shared, accept_loop, lock};
 use super::resources::ResourceType;
-use super::store::Store;
-pub use super::store::{Event, EventKind};
+use super::store::{Event, Store};
 use super::tls::Tls;
 
 /// An in-process Kubernetes API server on 127.0.0.1. Stops serving when dropped.

@@ -14,6 +14,6 @@ mod handlers;
 mod http;
 mod resources;
 mod selector;
-mod store;
+pub mod store;
 mod tls;
 mod watch;
