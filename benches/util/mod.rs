@@ -250,7 +250,7 @@ impl Drop for Dns {
     }
 }
 
-fn proc_kb(path: &str, field: &str) -> u64 {
+pub(crate) fn proc_kb(path: &str, field: &str) -> u64 {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .find_map(|l| {

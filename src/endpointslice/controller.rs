@@ -160,6 +160,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         .applied_objects();
     let pods = watcher(Api::<Pod>::all(client.clone()), wc())
         .default_backoff()
+        .modify(model::strip_pod)
         .reflect(pod_writer)
         .touched_objects();
     let slices = watcher(

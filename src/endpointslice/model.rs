@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
@@ -369,6 +370,54 @@ impl Pod {
             ready_changed,
         })
     }
+}
+
+/// Drop in place every field of a Pod that [`Pod::from_api`] and the
+/// controller's pod→Service mapping do not read (managedFields, annotations,
+/// volumes, container specs but their ports, statuses but Ready, ...), so
+/// the pod cache holds a fraction of each object. Keeps: name, namespace,
+/// uid, resourceVersion, labels, deletionTimestamp; nodeName, hostname,
+/// subdomain, containers' and sidecars' names and ports; phase, pod IPs and
+/// the Ready condition.
+pub fn strip_pod(pod: &mut core::Pod) {
+    let meta = std::mem::take(&mut pod.metadata);
+    pod.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        labels: meta.labels,
+        deletion_timestamp: meta.deletion_timestamp,
+        ..ObjectMeta::default()
+    };
+    let ports_only = |c: core::Container| core::Container {
+        name: c.name,
+        ports: c.ports,
+        restart_policy: c.restart_policy,
+        ..core::Container::default()
+    };
+    pod.spec = pod.spec.take().map(|spec| core::PodSpec {
+        containers: spec.containers.into_iter().map(ports_only).collect(),
+        init_containers: spec.init_containers.map(|v| {
+            v.into_iter()
+                .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+                .map(ports_only)
+                .collect()
+        }),
+        node_name: spec.node_name,
+        hostname: spec.hostname,
+        subdomain: spec.subdomain,
+        ..core::PodSpec::default()
+    });
+    pod.status = pod.status.take().map(|status| core::PodStatus {
+        phase: status.phase,
+        pod_ip: status.pod_ip,
+        pod_ips: status.pod_ips,
+        conditions: status
+            .conditions
+            .map(|c| c.into_iter().filter(|c| c.type_ == "Ready").collect()),
+        ..core::PodStatus::default()
+    });
 }
 
 /// The zone of an API Node, if it carries the topology label.

@@ -22,7 +22,7 @@ use super::faults::{Fault, Faults};
 pub use super::http::Logged;
 use super::http::{Shared, accept_loop, lock};
 use super::resources::ResourceType;
-use super::store::Store;
+use super::store::{Event, Store};
 use super::tls::Tls;
 
 /// An in-process Kubernetes API server on 127.0.0.1. Stops serving when dropped.
@@ -176,6 +176,18 @@ impl ApiServer {
         lock(&self.shared.store)
             .upsert(rt, &ns, value)
             .unwrap_or_else(|e| panic!("apply {}: {}", rt.plural, e.message))
+    }
+
+    /// Every later change of `K`, in commit order: each event is sent while the
+    /// store lock is held, at the moment the change is stored (benchmarks stamp
+    /// it on arrival to time the server-side effects of a change).
+    pub fn changes<K: k8s_openapi::Resource>(&self) -> tokio::sync::mpsc::UnboundedReceiver<Event> {
+        let mut store = lock(&self.shared.store);
+        let rv = store.rv();
+        store
+            .subscribe(rt_of::<K>(), Some(rv))
+            .expect("subscribing at the current resourceVersion never expires")
+            .rx
     }
 
     /// Arm `fault` for requests and watches of `K`, for `times` shots (`None`:

@@ -16,6 +16,6 @@ mod http;
 pub mod netns;
 pub mod resources;
 mod selector;
-mod store;
+pub mod store;
 mod tls;
 mod watch;

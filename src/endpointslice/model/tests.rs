@@ -228,3 +228,76 @@ fn node_zone_from_topology_label() {
     assert_eq!(node_zone(&node(json!({ZONE_LABEL: ""}))), None);
     assert_eq!(node_zone(&node(json!({"other": "x"}))), None);
 }
+
+#[test]
+fn stripped_pods_convert_the_same_and_lose_the_rest() {
+    let full = json!({
+        "metadata": {
+            "name": "web-1", "namespace": "default", "uid": "uid-web-1", "resourceVersion": "42",
+            "labels": {"app": "web"}, "annotations": {"a": "b"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-rs", "uid": "u"}],
+            "managedFields": [{"manager": "kubelet", "operation": "Update", "fieldsType": "FieldsV1",
+                               "fieldsV1": {"f:status": {"f:phase": {}}}}]
+        },
+        "spec": {
+            "nodeName": "node-a", "hostname": "web-1", "subdomain": "web",
+            "containers": [{"name": "app", "image": "app:1", "env": [{"name": "X", "value": "1"}],
+                            "ports": [{"name": "http", "containerPort": 8080}]}],
+            "initContainers": [
+                {"name": "proxy", "image": "proxy:1", "restartPolicy": "Always",
+                 "ports": [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]},
+                {"name": "init", "image": "init:1", "ports": [{"name": "ignored", "containerPort": 1}]}
+            ],
+            "volumes": [{"name": "v", "emptyDir": {}}],
+            "tolerations": [{"key": "k", "operator": "Exists"}]
+        },
+        "status": {
+            "phase": "Running", "podIP": "10.0.0.1",
+            "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}], "hostIP": "192.168.0.1",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-01T10:00:00Z"}
+            ],
+            "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": "app:1", "imageID": ""}]
+        }
+    });
+    let mut terminating = full.clone();
+    terminating["metadata"]["deletionTimestamp"] = json!("2026-12-01T10:01:00Z");
+    terminating["status"]["conditions"][1]["status"] = json!("False");
+    let bare = json!({"metadata": meta("bare")});
+    for case in [full, terminating, bare] {
+        let original = pod_json(case);
+        let mut slim = original.clone();
+        strip_pod(&mut slim);
+        assert_eq!(
+            Pod::from_api(&slim).unwrap(),
+            Pod::from_api(&original).unwrap()
+        );
+        assert_eq!(slim.metadata.labels, original.metadata.labels);
+        assert_eq!(
+            slim.metadata.resource_version,
+            original.metadata.resource_version
+        );
+        assert!(slim.metadata.managed_fields.is_none() && slim.metadata.annotations.is_none());
+        assert!(slim.metadata.owner_references.is_none());
+        let spec = slim.spec.clone().unwrap_or_default();
+        assert!(spec.volumes.is_none() && spec.tolerations.is_none());
+        assert!(
+            spec.containers
+                .iter()
+                .all(|c| c.image.is_none() && c.env.is_none())
+        );
+        let status = slim.status.clone().unwrap_or_default();
+        assert!(status.container_statuses.is_none() && status.host_ip.is_none());
+        assert!(
+            status
+                .conditions
+                .iter()
+                .flatten()
+                .all(|c| c.type_ == "Ready")
+        );
+        let mut again = slim.clone();
+        strip_pod(&mut again);
+        assert_eq!(again, slim, "stripping twice changes nothing");
+    }
+}
