@@ -12,7 +12,7 @@
 //! `last-change-trigger-time` of [`super::trigger`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
@@ -24,11 +24,13 @@ use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Client, ResourceExt};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::apply::{self, Change, Object, Written};
 use super::endpoints::plan_endpoints;
+use super::grouped::{Filing, Grouped};
 use super::metrics::Metrics;
 use super::mirror::{MIRROR_MANAGED_BY, plan_mirror};
 use super::model::{self, NodeZones};
@@ -87,8 +89,12 @@ pub enum RunError {
 struct Ctx {
     client: Client,
     services: Store<Service>,
-    pods: Store<Pod>,
-    slices: Store<EndpointSlice>,
+    /// Pods by namespace, as the planner's compact model.
+    pods: Shared<model::Pod>,
+    /// Our slices (both managed-by values) by `namespace/service`.
+    slices: Shared<EndpointSlice>,
+    /// Services with a selector, by namespace: for mapping a pod to them.
+    selectors: Shared<(String, BTreeMap<String, String>)>,
     endpoints: Store<Endpoints>,
     nodes: Store<Node>,
     opts: PlanOptions,
@@ -104,6 +110,88 @@ struct Ctx {
     /// only its latest waiter (one oneshot waker), so concurrent syncs must
     /// not wait on it directly: they queue here and all wake.
     synced: tokio::sync::OnceCell<()>,
+}
+
+/// A grouped cache shared by the watch streams (writers) and the syncs,
+/// with a flag that turns true on its first complete list.
+struct Shared<T> {
+    cache: Arc<RwLock<Grouped<T>>>,
+    ready: watch::Receiver<bool>,
+}
+
+impl<T> Shared<T> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Grouped<T>> {
+        self.cache.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A [`Shared`] cache and the event handler that feeds it.
+fn shared<K, F>(filing: F) -> (Shared<F::Value>, impl FnMut(&watcher::Event<K>))
+where
+    F: Filing<K>,
+{
+    let cache = Arc::new(RwLock::new(Grouped::default()));
+    let (tx, rx) = watch::channel(false);
+    let writer = cache.clone();
+    let feed = move |ev: &watcher::Event<K>| {
+        let mut g = writer.write().unwrap_or_else(|p| p.into_inner());
+        g.apply(&filing, ev);
+        if g.ready() && !*tx.borrow() {
+            tx.send_replace(true);
+        }
+    };
+    (Shared { cache, ready: rx }, feed)
+}
+
+fn ns_name<K: ResourceExt>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// Pods by namespace, as [`model::Pod`]s (pods that do not convert are left out).
+struct PodFiling;
+impl Filing<Pod> for PodFiling {
+    type Value = model::Pod;
+    fn group(&self, pod: &Pod) -> Option<String> {
+        pod.namespace()
+    }
+    fn id(&self, pod: &Pod) -> String {
+        ns_name(pod)
+    }
+    fn convert(&self, pod: &Pod) -> Option<model::Pod> {
+        model::Pod::from_api(pod).ok()
+    }
+}
+
+/// Slices by `namespace/service`.
+struct SliceFiling;
+impl Filing<EndpointSlice> for SliceFiling {
+    type Value = EndpointSlice;
+    fn group(&self, s: &EndpointSlice) -> Option<String> {
+        let svc = s.labels().get(SERVICE_NAME_LABEL)?;
+        Some(format!("{}/{svc}", s.namespace()?))
+    }
+    fn id(&self, s: &EndpointSlice) -> String {
+        ns_name(s)
+    }
+    fn convert(&self, s: &EndpointSlice) -> Option<EndpointSlice> {
+        Some(s.clone())
+    }
+}
+
+/// Selector Services by namespace: (name, selector).
+struct SelectorFiling;
+impl Filing<Service> for SelectorFiling {
+    type Value = (String, BTreeMap<String, String>);
+    fn group(&self, svc: &Service) -> Option<String> {
+        svc.namespace()
+    }
+    fn id(&self, svc: &Service) -> String {
+        ns_name(svc)
+    }
+    fn convert(&self, svc: &Service) -> Option<Self::Value> {
+        let sel = svc.spec.as_ref()?.selector.clone()?;
+        (!sel.is_empty()).then(|| (svc.name_any(), sel))
+    }
 }
 
 /// Run until `shutdown`; with `election`, only write while leading.
@@ -143,8 +231,9 @@ fn wc() -> watcher::Config {
 /// caches, so nothing carries over from a term in which another wrote.
 async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     let (svc_reader, svc_writer) = reflector::store();
-    let (pod_reader, pod_writer) = reflector::store();
-    let (slice_reader, slice_writer) = reflector::store();
+    let (pods_cache, mut feed_pods) = shared(PodFiling);
+    let (slices_cache, mut feed_slices) = shared(SliceFiling);
+    let (selectors, mut feed_selectors) = shared(SelectorFiling);
     let (ep_reader, ep_writer) = reflector::store();
     let (node_reader, node_writer) = reflector::store();
     let (gone_tx, gone_rx) = mpsc::unbounded::<ObjectRef<Service>>();
@@ -153,6 +242,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         .default_backoff()
         .reflect(svc_writer)
         .inspect_ok(move |ev| {
+            feed_selectors(ev);
             if let watcher::Event::Delete(svc) = ev {
                 let _ = gone_tx.unbounded_send(ObjectRef::from_obj(svc));
             }
@@ -161,7 +251,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     let pods = watcher(Api::<Pod>::all(client.clone()), wc())
         .default_backoff()
         .modify(model::strip_pod)
-        .reflect(pod_writer)
+        .inspect_ok(move |ev| feed_pods(ev))
         .touched_objects();
     let slices = watcher(
         Api::<EndpointSlice>::all(client.clone()),
@@ -170,7 +260,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         )),
     )
     .default_backoff()
-    .reflect(slice_writer)
+    .inspect_ok(move |ev| feed_slices(ev))
     .touched_objects();
     let endpoints = watcher(Api::<Endpoints>::all(client.clone()), wc())
         .default_backoff()
@@ -185,8 +275,9 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     let ctx = Arc::new(Ctx {
         client,
         services: svc_reader.clone(),
-        pods: pod_reader.clone(),
-        slices: slice_reader,
+        pods: pods_cache,
+        slices: slices_cache,
+        selectors,
         endpoints: ep_reader,
         nodes: node_reader,
         opts: PlanOptions {
@@ -200,8 +291,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         synced: tokio::sync::OnceCell::new(),
     });
 
-    let (svcs_for_pods, svcs_for_nodes, pods_for_nodes) =
-        (svc_reader.clone(), svc_reader.clone(), pod_reader.clone());
+    let (for_pods, for_nodes) = (ctx.clone(), ctx.clone());
     let done = ctx.clone();
     // Cleanups run beside the controller stream, never inside its `for_each`:
     // they wait for the stores, which only fill while that stream is polled.
@@ -209,7 +299,10 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     let (tracker, term) = (cleanups.clone(), stop.clone());
     Controller::for_stream(services, svc_reader)
         .with_config(controller::Config::default().concurrency(settings.concurrency.max(1)))
-        .watches_stream(pods, move |pod| services_selecting(&svcs_for_pods, &pod))
+        .watches_stream(pods, move |pod: Pod| {
+            let labels = pod.labels();
+            services_selecting(&for_pods, &pod.namespace().unwrap_or_default(), labels)
+        })
         .watches_stream(slices, |slice: EndpointSlice| {
             let name = slice.labels().get(SERVICE_NAME_LABEL).cloned();
             let ns = slice.namespace().unwrap_or_default();
@@ -220,13 +313,17 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         })
         .watches_stream(nodes, move |node: Node| {
             let name = node.name_any();
-            let mut out = Vec::new();
-            for pod in pods_for_nodes.state() {
-                if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str()) {
-                    out.extend(services_selecting(&svcs_for_nodes, &pod));
-                }
-            }
-            out
+            let on_node: Vec<Arc<model::Pod>> = for_nodes
+                .pods
+                .read()
+                .all()
+                .filter(|p| p.node_name.as_deref() == Some(name.as_str()))
+                .cloned()
+                .collect();
+            on_node
+                .iter()
+                .flat_map(|p| services_selecting(&for_nodes, &p.namespace, &p.labels))
+                .collect::<Vec<_>>()
         })
         .reconcile_on(gone_rx)
         .graceful_shutdown_on(stop.cancelled_owned())
@@ -256,23 +353,18 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     cleanups.wait().await;
 }
 
-/// The Services in the pod's namespace whose selector matches its labels.
-fn services_selecting(services: &Store<Service>, pod: &Pod) -> Vec<ObjectRef<Service>> {
-    let ns = pod.namespace().unwrap_or_default();
-    let labels = pod.labels();
-    services
-        .state()
+/// The Services in namespace `ns` whose selector matches `labels`.
+fn services_selecting(
+    ctx: &Ctx,
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+) -> Vec<ObjectRef<Service>> {
+    ctx.selectors
+        .read()
+        .group(ns)
         .iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|s| {
-            s.spec
-                .as_ref()
-                .and_then(|sp| sp.selector.as_ref())
-                .is_some_and(|sel| {
-                    !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-                })
-        })
-        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .filter(|sel| sel.1.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        .map(|sel| ObjectRef::new(&sel.0).within(ns))
         .collect()
 }
 
@@ -280,8 +372,15 @@ async fn ready(ctx: &Ctx) -> Result<(), SyncError> {
     let gone = |_| SyncError::CacheGone;
     let all = || async {
         ctx.services.wait_until_ready().await.map_err(gone)?;
-        ctx.pods.wait_until_ready().await.map_err(gone)?;
-        ctx.slices.wait_until_ready().await.map_err(gone)?;
+        for mut flag in [
+            ctx.pods.ready.clone(),
+            ctx.slices.ready.clone(),
+            ctx.selectors.ready.clone(),
+        ] {
+            flag.wait_for(|r| *r)
+                .await
+                .map_err(|_| SyncError::CacheGone)?;
+        }
         ctx.endpoints.wait_until_ready().await.map_err(gone)?;
         ctx.nodes.wait_until_ready().await.map_err(gone)
     };
@@ -290,7 +389,8 @@ async fn ready(ctx: &Ctx) -> Result<(), SyncError> {
 
 fn slice_rv(ctx: &Ctx, ns: &str, name: &str) -> Option<String> {
     ctx.slices
-        .get(&ObjectRef::new(name).within(ns))
+        .read()
+        .get(&format!("{ns}/{name}"))
         .and_then(|s| s.resource_version())
 }
 
@@ -354,12 +454,14 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, SyncError
 /// from its Endpoints (no selector), and its Endpoints (selector only).
 async fn sync(ctx: &Ctx, key: &ObjectRef<Service>, svc: &model::Service) -> Result<(), SyncError> {
     let ns = svc.namespace.clone();
+    // Only the pods this Service selects (its namespace's, from the cache).
     let pods: Vec<model::Pod> = ctx
         .pods
-        .state()
+        .read()
+        .group(&ns)
         .iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
-        .filter_map(|p| model::Pod::from_api(p).ok())
+        .filter(|p| plan::selects(svc, p))
+        .map(|p| model::Pod::clone(p))
         .collect();
     let zones: NodeZones = ctx
         .nodes
@@ -369,11 +471,10 @@ async fn sync(ctx: &Ctx, key: &ObjectRef<Service>, svc: &model::Service) -> Resu
         .collect::<BTreeMap<_, _>>();
     let existing: Vec<EndpointSlice> = ctx
         .slices
-        .state()
+        .read()
+        .group(&format!("{ns}/{}", svc.name))
         .iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(&svc.name))
-        .map(|s| s.as_ref().clone())
+        .map(|s| EndpointSlice::clone(s))
         .collect();
     let current_ep = ctx.endpoints.get(&ObjectRef::new(&svc.name).within(&ns));
 
@@ -460,10 +561,9 @@ async fn cleanup(ctx: &Ctx, key: &ObjectRef<Service>) -> Result<(), SyncError> {
     let ns = key.namespace.clone().unwrap_or_default();
     let slices: Vec<String> = ctx
         .slices
-        .state()
+        .read()
+        .group(&format!("{ns}/{}", key.name))
         .iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(&key.name))
         .filter(|s| {
             let by = s.labels().get(MANAGED_BY_LABEL).map(String::as_str);
             by == Some(MANAGED_BY) || by == Some(MIRROR_MANAGED_BY)

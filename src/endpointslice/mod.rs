@@ -42,6 +42,7 @@ pub mod controller;
 pub mod endpoints;
 #[cfg(test)]
 mod fixtures;
+pub mod grouped;
 pub mod metrics;
 pub mod mirror;
 pub mod model;
