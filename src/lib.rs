@@ -1,7 +1,7 @@
 //! clusterdns: Kubernetes cluster DNS, a CoreDNS drop-in, and the endpoints
 //! controller (`clusterdns endpoints-controller`: EndpointSlices and Endpoints
-//! from Services and Pods, leader-elected). The nftables service proxy is
-//! planned, not yet here.
+//! from Services and Pods, leader-elected), and the nftables service proxy
+//! (`clusterdns proxy`: kube-proxy's nftables mode).
 //!
 //! # Layout
 //!
