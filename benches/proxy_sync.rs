@@ -15,7 +15,7 @@
 //! 1. Full sync, per size: API objects → the proxy's model (the conversion
 //!    every sync does from its reflector stores), `render` (pure), the full
 //!    script, `nft -f -` into an empty table, and a full resync over the
-//!    existing table (`nft -j list table` to learn what exists + script +
+//!    existing table (`nft::existing` to learn what exists + script +
 //!    transaction), as the periodic resync does; script size and
 //!    `Ruleset::size`. Then one endpoint added and removed: render, diff
 //!    script (size vs full) and its transaction.
@@ -35,10 +35,12 @@
 //!
 //! Settings: `PS_SIZES` (default `1000,10000`), `PS_EPS` (endpoints per
 //! Service, default 10), `PS_LATENCY_SIZE` (default 10000), `PS_CHANGES`
-//! (default 200), `PS_MIN_SYNC_MS` (comma list, default `0,10`),
+//! (default 200), `PS_MIN_SYNC_MS` (comma list, default `0`),
 //! `PS_DEFAULT_CHANGES` (changes under the default 1 s, default 20),
 //! `PS_RSS_SIZE` (default 10000), `PS_RESYNC_S` (the RSS run's
-//! `--sync-period`, default 10).
+//! `--sync-period`, default 10), `PS_JSON_LIST_MAX` (largest size at which
+//! the old `nft -j list table` is timed for comparison, default 1000),
+//! `PS_DUMP` (a directory to keep the generated scripts in).
 //!
 //! Without `--bench` (under `cargo test --all-targets`) it runs 20 Services ×
 //! 3 endpoints through all three parts and asserts that the kernel holds
@@ -212,7 +214,7 @@ fn inner() {
     let sizes = env_list("PS_SIZES", if bench { "1000,10000" } else { "20" });
     let lat_size = util::env_usize("PS_LATENCY_SIZE", if bench { 10_000 } else { 20 });
     let changes = util::env_usize("PS_CHANGES", if bench { 200 } else { 6 });
-    let min_syncs = env_list("PS_MIN_SYNC_MS", if bench { "0,10" } else { "0" });
+    let min_syncs = env_list("PS_MIN_SYNC_MS", "0");
     let default_changes = util::env_usize("PS_DEFAULT_CHANGES", if bench { 20 } else { 0 });
     let rss_size = util::env_usize("PS_RSS_SIZE", if bench { 10_000 } else { 20 });
     let resync_s = util::env_usize("PS_RESYNC_S", if bench { 10 } else { 3 });
@@ -398,7 +400,7 @@ struct Full {
     api_json_bytes: usize,
     apply_fresh: Duration,
     list: Duration,
-    list_bytes: usize,
+    json_list: Option<(Duration, usize)>,
     resync_script: Duration,
     resync_apply: Duration,
     resync_bytes: usize,
@@ -475,12 +477,21 @@ fn full_sync(rt: &tokio::runtime::Runtime, n: usize, eps: usize, bench: bool) ->
     assert_eq!(kernel_vips(), n, "the kernel holds every Service");
 
     // Full resync over the existing table, as the periodic resync does it.
-    let (json, list) = timed(|| sh("nft", &["-j", "list", "table", "inet", "clusterdns"]));
-    let list_bytes = json.len();
-    let (existing, list2) = timed(|| {
+    // What the resync used to list (rules and elements, as JSON), for
+    // comparison: 55 s at 10k, so only up to `PS_JSON_LIST_MAX` Services.
+    let json_list = (n <= util::env_usize("PS_JSON_LIST_MAX", 1000)).then(|| {
+        let (json, t) = timed(|| sh("nft", &["-j", "list", "table", "inet", "clusterdns"]));
+        (t, json.len())
+    });
+    let (existing, list) = timed(|| {
         rt.block_on(nft::existing(&nft_tool, "clusterdns"))
             .expect("list existing")
     });
+    assert_eq!(
+        existing.chains.len(),
+        size.chains,
+        "the listing names every chain"
+    );
     let (resync, resync_script) = timed(|| rs.full_script(&existing));
     dump(&format!("resync-{n}.nft"), &resync);
     let (res, resync_apply) = timed(|| rt.block_on(nft::apply(&nft_tool, &resync)));
@@ -528,8 +539,8 @@ fn full_sync(rt: &tokio::runtime::Runtime, n: usize, eps: usize, bench: bool) ->
         ruleset_bytes: ruleset_bytes(&prev.ruleset),
         api_json_bytes,
         apply_fresh,
-        list: list.min(list2),
-        list_bytes,
+        list,
+        json_list,
         resync_script,
         resync_apply,
         resync_bytes: resync.len(),
@@ -824,15 +835,15 @@ fn report(full: &[Full], lat: &[Latency], mem: &Memory, eps: usize) -> String {
     );
     let _ = writeln!(
         w,
-        "| services | chains / rules / elements | convert API→model ms | render ms | full script ms | script KiB | `nft -f -` into empty table ms | **render + script + nft** ms | resync: `nft -j list table` ms (KiB JSON) | resync: script ms | resync: `nft -f -` ms (KiB) | **resync total** ms |"
+        "| services | chains / rules / elements | convert API→model ms | render ms | full script ms | script KiB | `nft -f -` into empty table ms | **render + script + nft** ms | resync: list names ms | resync: script ms | resync: `nft -f -` ms (KiB) | **resync total** ms | (before: `nft -j list table` ms, KiB) |"
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in full {
         let first = f.render + f.script + f.apply_fresh;
         let resync = f.render + f.list + f.resync_script + f.resync_apply;
         let _ = writeln!(
             w,
-            "| {} | {} / {} / {} | {} | {} | {} | {} | {} | **{}** | {} ({}) | {} | {} ({}) | **{}** |",
+            "| {} | {} / {} / {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} ({}) | **{}** | {} |",
             f.services,
             f.size.chains,
             f.size.rules,
@@ -844,11 +855,12 @@ fn report(full: &[Full], lat: &[Latency], mem: &Memory, eps: usize) -> String {
             ms(f.apply_fresh),
             ms(first),
             ms(f.list),
-            kib(f.list_bytes),
             ms(f.resync_script),
             ms(f.resync_apply),
             kib(f.resync_bytes),
             ms(resync),
+            f.json_list
+                .map_or("–".to_owned(), |(t, b)| format!("{}, {}", ms(t), kib(b))),
         );
     }
     let _ = writeln!(
@@ -945,7 +957,7 @@ fn report(full: &[Full], lat: &[Latency], mem: &Memory, eps: usize) -> String {
     let _ = writeln!(w, "\n### Memory of `clusterdns proxy` (release binary)\n");
     let _ = writeln!(
         w,
-        "`clusterdns proxy --endpoint http://127.0.0.1:PORT --hostname-override node-a --metrics-bind-address 127.0.0.1:P --healthz-bind-address 127.0.0.1:P --sync-period {}s` against the test API server in the namespace ({} Services × {eps} endpoints); /proc/PID/status 1 s after the first full sync and 1 s after the first periodic full resync (which lists our table with `nft -j`).\n",
+        "`clusterdns proxy --endpoint http://127.0.0.1:PORT --hostname-override node-a --metrics-bind-address 127.0.0.1:P --healthz-bind-address 127.0.0.1:P --sync-period {}s` against the test API server in the namespace ({} Services × {eps} endpoints); /proc/PID/status 1 s after the first full sync and 1 s after the first periodic full resync (which lists the names in our table and rewrites all of it).\n",
         mem.resync_period.as_secs(),
         mem.services
     );
@@ -966,11 +978,10 @@ fn report(full: &[Full], lat: &[Latency], mem: &Memory, eps: usize) -> String {
     if let Some(f) = full.iter().find(|f| f.services == mem.services) {
         let _ = writeln!(
             w,
-            "\nWhat it holds at this size (measured in the bench): the API objects as JSON are {} KiB (the reflector stores keep them deserialized, several times that); the last written ruleset's strings (chain names, rules, map keys and values) are {} KiB, before BTreeMap/Vec/String overhead; a full sync also builds the next ruleset and a {} KiB script, and a resync reads {} KiB of `nft -j` JSON.",
+            "\nWhat it holds at this size (measured in the bench): the API objects as JSON are {} KiB (the reflector stores keep them deserialized, several times that); the last written ruleset's strings (chain names, rules, map keys and values) are {} KiB, before BTreeMap/Vec/String overhead; a full sync also builds the next ruleset and a {} KiB script.",
             kib(f.api_json_bytes),
             kib(f.ruleset_bytes),
             kib(f.script_bytes),
-            kib(f.list_bytes)
         );
     }
     o
