@@ -1,6 +1,6 @@
 //! Running `nft`: one `nft -f -` per transaction (nft applies a script
-//! atomically: all of it or nothing), `nft -j list table` to learn what the
-//! kernel holds of our table, and the start-up checks that turn a missing
+//! atomically: all of it or nothing), `nft list chains/sets/maps` to learn
+//! what the kernel holds of our table, and the start-up checks that turn a missing
 //! `nft` or a missing CAP_NET_ADMIN into one clear error line instead of a
 //! stream of failed syncs.
 
@@ -28,9 +28,6 @@ pub enum NftError {
     /// Spawning or talking to nft failed.
     #[error("running nft: {0}")]
     Io(#[from] std::io::Error),
-    /// `nft -j` printed something that is not its JSON.
-    #[error("reading nft's JSON: {0}")]
-    Json(#[from] serde_json::Error),
 }
 
 fn classify(stderr: &str) -> NftError {
@@ -111,32 +108,52 @@ pub async fn apply(nft: &Tool, script: &str) -> Result<(), NftError> {
     run(nft, &["-f", "-"], Some(script)).await.map(|_| ())
 }
 
-/// What the kernel holds of `inet <table>` (empty when it does not exist).
+/// What the kernel holds of `inet <table>` (empty when it does not exist):
+/// the names of its chains, sets and maps, from one `nft -t -f -` of
+/// `list chains/sets/maps inet`, which carry neither rules nor elements.
+/// (`nft -j list table` carries both: at 10k Services × 10 endpoints it took
+/// 55 s and printed 105 MB of JSON, every `--sync-period`; see
+/// benches/RESULTS.md.)
 pub async fn existing(nft: &Tool, table: &str) -> Result<Existing, NftError> {
-    match run(nft, &["-j", "list", "table", "inet", table], None).await {
-        Ok(json) => Ok(parse_existing(&json)?),
-        Err(NftError::Failed(e)) if e.contains("No such file or directory") => {
-            Ok(Existing::default())
-        }
-        Err(e) => Err(e),
-    }
+    let listing = run(
+        nft,
+        &["-t", "-f", "-"],
+        Some("list chains inet\nlist sets inet\nlist maps inet\n"),
+    )
+    .await?;
+    Ok(parse_listing(&listing, table))
 }
 
-/// The chain, set and map names in `nft -j list table` output.
-pub fn parse_existing(json: &str) -> Result<Existing, serde_json::Error> {
-    let v: serde_json::Value = serde_json::from_str(json)?;
+/// The chain, set and map names of `table inet <table>` in nft's text
+/// listing (`table inet T {` blocks holding `chain N {`, `set N {`,
+/// `map N {` one tab in); other tables are ignored.
+pub fn parse_listing(text: &str, table: &str) -> Existing {
     let mut out = Existing::default();
-    for item in v["nftables"].as_array().into_iter().flatten() {
-        let name = |kind: &str| item[kind]["name"].as_str().map(str::to_owned);
-        if let Some(n) = name("chain") {
-            out.chains.insert(n);
-        } else if let Some(n) = name("set") {
-            out.sets.insert(n);
-        } else if let Some(n) = name("map") {
-            out.maps.insert(n);
+    let mut ours = false;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("table ") {
+            ours = rest.split_whitespace().collect::<Vec<_>>() == ["inet", table, "{"];
+            continue;
         }
+        let Some(decl) = line.strip_prefix('\t') else {
+            continue;
+        };
+        if !ours || decl.starts_with(char::is_whitespace) {
+            continue;
+        }
+        let mut words = decl.split_whitespace();
+        let (Some(kind), Some(name), Some("{")) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        let name = name.trim_matches('"').to_owned();
+        match kind {
+            "chain" => out.chains.insert(name),
+            "set" => out.sets.insert(name),
+            "map" => out.maps.insert(name),
+            _ => false,
+        };
     }
-    Ok(out)
+    out
 }
 
 /// `--cleanup`: delete `inet <table>` if it exists.
@@ -153,17 +170,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn existing_names_from_nft_json() {
-        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
-            {"table": {"family": "inet", "name": "clusterdns", "handle": 1}},
-            {"chain": {"family": "inet", "table": "clusterdns", "name": "services", "handle": 2}},
-            {"map": {"family": "inet", "name": "service-ips", "table": "clusterdns", "type": ["ipv4_addr"], "handle": 3, "map": "verdict"}},
-            {"set": {"family": "inet", "name": "aff4-1", "table": "clusterdns", "type": "ipv4_addr", "handle": 4}},
-            {"rule": {"family": "inet", "table": "clusterdns", "chain": "services", "handle": 5, "expr": []}}]}"#;
-        let e = parse_existing(json).expect("parse");
-        assert_eq!(e.chains.into_iter().collect::<Vec<_>>(), ["services"]);
-        assert_eq!(e.maps.into_iter().collect::<Vec<_>>(), ["service-ips"]);
-        assert_eq!(e.sets.into_iter().collect::<Vec<_>>(), ["aff4-1"]);
+    fn existing_names_from_nft_listing() {
+        // `nft -t -f -` of list chains/sets/maps inet, as nft 1.0.6 prints it.
+        let text = "table inet clusterdns {\n\tchain ep4-abc/x__1.2.3.4/80 {\n\t}\n\
+            \tchain nat-output {\n\t\ttype nat hook output priority -100; policy accept;\n\t}\n}\n\
+            table inet other {\n\tchain x {\n\t}\n}\n\
+            table inet clusterdns {\n\tset aff4-1 {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t}\n}\n\
+            table inet other {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n}\n\
+            table inet clusterdns {\n\tmap service-ips {\n\t\ttype ipv4_addr : verdict\n\t}\n}\n\
+            table inet other {\n}\n";
+        let e = parse_listing(text, "clusterdns");
+        assert_eq!(
+            e.chains.iter().collect::<Vec<_>>(),
+            ["ep4-abc/x__1.2.3.4/80", "nat-output"]
+        );
+        assert_eq!(e.maps.iter().collect::<Vec<_>>(), ["service-ips"]);
+        assert_eq!(e.sets.iter().collect::<Vec<_>>(), ["aff4-1"]);
+        assert_eq!(parse_listing(text, "other").chains.len(), 1);
+        assert_eq!(parse_listing(text, "absent"), Existing::default());
+        assert_eq!(parse_listing("", "clusterdns"), Existing::default());
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   externalIPs, LoadBalancer IPs) and `proto . dport` for local addresses
 //!   in `service-nodeports(6)`;
 //! - a chain per Service port (`svc4-…`/`svc6-…`, and `local…` for Local
-//!   policies) picks an endpoint chain with `numgen random mod N`; with
+//!   policies) picks an endpoint chain with a cascade of `numgen random mod
+//!   N-i 0 goto ep_i` rules (uniform, and without an anonymous vmap per
+//!   Service, which the kernel handles in quadratic time); with
 //!   ClientIP affinity, a client already in an endpoint's dynamic set goes
 //!   straight back to it;
 //! - an endpoint chain (`ep4-…`) marks hairpin traffic for masquerade and
@@ -363,6 +365,7 @@ impl PortRender<'_> {
                 ));
             }
         }
+        let n = targets.len();
         let mut arms = Vec::new();
         for (i, t) in targets.iter().enumerate() {
             let ep = self.endpoint_chain(t);
@@ -381,13 +384,17 @@ impl PortRender<'_> {
             }
             ep_rules.push(dnat(self.fam, t, proto));
             rs.chains.insert(ep.clone(), chain(ep_rules));
-            arms.push(format!("{i} : goto {ep}"));
+            // Endpoint i of n is taken with chance 1/(n-i) when the earlier
+            // ones were not: 1/n each. No anonymous vmap: the kernel scans
+            // every set of the table to name each new anonymous one, which
+            // made a 10k-Service transaction quadratic (benches/RESULTS.md).
+            arms.push(if i + 1 == n {
+                format!("goto {ep}")
+            } else {
+                format!("numgen random mod {} 0 goto {ep}", n - i)
+            });
         }
-        rules.push(format!(
-            "numgen random mod {} vmap {{ {} }}",
-            targets.len(),
-            arms.join(", ")
-        ));
+        rules.extend(arms);
         rules
     }
 

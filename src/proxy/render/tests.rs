@@ -272,8 +272,11 @@ fn the_seed_service_balances_over_its_four_endpoints() {
     let vmap = &r.ruleset.maps["service-ips"].elements;
     let goto = vmap["10.96.0.50 . tcp . 80"].clone().expect("verdict");
     let chain = &r.ruleset.chains[goto.trim_start_matches("goto ")];
-    let numgen = chain.rules.last().expect("rule");
-    assert!(numgen.starts_with("numgen random mod 4 vmap"), "{numgen}");
+    let odds = odds(&chain.rules);
+    assert_eq!(odds.len(), 4, "{:?}", chain.rules);
+    for (ep, p) in &odds {
+        assert!((p - 0.25).abs() < 1e-12, "{ep}: {p}");
+    }
     let dnats: Vec<&String> = r
         .ruleset
         .chains
@@ -287,4 +290,59 @@ fn the_seed_service_balances_over_its_four_endpoints() {
         assert!(dnats.iter().any(|d| d.ends_with(&want)), "{want}");
     }
     assert!(r.udp.is_empty(), "TCP only");
+}
+
+/// The chance of each endpoint chain a balancing chain goes to: a
+/// `numgen random mod K 0 goto X` rule takes 1/K of what reaches it, a
+/// final `goto X` all the rest.
+fn odds(rules: &[String]) -> Vec<(String, f64)> {
+    let mut left = 1.0;
+    let mut out = Vec::new();
+    for rule in rules {
+        let words: Vec<&str> = rule.split_whitespace().collect();
+        match words.as_slice() {
+            ["numgen", "random", "mod", k, "0", "goto", ep] => {
+                let k: f64 = k.parse().expect("modulus");
+                out.push(((*ep).to_owned(), left / k));
+                left -= left / k;
+            }
+            ["goto", ep] => {
+                out.push(((*ep).to_owned(), left));
+                left = 0.0;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        left.abs() < 1e-12,
+        "every packet picks an endpoint: {rules:?}"
+    );
+    out
+}
+
+/// Every balancing chain of every case picks each of its endpoints with the
+/// same chance (no anonymous vmap: see `PortRender::balance`).
+#[test]
+fn balancing_is_uniform_without_anonymous_maps() {
+    for (case, services, slices, opts) in cases() {
+        let rs = render(&services, &group(slices), &node(), &opts).ruleset;
+        for (name, chain) in &rs.chains {
+            assert!(
+                !chain.rules.iter().any(|r| r.contains("vmap {")),
+                "{case}: {name} has an anonymous vmap"
+            );
+            if !(name.starts_with("svc") || name.starts_with("local")) {
+                continue;
+            }
+            let odds = odds(&chain.rules);
+            assert!(!odds.is_empty(), "{case}: {name} balances over nothing");
+            let distinct: std::collections::BTreeSet<&String> =
+                odds.iter().map(|(ep, _)| ep).collect();
+            assert_eq!(distinct.len(), odds.len(), "{case}: {name}");
+            for (ep, p) in &odds {
+                let want = 1.0 / odds.len() as f64;
+                assert!((p - want).abs() < 1e-12, "{case}: {name} → {ep}: {p}");
+            }
+        }
+    }
 }
