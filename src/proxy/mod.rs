@@ -10,6 +10,7 @@
 //!   terminating fallback, zone hints, Local policies).
 //! - [`render`]: Services + slices → the ruleset ([`ruleset::Ruleset`]).
 //! - [`ruleset`]: the ruleset as data and the full / incremental `nft` scripts.
+//! - [`table`]: what was written, per Service, so a sync re-renders only what changed.
 //! - [`conntrack`]: which UDP conntrack entries went stale between two renders.
 //! - [`healthcheck`]: what each health-check node port answers (Local policies).
 //!
@@ -30,3 +31,4 @@ pub mod role;
 pub mod ruleset;
 pub mod select;
 pub mod shell;
+pub mod table;

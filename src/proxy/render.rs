@@ -557,28 +557,116 @@ pub fn render(
     node: &Node,
     opts: &Options,
 ) -> Rendered {
-    let mut rs = skeleton(opts);
-    let mut udp = UdpFlows::new();
+    let mut out = Rendered {
+        ruleset: skeleton(opts),
+        udp: UdpFlows::new(),
+    };
+    let template = fragment_template(&out.ruleset);
     let none = Vec::new();
     for svc in services {
         let svc_slices = slices.get(&svc.key()).unwrap_or(&none);
-        for vip in &svc.cluster_ips {
-            let fam = Fam::of(vip);
-            for port in &svc.ports {
-                let chosen = select(port, svc_slices, fam == Fam::V6, node);
-                PortRender {
-                    svc,
-                    port,
-                    fam,
-                    vip: *vip,
-                    chosen,
-                    opts,
-                }
-                .render(&mut rs, &mut udp);
+        merge(
+            &mut out,
+            &render_service(svc, svc_slices, node, opts, &template),
+        );
+    }
+    out
+}
+
+/// The fixed part of the table for `opts` (hooks, dispatch chains, the
+/// maps with no Service's elements): what [`render_service`] fragments are
+/// added to.
+pub fn base_table(opts: &Options) -> Ruleset {
+    skeleton(opts)
+}
+
+/// An empty fragment: the base's maps declared, without elements, and no
+/// chains. Diffing two fragments of one Service with
+/// [`Ruleset::diff_script`] changes only that Service's chains, sets and
+/// map elements.
+pub fn fragment_template(base: &Ruleset) -> Ruleset {
+    Ruleset {
+        table: base.table.clone(),
+        chains: Default::default(),
+        maps: base
+            .maps
+            .iter()
+            .map(|(name, m)| {
+                (
+                    name.clone(),
+                    Map {
+                        elements: Default::default(),
+                        ..m.clone()
+                    },
+                )
+            })
+            .collect(),
+        dynamic_sets: Default::default(),
+    }
+}
+
+/// One Service's part of the table: its chains, its dynamic sets, its
+/// elements in the shared maps, and its UDP flows. Fragments of different
+/// Services never name the same chain or element, so they can be rendered,
+/// diffed and merged one by one (the proxy re-renders only the Services
+/// whose inputs changed).
+pub fn render_service(
+    svc: &Service,
+    slices: &[super::model::Slice],
+    node: &Node,
+    opts: &Options,
+    template: &Ruleset,
+) -> Rendered {
+    let mut rs = template.clone();
+    let mut udp = UdpFlows::new();
+    for vip in &svc.cluster_ips {
+        let fam = Fam::of(vip);
+        for port in &svc.ports {
+            let chosen = select(port, slices, fam == Fam::V6, node);
+            PortRender {
+                svc,
+                port,
+                fam,
+                vip: *vip,
+                chosen,
+                opts,
             }
+            .render(&mut rs, &mut udp);
         }
     }
     Rendered { ruleset: rs, udp }
+}
+
+/// Add a fragment to a table.
+pub fn merge(into: &mut Rendered, fragment: &Rendered) {
+    let rs = &mut into.ruleset;
+    rs.chains.extend(
+        fragment
+            .ruleset
+            .chains
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    rs.dynamic_sets.extend(
+        fragment
+            .ruleset
+            .dynamic_sets
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    for (name, m) in &fragment.ruleset.maps {
+        if let Some(target) = rs.maps.get_mut(name) {
+            target
+                .elements
+                .extend(m.elements.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    for (entry, ips) in &fragment.udp {
+        into.udp
+            .entry(*entry)
+            .or_default()
+            .extend(ips.iter().copied());
+    }
 }
 
 #[cfg(test)]

@@ -31,8 +31,9 @@ use super::healthcheck::{self, Check};
 use super::metrics::Metrics;
 use super::model::{self, Slice};
 use super::nft::{self, NftError, Tool};
-use super::render::{NodePortAddresses, Options, Rendered, render};
+use super::render::{NodePortAddresses, Options};
 use super::select::Node;
+use super::table::Table;
 
 /// The zone label of Nodes.
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -223,7 +224,7 @@ fn snapshot(stores: &Stores, node_name: &str) -> Snapshot {
 /// The sync loop's memory between syncs.
 struct State {
     /// What the kernel holds, as we last wrote it (`None`: unknown, full sync next).
-    written: Option<Rendered>,
+    written: Option<Table>,
     last_full: Instant,
     /// Trigger time last seen per slice, for the programming-latency metric.
     triggers: std::collections::HashMap<String, String>,
@@ -252,12 +253,24 @@ async fn sync_once(
         NodePortFlag::Cidrs(cidrs) => NodePortAddresses::Ips(local_addresses(cidrs)),
     };
     let grouped = model::group(snap.slices.iter().map(|(_, s)| s.clone()));
-    let next = render(&snap.services, &grouped, &snap.node, &opts);
+    let next = Table::next(
+        state.written.as_ref(),
+        &snap.services,
+        &grouped,
+        &snap.node,
+        &opts,
+    );
     let checks = healthcheck::ports(&snap.services, &grouped, &snap.node);
-    let full = state.written.is_none() || state.last_full.elapsed() >= settings.sync_period;
-    let script = match (&state.written, full) {
-        (Some(old), false) => old.ruleset.diff_script(&next.ruleset),
-        _ => next
+    let due = state.last_full.elapsed() >= settings.sync_period;
+    let partial = match &state.written {
+        Some(old) if !due => old.diff_script(&next),
+        _ => None,
+    };
+    let full = partial.is_none();
+    let script = match partial {
+        Some(script) => script,
+        None => next
+            .assemble()
             .ruleset
             .full_script(&nft::existing(&settings.nft, &opts.table).await?),
     };
@@ -268,7 +281,7 @@ async fn sync_once(
     m.syncs
         .with_label_values(&[if full { "full" } else { "partial" }])
         .inc();
-    let size = next.ruleset.size();
+    let size = next.size();
     m.objects
         .with_label_values(&["chains"])
         .set(size.chains as i64);
@@ -307,7 +320,8 @@ async fn sync_once(
     state.triggers.retain(|k, _| live.contains(k));
 
     if let Some(old) = &state.written {
-        let flushes = conntrack::stale(&old.udp, &next.udp);
+        let (before, after) = old.udp_changes(&next);
+        let flushes = conntrack::stale(&before, &after);
         if !flushes.is_empty() {
             let failed = conntrack::delete(&settings.conntrack, &flushes).await;
             let ok = flushes.len() - failed.len();
