@@ -230,6 +230,9 @@ fn skeleton(opts: &Options) -> Ruleset {
     c.insert(
         "masquerading".into(),
         chain(vec![
+            // Hairpin: a connection DNAT-ed back to its own source.
+            "ct status dnat ct original ip daddr . ip saddr . ip daddr @hairpin masquerade fully-random".into(),
+            "ct status dnat ct original ip6 daddr . ip6 saddr . ip6 daddr @hairpin6 masquerade fully-random".into(),
             format!("meta mark & {MASQ_MARK} == 0 return"),
             format!("meta mark set meta mark ^ {MASQ_MARK}"),
             "masquerade fully-random".into(),
@@ -244,6 +247,15 @@ fn skeleton(opts: &Options) -> Ruleset {
         let vip_key = format!("{} . inet_proto . inet_service", fam.addr_type());
         rs.maps
             .insert(fam.map("service-ips"), verdict_map(&vip_key));
+        let a = fam.addr_type();
+        rs.maps.insert(
+            fam.map("hairpin"),
+            Map {
+                is_set: true,
+                decl: format!("type {a} . {a} . {a} ;"),
+                elements: Default::default(),
+            },
+        );
         rs.maps
             .insert(fam.map("no-endpoint-services"), verdict_map(&vip_key));
         rs.maps.insert(
@@ -367,6 +379,37 @@ impl PortRender<'_> {
         }
         let n = targets.len();
         let mut arms = Vec::new();
+        if self.svc.affinity.is_none() {
+            // No chain per endpoint (nft's per-transaction cost follows the
+            // table's chain count): DNAT in the balancing rule itself, and
+            // hairpin traffic found in postrouting by (VIP, source, target).
+            let vips: Vec<IpAddr> = std::iter::once(self.vip)
+                .chain(
+                    self.svc
+                        .external_ips
+                        .iter()
+                        .chain(&self.svc.lb_ips)
+                        .copied(),
+                )
+                .filter(|a| Fam::of(a) == self.fam)
+                .collect();
+            for (i, t) in targets.iter().enumerate() {
+                if let Some(set) = rs.maps.get_mut(&self.fam.map("hairpin")) {
+                    for vip in &vips {
+                        set.elements
+                            .insert(format!("{vip} . {} . {}", t.ip, t.ip), None);
+                    }
+                }
+                let dnat = dnat(self.fam, t, proto);
+                arms.push(if i + 1 == n {
+                    dnat
+                } else {
+                    format!("numgen random mod {} 0 {dnat}", n - i)
+                });
+            }
+            rules.extend(arms);
+            return rules;
+        }
         for (i, t) in targets.iter().enumerate() {
             let ep = self.endpoint_chain(t);
             let mut ep_rules = vec![format!("{ip} saddr {} jump mark-for-masquerade", t.ip)];
@@ -467,6 +510,12 @@ impl PortRender<'_> {
                         .map(|c| c.to_string())
                         .collect();
                     if !cidrs.is_empty() {
+                        // Pods reaching a Local Service's external address use
+                        // every endpoint, masqueraded (it may be themselves).
+                        rules.push(format!(
+                            "{ip} saddr {{ {} }} jump mark-for-masquerade",
+                            cidrs.join(", ")
+                        ));
                         rules.push(format!(
                             "{ip} saddr {{ {} }} goto {cluster_chain}",
                             cidrs.join(", ")

@@ -282,9 +282,16 @@ fn the_seed_service_balances_over_its_four_endpoints() {
         .chains
         .values()
         .flat_map(|c| &c.rules)
-        .filter(|r| r.contains("dnat"))
+        .filter(|r| r.contains(" dnat ip "))
         .collect();
-    assert_eq!(dnats.len(), 4);
+    assert_eq!(dnats.len(), 4, "{dnats:?}");
+    // No chain per endpoint; hairpin is found by (VIP, pod, pod) in postrouting.
+    assert!(!r.ruleset.chains.keys().any(|c| c.starts_with("ep")));
+    let hairpin = &r.ruleset.maps["hairpin"].elements;
+    for i in 2..=5 {
+        let key = format!("10.96.0.50 . 10.244.1.{i} . 10.244.1.{i}");
+        assert!(hairpin.contains_key(&key), "{key}: {hairpin:?}");
+    }
     for i in 2..=5 {
         let want = format!("dnat ip to 10.244.1.{i}:9376");
         assert!(dnats.iter().any(|d| d.ends_with(&want)), "{want}");
@@ -299,15 +306,18 @@ fn odds(rules: &[String]) -> Vec<(String, f64)> {
     let mut left = 1.0;
     let mut out = Vec::new();
     for rule in rules {
+        // An arm names its endpoint last: `goto EP_CHAIN` or `dnat ip to IP:PORT`.
         let words: Vec<&str> = rule.split_whitespace().collect();
+        let target = words.last().copied().unwrap_or_default().to_owned();
+        let picks = rule.contains("goto ") || rule.contains(" dnat ");
         match words.as_slice() {
-            ["numgen", "random", "mod", k, "0", "goto", ep] => {
+            ["numgen", "random", "mod", k, "0", ..] if picks => {
                 let k: f64 = k.parse().expect("modulus");
-                out.push(((*ep).to_owned(), left / k));
+                out.push((target, left / k));
                 left -= left / k;
             }
-            ["goto", ep] => {
-                out.push(((*ep).to_owned(), left));
+            [first, ..] if picks && !matches!(*first, "ip" | "ip6" | "fib") => {
+                out.push((target, left));
                 left = 0.0;
             }
             _ => {}
