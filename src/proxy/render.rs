@@ -8,13 +8,16 @@
 //!   externalIPs, LoadBalancer IPs) and `proto . dport` for local addresses
 //!   in `service-nodeports(6)`;
 //! - a chain per Service port (`svc4-…`/`svc6-…`, and `local…` for Local
-//!   policies) picks an endpoint chain with a cascade of `numgen random mod
-//!   N-i 0 goto ep_i` rules (uniform, and without an anonymous vmap per
-//!   Service, which the kernel handles in quadratic time); with
-//!   ClientIP affinity, a client already in an endpoint's dynamic set goes
-//!   straight back to it;
-//! - an endpoint chain (`ep4-…`) marks hairpin traffic for masquerade and
-//!   DNATs to the endpoint;
+//!   policies) picks an endpoint with a cascade of `numgen random mod N-i 0
+//!   dnat …` rules, the last one plain (uniform, and without an anonymous
+//!   vmap per Service, which the kernel handles in quadratic time). There is
+//!   no chain per endpoint: nft's cost per transaction grows with the
+//!   table's chain count (benches/RESULTS.md), so hairpin traffic is found
+//!   in postrouting instead, by the set `hairpin(6)` of (VIP, endpoint,
+//!   endpoint);
+//! - with ClientIP affinity, endpoint chains (`ep4-…`) remain: each marks
+//!   hairpin traffic, records the client in its dynamic set and DNATs, and
+//!   a client already in an endpoint's set goes straight back to it;
 //! - external entry points (NodePort, externalIP, LB IP) go through an
 //!   `ext…` chain: masquerade and the cluster chain under the `Cluster`
 //!   policy; this node's endpoints only (no masquerade, source kept) under
@@ -23,9 +26,10 @@
 //!   consulted by filter chains on new connections: `reject` (connection
 //!   refused at once) when the Service has no endpoint at all, `drop` when
 //!   only a Local policy leaves it without one here;
-//! - masquerading happens in postrouting for packets carrying the mark bit
-//!   0x4000: hairpin, traffic from outside `--cluster-cidr`, or everything
-//!   with `--masquerade-all`.
+//! - masquerading happens in postrouting for hairpin connections and for
+//!   packets carrying the mark bit 0x4000: traffic from outside
+//!   `--cluster-cidr`, external traffic under the `Cluster` policy, or
+//!   everything with `--masquerade-all`.
 //!
 //! Besides the ruleset, [`render`] returns the UDP flows it programmed, so
 //! the shell can delete conntrack entries that point at endpoints that left.
