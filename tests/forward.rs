@@ -186,10 +186,12 @@ fn failover_to_the_second_upstream_then_health_checks_bring_the_first_back() {
     );
     first.set_drop(true);
     let t = Instant::now();
+    // A bound, not a speed check: the parallel overflow test in this file
+    // can starve the machine, and one run waited more than 6 s here.
     let m = ask(
         srv.addr,
         &query("one.example.", RecordType::A),
-        Duration::from_secs(6),
+        Duration::from_secs(15),
     )
     .expect("answered after failover");
     assert!(
