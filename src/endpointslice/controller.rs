@@ -240,6 +240,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
 
     let services = watcher(Api::<Service>::all(client.clone()), wc())
         .default_backoff()
+        .modify(model::strip_managed_fields)
         .reflect(svc_writer)
         .inspect_ok(move |ev| {
             feed_selectors(ev);
@@ -260,10 +261,12 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         )),
     )
     .default_backoff()
+    .modify(model::strip_managed_fields)
     .inspect_ok(move |ev| feed_slices(ev))
     .touched_objects();
     let endpoints = watcher(Api::<Endpoints>::all(client.clone()), wc())
         .default_backoff()
+        .modify(model::strip_managed_fields)
         .reflect(ep_writer)
         .touched_objects();
     let nodes = watcher(Api::<Node>::all(client.clone()), wc())

@@ -372,6 +372,14 @@ impl Pod {
     }
 }
 
+/// Drop `metadata.managedFields` (often the largest part of an object the
+/// API server returns) from an object the controller caches. Safe for the
+/// objects it later replaces: a PUT without managedFields leaves the
+/// server's record of them unchanged.
+pub fn strip_managed_fields<K: kube::Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
 /// Drop in place every field of a Pod that [`Pod::from_api`] and the
 /// controller's pod→Service mapping do not read (managedFields, annotations,
 /// volumes, container specs but their ports, statuses but Ready, ...), so

@@ -301,3 +301,22 @@ fn stripped_pods_convert_the_same_and_lose_the_rest() {
         assert_eq!(again, slim, "stripping twice changes nothing");
     }
 }
+
+#[test]
+fn strip_managed_fields_drops_only_them() {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let mut slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web-abc", "namespace": "default", "resourceVersion": "7",
+                     "labels": {"kubernetes.io/service-name": "web"},
+                     "managedFields": [{"manager": "kube-controller-manager", "operation": "Update",
+                                        "fieldsType": "FieldsV1", "fieldsV1": {"f:endpoints": {}}}]},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.1"]}]
+    }))
+    .expect("slice");
+    let mut want = slice.clone();
+    want.metadata.managed_fields = None;
+    super::strip_managed_fields(&mut slice);
+    assert_eq!(slice, want);
+    assert!(slice.metadata.managed_fields.is_none());
+}
