@@ -18,40 +18,8 @@ pub type NodeZones = BTreeMap<String, String>;
 /// The node label upstream reads an endpoint's zone from.
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
-/// Why an API object could not be turned into a model object.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ModelError {
-    /// A field the planner needs to identify the object is absent.
-    #[error("{kind} {name}: missing {field}")]
-    Missing {
-        /// `Service` or `Pod`.
-        kind: &'static str,
-        /// The object's name, or `?` when that is what is missing.
-        name: String,
-        /// The absent field.
-        field: &'static str,
-    },
-    /// An IP field does not hold an IP address.
-    #[error("{kind} {name}: {field} {value:?} is not an IP address")]
-    BadIp {
-        /// `Service` or `Pod`.
-        kind: &'static str,
-        /// The object's name.
-        name: String,
-        /// The field holding the bad value.
-        field: &'static str,
-        /// The bad value.
-        value: String,
-    },
-    /// `spec.ipFamilies` names a family other than IPv4/IPv6.
-    #[error("Service {name}: unknown IP family {value:?}")]
-    BadFamily {
-        /// The Service's name.
-        name: String,
-        /// The unknown family.
-        value: String,
-    },
-}
+/// Why an API object could not be turned into a model object (shared by the roles).
+pub use crate::k8s::object::ObjectError as ModelError;
 
 /// An EndpointSlice `addressType` the controller writes (never `FQDN`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

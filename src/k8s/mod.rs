@@ -7,6 +7,7 @@
 //! - [`lenient`]: decoding each listed or watched object on its own, so one
 //!   malformed object cannot fail a whole list.
 //! - [`leader`]: Lease-based leader election (one active controller per cluster).
+//! - [`object`]: the one error type of every role's object conversions.
 //! - [`retry`]: the pure error → delay policy of a watch (410 Gone relists at
 //!   once; real faults back off).
 //! - [`selector`]: Kubernetes label selectors (parse and match).
@@ -19,5 +20,6 @@ pub mod client;
 pub mod leader;
 pub mod lenient;
 pub mod limit;
+pub mod object;
 pub mod retry;
 pub mod selector;

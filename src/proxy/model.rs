@@ -137,32 +137,8 @@ pub struct Slice {
     pub trigger_time: Option<String>,
 }
 
-/// Why an object was left out.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ModelError {
-    /// A required field is missing.
-    #[error("{kind} {name}: missing {field}")]
-    Missing {
-        /// Object kind.
-        kind: &'static str,
-        /// Object name.
-        name: String,
-        /// The field.
-        field: &'static str,
-    },
-    /// A field does not parse.
-    #[error("{kind} {name}: bad {field} {value:?}")]
-    Bad {
-        /// Object kind.
-        kind: &'static str,
-        /// Object name.
-        name: String,
-        /// The field.
-        field: &'static str,
-        /// The value.
-        value: String,
-    },
-}
+/// Why an object was left out (shared by the roles).
+pub use crate::k8s::object::ObjectError as ModelError;
 
 fn port_u16(
     kind: &'static str,
@@ -173,7 +149,7 @@ fn port_u16(
     u16::try_from(n)
         .ok()
         .filter(|p| *p != 0)
-        .ok_or_else(|| ModelError::Bad {
+        .ok_or_else(|| ModelError::BadValue {
             kind,
             name: name.to_owned(),
             field,
@@ -182,7 +158,7 @@ fn port_u16(
 }
 
 fn ip(kind: &'static str, name: &str, field: &'static str, s: &str) -> Result<IpAddr, ModelError> {
-    s.parse().map_err(|_| ModelError::Bad {
+    s.parse().map_err(|_| ModelError::BadIp {
         kind,
         name: name.to_owned(),
         field,
@@ -256,7 +232,7 @@ impl Service {
         let mut ports = Vec::new();
         for p in spec.ports.iter().flatten() {
             let protocol =
-                Protocol::parse(p.protocol.as_deref()).ok_or_else(|| ModelError::Bad {
+                Protocol::parse(p.protocol.as_deref()).ok_or_else(|| ModelError::BadValue {
                     kind: "Service",
                     name: full.clone(),
                     field: "spec.ports.protocol",
