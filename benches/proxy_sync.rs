@@ -92,7 +92,7 @@ fn main() {
     if !privileged() {
         return;
     }
-    let ns = Netns::create();
+    let ns = support::netns::Scratch::create("cdns-pbench", "run");
     let status = Command::new("ip")
         .args(["netns", "exec", &ns.0])
         .arg(std::env::current_exe().expect("own path"))
@@ -106,53 +106,7 @@ fn main() {
 
 /// Root with `ip` and `nft`, or a loud skip (a failure in CI).
 fn privileged() -> bool {
-    if common::require("nft").is_none() || common::require("ip").is_none() {
-        return false;
-    }
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
-        assert!(!common::in_ci(), "the proxy bench needs root in CI");
-        eprintln!(
-            "\n!!! SKIPPED: not root, so the proxy_sync bench (real nftables) did not run !!!\n"
-        );
-    }
-    root
-}
-
-/// The bench's network namespace; deleted (after killing anything left in
-/// it) on drop, which also runs when the bench panics.
-struct Netns(String);
-
-impl Netns {
-    fn create() -> Netns {
-        let name = format!("cdns-pbench-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("run ip");
-        assert!(ok.success(), "ip netns add {name}");
-        Netns(name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // A proxy left behind by a killed inner run would keep the namespace alive.
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+    support::netns::available()
 }
 
 fn sh(program: &str, args: &[&str]) -> String {

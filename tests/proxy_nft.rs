@@ -32,26 +32,20 @@ use support::fixtures::poll_until;
 use tokio_util::sync::CancellationToken;
 
 /// A network namespace of this test's own, deleted on drop.
-struct Netns(String);
+struct Netns(support::netns::Scratch);
 
 impl Netns {
     fn new(tag: &str) -> Netns {
-        let name = format!("cdns-nft-{tag}-{}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("run ip");
-        assert!(ok.success(), "ip netns add {name}");
-        Netns(name)
+        Netns(support::netns::Scratch::create("cdns-nft", tag))
+    }
+
+    fn name(&self) -> &str {
+        &self.0.0
     }
 
     fn nft(&self, args: &[&str], stdin: Option<&str>) -> (bool, String) {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.0, "nft"]).args(args);
+        cmd.args(["netns", "exec", self.name(), "nft"]).args(args);
         let out = match stdin {
             Some(text) => {
                 use std::io::Write;
@@ -115,30 +109,9 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 /// Root with `ip` and `nft`, or a loud skip (a failure in CI).
 fn privileged() -> bool {
-    if common::require("nft").is_none() || common::require("ip").is_none() {
-        return false;
-    }
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
-        assert!(!common::in_ci(), "the nftables tests need root in CI");
-        eprintln!("\n!!! SKIPPED: not root, so the real-nftables proxy tests did not run !!!\n");
-    }
-    root
+    support::netns::available()
 }
 
 fn opts() -> Options {
@@ -253,8 +226,8 @@ async fn incremental_syncs_leave_the_kernel_as_a_full_sync_would() {
         sync_period: Duration::from_secs(3600),
         min_sync_period: Duration::from_millis(10),
         metrics: metrics.clone(),
-        nft: Tool::in_netns(&target.0, "nft"),
-        conntrack: Tool::in_netns(&target.0, "conntrack"),
+        nft: Tool::in_netns(target.name(), "nft"),
+        conntrack: Tool::in_netns(target.name(), "conntrack"),
     };
     let stop = CancellationToken::new();
     let task = tokio::spawn(shell::run(
@@ -333,7 +306,7 @@ async fn incremental_syncs_leave_the_kernel_as_a_full_sync_would() {
         .args([
             "netns",
             "exec",
-            &target.0,
+            target.name(),
             env!("CARGO_BIN_EXE_clusterdns"),
             "proxy",
             "--cleanup",

@@ -34,6 +34,7 @@
 mod client;
 mod exec;
 mod roles;
+mod scratch;
 mod topology;
 
 use std::net::Ipv4Addr;
@@ -51,6 +52,8 @@ pub use exec::{
 pub(crate) use roles::netns_roles;
 #[allow(unused_imports)]
 pub use roles::{SERVE_HOSTNAME_ROLE, UDP_ASK_ROLE, role_serve_hostname, role_udp_ask};
+#[allow(unused_imports)]
+pub use scratch::Scratch;
 #[allow(unused_imports)]
 pub use topology::{Names, Topology, list_namespaces, owner_pid, pod_ip, pod_name, sweep_stale};
 

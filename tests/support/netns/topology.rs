@@ -317,7 +317,7 @@ impl Drop for Topology {
 
 /// Kill what still runs in one of our namespaces (started by the test, e.g.
 /// a proxy an inner test left behind): by pid, as `ip netns pids` lists them.
-fn kill_processes_in(ns: &str) {
+pub(super) fn kill_processes_in(ns: &str) {
     let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() else {
         return;
     };
