@@ -20,7 +20,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 use support::apiserver::ApiServer;
 use support::faults::Fault;
-use support::fixtures::{poll_until, running_pod};
+use support::fixtures::{poll_until, running_pod, selector_service};
 use tokio_util::sync::CancellationToken;
 
 const NS: &str = "default";
@@ -32,16 +32,8 @@ fn pod(name: &str, ip: &str, ready: bool) -> Value {
 }
 
 fn service() -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "nginx-service", "namespace": NS},
-        "spec": {
-            "selector": {"app": "nginx"},
-            "clusterIP": "10.96.0.50",
-            "ipFamilies": ["IPv4"],
-            "ports": [{"name": "service-port", "protocol": "TCP", "port": 80, "targetPort": 9376}]
-        }
-    })
+    let port = json!({"name": "service-port", "protocol": "TCP", "port": 80, "targetPort": 9376});
+    selector_service(NS, "nginx-service", "nginx", "10.96.0.50", port)
 }
 
 /// Our slices for nginx-service, as stored.

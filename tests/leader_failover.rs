@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 use support::apiserver::{ApiServer, Logged};
-use support::fixtures::{poll_until, running_pod};
+use support::fixtures::{poll_until, running_pod, selector_service};
 
 const NS: &str = "default";
 const LEASE_NS: &str = "kube-system";
@@ -35,16 +35,8 @@ fn pod(name: &str, ip: &str, ready: bool) -> Value {
 }
 
 fn service() -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web", "namespace": NS},
-        "spec": {
-            "selector": {"app": "web"},
-            "clusterIP": "10.96.0.60",
-            "ipFamilies": ["IPv4"],
-            "ports": [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": 8080}]
-        }
-    })
+    let port = json!({"name": "http", "protocol": "TCP", "port": 80, "targetPort": 8080});
+    selector_service(NS, "web", "web", "10.96.0.60", port)
 }
 
 /// (ip, ready) of every endpoint of the Service's slices, sorted.

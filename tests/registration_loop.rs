@@ -23,7 +23,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 use support::apiserver::ApiServer;
-use support::fixtures::running_pod;
+use support::fixtures::{running_pod, selector_service};
 use tokio_util::sync::CancellationToken;
 
 const NS: &str = "default";
@@ -38,17 +38,8 @@ const CONTROLLER: &str = "controller";
 const DNS: &str = "dns";
 
 fn headless_service() -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web", "namespace": NS},
-        "spec": {
-            "selector": {"app": "web"},
-            "clusterIP": "None",
-            "clusterIPs": ["None"],
-            "ipFamilies": ["IPv4"],
-            "ports": [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": "web"}]
-        }
-    })
+    let port = json!({"name": "http", "protocol": "TCP", "port": 80, "targetPort": "web"});
+    selector_service(NS, "web", "web", "None", port)
 }
 
 /// A pod of `app=web` exposing containerPort `web` 8080; `hostname` also sets

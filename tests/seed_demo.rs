@@ -28,7 +28,7 @@ use hickory_proto::rr::{RData, RecordType};
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use serde_json::{Value, json};
 use support::apiserver::ApiServer;
-use support::fixtures::running_pod;
+use support::fixtures::{running_pod, selector_service};
 use support::netns::{
     self, CLUSTER_CIDR, NODE_IP, Names, PODS, Spawned, Topology, pod_ip, pod_name,
 };
@@ -99,10 +99,8 @@ fn pod(i: usize) -> Value {
 }
 
 fn service(name: &str, cluster_ip: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service",
-           "metadata": {"name": name, "namespace": "default"},
-           "spec": {"selector": {"app": "nginx"}, "clusterIP": cluster_ip, "clusterIPs": [cluster_ip],
-                    "ports": [{"name": "service-port", "protocol": "TCP", "port": 80, "targetPort": 9376}]}})
+    let port = json!({"name": "service-port", "protocol": "TCP", "port": 80, "targetPort": 9376});
+    selector_service("default", name, "nginx", cluster_ip, port)
 }
 
 /// `name`'s A records through the cluster DNS IP (from the node, so through

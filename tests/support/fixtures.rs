@@ -148,3 +148,26 @@ pub fn running_pod(
         }
     })
 }
+
+/// A Service in `ns` selecting `app=<app>`, with ClusterIP `cluster_ip`
+/// (`None` for headless) in IPv4 and the one TCP port `port` (a
+/// ServicePort object).
+pub fn selector_service(
+    ns: &str,
+    name: &str,
+    app: &str,
+    cluster_ip: &str,
+    port: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "selector": {"app": app},
+            "clusterIP": cluster_ip,
+            "clusterIPs": [cluster_ip],
+            "ipFamilies": ["IPv4"],
+            "ports": [port]
+        }
+    })
+}
