@@ -34,6 +34,9 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol a Service port can have.
+    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
     /// nft's spelling (`tcp`, `udp`, `sctp`).
     pub fn nft(self) -> &'static str {
         match self {

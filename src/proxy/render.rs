@@ -1,27 +1,40 @@
 //! The pure heart of `clusterdns proxy`: Services and EndpointSlices in,
 //! our nftables table out ([`Ruleset`]), in the shape kube-proxy's nftables
-//! mode uses (written from its documented structure, not its code):
+//! mode uses (written from its documented structure, not its code), with
+//! fewer kernel objects per Service:
 //!
 //! - base chains on prerouting and output (nat, `dstnat`) jump to
 //!   `services`, which looks the packet's `daddr . l4proto . dport` up in
 //!   the verdict maps `service-ips` / `service-ips6` (ClusterIPs,
 //!   externalIPs, LoadBalancer IPs) and `proto . dport` for local addresses
 //!   in `service-nodeports(6)`;
-//! - a chain per Service port (`svc4-…`/`svc6-…`, and `local…` for Local
-//!   policies) picks an endpoint with a cascade of `numgen random mod N-i 0
-//!   dnat …` rules, the last one plain (uniform, and without an anonymous
-//!   vmap per Service, which the kernel handles in quadratic time). There is
-//!   no chain per endpoint: nft's cost per transaction grows with the
-//!   table's chain count (benches/RESULTS.md), so hairpin traffic is found
-//!   in postrouting instead, by the set `hairpin(6)` of (VIP, endpoint,
-//!   endpoint);
-//! - with ClientIP affinity, endpoint chains (`ep4-…`) remain: each marks
-//!   hairpin traffic, records the client in its dynamic set and DNATs, and
-//!   a client already in an endpoint's set goes straight back to it;
+//! - a ClusterIP port (without ClientIP affinity) has no chain of its own:
+//!   its `service-ips` element goes to the shared chain `lb4-tcp-N`
+//!   (`lb6-udp-N`, ...) for its family, protocol and endpoint count N,
+//!   which marks traffic for masquerading when it comes from outside the
+//!   cluster and DNATs through one lookup of `daddr . dport . numgen random
+//!   mod N` in the map `endpoints-tcp` (`endpoints6-udp`, ...), whose
+//!   elements are the port's endpoints in slots 0..N. (A map per protocol:
+//!   nft takes the DNAT's protocol from the map's declared value type.)
+//!   nft's cost grows with the table's chains and rules (benches/RESULTS.md:
+//!   ~15 µs per object in a transaction, and every transaction reads all
+//!   chains), so 10,000 Services are ~20 chains and 110,000 map elements
+//!   rather than 10,000 chains and 100,000 rules;
 //! - external entry points (NodePort, externalIP, LB IP) go through an
 //!   `ext…` chain: masquerade and the cluster chain under the `Cluster`
 //!   policy; this node's endpoints only (no masquerade, source kept) under
-//!   `Local`, except traffic from pods and from the node itself;
+//!   `Local`, except traffic from pods and from the node itself. Their
+//!   per-Service-port chains (`svc4-…`/`svc6-…`, and `local…`) pick an
+//!   endpoint with a cascade of `numgen random mod N-i 0 dnat …` rules, the
+//!   last one plain (uniform, and without an anonymous vmap per Service,
+//!   which the kernel handles in quadratic time);
+//! - with ClientIP affinity, endpoint chains (`ep4-…`) remain: each marks
+//!   hairpin traffic, records the client in its dynamic set and DNATs, and
+//!   a client already in an endpoint's set goes straight back to it;
+//! - hairpin traffic (a pod reaching itself through its Service) is found
+//!   in postrouting by the set `hairpin(6)` of (VIP, endpoint, endpoint),
+//!   holding only endpoints on this node (or with no node): a pod's packets
+//!   are DNAT-ed by its own node, so no other endpoint can hairpin here;
 //! - Service ports with no usable endpoint are in `no-endpoint-*` maps,
 //!   consulted by filter chains on new connections: `reject` (connection
 //!   refused at once) when the Service has no endpoint at all, `drop` when
@@ -177,14 +190,66 @@ fn dnat(fam: Fam, t: &Target, proto: Protocol) -> String {
 }
 
 fn chain(rules: Vec<String>) -> Chain {
-    Chain { base: None, rules }
+    Chain {
+        base: None,
+        rules,
+        shared: false,
+    }
 }
 
 fn base(spec: &str, rules: &[&str]) -> Chain {
     Chain {
         base: Some(spec.to_owned()),
         rules: rules.iter().map(|r| (*r).to_owned()).collect(),
+        shared: false,
     }
+}
+
+/// `--cluster-cidr` ranges of one family, as nft writes them.
+fn cluster_cidrs(opts: &Options, fam: Fam) -> Vec<String> {
+    opts.cluster_cidrs
+        .iter()
+        .filter(|c| Fam::of(&c.addr()) == fam)
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// The map of one family's and protocol's mapped endpoints.
+fn endpoints_map(fam: Fam, proto: Protocol) -> String {
+    format!("{}-{}", fam.map("endpoints"), proto.nft())
+}
+
+/// The shared balancing chain for ClusterIP ports with `n` endpoints: the
+/// masquerade mark for traffic from outside the cluster, then one DNAT
+/// through the protocol's endpoints map, keyed by the packet's destination
+/// and a random slot below `n` (uniform: each endpoint holds one slot).
+fn lb_chain(fam: Fam, proto: Protocol, n: usize, opts: &Options) -> (String, Chain) {
+    let ip = fam.ip();
+    let mut rules = Vec::new();
+    if opts.masquerade_all {
+        rules.push("jump mark-for-masquerade".to_owned());
+    } else {
+        let cidrs = cluster_cidrs(opts, fam);
+        if !cidrs.is_empty() {
+            rules.push(format!(
+                "{ip} saddr != {{ {} }} jump mark-for-masquerade",
+                cidrs.join(", ")
+            ));
+        }
+    }
+    let p = proto.nft();
+    rules.push(format!(
+        "dnat {ip} to {ip} daddr . {p} dport . numgen random mod {n} map @{}",
+        endpoints_map(fam, proto)
+    ));
+    (
+        format!("lb{}-{p}-{n}", fam.n()),
+        Chain {
+            base: None,
+            rules,
+            shared: true,
+        },
+    )
 }
 
 fn verdict_map(key: &str) -> Map {
@@ -252,6 +317,19 @@ fn skeleton(opts: &Options) -> Ruleset {
         rs.maps
             .insert(fam.map("service-ips"), verdict_map(&vip_key));
         let a = fam.addr_type();
+        for proto in Protocol::ALL {
+            let p = proto.nft();
+            rs.maps.insert(
+                endpoints_map(fam, proto),
+                Map {
+                    is_set: false,
+                    decl: format!(
+                        "typeof {ip} daddr . {p} dport . numgen random mod 1 : {ip} daddr . {p} dport ;"
+                    ),
+                    elements: Default::default(),
+                },
+            );
+        }
         rs.maps.insert(
             fam.map("hairpin"),
             Map {
@@ -364,13 +442,7 @@ impl PortRender<'_> {
                 self.port.port
             ));
         } else {
-            let cidrs: Vec<String> = self
-                .opts
-                .cluster_cidrs
-                .iter()
-                .filter(|c| Fam::of(&c.addr()) == self.fam)
-                .map(|c| c.to_string())
-                .collect();
+            let cidrs = cluster_cidrs(self.opts, self.fam);
             if !cidrs.is_empty() {
                 rules.push(format!(
                     "{ip} daddr {} {} dport {} {ip} saddr != {{ {} }} jump mark-for-masquerade",
@@ -397,13 +469,8 @@ impl PortRender<'_> {
                 )
                 .filter(|a| Fam::of(a) == self.fam)
                 .collect();
+            self.hairpin(rs, &vips, targets);
             for (i, t) in targets.iter().enumerate() {
-                if let Some(set) = rs.maps.get_mut(&self.fam.map("hairpin")) {
-                    for vip in &vips {
-                        set.elements
-                            .insert(format!("{vip} . {} . {}", t.ip, t.ip), None);
-                    }
-                }
                 let dnat = dnat(self.fam, t, proto);
                 arms.push(if i + 1 == n {
                     dnat
@@ -445,6 +512,43 @@ impl PortRender<'_> {
         rules
     }
 
+    /// Hairpin elements (VIP, endpoint, endpoint) for the targets that can
+    /// hairpin on this node.
+    fn hairpin(&self, rs: &mut Ruleset, vips: &[IpAddr], targets: &[Target]) {
+        let Some(set) = rs.maps.get_mut(&self.fam.map("hairpin")) else {
+            return;
+        };
+        for t in targets.iter().filter(|t| self.chosen.here.contains(&t.ip)) {
+            for vip in vips {
+                set.elements
+                    .insert(format!("{vip} . {} . {}", t.ip, t.ip), None);
+            }
+        }
+    }
+
+    /// The ClusterIP entry without affinity: the shared chain for the
+    /// endpoint count, and the endpoints in the `endpoints` map's slots.
+    fn render_mapped(&self, rs: &mut Ruleset, key: &str, targets: &[Target]) {
+        let proto = self.port.protocol;
+        let (lb, chain) = lb_chain(self.fam, proto, targets.len(), self.opts);
+        rs.chains.insert(lb.clone(), chain);
+        if let Some(m) = rs.maps.get_mut(&endpoints_map(self.fam, proto)) {
+            for (slot, t) in targets.iter().enumerate() {
+                m.elements.insert(
+                    format!("{} . {} . {slot}", self.vip, self.port.port),
+                    Some(format!("{} . {}", t.ip, t.port)),
+                );
+            }
+        }
+        self.hairpin(rs, &[self.vip], targets);
+        insert(
+            rs,
+            &self.fam.map("service-ips"),
+            key.to_owned(),
+            &format!("goto {lb}"),
+        );
+    }
+
     fn render(&self, rs: &mut Ruleset, udp: &mut UdpFlows) {
         let fam = self.fam;
         let proto = self.port.protocol;
@@ -470,6 +574,8 @@ impl PortRender<'_> {
         let (vips_map, none_map) = (fam.map("service-ips"), fam.map("no-endpoint-services"));
         if internal.0.is_empty() {
             insert(rs, &none_map, key(&self.vip), no_endpoints);
+        } else if svc.affinity.is_none() {
+            self.render_mapped(rs, &key(&self.vip), internal.0);
         } else {
             insert(
                 rs,
@@ -506,13 +612,7 @@ impl PortRender<'_> {
                 let mut rules = Vec::new();
                 if svc.external_local {
                     let ip = fam.ip();
-                    let cidrs: Vec<String> = self
-                        .opts
-                        .cluster_cidrs
-                        .iter()
-                        .filter(|c| Fam::of(&c.addr()) == fam)
-                        .map(|c| c.to_string())
-                        .collect();
+                    let cidrs = cluster_cidrs(self.opts, fam);
                     if !cidrs.is_empty() {
                         // Pods reaching a Local Service's external address use
                         // every endpoint, masqueraded (it may be themselves).

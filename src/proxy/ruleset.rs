@@ -22,6 +22,11 @@ pub struct Chain {
     pub base: Option<String>,
     /// Rules, in order.
     pub rules: Vec<String>,
+    /// Used by many Services' fragments (a balancing chain per endpoint
+    /// count): [`Ruleset::fragment_diff_script`] leaves it alone, and the
+    /// whole table (`proxy::table`) creates it before any fragment names it
+    /// and deletes it after the last one stopped naming it.
+    pub shared: bool,
 }
 
 /// A set or map whose elements we manage.
@@ -78,6 +83,9 @@ impl Map {
     }
 }
 
+/// Elements written per `add element` command.
+const ELEMENTS_PER_COMMAND: usize = 1000;
+
 fn element(key: &str, value: &Option<String>) -> String {
     match value {
         Some(v) => format!("{key} : {v}"),
@@ -115,6 +123,9 @@ impl Ruleset {
         }
     }
 
+    /// `add`/`delete element` commands for `elements`, many per command:
+    /// nft parses one command with 1,000 elements much faster than 1,000
+    /// commands (benches/RESULTS.md).
     fn add_elements<'a>(
         &self,
         out: &mut String,
@@ -123,13 +134,26 @@ impl Ruleset {
         verb: &str,
     ) {
         let t = self.t();
+        let mut in_line = 0;
         for (k, v) in elements {
-            let e = if verb == "delete" {
-                k.clone()
+            if in_line == ELEMENTS_PER_COMMAND {
+                out.push_str(" }\n");
+                in_line = 0;
+            }
+            if in_line == 0 {
+                write!(out, "{verb} element {t} {map} {{ ").ok();
             } else {
-                element(k, v)
-            };
-            writeln!(out, "{verb} element {t} {map} {{ {e} }}").ok();
+                out.push_str(", ");
+            }
+            if verb == "delete" {
+                out.push_str(k);
+            } else {
+                out.push_str(&element(k, v));
+            }
+            in_line += 1;
+        }
+        if in_line > 0 {
+            out.push_str(" }\n");
         }
     }
 
@@ -187,10 +211,21 @@ impl Ruleset {
     /// The script that turns `self` (what the kernel holds, as last
     /// written) into `next`; empty when they are equal.
     pub fn diff_script(&self, next: &Ruleset) -> String {
+        self.diff(next, true)
+    }
+
+    /// [`Ruleset::diff_script`] for one Service's fragments: shared chains
+    /// are neither created nor deleted (other fragments may use them).
+    pub fn fragment_diff_script(&self, next: &Ruleset) -> String {
+        self.diff(next, false)
+    }
+
+    fn diff(&self, next: &Ruleset, with_shared: bool) -> String {
         let t = next.t();
         let mut out = String::new();
+        let ours = |c: &&Chain| with_shared || !c.shared;
         // 1. New objects, empty.
-        for (name, chain) in &next.chains {
+        for (name, chain) in next.chains.iter().filter(|(_, c)| ours(c)) {
             if !self.chains.contains_key(name) {
                 next.declare_chain(&mut out, name, chain);
             }
@@ -209,6 +244,7 @@ impl Ruleset {
         let changed: Vec<&String> = next
             .chains
             .iter()
+            .filter(|(_, c)| ours(c))
             .filter(|(name, chain)| {
                 self.chains
                     .get(*name)
@@ -218,8 +254,9 @@ impl Ruleset {
             .collect();
         let gone: Vec<&String> = self
             .chains
-            .keys()
-            .filter(|name| !next.chains.contains_key(*name))
+            .iter()
+            .filter(|(name, c)| ours(c) && !next.chains.contains_key(*name))
+            .map(|(name, _)| name)
             .collect();
         for name in changed.iter().chain(gone.iter()) {
             writeln!(out, "flush chain {t} {name}").ok();
@@ -235,7 +272,7 @@ impl Ruleset {
             }
         }
         // 3. Fill.
-        for (name, chain) in &next.chains {
+        for (name, chain) in next.chains.iter().filter(|(_, c)| ours(c)) {
             let fresh = !self.chains.contains_key(name);
             if fresh || changed.contains(&name) {
                 next.fill_chain(&mut out, name, chain);
@@ -272,4 +309,4 @@ impl Ruleset {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -37,6 +37,11 @@ pub struct Chosen {
     /// Some endpoint exists at all (ready or serving-terminating, anywhere):
     /// without one, traffic is rejected rather than dropped.
     pub any: bool,
+    /// Endpoint IPs on this node or with no `nodeName`: the only sources a
+    /// hairpin connection (a pod reaching itself through its Service) can
+    /// come from on this node, since a pod's own node is the one that
+    /// DNATs its packets.
+    pub here: BTreeSet<IpAddr>,
 }
 
 /// The node the proxy programs.
@@ -115,10 +120,16 @@ pub fn select(port: &Port, slices: &[Slice], ipv6: bool, node: &Node) -> Chosen 
             .cloned(),
     );
     let any = !usable(all.iter().cloned()).is_empty();
+    let here = all
+        .iter()
+        .filter(|(e, _)| e.node.as_deref().is_none_or(|n| n == node.name))
+        .map(|(_, t)| t.ip)
+        .collect();
     Chosen {
         cluster,
         local,
         any,
+        here,
     }
 }
 

@@ -5,16 +5,20 @@
 //! next table reuses every fragment whose Service, slices and node are
 //! unchanged (shared, not copied); the incremental script is the
 //! concatenation of the changed fragments' diffs, which never touch each
-//! other's chains or elements. A full sync assembles the whole ruleset.
+//! other's chains or elements, framed by the shared balancing chains
+//! (`lb4-N`, one per endpoint count, named by many fragments): those the
+//! next table uses first are created before the fragments' diffs, those no
+//! fragment uses any more are deleted after them. A full sync assembles
+//! the whole ruleset.
 //!
 //! Pure: the shell decides full or incremental and runs nft.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::model::{Service, Slice, SlicesByService};
 use super::render::{self, Options, Rendered, UdpFlows};
-use super::ruleset::{Ruleset, Size};
+use super::ruleset::{Chain, Ruleset, Size};
 use super::select::Node;
 
 /// What one Service's fragment was rendered from.
@@ -38,6 +42,8 @@ pub struct Table {
     base: Ruleset,
     template: Ruleset,
     fragments: HashMap<String, Arc<Fragment>>,
+    /// The shared chains the fragments name, once each.
+    shared: BTreeMap<String, Chain>,
 }
 
 impl Table {
@@ -78,11 +84,29 @@ impl Table {
             });
             fragments.insert(key, fragment);
         }
+        let mut shared = BTreeMap::new();
+        for f in fragments.values() {
+            for (name, chain) in f.rendered.ruleset.chains.iter().filter(|(_, c)| c.shared) {
+                if !shared.contains_key(name) {
+                    shared.insert(name.clone(), chain.clone());
+                }
+            }
+        }
         Table {
             opts: opts.clone(),
             base,
             template,
             fragments,
+            shared,
+        }
+    }
+
+    /// A ruleset holding only `chains` (to diff the shared chains alone).
+    fn only(&self, chains: BTreeMap<String, Chain>) -> Ruleset {
+        Ruleset {
+            table: self.base.table.clone(),
+            chains,
+            ..Ruleset::default()
         }
     }
 
@@ -102,11 +126,14 @@ impl Table {
     pub fn size(&self) -> Size {
         let mut size = self.base.size();
         for f in self.fragments.values() {
-            let s = f.rendered.ruleset.size();
-            size.chains += s.chains;
-            size.rules += s.rules;
-            size.elements += s.elements;
+            let rs = &f.rendered.ruleset;
+            let own = rs.chains.values().filter(|c| !c.shared);
+            size.chains += own.clone().count();
+            size.rules += own.map(|c| c.rules.len()).sum::<usize>();
+            size.elements += rs.maps.values().map(|m| m.elements.len()).sum::<usize>();
         }
+        size.chains += self.shared.len();
+        size.rules += self.shared.values().map(|c| c.rules.len()).sum::<usize>();
         size
     }
 
@@ -133,12 +160,22 @@ impl Table {
         if self.base != next.base {
             return None;
         }
-        let mut script = String::new();
+        // Shared chains: the union first (new ones created, changed ones
+        // refilled), the fragments, then only what the next table uses.
+        let mut union = self.shared.clone();
+        union.extend(next.shared.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let (before, union, after) = (
+            self.only(self.shared.clone()),
+            self.only(union),
+            self.only(next.shared.clone()),
+        );
+        let mut script = before.diff_script(&union);
         for (old, new) in self.changed(next) {
             let old = old.map_or(&self.template, |r| &r.ruleset);
             let new = new.map_or(&next.template, |r| &r.ruleset);
-            script.push_str(&old.diff_script(new));
+            script.push_str(&old.fragment_diff_script(new));
         }
+        script.push_str(&union.diff_script(&after));
         Some(script)
     }
 
@@ -163,6 +200,7 @@ mod tests {
     use crate::proxy::fixtures::{ep, slice, svc};
     use crate::proxy::model::{Protocol::Tcp, Protocol::Udp, group};
     use crate::proxy::ruleset::Existing;
+    use crate::proxy::ruleset::tests::{empty, run};
 
     fn node() -> Node {
         Node {
@@ -207,16 +245,23 @@ mod tests {
         );
         assert_eq!(b.assemble(), render::render(&svc_b, &sl_b, &node(), &opts));
         let script = a.diff_script(&b).expect("same base");
-        assert!(!script.contains("/s0/"), "s0 untouched:\n{script}");
-        assert!(script.contains("/s1/") && script.contains("/s2/") && script.contains("/s3/"));
-        // The incremental script equals the whole-table diff in effect: the
-        // whole-table diff of the assembled tables names the same objects.
-        let whole = a.assemble().ruleset.diff_script(&b.assemble().ruleset);
-        let mut x: Vec<&str> = script.lines().collect();
-        let mut y: Vec<&str> = whole.lines().collect();
-        x.sort();
-        y.sort();
-        assert_eq!(x, y);
+        assert!(!script.contains("10.96.0.1 "), "s0 untouched:\n{script}");
+        for vip in ["10.96.0.2 ", "10.96.0.3 ", "10.96.0.4 "] {
+            assert!(script.contains(vip), "{vip} changes:\n{script}");
+        }
+        // The script turns what a full sync of `a` wrote into `b`: the
+        // balancing chain for 4 endpoints appears, the one for 3 (s1's
+        // before) goes, the one for 2 (still s0's) stays.
+        let kernel = run(
+            empty("clusterdns"),
+            &a.assemble().ruleset.full_script(&Existing::default()),
+        )
+        .expect("full script of a");
+        assert!(kernel.chains.contains_key("lb4-tcp-3"));
+        let kernel = run(kernel, &script).unwrap_or_else(|e| panic!("{e}\n{script}"));
+        assert_eq!(kernel, b.assemble().ruleset);
+        assert!(kernel.chains.contains_key("lb4-tcp-4") && kernel.chains.contains_key("lb4-udp-2"));
+        assert!(!kernel.chains.contains_key("lb4-tcp-3"));
         // Nothing changed: nothing to write.
         let c = Table::next(Some(&b), &svc_b, &sl_b, &node(), &opts);
         assert_eq!(b.diff_script(&c).as_deref(), Some(""));

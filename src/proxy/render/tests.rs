@@ -271,32 +271,92 @@ fn the_seed_service_balances_over_its_four_endpoints() {
     let r = render(&[seed()], &slices, &node(), &opts());
     let vmap = &r.ruleset.maps["service-ips"].elements;
     let goto = vmap["10.96.0.50 . tcp . 80"].clone().expect("verdict");
-    let chain = &r.ruleset.chains[goto.trim_start_matches("goto ")];
-    let odds = odds(&chain.rules);
-    assert_eq!(odds.len(), 4, "{:?}", chain.rules);
-    for (ep, p) in &odds {
-        assert!((p - 0.25).abs() < 1e-12, "{ep}: {p}");
-    }
-    let dnats: Vec<&String> = r
-        .ruleset
-        .chains
-        .values()
-        .flat_map(|c| &c.rules)
-        .filter(|r| r.contains(" dnat ip "))
-        .collect();
-    assert_eq!(dnats.len(), 4, "{dnats:?}");
-    // No chain per endpoint; hairpin is found by (VIP, pod, pod) in postrouting.
-    assert!(!r.ruleset.chains.keys().any(|c| c.starts_with("ep")));
+    let slots = mapped_slots(&r.ruleset, "10.96.0.50 . tcp . 80", &goto);
+    let mut want: Vec<String> = (2..=5).map(|i| format!("10.244.1.{i} . 9376")).collect();
+    let mut got = slots.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "one slot per endpoint, each with chance 1/4");
+    // No chain of its own: one shared chain per endpoint count.
+    assert_eq!(goto, "goto lb4-tcp-4");
+    assert!(
+        !r.ruleset
+            .chains
+            .keys()
+            .any(|c| c.starts_with("svc") || c.starts_with("ep"))
+    );
+    assert!(r.ruleset.chains["lb4-tcp-4"].shared);
+    // Hairpin is found by (VIP, pod, pod) in postrouting (all four pods
+    // are on this node).
     let hairpin = &r.ruleset.maps["hairpin"].elements;
     for i in 2..=5 {
         let key = format!("10.96.0.50 . 10.244.1.{i} . 10.244.1.{i}");
         assert!(hairpin.contains_key(&key), "{key}: {hairpin:?}");
     }
-    for i in 2..=5 {
-        let want = format!("dnat ip to 10.244.1.{i}:9376");
-        assert!(dnats.iter().any(|d| d.ends_with(&want)), "{want}");
-    }
     assert!(r.udp.is_empty(), "TCP only");
+}
+
+/// Endpoints on other nodes cannot hairpin here: only this node's (and
+/// those with no node) are in the hairpin set.
+#[test]
+fn only_endpoints_here_can_hairpin() {
+    let mut eps = seed_eps();
+    eps[0].node = Some("node-b".into());
+    eps[1].node = None;
+    let slices = group(vec![slice(
+        "nginx-service",
+        &eps,
+        &[("service-port", Tcp, 9376)],
+    )]);
+    let r = render(&[seed()], &slices, &node(), &opts());
+    let hairpin: Vec<&String> = r.ruleset.maps["hairpin"].elements.keys().collect();
+    let ip = |e: &crate::proxy::model::Endpoint| e.ip.to_string();
+    assert_eq!(hairpin.len(), 3, "{hairpin:?}");
+    assert!(!hairpin.iter().any(|k| k.ends_with(&ip(&eps[0]))));
+    assert!(hairpin.iter().any(|k| k.ends_with(&ip(&eps[1]))));
+}
+
+/// The endpoints a mapped entry `key` (`VIP . proto . port`, whose verdict
+/// is `goto`, a shared `lbF-PROTO-N` chain) balances over: the chain's
+/// modulus N must equal its slot count, slots 0..N each hold one endpoint,
+/// and the chain DNATs through the family's and protocol's endpoints map.
+fn mapped_slots(rs: &crate::proxy::ruleset::Ruleset, key: &str, goto: &str) -> Vec<String> {
+    let lb = goto.trim_start_matches("goto ");
+    let parts: Vec<&str> = lb.splitn(3, '-').collect();
+    let [fam, proto, n] = parts.as_slice() else {
+        panic!("{key}: {goto} is not a shared chain")
+    };
+    let n: usize = n.parse().expect("endpoint count");
+    let map = match *fam {
+        "lb4" => format!("endpoints-{proto}"),
+        _ => format!("endpoints6-{proto}"),
+    };
+    let rule = rs.chains[lb].rules.last().expect("a DNAT rule");
+    assert!(
+        rule.ends_with(&format!("{proto} dport . numgen random mod {n} map @{map}")),
+        "{lb}: {rule}"
+    );
+    let [vip, key_proto, port] = key.split(" . ").collect::<Vec<_>>()[..] else {
+        panic!("{key}: not VIP . proto . port")
+    };
+    assert_eq!(key_proto, *proto, "{key} → {lb}");
+    let elements = &rs.maps[&map].elements;
+    let slots: Vec<String> = (0..n)
+        .map(|i| {
+            elements
+                .get(&format!("{vip} . {port} . {i}"))
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| panic!("{key}: slot {i} of {n} empty"))
+        })
+        .collect();
+    assert!(
+        !elements.contains_key(&format!("{vip} . {port} . {n}")),
+        "{key}: more slots than {n}"
+    );
+    let distinct: std::collections::BTreeSet<&String> = slots.iter().collect();
+    assert_eq!(distinct.len(), n, "{key}: an endpoint in two slots");
+    slots
 }
 
 /// The chance of each endpoint chain a balancing chain goes to: a
@@ -330,8 +390,9 @@ fn odds(rules: &[String]) -> Vec<(String, f64)> {
     out
 }
 
-/// Every balancing chain of every case picks each of its endpoints with the
-/// same chance (no anonymous vmap: see `PortRender::balance`).
+/// Every balancing chain and every mapped entry of every case picks each
+/// of its endpoints with the same chance (no anonymous vmap: see
+/// `PortRender::balance` and `lb_chain`).
 #[test]
 fn balancing_is_uniform_without_anonymous_maps() {
     for (case, services, slices, opts) in cases() {
@@ -352,6 +413,35 @@ fn balancing_is_uniform_without_anonymous_maps() {
             for (ep, p) in &odds {
                 let want = 1.0 / odds.len() as f64;
                 assert!((p - want).abs() < 1e-12, "{case}: {name} → {ep}: {p}");
+            }
+        }
+        // Entries through a shared chain: one slot per endpoint.
+        for map in ["service-ips", "service-ips6"] {
+            for (key, verdict) in &rs.maps[map].elements {
+                let verdict = verdict.as_deref().unwrap_or_default();
+                if verdict.starts_with("goto lb") {
+                    mapped_slots(&rs, key, verdict);
+                }
+            }
+        }
+        // Every slot belongs to an entry that goes through a shared chain.
+        for (map, m) in rs.maps.iter().filter(|(n, _)| n.starts_with("endpoints")) {
+            let (fam, proto) = map.split_once('-').expect("endpoints{,6}-PROTO");
+            let vips = if fam == "endpoints" {
+                "service-ips"
+            } else {
+                "service-ips6"
+            };
+            for key in m.elements.keys() {
+                let [vip, port, _slot] = key.split(" . ").collect::<Vec<_>>()[..] else {
+                    panic!("{case}: {map}: {key}")
+                };
+                let entry = format!("{vip} . {proto} . {port}");
+                let verdict = rs.maps[vips].elements.get(&entry).cloned().flatten();
+                assert!(
+                    verdict.as_deref().is_some_and(|v| v.starts_with("goto lb")),
+                    "{case}: {map}: {key} has no entry through a shared chain"
+                );
             }
         }
     }

@@ -10,7 +10,7 @@ use super::*;
 
 /// The interpreter's state is a [`Ruleset`] (dynamic sets and maps both in
 /// `maps`/`dynamic_sets` as declared).
-fn run(mut state: Ruleset, script: &str) -> Result<Ruleset, String> {
+pub(crate) fn run(mut state: Ruleset, script: &str) -> Result<Ruleset, String> {
     for line in script.lines() {
         let words: Vec<&str> = line.splitn(5, ' ').collect();
         let (verb, kind) = (words[0], words[1]);
@@ -27,9 +27,11 @@ fn run(mut state: Ruleset, script: &str) -> Result<Ruleset, String> {
                     .strip_prefix("{ ")
                     .and_then(|t| t.strip_suffix(" }"))
                     .map(str::to_owned);
+                let shared = name.starts_with("lb");
                 state.chains.entry(name).or_insert(Chain {
                     base,
                     rules: vec![],
+                    shared,
                 });
             }
             ("flush", "chain") => state
@@ -105,20 +107,22 @@ fn run(mut state: Ruleset, script: &str) -> Result<Ruleset, String> {
             }
             ("add" | "delete", "element") => {
                 let body = tail.trim_start_matches("{ ").trim_end_matches(" }");
-                let (k, v) = match body.split_once(" : ") {
-                    Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-                    None => (body.to_owned(), None),
-                };
                 let m = state.maps.get_mut(&name).ok_or(format!("no map: {line}"))?;
-                if verb == "add" {
-                    if let Some(old) = m.elements.get(&k)
-                        && *old != v
-                    {
-                        return Err(format!("element exists with another value: {line}"));
+                for item in body.split(", ") {
+                    let (k, v) = match item.split_once(" : ") {
+                        Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+                        None => (item.to_owned(), None),
+                    };
+                    if verb == "add" {
+                        if let Some(old) = m.elements.get(&k)
+                            && *old != v
+                        {
+                            return Err(format!("element exists with another value: {line}"));
+                        }
+                        m.elements.insert(k, v);
+                    } else if m.elements.remove(&k).is_none() {
+                        return Err(format!("no element {k}: {line}"));
                     }
-                    m.elements.insert(k, v);
-                } else if m.elements.remove(&k).is_none() {
-                    return Err(format!("no element: {line}"));
                 }
             }
             _ => return Err(format!("unknown command: {line}")),
@@ -127,7 +131,7 @@ fn run(mut state: Ruleset, script: &str) -> Result<Ruleset, String> {
     Ok(state)
 }
 
-fn empty(table: &str) -> Ruleset {
+pub(crate) fn empty(table: &str) -> Ruleset {
     Ruleset {
         table: table.to_owned(),
         ..Ruleset::default()
@@ -142,6 +146,7 @@ fn rs(chains: &[(&str, &[&str])], elements: &[(&str, &str)], dynamic: &[&str]) -
             Chain {
                 base: None,
                 rules: rules.iter().map(|s| (*s).to_owned()).collect(),
+                shared: name.starts_with("lb"),
             },
         );
     }
@@ -271,4 +276,33 @@ fn size_counts_chains_rules_and_elements() {
             elements: 2
         }
     );
+}
+
+#[test]
+fn elements_go_in_batches_of_a_thousand_per_command() {
+    let mut big = states()[1].clone();
+    let m = big.maps.get_mut("service-ips").expect("map");
+    for i in 0..2500 {
+        m.elements.insert(
+            format!("10.97.{}.{} . tcp . 80", i / 256, i % 256),
+            Some("goto svc-a".into()),
+        );
+    }
+    let full = big.full_script(&Existing::default());
+    let adds: Vec<&str> = full
+        .lines()
+        .filter(|l| l.starts_with("add element"))
+        .collect();
+    assert_eq!(adds.len(), 3, "2501 elements: 1000 + 1000 + 501");
+    assert_eq!(adds[2].matches(", ").count(), 500);
+    let kernel = run(empty("t"), &full).expect("full");
+    assert_eq!(kernel, big);
+    // And back: 2500 deletes in 3 commands.
+    let back = big.diff_script(&states()[1]);
+    let deletes = back
+        .lines()
+        .filter(|l| l.starts_with("delete element"))
+        .count();
+    assert_eq!(deletes, 3);
+    assert_eq!(run(kernel, &back).expect("diff"), states()[1]);
 }
