@@ -24,8 +24,9 @@
 //!    11th endpoint to a Service and removing it again), timed from just
 //!    before `ApiServer::apply` until the sync loop's `syncs_total` counter
 //!    moves (polled every 1 ms: the counter is bumped right after `nft -f -`
-//!    returned) to a sync whose result the kernel shows (the service chain
-//!    is read back after each move). Writes are spaced beyond
+//!    returned) to a sync whose result the kernel shows (the Service's
+//!    `service-ips` element, naming the shared chain `lb4-tcp-N`, is read
+//!    back after each move). Writes are spaced beyond
 //!    `--min-sync-period`. A second run with the default 1 s writes at a random moment
 //!    after the previous sync, which is what the default costs.
 //! 3. RSS: the release binary `clusterdns proxy` (with `--sync-period` short
@@ -77,8 +78,9 @@ const INNER: &str = "PROXY_BENCH_INNER";
 const TARGET_FULL: Duration = Duration::from_secs(1);
 /// API write → applied, p99 target.
 const TARGET_P99: Duration = Duration::from_millis(50);
-/// Our node.
-const NODE: &str = "node-a";
+/// Our node: one of the 50 nodes the slices spread endpoints over
+/// (`util::slice`), so 1 in 50 endpoints is here and can hairpin.
+const NODE: &str = "node-0";
 /// Namespaces the Services are spread over.
 const NAMESPACES: usize = 100;
 /// How long one change may take before the bench fails.
@@ -268,28 +270,23 @@ fn to_models(services: &[Service], slices: &[EndpointSlice]) -> (Vec<model::Serv
     (s, e)
 }
 
-/// The name of Service `i`'s (IPv4, cluster) balancing chain, from a
-/// rendering of that Service alone.
-fn service_chain(i: usize, eps: usize) -> String {
-    let (s, e) = to_models(&[api_service(i)], &[api_slice(i, eps, false)]);
-    let r = render(&s, &model::group(e), &node(), &opts());
-    r.ruleset
-        .chains
-        .keys()
-        .find(|k| k.starts_with("svc4-"))
-        .expect("a service chain")
-        .clone()
+/// Service `i`'s ClusterIP entry, the key of its `service-ips` element.
+fn service_entry(i: usize) -> String {
+    format!("{} . tcp . 80", ip_in(96, i))
 }
 
-/// How many endpoints the kernel's chain `chain` balances over (`numgen random mod N`).
-fn kernel_endpoints(chain: &str) -> Option<usize> {
+/// How many endpoints the kernel balances Service entry `key` over: its
+/// `service-ips` element names the shared chain `lb4-tcp-N`.
+fn kernel_endpoints(key: &str) -> Option<usize> {
     let out = Command::new("nft")
-        .args(["list", "chain", "inet", "clusterdns", chain])
+        .args(["get", "element", "inet", "clusterdns", "service-ips"])
+        .arg(format!("{{ {key} }}"))
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let rest = text.split("numgen random mod ").nth(1)?;
-    rest.split_whitespace().next()?.parse().ok()
+    let rest = text.split("goto lb4-tcp-").nth(1)?;
+    let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    n.parse().ok()
 }
 
 /// Elements in the kernel's `service-ips` map.
@@ -479,7 +476,7 @@ fn full_sync(rt: &tokio::runtime::Runtime, n: usize, eps: usize, bench: bool) ->
     assert_eq!(kernel_vips(), n, "the kernel still holds every Service");
 
     // One endpoint added to Service 0, then removed again.
-    let chain = service_chain(0, eps);
+    let chain = service_entry(0);
     assert_eq!(kernel_endpoints(&chain), Some(eps));
     let mut incr = Vec::new();
     let mut prev = rendered;
@@ -625,10 +622,7 @@ fn latency(n: usize, eps: usize, changes: usize, min_sync: Duration, unspaced: b
         let i = (c / 2 * 7919) % n;
         let extra = c % 2 == 0;
         let want = Some(eps + usize::from(extra));
-        let chain = chains
-            .entry(i)
-            .or_insert_with(|| service_chain(i, eps))
-            .clone();
+        let chain = chains.entry(i).or_insert_with(|| service_entry(i)).clone();
         if unspaced {
             // The next write lands anywhere in the second after the last sync.
             let at = Duration::from_millis(fastrand::u64(0..1000));

@@ -8,14 +8,17 @@
 //!   the verdict maps `service-ips` / `service-ips6` (ClusterIPs,
 //!   externalIPs, LoadBalancer IPs) and `proto . dport` for local addresses
 //!   in `service-nodeports(6)`;
-//! - a ClusterIP port (without ClientIP affinity) has no chain of its own:
-//!   its `service-ips` element goes to the shared chain `lb4-tcp-N`
-//!   (`lb6-udp-N`, ...) for its family, protocol and endpoint count N,
-//!   which marks traffic for masquerading when it comes from outside the
-//!   cluster and DNATs through one lookup of `daddr . dport . numgen random
+//! - a ClusterIP port (without ClientIP affinity, its endpoints all on one
+//!   target port) has no chain of its own: its `service-ips` element goes
+//!   to the shared chain `lb4-tcp-N-P` (`lb6-udp-N-P`, ...) for its family,
+//!   protocol, endpoint count N and target port P, which marks traffic for
+//!   masquerading when it comes from outside the cluster and DNATs to port
+//!   P of the address found by one lookup of `daddr . dport . numgen random
 //!   mod N` in the map `endpoints-tcp` (`endpoints6-udp`, ...), whose
-//!   elements are the port's endpoints in slots 0..N. (A map per protocol:
-//!   nft takes the DNAT's protocol from the map's declared value type.)
+//!   elements are the port's endpoint addresses in slots 0..N. (A map per
+//!   protocol: nft takes the DNAT's protocol from the map's declared types.
+//!   The port in the chain rather than in each element: nft's cost per
+//!   element grows with its fields.)
 //!   nft's cost grows with the table's chains and rules (benches/RESULTS.md:
 //!   ~15 µs per object in a transaction, and every transaction reads all
 //!   chains), so 10,000 Services are ~20 chains and 110,000 map elements
@@ -219,11 +222,12 @@ fn endpoints_map(fam: Fam, proto: Protocol) -> String {
     format!("{}-{}", fam.map("endpoints"), proto.nft())
 }
 
-/// The shared balancing chain for ClusterIP ports with `n` endpoints: the
-/// masquerade mark for traffic from outside the cluster, then one DNAT
-/// through the protocol's endpoints map, keyed by the packet's destination
-/// and a random slot below `n` (uniform: each endpoint holds one slot).
-fn lb_chain(fam: Fam, proto: Protocol, n: usize, opts: &Options) -> (String, Chain) {
+/// The shared balancing chain for ClusterIP ports with `n` endpoints on
+/// target port `port`: the masquerade mark for traffic from outside the
+/// cluster, then one DNAT to the address found in the protocol's endpoints
+/// map, keyed by the packet's destination and a random slot below `n`
+/// (uniform: each endpoint holds one slot).
+fn lb_chain(fam: Fam, proto: Protocol, n: usize, port: u16, opts: &Options) -> (String, Chain) {
     let ip = fam.ip();
     let mut rules = Vec::new();
     if opts.masquerade_all {
@@ -239,11 +243,11 @@ fn lb_chain(fam: Fam, proto: Protocol, n: usize, opts: &Options) -> (String, Cha
     }
     let p = proto.nft();
     rules.push(format!(
-        "dnat {ip} to {ip} daddr . {p} dport . numgen random mod {n} map @{}",
+        "dnat {ip} to {ip} daddr . {p} dport . numgen random mod {n} map @{} : {port}",
         endpoints_map(fam, proto)
     ));
     (
-        format!("lb{}-{p}-{n}", fam.n()),
+        format!("lb{}-{p}-{n}-{port}", fam.n()),
         Chain {
             base: None,
             rules,
@@ -324,7 +328,7 @@ fn skeleton(opts: &Options) -> Ruleset {
                 Map {
                     is_set: false,
                     decl: format!(
-                        "typeof {ip} daddr . {p} dport . numgen random mod 1 : {ip} daddr . {p} dport ;"
+                        "typeof {ip} daddr . {p} dport . numgen random mod 1 : {ip} daddr ;"
                     ),
                     elements: Default::default(),
                 },
@@ -526,17 +530,25 @@ impl PortRender<'_> {
         }
     }
 
-    /// The ClusterIP entry without affinity: the shared chain for the
-    /// endpoint count, and the endpoints in the `endpoints` map's slots.
-    fn render_mapped(&self, rs: &mut Ruleset, key: &str, targets: &[Target]) {
+    /// The ClusterIP entry without affinity, its targets all on one port:
+    /// the shared chain for the endpoint count and port, and the endpoint
+    /// addresses in the `endpoints` map's slots. `false` (nothing written)
+    /// when the targets' ports differ.
+    fn render_mapped(&self, rs: &mut Ruleset, key: &str, targets: &[Target]) -> bool {
+        let Some(port) = targets.first().map(|t| t.port) else {
+            return false;
+        };
+        if targets.iter().any(|t| t.port != port) {
+            return false;
+        }
         let proto = self.port.protocol;
-        let (lb, chain) = lb_chain(self.fam, proto, targets.len(), self.opts);
+        let (lb, chain) = lb_chain(self.fam, proto, targets.len(), port, self.opts);
         rs.chains.insert(lb.clone(), chain);
         if let Some(m) = rs.maps.get_mut(&endpoints_map(self.fam, proto)) {
             for (slot, t) in targets.iter().enumerate() {
                 m.elements.insert(
                     format!("{} . {} . {slot}", self.vip, self.port.port),
-                    Some(format!("{} . {}", t.ip, t.port)),
+                    Some(t.ip.to_string()),
                 );
             }
         }
@@ -547,6 +559,7 @@ impl PortRender<'_> {
             key.to_owned(),
             &format!("goto {lb}"),
         );
+        true
     }
 
     fn render(&self, rs: &mut Ruleset, udp: &mut UdpFlows) {
@@ -572,11 +585,13 @@ impl PortRender<'_> {
             (&self.chosen.cluster, &cluster_chain)
         };
         let (vips_map, none_map) = (fam.map("service-ips"), fam.map("no-endpoint-services"));
+        // Without affinity, through a shared chain when it can.
+        let mapped = !internal.0.is_empty()
+            && svc.affinity.is_none()
+            && self.render_mapped(rs, &key(&self.vip), internal.0);
         if internal.0.is_empty() {
             insert(rs, &none_map, key(&self.vip), no_endpoints);
-        } else if svc.affinity.is_none() {
-            self.render_mapped(rs, &key(&self.vip), internal.0);
-        } else {
+        } else if !mapped {
             insert(
                 rs,
                 &vips_map,

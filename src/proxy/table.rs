@@ -257,11 +257,14 @@ mod tests {
             &a.assemble().ruleset.full_script(&Existing::default()),
         )
         .expect("full script of a");
-        assert!(kernel.chains.contains_key("lb4-tcp-3"));
+        assert!(kernel.chains.contains_key("lb4-tcp-3-8080"));
         let kernel = run(kernel, &script).unwrap_or_else(|e| panic!("{e}\n{script}"));
         assert_eq!(kernel, b.assemble().ruleset);
-        assert!(kernel.chains.contains_key("lb4-tcp-4") && kernel.chains.contains_key("lb4-udp-2"));
-        assert!(!kernel.chains.contains_key("lb4-tcp-3"));
+        assert!(
+            kernel.chains.contains_key("lb4-tcp-4-8080")
+                && kernel.chains.contains_key("lb4-udp-2-5353")
+        );
+        assert!(!kernel.chains.contains_key("lb4-tcp-3-8080"));
         // Nothing changed: nothing to write.
         let c = Table::next(Some(&b), &svc_b, &sl_b, &node(), &opts);
         assert_eq!(b.diff_script(&c).as_deref(), Some(""));

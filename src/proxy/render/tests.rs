@@ -278,14 +278,14 @@ fn the_seed_service_balances_over_its_four_endpoints() {
     want.sort();
     assert_eq!(got, want, "one slot per endpoint, each with chance 1/4");
     // No chain of its own: one shared chain per endpoint count.
-    assert_eq!(goto, "goto lb4-tcp-4");
+    assert_eq!(goto, "goto lb4-tcp-4-9376");
     assert!(
         !r.ruleset
             .chains
             .keys()
             .any(|c| c.starts_with("svc") || c.starts_with("ep"))
     );
-    assert!(r.ruleset.chains["lb4-tcp-4"].shared);
+    assert!(r.ruleset.chains["lb4-tcp-4-9376"].shared);
     // Hairpin is found by (VIP, pod, pod) in postrouting (all four pods
     // are on this node).
     let hairpin = &r.ruleset.maps["hairpin"].elements;
@@ -294,6 +294,36 @@ fn the_seed_service_balances_over_its_four_endpoints() {
         assert!(hairpin.contains_key(&key), "{key}: {hairpin:?}");
     }
     assert!(r.udp.is_empty(), "TCP only");
+}
+
+/// A named target port with different numbers on different pods (two
+/// slices, two port numbers): no shared chain can DNAT to one port, so the
+/// port gets its own balancing chain over all four.
+#[test]
+fn endpoints_on_different_ports_get_a_chain_of_their_own() {
+    let eps = seed_eps();
+    let slices = group(vec![
+        slice("nginx-service", &eps[..2], &[("service-port", Tcp, 9376)]),
+        slice("nginx-service", &eps[2..], &[("service-port", Tcp, 9377)]),
+    ]);
+    let r = render(&[seed()], &slices, &node(), &opts());
+    let goto = r.ruleset.maps["service-ips"].elements["10.96.0.50 . tcp . 80"]
+        .clone()
+        .expect("verdict");
+    let chain = &r.ruleset.chains[goto.trim_start_matches("goto ")];
+    assert!(!chain.shared, "{goto}");
+    let odds = odds(&chain.rules);
+    let targets: Vec<&str> = odds.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "10.244.1.2:9376",
+            "10.244.1.3:9376",
+            "10.244.1.4:9377",
+            "10.244.1.5:9377"
+        ]
+    );
+    assert!(r.ruleset.maps["endpoints-tcp"].elements.is_empty());
 }
 
 /// Endpoints on other nodes cannot hairpin here: only this node's (and
@@ -316,14 +346,15 @@ fn only_endpoints_here_can_hairpin() {
     assert!(hairpin.iter().any(|k| k.ends_with(&ip(&eps[1]))));
 }
 
-/// The endpoints a mapped entry `key` (`VIP . proto . port`, whose verdict
-/// is `goto`, a shared `lbF-PROTO-N` chain) balances over: the chain's
-/// modulus N must equal its slot count, slots 0..N each hold one endpoint,
-/// and the chain DNATs through the family's and protocol's endpoints map.
+/// The endpoints (`IP . port`) a mapped entry `key` (`VIP . proto . port`,
+/// whose verdict is `goto`, a shared `lbF-PROTO-N-PORT` chain) balances
+/// over: the chain's modulus N must equal its slot count, slots 0..N each
+/// hold one endpoint address, and the chain DNATs through the family's and
+/// protocol's endpoints map to its port.
 fn mapped_slots(rs: &crate::proxy::ruleset::Ruleset, key: &str, goto: &str) -> Vec<String> {
     let lb = goto.trim_start_matches("goto ");
-    let parts: Vec<&str> = lb.splitn(3, '-').collect();
-    let [fam, proto, n] = parts.as_slice() else {
+    let parts: Vec<&str> = lb.splitn(4, '-').collect();
+    let [fam, proto, n, target_port] = parts.as_slice() else {
         panic!("{key}: {goto} is not a shared chain")
     };
     let n: usize = n.parse().expect("endpoint count");
@@ -333,7 +364,9 @@ fn mapped_slots(rs: &crate::proxy::ruleset::Ruleset, key: &str, goto: &str) -> V
     };
     let rule = rs.chains[lb].rules.last().expect("a DNAT rule");
     assert!(
-        rule.ends_with(&format!("{proto} dport . numgen random mod {n} map @{map}")),
+        rule.ends_with(&format!(
+            "{proto} dport . numgen random mod {n} map @{map} : {target_port}"
+        )),
         "{lb}: {rule}"
     );
     let [vip, key_proto, port] = key.split(" . ").collect::<Vec<_>>()[..] else {
@@ -347,6 +380,7 @@ fn mapped_slots(rs: &crate::proxy::ruleset::Ruleset, key: &str, goto: &str) -> V
                 .get(&format!("{vip} . {port} . {i}"))
                 .cloned()
                 .flatten()
+                .map(|ip| format!("{ip} . {target_port}"))
                 .unwrap_or_else(|| panic!("{key}: slot {i} of {n} empty"))
         })
         .collect();
