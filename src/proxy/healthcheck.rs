@@ -9,6 +9,7 @@
 //! serves its result.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::model::{Service, SlicesByService};
 use super::select::{Node, select};
@@ -38,7 +39,11 @@ impl Check {
 }
 
 /// Health-check port → what it reports, for every Service that asks for one.
-pub fn ports(services: &[Service], slices: &SlicesByService, node: &Node) -> BTreeMap<u16, Check> {
+pub fn ports(
+    services: &[Arc<Service>],
+    slices: &SlicesByService,
+    node: &Node,
+) -> BTreeMap<u16, Check> {
     let none = Vec::new();
     let mut out = BTreeMap::new();
     for svc in services.iter().filter(|s| s.external_local) {
@@ -100,7 +105,11 @@ mod tests {
         ];
         for (eps, count, status) in cases {
             let slices = group(vec![slice("web", &eps, &port), slice("plain", &eps, &port)]);
-            let got = ports(&[web.clone(), cluster.clone()], &slices, &node);
+            let got = ports(
+                &[Arc::new(web.clone()), Arc::new(cluster.clone())],
+                &slices,
+                &node,
+            );
             assert_eq!(
                 got.keys().copied().collect::<Vec<_>>(),
                 [32000],

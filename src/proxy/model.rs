@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
@@ -358,12 +359,15 @@ impl Slice {
 }
 
 /// Slices grouped by `namespace/service`.
-pub type SlicesByService = BTreeMap<String, Vec<Slice>>;
+/// Shared (`Arc`): the sync loop keeps converted slices between syncs and
+/// regroups them every sync without copying.
+pub type SlicesByService = BTreeMap<String, Vec<Arc<Slice>>>;
 
 /// Group slices by the Service they belong to.
-pub fn group(slices: impl IntoIterator<Item = Slice>) -> SlicesByService {
+pub fn group<S: Into<Arc<Slice>>>(slices: impl IntoIterator<Item = S>) -> SlicesByService {
     let mut out = SlicesByService::new();
     for s in slices {
+        let s: Arc<Slice> = s.into();
         out.entry(format!("{}/{}", s.namespace, s.service))
             .or_default()
             .push(s);

@@ -780,7 +780,7 @@ pub fn fragment_template(base: &Ruleset) -> Ruleset {
 /// whose inputs changed).
 pub fn render_service(
     svc: &Service,
-    slices: &[super::model::Slice],
+    slices: &[std::sync::Arc<super::model::Slice>],
     node: &Node,
     opts: &Options,
     template: &Ruleset,

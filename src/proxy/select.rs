@@ -15,6 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::model::{Endpoint, Port, Slice};
 
@@ -71,7 +72,7 @@ fn usable<'a>(eps: impl Iterator<Item = (&'a Endpoint, Target)> + Clone) -> Vec<
 }
 
 /// The endpoints of `port` in `slices` of the given family for `node`.
-pub fn select(port: &Port, slices: &[Slice], ipv6: bool, node: &Node) -> Chosen {
+pub fn select(port: &Port, slices: &[Arc<Slice>], ipv6: bool, node: &Node) -> Chosen {
     let mut all: Vec<(&Endpoint, Target)> = Vec::new();
     for slice in slices.iter().filter(|s| s.ipv6 == ipv6) {
         let Some(sp) = slice

@@ -158,78 +158,102 @@ fn local_addresses(cidrs: &[IpNet]) -> Vec<IpAddr> {
 
 /// Everything one sync needs from the stores.
 struct Snapshot {
-    services: Vec<model::Service>,
-    slices: Vec<(String, Slice)>,
+    services: Vec<Arc<model::Service>>,
+    slices: Vec<Arc<Slice>>,
+    /// Slices converted for this sync (new or changed since the last one),
+    /// by `namespace/name`: the ones whose trigger time may have moved.
+    fresh_slices: Vec<(String, Arc<Slice>)>,
+    /// Every slice's `namespace/name`, when asked for (full syncs: to
+    /// forget deleted slices' trigger times).
+    live_slice_keys: Option<std::collections::HashSet<String>>,
     node: Node,
     primary: Vec<IpAddr>,
 }
 
-/// API objects converted to the proxy's models, kept between syncs: an
-/// object is converted again (and a bad one warned about again) only when
-/// its resourceVersion changed. At 10k Services converting everything cost
-/// ~37 ms per sync.
-struct Memo<T> {
-    by_key: HashMap<String, (Option<String>, Option<T>)>,
+/// API objects converted to the proxy's models, kept between syncs. A
+/// reflector store keeps an unchanged object in the same `Arc` and puts a
+/// changed one in a new `Arc`, so the memo is keyed by that pointer (and
+/// holds the `Arc`, so no other object can take the address while it is
+/// remembered): a sync converts (and warns about a bad object) only what a
+/// watch event replaced, and the rest costs a hash lookup. At 10k Services
+/// converting everything cost ~37 ms per sync, and keying by
+/// `namespace/name` strings still ~10 ms.
+struct Memo<K, T> {
+    by_ptr: HashMap<usize, (Arc<K>, Option<Arc<T>>)>,
 }
 
-impl<T: Clone> Memo<T> {
+impl<K, T> Memo<K, T> {
     fn new() -> Self {
         Memo {
-            by_key: HashMap::new(),
+            by_ptr: HashMap::new(),
         }
     }
 
-    /// The models of `objects` (those that convert), by `namespace/name`.
-    fn convert<K: ResourceExt>(
+    /// The models of `objects` (those that convert), and the objects
+    /// converted now (not remembered) with their models.
+    #[allow(clippy::type_complexity)]
+    fn convert(
         &mut self,
-        objects: &[Arc<K>],
-        convert: impl Fn(&K) -> Option<T>,
-    ) -> Vec<(String, T)> {
+        objects: Vec<Arc<K>>,
+        mut convert: impl FnMut(&K) -> Option<T>,
+    ) -> (Vec<Arc<T>>, Vec<(Arc<K>, Arc<T>)>) {
         let mut next = HashMap::with_capacity(objects.len());
+        let mut models = Vec::with_capacity(objects.len());
+        let mut fresh = Vec::new();
         for obj in objects {
-            let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
-            let rv = obj.resource_version();
-            let entry = match self.by_key.remove(&key) {
-                Some((old_rv, model)) if old_rv == rv && rv.is_some() => (old_rv, model),
-                _ => (rv, convert(obj)),
+            let ptr = Arc::as_ptr(&obj) as usize;
+            let model = match self.by_ptr.remove(&ptr) {
+                Some((_, model)) => model,
+                None => {
+                    let model = convert(&obj).map(Arc::new);
+                    if let Some(m) = &model {
+                        fresh.push((Arc::clone(&obj), Arc::clone(m)));
+                    }
+                    model
+                }
             };
-            next.insert(key, entry);
+            models.extend(model.iter().cloned());
+            next.insert(ptr, (obj, model));
         }
-        self.by_key = next;
-        self.by_key
-            .iter()
-            .filter_map(|(k, (_, m))| m.clone().map(|m| (k.clone(), m)))
-            .collect()
+        self.by_ptr = next;
+        (models, fresh)
     }
 }
 
 fn snapshot(
     stores: &Stores,
     node_name: &str,
-    services_memo: &mut Memo<model::Service>,
-    slices_memo: &mut Memo<Slice>,
+    services_memo: &mut Memo<ApiService, model::Service>,
+    slices_memo: &mut Memo<EndpointSlice, Slice>,
+    with_keys: bool,
 ) -> Snapshot {
-    let mut services: Vec<(String, model::Service)> = services_memo.convert(
-        &stores.services.state(),
-        |s| match model::Service::from_api(s) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "service left out of the proxy rules");
-                None
-            }
-        },
-    );
-    // A stable order, whatever the map's.
-    services.sort_by(|a, b| a.0.cmp(&b.0));
-    let services = services.into_iter().map(|(_, s)| s).collect();
-    let mut slices = slices_memo.convert(&stores.slices.state(), |s| match Slice::from_api(s) {
+    let (mut services, _) =
+        services_memo.convert(
+            stores.services.state(),
+            |s| match model::Service::from_api(s) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "service left out of the proxy rules");
+                    None
+                }
+            },
+        );
+    // A stable order, whatever the store's.
+    services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let api_slices = stores.slices.state();
+    let live_slice_keys =
+        with_keys.then(|| api_slices.iter().map(|s| object_key(s.as_ref())).collect());
+    let (slices, fresh) = slices_memo.convert(api_slices, |s| match Slice::from_api(s) {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(error = %e, "endpointslice left out of the proxy rules");
             None
         }
     });
-    slices.sort_by(|a, b| a.0.cmp(&b.0));
+    let fresh_slices = fresh
+        .into_iter()
+        .map(|(api, model)| (object_key(api.as_ref()), model))
+        .collect();
     let api_node = stores
         .nodes
         .state()
@@ -250,12 +274,19 @@ fn snapshot(
     Snapshot {
         services,
         slices,
+        fresh_slices,
+        live_slice_keys,
         node: Node {
             name: node_name.to_owned(),
             zone,
         },
         primary,
     }
+}
+
+/// `namespace/name` of an API object.
+fn object_key<K: ResourceExt>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
 /// The sync loop's memory between syncs.
@@ -289,7 +320,7 @@ async fn sync_once(
         NodePortFlag::Primary => NodePortAddresses::Ips(snap.primary.clone()),
         NodePortFlag::Cidrs(cidrs) => NodePortAddresses::Ips(local_addresses(cidrs)),
     };
-    let grouped = model::group(snap.slices.iter().map(|(_, s)| s.clone()));
+    let grouped = model::group(snap.slices.iter().cloned());
     let next = Table::next(
         state.written.as_ref(),
         &snap.services,
@@ -333,9 +364,10 @@ async fn sync_once(
     }
 
     // Programming latency of slices whose trigger time moved (not for what
-    // was already there when the proxy started).
+    // was already there when the proxy started). Only slices converted for
+    // this sync can have moved.
     let first = state.written.is_none() && state.triggers.is_empty();
-    for (key, slice) in &snap.slices {
+    for (key, slice) in &snap.fresh_slices {
         let Some(t) = &slice.trigger_time else {
             continue;
         };
@@ -353,8 +385,9 @@ async fn sync_once(
             }
         }
     }
-    let live: std::collections::HashSet<&String> = snap.slices.iter().map(|(k, _)| k).collect();
-    state.triggers.retain(|k, _| live.contains(k));
+    if let Some(live) = &snap.live_slice_keys {
+        state.triggers.retain(|k, _| live.contains(k));
+    }
 
     if let Some(old) = &state.written {
         let (before, after) = old.udp_changes(&next);
@@ -452,11 +485,14 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>, stop: 
             }
         }
         last_start = Some(Instant::now());
+        // The same rule as `sync_once`'s for a full sync.
+        let full_due = state.written.is_none() || state.last_full.elapsed() >= settings.sync_period;
         let snap = snapshot(
             &stores,
             &settings.node,
             &mut services_memo,
             &mut slices_memo,
+            full_due,
         );
         match sync_once(&settings, snap, &mut state).await {
             Ok(checks) => {
@@ -489,22 +525,36 @@ mod tests {
     }
 
     #[test]
-    fn memo_converts_an_object_again_only_when_its_version_changes() {
+    fn memo_converts_only_objects_the_store_replaced() {
         let calls = Cell::new(0);
         let conv = |s: &Service| {
             calls.set(calls.get() + 1);
             s.metadata.resource_version.clone()
         };
+        let (a, b1) = (svc("a", "1"), svc("b", "1"));
         let mut memo = Memo::new();
-        let mut got = memo.convert(&[svc("a", "1"), svc("b", "1")], conv);
-        got.sort();
-        assert_eq!(got.len(), 2);
-        assert_eq!(calls.get(), 2);
-        let got = memo.convert(&[svc("a", "1"), svc("b", "2")], conv);
+        let (got, fresh) = memo.convert(vec![a.clone(), b1.clone()], conv);
+        assert_eq!((got.len(), fresh.len(), calls.get()), (2, 2, 2));
+        // The store replaced b (a watch event); a is the same Arc.
+        let b2 = svc("b", "2");
+        let (got, fresh) = memo.convert(vec![a.clone(), b2.clone()], conv);
         assert_eq!(calls.get(), 3, "only b again");
-        assert!(got.contains(&("default/b".to_owned(), "2".to_owned())));
-        let got = memo.convert(&[svc("b", "2")], conv);
-        assert_eq!((calls.get(), got.len()), (3, 1), "a forgotten, b kept");
+        assert!(got.iter().any(|m| m.as_str() == "2") && got.len() == 2);
+        assert_eq!(fresh.len(), 1);
+        assert!(Arc::ptr_eq(&fresh[0].0, &b2));
+        // a deleted: forgotten; b kept without converting.
+        let (got, fresh) = memo.convert(vec![b2.clone()], conv);
+        assert_eq!((calls.get(), got.len(), fresh.len()), (3, 1, 0));
+        // An object that does not convert is remembered too (warned once).
+        let conv_none = |_: &Service| {
+            calls.set(calls.get() + 1);
+            None::<String>
+        };
+        let c = svc("c", "1");
+        let mut memo = Memo::new();
+        let _ = memo.convert(vec![c.clone()], conv_none);
+        let (got, _) = memo.convert(vec![c.clone()], conv_none);
+        assert_eq!((calls.get(), got.len()), (4, 0));
     }
 
     use std::time::Duration;

@@ -21,12 +21,27 @@ use super::render::{self, Options, Rendered, UdpFlows};
 use super::ruleset::{Chain, Ruleset, Size};
 use super::select::Node;
 
-/// What one Service's fragment was rendered from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What one Service's fragment was rendered from (shared with the sync
+/// loop's converted objects, so an unchanged input is the same pointer).
+#[derive(Clone, Debug)]
 struct Inputs {
-    service: Service,
-    slices: Vec<Slice>,
+    service: Arc<Service>,
+    slices: Vec<Arc<Slice>>,
     node: Node,
+}
+
+/// The same value: the same pointer (the usual case), else equal contents.
+fn same<T: PartialEq>(a: &Arc<T>, b: &Arc<T>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
+impl Inputs {
+    fn matches(&self, service: &Arc<Service>, slices: &[Arc<Slice>], node: &Node) -> bool {
+        same(&self.service, service)
+            && self.slices.len() == slices.len()
+            && self.slices.iter().zip(slices).all(|(a, b)| same(a, b))
+            && self.node == *node
+    }
 }
 
 #[derive(Debug)]
@@ -51,7 +66,7 @@ impl Table {
     /// inputs (and the options) are the same.
     pub fn next(
         prev: Option<&Table>,
-        services: &[Service],
+        services: &[Arc<Service>],
         slices: &SlicesByService,
         node: &Node,
         opts: &Options,
@@ -66,16 +81,12 @@ impl Table {
             let svc_slices = slices.get(&key).unwrap_or(&none);
             let same = reusable
                 .and_then(|p| p.fragments.get(&key))
-                .filter(|f| {
-                    f.inputs.service == *svc
-                        && f.inputs.slices == *svc_slices
-                        && f.inputs.node == *node
-                })
+                .filter(|f| f.inputs.matches(svc, svc_slices, node))
                 .cloned();
             let fragment = same.unwrap_or_else(|| {
                 Arc::new(Fragment {
                     inputs: Inputs {
-                        service: svc.clone(),
+                        service: Arc::clone(svc),
                         slices: svc_slices.clone(),
                         node: node.clone(),
                     },
@@ -209,6 +220,10 @@ mod tests {
         }
     }
 
+    fn shared(services: &[Service]) -> Vec<Arc<Service>> {
+        services.iter().cloned().map(Arc::new).collect()
+    }
+
     fn state(n_eps: &[usize]) -> (Vec<Service>, SlicesByService) {
         let mut services = Vec::new();
         let mut slices = Vec::new();
@@ -231,14 +246,14 @@ mod tests {
     fn incremental_scripts_touch_only_what_changed_and_add_up_to_a_full_render() {
         let opts = Options::default();
         let (svc_a, sl_a) = state(&[2, 3, 1]);
-        let a = Table::next(None, &svc_a, &sl_a, &node(), &opts);
+        let a = Table::next(None, &shared(&svc_a), &sl_a, &node(), &opts);
         assert_eq!(a.assemble(), render::render(&svc_a, &sl_a, &node(), &opts));
 
         // s1 loses an endpoint, s2 goes, s3 arrives; s0 is untouched.
         let (mut svc_b, mut sl_b) = state(&[2, 2, 1, 4]);
         svc_b.remove(2);
         sl_b.remove("default/s2");
-        let b = Table::next(Some(&a), &svc_b, &sl_b, &node(), &opts);
+        let b = Table::next(Some(&a), &shared(&svc_b), &sl_b, &node(), &opts);
         assert!(
             Arc::ptr_eq(&a.fragments["default/s0"], &b.fragments["default/s0"]),
             "reused"
@@ -266,7 +281,7 @@ mod tests {
         );
         assert!(!kernel.chains.contains_key("lb4-tcp-3-8080"));
         // Nothing changed: nothing to write.
-        let c = Table::next(Some(&b), &svc_b, &sl_b, &node(), &opts);
+        let c = Table::next(Some(&b), &shared(&svc_b), &sl_b, &node(), &opts);
         assert_eq!(b.diff_script(&c).as_deref(), Some(""));
         // UDP flows of the changed Services only.
         let (before, after) = a.udp_changes(&b);
@@ -282,7 +297,7 @@ mod tests {
             masquerade_all: true,
             ..opts.clone()
         };
-        let d = Table::next(Some(&c), &svc_b, &sl_b, &node(), &other);
+        let d = Table::next(Some(&c), &shared(&svc_b), &sl_b, &node(), &other);
         assert!(!Arc::ptr_eq(
             &c.fragments["default/s0"],
             &d.fragments["default/s0"]

@@ -199,7 +199,7 @@ fn golden_scripts() {
 
 #[test]
 fn headless_and_external_name_services_render_nothing() {
-    let skeleton = render(&[], &group(vec![]), &node(), &opts());
+    let skeleton = render(&[], &group(Vec::<Slice>::new()), &node(), &opts());
     for (what, api) in [
         (
             "headless",

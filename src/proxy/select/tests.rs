@@ -127,6 +127,7 @@ fn selection_table() {
         ),
     ];
     for (what, slices, zone, cluster, local, any) in cases {
+        let slices: Vec<Arc<Slice>> = slices.into_iter().map(Arc::new).collect();
         let got = select(&http, &slices, false, &node(zone));
         assert_eq!(ips(&got.cluster), cluster, "{what}: cluster");
         assert_eq!(ips(&got.local), local, "{what}: local");
