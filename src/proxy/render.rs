@@ -50,6 +50,7 @@
 //! Besides the ruleset, [`render`] returns the UDP flows it programmed, so
 //! the shell can delete conntrack entries that point at endpoints that left.
 
+use std::cell::LazyCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -568,8 +569,10 @@ impl PortRender<'_> {
         let port = self.port.port;
         let svc = self.svc;
         let key = |ip: &IpAddr| format!("{ip} . {} . {port}", proto.nft());
-        let cluster_chain = name(&format!("svc{}", fam.n()), &self.id());
-        let local_chain = name(&format!("local{}", fam.n()), &self.id());
+        // Named only when used (a hash each): mapped ClusterIP ports have
+        // no chain of their own.
+        let cluster_chain = LazyCell::new(|| name(&format!("svc{}", fam.n()), &self.id()));
+        let local_chain = LazyCell::new(|| name(&format!("local{}", fam.n()), &self.id()));
         let no_endpoints = if self.chosen.any {
             "drop"
         } else {
@@ -580,23 +583,30 @@ impl PortRender<'_> {
 
         // Internal traffic: the ClusterIP.
         let internal = if svc.internal_local {
-            (&self.chosen.local, &local_chain)
+            &self.chosen.local
         } else {
-            (&self.chosen.cluster, &cluster_chain)
+            &self.chosen.cluster
         };
         let (vips_map, none_map) = (fam.map("service-ips"), fam.map("no-endpoint-services"));
         // Without affinity, through a shared chain when it can.
-        let mapped = !internal.0.is_empty()
+        let mapped = !internal.is_empty()
             && svc.affinity.is_none()
-            && self.render_mapped(rs, &key(&self.vip), internal.0);
-        if internal.0.is_empty() {
+            && self.render_mapped(rs, &key(&self.vip), internal);
+        if internal.is_empty() {
             insert(rs, &none_map, key(&self.vip), no_endpoints);
         } else if !mapped {
             insert(
                 rs,
                 &vips_map,
                 key(&self.vip),
-                &format!("goto {}", internal.1),
+                &format!(
+                    "goto {}",
+                    if svc.internal_local {
+                        &*local_chain
+                    } else {
+                        &*cluster_chain
+                    }
+                ),
             );
             used_cluster |= !svc.internal_local;
             used_local |= svc.internal_local;
@@ -604,7 +614,7 @@ impl PortRender<'_> {
         if proto == Protocol::Udp {
             udp.entry(UdpEntry::Vip(self.vip, port))
                 .or_default()
-                .extend(internal.0.iter().map(|t| t.ip));
+                .extend(internal.iter().map(|t| t.ip));
         }
 
         // External traffic: NodePort, externalIPs, LoadBalancer IPs.
@@ -636,21 +646,22 @@ impl PortRender<'_> {
                             cidrs.join(", ")
                         ));
                         rules.push(format!(
-                            "{ip} saddr {{ {} }} goto {cluster_chain}",
-                            cidrs.join(", ")
+                            "{ip} saddr {{ {} }} goto {}",
+                            cidrs.join(", "),
+                            *cluster_chain
                         ));
                     }
                     rules.push("fib saddr type local jump mark-for-masquerade".into());
-                    rules.push(format!("fib saddr type local goto {cluster_chain}"));
+                    rules.push(format!("fib saddr type local goto {}", *cluster_chain));
                     if external.is_empty() {
                         rules.push("drop".into());
                     } else {
-                        rules.push(format!("goto {local_chain}"));
+                        rules.push(format!("goto {}", *local_chain));
                         used_local = true;
                     }
                 } else {
                     rules.push("jump mark-for-masquerade".into());
-                    rules.push(format!("goto {cluster_chain}"));
+                    rules.push(format!("goto {}", *cluster_chain));
                 }
                 used_cluster = true;
                 rs.chains.insert(ext.clone(), chain(rules));
@@ -703,11 +714,11 @@ impl PortRender<'_> {
         }
         if used_cluster && !self.chosen.cluster.is_empty() {
             let rules = self.balance(rs, &self.chosen.cluster);
-            rs.chains.insert(cluster_chain, chain(rules));
+            rs.chains.insert(LazyCell::force(&cluster_chain).clone(), chain(rules));
         }
         if used_local && !self.chosen.local.is_empty() {
             let rules = self.balance(rs, &self.chosen.local);
-            rs.chains.insert(local_chain, chain(rules));
+            rs.chains.insert(LazyCell::force(&local_chain).clone(), chain(rules));
         }
     }
 }
