@@ -936,7 +936,7 @@ fn report(full: &[Full], lat: &[Latency], mem: &Memory, eps: usize) -> String {
     let _ = writeln!(w, "\n### Memory of `clusterdns proxy` (release binary)\n");
     let _ = writeln!(
         w,
-        "`clusterdns proxy --endpoint http://127.0.0.1:PORT --hostname-override node-a --metrics-bind-address 127.0.0.1:P --healthz-bind-address 127.0.0.1:P --sync-period {}s` against the test API server in the namespace ({} Services × {eps} endpoints); /proc/PID/status 1 s after the first full sync and 1 s after the first periodic full resync (which lists the names in our table and rewrites all of it).\n",
+        "`clusterdns proxy --endpoint http://127.0.0.1:PORT --hostname-override {NODE} --metrics-bind-address 127.0.0.1:P --healthz-bind-address 127.0.0.1:P --sync-period {}s` against the test API server in the namespace ({} Services × {eps} endpoints); /proc/PID/status 1 s after the first full sync and 1 s after the first periodic full resync (which lists the names in our table and rewrites all of it).\n",
         mem.resync_period.as_secs(),
         mem.services
     );

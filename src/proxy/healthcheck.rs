@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::model::{Service, SlicesByService};
+use super::model::{Service, Slice};
 use super::select::{Node, select};
 
 /// What one health-check port reports.
@@ -38,19 +38,17 @@ impl Check {
     }
 }
 
-/// Health-check port → what it reports, for every Service that asks for one.
-pub fn ports(
-    services: &[Arc<Service>],
-    slices: &SlicesByService,
+/// Health-check port → what it reports, for every Service (with its
+/// slices) that asks for one.
+pub fn ports<'a>(
+    services: impl IntoIterator<Item = (&'a Service, &'a [Arc<Slice>])>,
     node: &Node,
 ) -> BTreeMap<u16, Check> {
-    let none = Vec::new();
     let mut out = BTreeMap::new();
-    for svc in services.iter().filter(|s| s.external_local) {
+    for (svc, svc_slices) in services.into_iter().filter(|(s, _)| s.external_local) {
         let Some(port) = svc.health_check_node_port else {
             continue;
         };
-        let svc_slices = slices.get(&svc.key()).unwrap_or(&none);
         let mut ips = std::collections::BTreeSet::new();
         for p in &svc.ports {
             for v6 in [false, true] {
@@ -105,11 +103,8 @@ mod tests {
         ];
         for (eps, count, status) in cases {
             let slices = group(vec![slice("web", &eps, &port), slice("plain", &eps, &port)]);
-            let got = ports(
-                &[Arc::new(web.clone()), Arc::new(cluster.clone())],
-                &slices,
-                &node,
-            );
+            let of = |s: &Service| slices.get(&s.key()).map_or(&[][..], Vec::as_slice);
+            let got = ports([(&web, of(&web)), (&cluster, of(&cluster))], &node);
             assert_eq!(
                 got.keys().copied().collect::<Vec<_>>(),
                 [32000],

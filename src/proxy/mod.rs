@@ -11,13 +11,15 @@
 //! - [`render`]: Services + slices → the ruleset ([`ruleset::Ruleset`]).
 //! - [`ruleset`]: the ruleset as data and the full / incremental `nft` scripts.
 //! - [`table`]: what was written, per Service, so a sync re-renders only what changed.
+//! - [`changes`]: which Services the watch events touched since the last sync.
 //! - [`conntrack`]: which UDP conntrack entries went stale between two renders.
 //! - [`healthcheck`]: what each health-check node port answers (Local policies).
 //!
 //! I/O: [`nft`] (running `nft -f -`, listing our table), [`shell`] (watches
-//! and the rate-limited sync loop), `health_ports` (serving the health-check node ports), [`metrics`], and [`role`] (the `proxy`
+//! and the rate-limited sync loop), [`sync`] (one full or partial sync), `health_ports` (serving the health-check node ports), [`metrics`], and [`role`] (the `proxy`
 //! command).
 
+pub mod changes;
 pub mod conntrack;
 #[cfg(test)]
 mod fixtures;
@@ -31,4 +33,5 @@ pub mod role;
 pub mod ruleset;
 pub mod select;
 pub mod shell;
+pub mod sync;
 pub mod table;

@@ -714,11 +714,13 @@ impl PortRender<'_> {
         }
         if used_cluster && !self.chosen.cluster.is_empty() {
             let rules = self.balance(rs, &self.chosen.cluster);
-            rs.chains.insert(LazyCell::force(&cluster_chain).clone(), chain(rules));
+            rs.chains
+                .insert(LazyCell::force(&cluster_chain).clone(), chain(rules));
         }
         if used_local && !self.chosen.local.is_empty() {
             let rules = self.balance(rs, &self.chosen.local);
-            rs.chains.insert(LazyCell::force(&local_chain).clone(), chain(rules));
+            rs.chains
+                .insert(LazyCell::force(&local_chain).clone(), chain(rules));
         }
     }
 }

@@ -1,18 +1,22 @@
 //! The I/O shell of `clusterdns proxy`: reflector stores of Services,
-//! EndpointSlices and this Node; any change wakes the sync loop, which
-//! renders the whole table from the stores (pure, fast) and writes only the
-//! difference from what it last wrote as one `nft` transaction. Syncs are at
-//! least `--min-sync-period` apart (changes arriving meanwhile are batched),
-//! and every `--sync-period` (and after any failure) a full sync rewrites
-//! the table from what the kernel holds, repairing drift. After each sync,
-//! stale UDP conntrack entries are deleted and the health-check node ports
-//! of `externalTrafficPolicy: Local` Services are (re)bound. Rules stay in place when the
-//! proxy stops, so traffic keeps flowing across restarts, as with kube-proxy.
+//! EndpointSlices and this Node; every watch event is recorded (which
+//! Service it touched, [`super::changes`]) and wakes the sync loop. A sync
+//! after ordinary changes re-renders only the touched Services and writes
+//! the difference as one `nft` transaction ([`super::sync::partial`]); at
+//! start, after a relist or a Node change, and every `--sync-period` (and
+//! after any failure) the table is rendered from all the stores, the
+//! periodic one rewriting it from what the kernel holds to repair drift
+//! ([`super::sync::full`]). Syncs are at least `--min-sync-period` apart
+//! (changes arriving meanwhile are batched). After each sync, stale UDP
+//! conntrack entries are deleted and the health-check node ports of
+//! `externalTrafficPolicy: Local` Services are (re)bound. Rules stay in
+//! place when the proxy stops, so traffic keeps flowing across restarts, as
+//! with kube-proxy.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use ipnet::IpNet;
@@ -25,15 +29,14 @@ use kube::{Client, ResourceExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::conntrack;
+use super::changes::Changes;
 use super::health_ports::HealthPorts;
-use super::healthcheck::{self, Check};
 use super::metrics::Metrics;
 use super::model::{self, Slice};
-use super::nft::{self, NftError, Tool};
-use super::render::{NodePortAddresses, Options};
+use super::nft::Tool;
+use super::render::Options;
 use super::select::Node;
-use super::table::Table;
+use super::sync::{self, State};
 
 /// The zone label of Nodes.
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -107,11 +110,16 @@ fn wc() -> watcher::Config {
     watcher::Config::default().any_semantic()
 }
 
-/// Drive `stream` (keeping its store fed) and wake `notify` on every event.
-fn drive<S, T>(stream: S, notify: Arc<Notify>, stop: CancellationToken)
-where
-    S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
-    T: Send,
+/// Drive `stream` (keeping its store fed): tell `on_event` about every
+/// event (after the reflector stored it) and wake `notify`.
+fn drive<S, K>(
+    stream: S,
+    on_event: impl Fn(&watcher::Event<K>) + Send + 'static,
+    notify: Arc<Notify>,
+    stop: CancellationToken,
+) where
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    K: Send,
 {
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -120,7 +128,10 @@ where
                 () = stop.cancelled() => return,
                 item = stream.next() => match item {
                     None => return,
-                    Some(Ok(_)) => notify.notify_one(),
+                    Some(Ok(event)) => {
+                        on_event(&event);
+                        notify.notify_one();
+                    }
                     Some(Err(e)) => tracing::warn!(error = %e, "proxy watch"),
                 },
             }
@@ -128,7 +139,30 @@ where
     });
 }
 
-struct Stores {
+/// The Service (`namespace/name`) a slice belongs to, by its label.
+fn owner(slice: &EndpointSlice) -> Option<String> {
+    let svc = slice.labels().get(model::SERVICE_NAME_LABEL)?;
+    Some(format!("{}/{svc}", slice.namespace().unwrap_or_default()))
+}
+
+/// Record a watch event in `changes`: `one` for an object stored or
+/// deleted, everything for a relist.
+fn record<K>(
+    changes: &Mutex<Changes>,
+    event: &watcher::Event<K>,
+    one: impl FnOnce(&mut Changes, &K, bool),
+) {
+    let mut c = changes.lock().unwrap_or_else(|p| p.into_inner());
+    match event {
+        watcher::Event::Apply(obj) => one(&mut c, obj, false),
+        watcher::Event::Delete(obj) => one(&mut c, obj, true),
+        watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone => {
+            c.everything()
+        }
+    }
+}
+
+pub(super) struct Stores {
     services: Store<ApiService>,
     slices: Store<EndpointSlice>,
     nodes: Store<ApiNode>,
@@ -142,7 +176,7 @@ impl Stores {
     }
 }
 
-fn local_addresses(cidrs: &[IpNet]) -> Vec<IpAddr> {
+pub(super) fn local_addresses(cidrs: &[IpNet]) -> Vec<IpAddr> {
     match if_addrs::get_if_addrs() {
         Ok(ifs) => ifs
             .into_iter()
@@ -156,18 +190,18 @@ fn local_addresses(cidrs: &[IpNet]) -> Vec<IpAddr> {
     }
 }
 
-/// Everything one sync needs from the stores.
-struct Snapshot {
-    services: Vec<Arc<model::Service>>,
-    slices: Vec<Arc<Slice>>,
+/// Everything a full sync needs from the stores.
+pub(super) struct Snapshot {
+    pub(super) services: Vec<Arc<model::Service>>,
+    pub(super) slices: Vec<Arc<Slice>>,
     /// Slices converted for this sync (new or changed since the last one),
     /// by `namespace/name`: the ones whose trigger time may have moved.
-    fresh_slices: Vec<(String, Arc<Slice>)>,
+    pub(super) fresh_slices: Vec<(String, Arc<Slice>)>,
     /// Every slice's `namespace/name`, when asked for (full syncs: to
     /// forget deleted slices' trigger times).
-    live_slice_keys: Option<std::collections::HashSet<String>>,
-    node: Node,
-    primary: Vec<IpAddr>,
+    pub(super) live_slice_keys: Option<std::collections::HashSet<String>>,
+    pub(super) node: Node,
+    pub(super) primary: Vec<IpAddr>,
 }
 
 /// API objects converted to the proxy's models, kept between syncs. A
@@ -289,163 +323,53 @@ fn object_key<K: ResourceExt>(obj: &K) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
-/// The sync loop's memory between syncs.
-struct State {
-    /// What the kernel holds, as we last wrote it (`None`: unknown, full sync next).
-    written: Option<Table>,
-    last_full: Instant,
-    /// Trigger time last seen per slice, for the programming-latency metric.
-    triggers: std::collections::HashMap<String, String>,
-    conntrack_missing_logged: bool,
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
-
-/// One sync; on success, what the health-check node ports answer now.
-async fn sync_once(
-    settings: &Settings,
-    snap: Snapshot,
-    state: &mut State,
-) -> Result<BTreeMap<u16, Check>, NftError> {
-    let started = Instant::now();
-    let mut opts = settings.opts.clone();
-    opts.nodeport_addresses = match &settings.nodeports {
-        NodePortFlag::AllLocal => NodePortAddresses::AllLocal,
-        NodePortFlag::Primary if snap.primary.is_empty() => NodePortAddresses::AllLocal,
-        NodePortFlag::Primary => NodePortAddresses::Ips(snap.primary.clone()),
-        NodePortFlag::Cidrs(cidrs) => NodePortAddresses::Ips(local_addresses(cidrs)),
-    };
-    let grouped = model::group(snap.slices.iter().cloned());
-    let next = Table::next(
-        state.written.as_ref(),
-        &snap.services,
-        &grouped,
-        &snap.node,
-        &opts,
-    );
-    let checks = healthcheck::ports(&snap.services, &grouped, &snap.node);
-    let due = state.last_full.elapsed() >= settings.sync_period;
-    let partial = match &state.written {
-        Some(old) if !due => old.diff_script(&next),
-        _ => None,
-    };
-    let full = partial.is_none();
-    let script = match partial {
-        Some(script) => script,
-        None => next
-            .assemble()
-            .ruleset
-            .full_script(&nft::existing(&settings.nft, &opts.table).await?),
-    };
-    nft::apply(&settings.nft, &script).await?;
-    let m = &settings.metrics;
-    m.sync_duration.observe(started.elapsed().as_secs_f64());
-    m.last_sync.set(unix_now());
-    m.syncs
-        .with_label_values(&[if full { "full" } else { "partial" }])
-        .inc();
-    let size = next.size();
-    m.objects
-        .with_label_values(&["chains"])
-        .set(size.chains as i64);
-    m.objects
-        .with_label_values(&["rules"])
-        .set(size.rules as i64);
-    m.objects
-        .with_label_values(&["elements"])
-        .set(size.elements as i64);
-    if full {
-        state.last_full = Instant::now();
-    }
-
-    // Programming latency of slices whose trigger time moved (not for what
-    // was already there when the proxy started). Only slices converted for
-    // this sync can have moved.
-    let first = state.written.is_none() && state.triggers.is_empty();
-    for (key, slice) in &snap.fresh_slices {
-        let Some(t) = &slice.trigger_time else {
-            continue;
-        };
-        if state.triggers.get(key) == Some(t) {
-            continue;
-        }
-        state.triggers.insert(key.clone(), t.clone());
-        if first {
-            continue;
-        }
-        if let Ok(ts) = t.parse::<k8s_openapi::jiff::Timestamp>() {
-            let secs = unix_now() - ts.as_millisecond() as f64 / 1000.0;
-            if secs >= 0.0 {
-                m.programming.observe(secs);
-            }
-        }
-    }
-    if let Some(live) = &snap.live_slice_keys {
-        state.triggers.retain(|k, _| live.contains(k));
-    }
-
-    if let Some(old) = &state.written {
-        let (before, after) = old.udp_changes(&next);
-        let flushes = conntrack::stale(&before, &after);
-        if !flushes.is_empty() {
-            let failed = conntrack::delete(&settings.conntrack, &flushes).await;
-            let ok = flushes.len() - failed.len();
-            m.conntrack.with_label_values(&["ok"]).inc_by(ok as u64);
-            m.conntrack
-                .with_label_values(&["error"])
-                .inc_by(failed.len() as u64);
-            for (f, e) in failed {
-                if e.contains("No such file") || e.contains("not found") {
-                    if !state.conntrack_missing_logged {
-                        tracing::warn!("conntrack tool missing: stale UDP flows are not deleted");
-                        state.conntrack_missing_logged = true;
-                    }
-                } else {
-                    tracing::warn!(flush = ?f, error = %e, "deleting stale UDP conntrack entries");
-                }
-            }
-        }
-    }
-    state.written = Some(next);
-    Ok(checks)
-}
-
 /// Watch and sync until `stop`. Fails only when nft cannot run at all.
 pub async fn run(client: Client, settings: Settings, health: Arc<Health>, stop: CancellationToken) {
     let notify = Arc::new(Notify::new());
+    let changes = Arc::new(Mutex::new(Changes::new()));
     let (svc_r, svc_w) = reflector::store();
     let (slice_r, slice_w) = reflector::store();
     let (node_r, node_w) = reflector::store();
     let watch_stop = stop.child_token();
+    let c = Arc::clone(&changes);
     drive(
         watcher(Api::<ApiService>::all(client.clone()), wc())
             .default_backoff()
-            .reflect(svc_w)
-            .touched_objects(),
+            .reflect(svc_w),
+        move |e: &watcher::Event<ApiService>| {
+            record(&c, e, |c, s, _| c.service(object_key(s)));
+        },
         notify.clone(),
         watch_stop.clone(),
     );
+    let c = Arc::clone(&changes);
     drive(
         watcher(Api::<EndpointSlice>::all(client.clone()), wc())
             .default_backoff()
-            .reflect(slice_w)
-            .touched_objects(),
+            .reflect(slice_w),
+        move |e: &watcher::Event<EndpointSlice>| {
+            record(&c, e, |c, s, deleted| {
+                if deleted {
+                    c.slice_deleted(&object_key(s));
+                } else {
+                    c.slice(object_key(s), owner(s));
+                }
+            });
+        },
         notify.clone(),
         watch_stop.clone(),
     );
+    let c = Arc::clone(&changes);
     drive(
         watcher(
             Api::<ApiNode>::all(client),
             wc().fields(&format!("metadata.name={}", settings.node)),
         )
         .default_backoff()
-        .reflect(node_w)
-        .touched_objects(),
+        .reflect(node_w),
+        move |_: &watcher::Event<ApiNode>| {
+            c.lock().unwrap_or_else(|p| p.into_inner()).everything();
+        },
         notify.clone(),
         watch_stop.clone(),
     );
@@ -458,12 +382,7 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>, stop: 
         () = stop.cancelled() => return,
         ok = stores.ready() => if !ok { return },
     }
-    let mut state = State {
-        written: None,
-        last_full: Instant::now(),
-        triggers: Default::default(),
-        conntrack_missing_logged: false,
-    };
+    let mut state = State::default();
     let mut health_ports = HealthPorts::new(watch_stop.clone());
     let (mut services_memo, mut slices_memo) = (Memo::new(), Memo::new());
     let mut last_start: Option<Instant> = None;
@@ -484,17 +403,44 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>, stop: 
                 }
             }
         }
-        last_start = Some(Instant::now());
-        // The same rule as `sync_once`'s for a full sync.
+        let taken = changes.lock().unwrap_or_else(|p| p.into_inner()).take();
         let full_due = state.written.is_none() || state.last_full.elapsed() >= settings.sync_period;
-        let snap = snapshot(
-            &stores,
-            &settings.node,
-            &mut services_memo,
-            &mut slices_memo,
-            full_due,
-        );
-        match sync_once(&settings, snap, &mut state).await {
+        if !(taken.all || full_due) && taken.services.is_empty() {
+            continue;
+        }
+        last_start = Some(Instant::now());
+        let result = if taken.all || full_due {
+            {
+                // The slice index from the store, under the lock the watch
+                // tasks record events with: no event falls between.
+                let mut c = changes.lock().unwrap_or_else(|p| p.into_inner());
+                c.reindex(
+                    stores
+                        .slices
+                        .state()
+                        .iter()
+                        .map(|s| (object_key(s.as_ref()), owner(s))),
+                );
+            }
+            let snap = snapshot(
+                &stores,
+                &settings.node,
+                &mut services_memo,
+                &mut slices_memo,
+                full_due,
+            );
+            sync::full(&settings, snap, &mut state).await
+        } else {
+            sync::partial(
+                &settings,
+                (&stores.services, &stores.slices),
+                &changes,
+                taken.services,
+                &mut state,
+            )
+            .await
+        };
+        match result {
             Ok(checks) => {
                 health.synced();
                 health_ports.update(checks).await;

@@ -50,6 +50,46 @@ struct Fragment {
     rendered: Rendered,
 }
 
+impl Fragment {
+    /// Chains (not shared), rules and elements of this fragment alone.
+    fn own_size(&self) -> Size {
+        let rs = &self.rendered.ruleset;
+        let own = rs.chains.values().filter(|c| !c.shared);
+        Size {
+            chains: own.clone().count(),
+            rules: own.map(|c| c.rules.len()).sum(),
+            elements: rs.maps.values().map(|m| m.elements.len()).sum(),
+        }
+    }
+
+    fn shared(&self) -> impl Iterator<Item = (&String, &Chain)> {
+        self.rendered
+            .ruleset
+            .chains
+            .iter()
+            .filter(|(_, c)| c.shared)
+    }
+}
+
+/// A Service's fragment before and after a change (`None`: none).
+type Pair = (Option<Arc<Fragment>>, Option<Arc<Fragment>>);
+
+/// One Service's inputs now, for [`Table::update`]: `None` when the
+/// Service is gone.
+pub type Change = (String, Option<(Arc<Service>, Vec<Arc<Slice>>)>);
+
+/// What [`Table::update`] did.
+#[derive(Debug, Default)]
+pub struct Update {
+    /// The `nft` script that makes the kernel follow (empty: nothing to do).
+    pub script: String,
+    /// UDP flows of the changed Services before and after (for conntrack
+    /// cleanup).
+    pub udp_before: UdpFlows,
+    /// See `udp_before`.
+    pub udp_after: UdpFlows,
+}
+
 /// The whole table, by Service; see the module doc.
 #[derive(Clone, Debug)]
 pub struct Table {
@@ -57,8 +97,26 @@ pub struct Table {
     base: Ruleset,
     template: Ruleset,
     fragments: HashMap<String, Arc<Fragment>>,
-    /// The shared chains the fragments name, once each.
-    shared: BTreeMap<String, Chain>,
+    /// The shared chains the fragments name, with how many name each.
+    shared: BTreeMap<String, (Chain, usize)>,
+    /// The fragments' own sizes, summed.
+    own: Size,
+}
+
+fn add(a: Size, b: Size) -> Size {
+    Size {
+        chains: a.chains + b.chains,
+        rules: a.rules + b.rules,
+        elements: a.elements + b.elements,
+    }
+}
+
+fn sub(a: Size, b: Size) -> Size {
+    Size {
+        chains: a.chains.saturating_sub(b.chains),
+        rules: a.rules.saturating_sub(b.rules),
+        elements: a.elements.saturating_sub(b.elements),
+    }
 }
 
 impl Table {
@@ -75,7 +133,14 @@ impl Table {
         let reusable = prev.filter(|p| p.opts == *opts && p.base == base);
         let template = render::fragment_template(&base);
         let none = Vec::new();
-        let mut fragments = HashMap::with_capacity(services.len());
+        let mut table = Table {
+            opts: opts.clone(),
+            base,
+            template,
+            fragments: HashMap::with_capacity(services.len()),
+            shared: BTreeMap::new(),
+            own: Size::default(),
+        };
         for svc in services {
             let key = svc.key();
             let svc_slices = slices.get(&key).unwrap_or(&none);
@@ -83,33 +148,54 @@ impl Table {
                 .and_then(|p| p.fragments.get(&key))
                 .filter(|f| f.inputs.matches(svc, svc_slices, node))
                 .cloned();
-            let fragment = same.unwrap_or_else(|| {
-                Arc::new(Fragment {
-                    inputs: Inputs {
-                        service: Arc::clone(svc),
-                        slices: svc_slices.clone(),
-                        node: node.clone(),
-                    },
-                    rendered: render::render_service(svc, svc_slices, node, opts, &template),
-                })
-            });
-            fragments.insert(key, fragment);
+            let fragment =
+                same.unwrap_or_else(|| table.render(Arc::clone(svc), svc_slices.clone(), node));
+            table.count(&fragment, true);
+            table.fragments.insert(key, fragment);
         }
-        let mut shared = BTreeMap::new();
-        for f in fragments.values() {
-            for (name, chain) in f.rendered.ruleset.chains.iter().filter(|(_, c)| c.shared) {
-                if !shared.contains_key(name) {
-                    shared.insert(name.clone(), chain.clone());
+        table
+    }
+
+    fn render(&self, service: Arc<Service>, slices: Vec<Arc<Slice>>, node: &Node) -> Arc<Fragment> {
+        let rendered = render::render_service(&service, &slices, node, &self.opts, &self.template);
+        Arc::new(Fragment {
+            inputs: Inputs {
+                service,
+                slices,
+                node: node.clone(),
+            },
+            rendered,
+        })
+    }
+
+    /// Count a fragment in (or out of) the sizes and shared chains.
+    fn count(&mut self, f: &Fragment, adding: bool) {
+        if adding {
+            self.own = add(self.own, f.own_size());
+        } else {
+            self.own = sub(self.own, f.own_size());
+        }
+        for (name, chain) in f.shared() {
+            if adding {
+                self.shared
+                    .entry(name.clone())
+                    .or_insert_with(|| (chain.clone(), 0))
+                    .1 += 1;
+            } else if let Some(entry) = self.shared.get_mut(name) {
+                entry.1 = entry.1.saturating_sub(1);
+                if entry.1 == 0 {
+                    self.shared.remove(name);
                 }
             }
         }
-        Table {
-            opts: opts.clone(),
-            base,
-            template,
-            fragments,
-            shared,
-        }
+    }
+
+    /// The shared chains, by name.
+    fn shared_chains(&self) -> BTreeMap<String, Chain> {
+        self.shared
+            .iter()
+            .map(|(k, (c, _))| (k.clone(), c.clone()))
+            .collect()
     }
 
     /// A ruleset holding only `chains` (to diff the shared chains alone).
@@ -119,6 +205,93 @@ impl Table {
             chains,
             ..Ruleset::default()
         }
+    }
+
+    /// The script for fragments going from `old` to `new` (`None`: no
+    /// fragment) while the shared chains go from `before` to `after`: the
+    /// shared chains' union first (new ones created, changed ones
+    /// refilled), the fragments, then only what is still used.
+    fn script<'a>(
+        &self,
+        before: BTreeMap<String, Chain>,
+        after: BTreeMap<String, Chain>,
+        pairs: impl Iterator<Item = (Option<&'a Rendered>, Option<&'a Rendered>)>,
+    ) -> String {
+        let mut union = before.clone();
+        union.extend(after.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let (before, union, after) = (self.only(before), self.only(union), self.only(after));
+        let mut script = before.diff_script(&union);
+        for (old, new) in pairs {
+            let old = old.map_or(&self.template, |r| &r.ruleset);
+            let new = new.map_or(&self.template, |r| &r.ruleset);
+            script.push_str(&old.fragment_diff_script(new));
+        }
+        script.push_str(&union.diff_script(&after));
+        script
+    }
+
+    /// Re-render the Services in `changes` in place (the sync loop's path
+    /// for a few changed Services: no work for the others) and return the
+    /// script that makes the kernel follow.
+    pub fn update(&mut self, changes: Vec<Change>, node: &Node) -> Update {
+        let before = self.shared_chains();
+        let mut pairs: Vec<Pair> = Vec::new();
+        for (key, now) in changes {
+            let old = self.fragments.get(&key).cloned();
+            let new = match now {
+                Some((svc, slices)) => {
+                    if old
+                        .as_ref()
+                        .is_some_and(|f| f.inputs.matches(&svc, &slices, node))
+                    {
+                        continue;
+                    }
+                    Some(self.render(svc, slices, node))
+                }
+                None if old.is_none() => continue,
+                None => None,
+            };
+            if let Some(o) = &old {
+                self.count(o, false);
+                self.fragments.remove(&key);
+            }
+            if let Some(n) = &new {
+                self.count(n, true);
+                self.fragments.insert(key, Arc::clone(n));
+            }
+            pairs.push((old, new));
+        }
+        let after = self.shared_chains();
+        let script = self.script(
+            before,
+            after,
+            pairs.iter().map(|(o, n)| {
+                (
+                    o.as_deref().map(|f| &f.rendered),
+                    n.as_deref().map(|f| &f.rendered),
+                )
+            }),
+        );
+        let (mut udp_before, mut udp_after) = (UdpFlows::new(), UdpFlows::new());
+        for (old, new) in &pairs {
+            for (flows, f) in [(&mut udp_before, old), (&mut udp_after, new)] {
+                for (entry, ips) in f.iter().flat_map(|f| &f.rendered.udp) {
+                    flows.entry(*entry).or_default().extend(ips.iter().copied());
+                }
+            }
+        }
+        Update {
+            script,
+            udp_before,
+            udp_after,
+        }
+    }
+
+    /// Every Service in the table with its slices.
+    pub fn services(&self) -> impl Iterator<Item = (&Service, &[Arc<Slice>])> {
+        self.fragments
+            .values()
+            .map(|f| (f.inputs.service.as_ref(), f.inputs.slices.as_slice()))
     }
 
     /// The whole ruleset and UDP flows (for a full sync).
@@ -135,17 +308,12 @@ impl Table {
 
     /// Chains, rules and elements of the whole table.
     pub fn size(&self) -> Size {
-        let mut size = self.base.size();
-        for f in self.fragments.values() {
-            let rs = &f.rendered.ruleset;
-            let own = rs.chains.values().filter(|c| !c.shared);
-            size.chains += own.clone().count();
-            size.rules += own.map(|c| c.rules.len()).sum::<usize>();
-            size.elements += rs.maps.values().map(|m| m.elements.len()).sum::<usize>();
-        }
-        size.chains += self.shared.len();
-        size.rules += self.shared.values().map(|c| c.rules.len()).sum::<usize>();
-        size
+        let shared = Size {
+            chains: self.shared.len(),
+            rules: self.shared.values().map(|(c, _)| c.rules.len()).sum(),
+            elements: 0,
+        };
+        add(add(self.base.size(), self.own), shared)
     }
 
     fn changed<'a>(&'a self, next: &'a Table) -> Vec<(Option<&'a Rendered>, Option<&'a Rendered>)> {
@@ -171,23 +339,11 @@ impl Table {
         if self.base != next.base {
             return None;
         }
-        // Shared chains: the union first (new ones created, changed ones
-        // refilled), the fragments, then only what the next table uses.
-        let mut union = self.shared.clone();
-        union.extend(next.shared.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let (before, union, after) = (
-            self.only(self.shared.clone()),
-            self.only(union),
-            self.only(next.shared.clone()),
-        );
-        let mut script = before.diff_script(&union);
-        for (old, new) in self.changed(next) {
-            let old = old.map_or(&self.template, |r| &r.ruleset);
-            let new = new.map_or(&next.template, |r| &r.ruleset);
-            script.push_str(&old.fragment_diff_script(new));
-        }
-        script.push_str(&union.diff_script(&after));
-        Some(script)
+        Some(self.script(
+            self.shared_chains(),
+            next.shared_chains(),
+            self.changed(next).into_iter(),
+        ))
     }
 
     /// The UDP flows before and after, of the Services that changed (what
@@ -309,5 +465,54 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(d.size(), d.assemble().ruleset.size());
+    }
+
+    /// `update` in place, given only the changed Services, ends where
+    /// `next` from all inputs does, and its script takes the kernel there.
+    #[test]
+    fn updating_in_place_equals_rendering_everything() {
+        let opts = Options::default();
+        let (svc_a, sl_a) = state(&[2, 3, 1]);
+        let mut t = Table::next(None, &shared(&svc_a), &sl_a, &node(), &opts);
+        let kernel = run(
+            empty("clusterdns"),
+            &t.assemble().ruleset.full_script(&Existing::default()),
+        )
+        .expect("full script");
+        // s1 loses an endpoint, s2 goes, s3 arrives, s0 is named but unchanged.
+        let (mut svc_b, mut sl_b) = state(&[2, 2, 1, 4]);
+        svc_b.remove(2);
+        sl_b.remove("default/s2");
+        let now = |name: &str| -> Change {
+            let key = format!("default/{name}");
+            let svc = svc_b.iter().find(|s| s.name == name).cloned().map(Arc::new);
+            (
+                key.clone(),
+                svc.map(|s| (s, sl_b.get(&key).cloned().unwrap_or_default())),
+            )
+        };
+        let up = t.update(vec![now("s0"), now("s1"), now("s2"), now("s3")], &node());
+        let b = Table::next(None, &shared(&svc_b), &sl_b, &node(), &opts);
+        assert_eq!(t.assemble(), b.assemble());
+        assert_eq!(t.size(), b.assemble().ruleset.size());
+        assert!(
+            !up.script.contains("10.96.0.1 "),
+            "s0 untouched:\n{}",
+            up.script
+        );
+        let kernel = run(kernel, &up.script).unwrap_or_else(|e| panic!("{e}\n{}", up.script));
+        assert_eq!(kernel, b.assemble().ruleset);
+        assert!(
+            !kernel.chains.contains_key("lb4-tcp-3-8080"),
+            "s1's old chain went"
+        );
+        assert_eq!(up.udp_after.len(), 2, "s1 and s3: {:?}", up.udp_after);
+        // Nothing changed: nothing to write.
+        let again = t.update(vec![now("s1")], &node());
+        assert_eq!(again.script, "");
+        // The table's Services, for the health checks.
+        let mut names: Vec<&str> = t.services().map(|(s, _)| s.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["s0", "s1", "s3"]);
     }
 }
