@@ -2,11 +2,11 @@
 //! EndpointSlices and this Node; every watch event is recorded (which
 //! Service it touched, [`super::changes`]) and wakes the sync loop. A sync
 //! after ordinary changes re-renders only the touched Services and writes
-//! the difference as one `nft` transaction ([`super::sync::partial`]); at
+//! the difference as one `nft` transaction (`sync::partial`); at
 //! start, after a relist or a Node change, and every `--sync-period` (and
 //! after any failure) the table is rendered from all the stores, the
 //! periodic one rewriting it from what the kernel holds to repair drift
-//! ([`super::sync::full`]). Syncs are at least `--min-sync-period` apart
+//! (`sync::full`). Syncs are at least `--min-sync-period` apart
 //! (changes arriving meanwhile are batched). After each sync, stale UDP
 //! conntrack entries are deleted and the health-check node ports of
 //! `externalTrafficPolicy: Local` Services are (re)bound. Rules stay in

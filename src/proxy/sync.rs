@@ -1,11 +1,11 @@
 //! One sync of the proxy's table, in either of two ways, and what follows
 //! every sync (metrics, programming latency, conntrack cleanup):
 //!
-//! - [`full`]: from a snapshot of every store ([`super::shell`]), through
+//! - `full`: from a snapshot of every store ([`super::shell`]), through
 //!   [`Table::next`] — at start, every `--sync-period` (a full script that
 //!   repairs drift), after a failure, and after a relist or a Node change
 //!   (then only the difference is written);
-//! - [`partial`]: only the Services the watch events named
+//! - `partial`: only the Services the watch events named
 //!   ([`super::changes`]), through [`Table::update`] in place — the usual
 //!   sync after an endpoint change, whose cost does not grow with the
 //!   number of Services.
