@@ -401,6 +401,8 @@ fn skeleton(opts: &Options) -> Ruleset {
 
 /// Everything rendered for one Service port in one family.
 struct PortRender<'a> {
+    /// The table's fixed part (map declarations).
+    base: &'a Ruleset,
     svc: &'a Service,
     port: &'a Port,
     fam: Fam,
@@ -520,7 +522,7 @@ impl PortRender<'_> {
     /// Hairpin elements (VIP, endpoint, endpoint) for the targets that can
     /// hairpin on this node.
     fn hairpin(&self, rs: &mut Ruleset, vips: &[IpAddr], targets: &[Target]) {
-        let Some(set) = rs.maps.get_mut(&self.fam.map("hairpin")) else {
+        let Some(set) = map_in(rs, self.base, &self.fam.map("hairpin")) else {
             return;
         };
         for t in targets.iter().filter(|t| self.chosen.here.contains(&t.ip)) {
@@ -545,7 +547,7 @@ impl PortRender<'_> {
         let proto = self.port.protocol;
         let (lb, chain) = lb_chain(self.fam, proto, targets.len(), port, self.opts);
         rs.chains.insert(lb.clone(), chain);
-        if let Some(m) = rs.maps.get_mut(&endpoints_map(self.fam, proto)) {
+        if let Some(m) = map_in(rs, self.base, &endpoints_map(self.fam, proto)) {
             for (slot, t) in targets.iter().enumerate() {
                 m.elements.insert(
                     format!("{} . {} . {slot}", self.vip, self.port.port),
@@ -554,13 +556,19 @@ impl PortRender<'_> {
             }
         }
         self.hairpin(rs, &[self.vip], targets);
-        insert(
+        self.insert(
             rs,
             &self.fam.map("service-ips"),
             key.to_owned(),
             &format!("goto {lb}"),
         );
         true
+    }
+
+    fn insert(&self, rs: &mut Ruleset, map: &str, key: String, value: &str) {
+        if let Some(m) = map_in(rs, self.base, map) {
+            m.elements.insert(key, Some(value.to_owned()));
+        }
     }
 
     fn render(&self, rs: &mut Ruleset, udp: &mut UdpFlows) {
@@ -593,9 +601,9 @@ impl PortRender<'_> {
             && svc.affinity.is_none()
             && self.render_mapped(rs, &key(&self.vip), internal);
         if internal.is_empty() {
-            insert(rs, &none_map, key(&self.vip), no_endpoints);
+            self.insert(rs, &none_map, key(&self.vip), no_endpoints);
         } else if !mapped {
-            insert(
+            self.insert(
                 rs,
                 &vips_map,
                 key(&self.vip),
@@ -666,10 +674,10 @@ impl PortRender<'_> {
                 used_cluster = true;
                 rs.chains.insert(ext.clone(), chain(rules));
                 for ip in &vips {
-                    insert(rs, &vips_map, key(ip), &format!("goto {ext}"));
+                    self.insert(rs, &vips_map, key(ip), &format!("goto {ext}"));
                 }
                 if let Some(np) = self.port.node_port {
-                    insert(
+                    self.insert(
                         rs,
                         &fam.map("service-nodeports"),
                         format!("{} . {np}", proto.nft()),
@@ -678,10 +686,10 @@ impl PortRender<'_> {
                 }
             } else {
                 for ip in &vips {
-                    insert(rs, &none_map, key(ip), no_endpoints);
+                    self.insert(rs, &none_map, key(ip), no_endpoints);
                 }
                 if let Some(np) = self.port.node_port {
-                    insert(
+                    self.insert(
                         rs,
                         &fam.map("no-endpoint-nodeports"),
                         format!("{} . {np}", proto.nft()),
@@ -725,10 +733,21 @@ impl PortRender<'_> {
     }
 }
 
-fn insert(rs: &mut Ruleset, map: &str, key: String, value: &str) {
-    if let Some(m) = rs.maps.get_mut(map) {
-        m.elements.insert(key, Some(value.to_owned()));
+/// Map `name` in fragment `rs`, created (without elements) on first use
+/// from the base's declaration; `None` when the base has no such map.
+fn map_in<'a>(rs: &'a mut Ruleset, base: &Ruleset, name: &str) -> Option<&'a mut Map> {
+    if !rs.maps.contains_key(name) {
+        let m = base.maps.get(name)?;
+        rs.maps.insert(
+            name.to_owned(),
+            Map {
+                is_set: m.is_set,
+                decl: m.decl.clone(),
+                elements: BTreeMap::new(),
+            },
+        );
     }
+    rs.maps.get_mut(name)
 }
 
 /// The whole table for `services` with their `slices`, on `node`.
@@ -738,17 +757,17 @@ pub fn render(
     node: &Node,
     opts: &Options,
 ) -> Rendered {
+    let base = skeleton(opts);
     let mut out = Rendered {
-        ruleset: skeleton(opts),
+        ruleset: base.clone(),
         udp: UdpFlows::new(),
     };
-    let template = fragment_template(&out.ruleset);
     let none = Vec::new();
     for svc in services {
         let svc_slices = slices.get(&svc.key()).unwrap_or(&none);
         merge(
             &mut out,
-            &render_service(svc, svc_slices, node, opts, &template),
+            &render_service(svc, svc_slices, node, opts, &base),
         );
     }
     out
@@ -756,38 +775,14 @@ pub fn render(
 
 /// The fixed part of the table for `opts` (hooks, dispatch chains, the
 /// maps with no Service's elements): what [`render_service`] fragments are
-/// added to.
+/// added to, and where they find the maps' declarations.
 pub fn base_table(opts: &Options) -> Ruleset {
     skeleton(opts)
 }
 
-/// An empty fragment: the base's maps declared, without elements, and no
-/// chains. Diffing two fragments of one Service with
-/// [`Ruleset::diff_script`] changes only that Service's chains, sets and
-/// map elements.
-pub fn fragment_template(base: &Ruleset) -> Ruleset {
-    Ruleset {
-        table: base.table.clone(),
-        chains: Default::default(),
-        maps: base
-            .maps
-            .iter()
-            .map(|(name, m)| {
-                (
-                    name.clone(),
-                    Map {
-                        elements: Default::default(),
-                        ..m.clone()
-                    },
-                )
-            })
-            .collect(),
-        dynamic_sets: Default::default(),
-    }
-}
-
 /// One Service's part of the table: its chains, its dynamic sets, its
-/// elements in the shared maps, and its UDP flows. Fragments of different
+/// elements in the base's maps (only the maps it has elements in), and its
+/// UDP flows; diff two with [`Ruleset::fragment_diff_script`]. Fragments of different
 /// Services never name the same chain or element, so they can be rendered,
 /// diffed and merged one by one (the proxy re-renders only the Services
 /// whose inputs changed).
@@ -796,15 +791,19 @@ pub fn render_service(
     slices: &[std::sync::Arc<super::model::Slice>],
     node: &Node,
     opts: &Options,
-    template: &Ruleset,
+    base: &Ruleset,
 ) -> Rendered {
-    let mut rs = template.clone();
+    let mut rs = Ruleset {
+        table: base.table.clone(),
+        ..Ruleset::default()
+    };
     let mut udp = UdpFlows::new();
     for vip in &svc.cluster_ips {
         let fam = Fam::of(vip);
         for port in &svc.ports {
             let chosen = select(port, slices, fam == Fam::V6, node);
             PortRender {
+                base,
                 svc,
                 port,
                 fam,

@@ -214,23 +214,25 @@ impl Ruleset {
         self.diff(next, true)
     }
 
-    /// [`Ruleset::diff_script`] for one Service's fragments: shared chains
-    /// are neither created nor deleted (other fragments may use them).
+    /// [`Ruleset::diff_script`] for one Service's fragments: shared chains,
+    /// sets and maps are neither created nor deleted (they belong to the
+    /// table; a fragment holds only the maps it has elements in, and a map
+    /// a fragment lacks counts as empty).
     pub fn fragment_diff_script(&self, next: &Ruleset) -> String {
         self.diff(next, false)
     }
 
-    fn diff(&self, next: &Ruleset, with_shared: bool) -> String {
+    fn diff(&self, next: &Ruleset, whole: bool) -> String {
         let t = next.t();
         let mut out = String::new();
-        let ours = |c: &&Chain| with_shared || !c.shared;
+        let ours = |c: &&Chain| whole || !c.shared;
         // 1. New objects, empty.
         for (name, chain) in next.chains.iter().filter(|(_, c)| ours(c)) {
             if !self.chains.contains_key(name) {
                 next.declare_chain(&mut out, name, chain);
             }
         }
-        for (name, map) in &next.maps {
+        for (name, map) in next.maps.iter().filter(|_| whole) {
             if !self.maps.contains_key(name) {
                 writeln!(out, "add {} {t} {name} {{ {} }}", map.kind(), map.decl).ok();
             }
@@ -267,7 +269,8 @@ impl Ruleset {
                 .elements
                 .iter()
                 .filter(|(k, v)| new.is_none_or(|m| m.elements.get(*k) != Some(*v)));
-            if new.is_some() {
+            // A whole map that goes takes its elements with it.
+            if new.is_some() || !whole {
                 self.add_elements(&mut out, name, stale, "delete");
             }
         }
@@ -290,7 +293,7 @@ impl Ruleset {
         for (name, map) in self
             .maps
             .iter()
-            .filter(|(n, _)| !next.maps.contains_key(*n))
+            .filter(|(n, _)| whole && !next.maps.contains_key(*n))
         {
             writeln!(out, "delete {} {t} {name}", map.kind()).ok();
         }

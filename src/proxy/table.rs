@@ -95,6 +95,7 @@ pub struct Update {
 pub struct Table {
     opts: Options,
     base: Ruleset,
+    /// An empty fragment (the side of a diff where a Service is absent).
     template: Ruleset,
     fragments: HashMap<String, Arc<Fragment>>,
     /// The shared chains the fragments name, with how many name each.
@@ -131,7 +132,10 @@ impl Table {
     ) -> Table {
         let base = render::base_table(opts);
         let reusable = prev.filter(|p| p.opts == *opts && p.base == base);
-        let template = render::fragment_template(&base);
+        let template = Ruleset {
+            table: base.table.clone(),
+            ..Ruleset::default()
+        };
         let none = Vec::new();
         let mut table = Table {
             opts: opts.clone(),
@@ -157,7 +161,7 @@ impl Table {
     }
 
     fn render(&self, service: Arc<Service>, slices: Vec<Arc<Slice>>, node: &Node) -> Arc<Fragment> {
-        let rendered = render::render_service(&service, &slices, node, &self.opts, &self.template);
+        let rendered = render::render_service(&service, &slices, node, &self.opts, &self.base);
         Arc::new(Fragment {
             inputs: Inputs {
                 service,

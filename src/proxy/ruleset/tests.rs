@@ -306,3 +306,27 @@ fn elements_go_in_batches_of_a_thousand_per_command() {
     assert_eq!(deletes, 3);
     assert_eq!(run(kernel, &back).expect("diff"), states()[1]);
 }
+
+/// Between one Service's fragments, maps are never declared or deleted
+/// (the table owns them): a fragment without a map has no elements in it.
+#[test]
+fn fragment_diffs_leave_maps_to_the_table() {
+    let with = rs(&[], &[("10.96.0.1 . tcp . 80", "goto lb-1")], &[]);
+    let mut without = with.clone();
+    without.maps.clear();
+    let gone = with.fragment_diff_script(&without);
+    assert_eq!(
+        gone.lines().collect::<Vec<_>>(),
+        ["delete element inet t service-ips { 10.96.0.1 . tcp . 80 }"]
+    );
+    let back = without.fragment_diff_script(&with);
+    assert_eq!(
+        back.lines().collect::<Vec<_>>(),
+        ["add element inet t service-ips { 10.96.0.1 . tcp . 80 : goto lb-1 }"]
+    );
+    // The whole-table diff does declare and delete the map.
+    assert!(
+        with.diff_script(&without)
+            .contains("delete map inet t service-ips")
+    );
+}
