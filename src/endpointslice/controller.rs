@@ -37,6 +37,9 @@ use super::model::{self, NodeZones};
 use super::plan::{
     self, MANAGED_BY, MANAGED_BY_LABEL, PlanOptions, SERVICE_NAME_LABEL, TRIGGER_TIME_ANNOTATION,
 };
+use super::record::endpoints::EndpointsRecord;
+use super::record::pod::{PodRecord, PodTables};
+use super::record::{self, slice::SliceRecord};
 use super::trigger::{self, TriggerTimes};
 use crate::k8s::leader::{self, ElectionConfig, LeaderError};
 
@@ -89,13 +92,14 @@ pub enum RunError {
 struct Ctx {
     client: Client,
     services: Store<Service>,
-    /// Pods by namespace, as the planner's compact model.
-    pods: Shared<model::Pod>,
+    /// Pods by namespace, as compact records.
+    pods: Shared<PodRecord>,
     /// Our slices (both managed-by values) by `namespace/service`.
-    slices: Shared<EndpointSlice>,
+    slices: Shared<SliceRecord>,
     /// Services with a selector, by namespace: for mapping a pod to them.
     selectors: Shared<(String, BTreeMap<String, String>)>,
-    endpoints: Store<Endpoints>,
+    /// Endpoints by namespace.
+    endpoints: Shared<EndpointsRecord>,
     nodes: Store<Node>,
     opts: PlanOptions,
     /// Our last writes per Service and when they were made, until the
@@ -126,7 +130,7 @@ impl<T> Shared<T> {
 }
 
 /// A [`Shared`] cache and the event handler that feeds it.
-fn shared<K, F>(filing: F) -> (Shared<F::Value>, impl FnMut(&watcher::Event<K>))
+fn shared<K, F>(mut filing: F) -> (Shared<F::Value>, impl FnMut(&watcher::Event<K>))
 where
     F: Filing<K>,
 {
@@ -135,7 +139,7 @@ where
     let writer = cache.clone();
     let feed = move |ev: &watcher::Event<K>| {
         let mut g = writer.write().unwrap_or_else(|p| p.into_inner());
-        g.apply(&filing, ev);
+        g.apply(&mut filing, ev);
         if g.ready() && !*tx.borrow() {
             tx.send_replace(true);
         }
@@ -147,25 +151,40 @@ fn ns_name<K: ResourceExt>(obj: &K) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
-/// Pods by namespace, as [`model::Pod`]s (pods that do not convert are left out).
-struct PodFiling;
+/// The name part of a `namespace/name` id.
+fn name_of(id: &str) -> &str {
+    id.split_once('/').map_or(id, |(_, name)| name)
+}
+
+/// Pods by namespace, as [`PodRecord`]s (pods that do not convert are left out).
+#[derive(Default)]
+struct PodFiling {
+    tables: PodTables,
+}
 impl Filing<Pod> for PodFiling {
-    type Value = model::Pod;
+    type Value = PodRecord;
     fn group(&self, pod: &Pod) -> Option<String> {
         pod.namespace()
     }
     fn id(&self, pod: &Pod) -> String {
         ns_name(pod)
     }
-    fn convert(&self, pod: &Pod) -> Option<model::Pod> {
-        model::Pod::from_api(pod).ok()
+    fn convert(&mut self, pod: &Pod) -> Option<PodRecord> {
+        let model = model::Pod::from_api(pod).ok()?;
+        Some(PodRecord::new(&model, &mut self.tables))
+    }
+    fn stable_group(&self) -> bool {
+        true
     }
 }
 
-/// Slices by `namespace/service`.
-struct SliceFiling;
+/// Slices by `namespace/service`, as [`SliceRecord`]s.
+#[derive(Default)]
+struct SliceFiling {
+    shared: record::Shared,
+}
 impl Filing<EndpointSlice> for SliceFiling {
-    type Value = EndpointSlice;
+    type Value = SliceRecord;
     fn group(&self, s: &EndpointSlice) -> Option<String> {
         let svc = s.labels().get(SERVICE_NAME_LABEL)?;
         Some(format!("{}/{svc}", s.namespace()?))
@@ -173,8 +192,29 @@ impl Filing<EndpointSlice> for SliceFiling {
     fn id(&self, s: &EndpointSlice) -> String {
         ns_name(s)
     }
-    fn convert(&self, s: &EndpointSlice) -> Option<EndpointSlice> {
-        Some(s.clone())
+    fn convert(&mut self, s: &EndpointSlice) -> Option<SliceRecord> {
+        Some(SliceRecord::new(s, &s.namespace()?, &mut self.shared))
+    }
+}
+
+/// Endpoints by namespace, as [`EndpointsRecord`]s.
+#[derive(Default)]
+struct EndpointsFiling {
+    shared: record::Shared,
+}
+impl Filing<Endpoints> for EndpointsFiling {
+    type Value = EndpointsRecord;
+    fn group(&self, e: &Endpoints) -> Option<String> {
+        e.namespace()
+    }
+    fn id(&self, e: &Endpoints) -> String {
+        ns_name(e)
+    }
+    fn convert(&mut self, e: &Endpoints) -> Option<EndpointsRecord> {
+        Some(EndpointsRecord::new(e, &e.namespace()?, &mut self.shared))
+    }
+    fn stable_group(&self) -> bool {
+        true
     }
 }
 
@@ -188,7 +228,7 @@ impl Filing<Service> for SelectorFiling {
     fn id(&self, svc: &Service) -> String {
         ns_name(svc)
     }
-    fn convert(&self, svc: &Service) -> Option<Self::Value> {
+    fn convert(&mut self, svc: &Service) -> Option<Self::Value> {
         let sel = svc.spec.as_ref()?.selector.clone()?;
         (!sel.is_empty()).then(|| (svc.name_any(), sel))
     }
@@ -231,10 +271,10 @@ fn wc() -> watcher::Config {
 /// caches, so nothing carries over from a term in which another wrote.
 async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     let (svc_reader, svc_writer) = reflector::store();
-    let (pods_cache, mut feed_pods) = shared(PodFiling);
-    let (slices_cache, mut feed_slices) = shared(SliceFiling);
+    let (pods_cache, mut feed_pods) = shared(PodFiling::default());
+    let (slices_cache, mut feed_slices) = shared(SliceFiling::default());
     let (selectors, mut feed_selectors) = shared(SelectorFiling);
-    let (ep_reader, ep_writer) = reflector::store();
+    let (ep_cache, mut feed_endpoints) = shared(EndpointsFiling::default());
     let (node_reader, node_writer) = reflector::store();
     let (gone_tx, gone_rx) = mpsc::unbounded::<ObjectRef<Service>>();
 
@@ -267,7 +307,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     let endpoints = watcher(Api::<Endpoints>::all(client.clone()), wc())
         .default_backoff()
         .modify(model::strip_managed_fields)
-        .reflect(ep_writer)
+        .inspect_ok(move |ev| feed_endpoints(ev))
         .touched_objects();
     let nodes = watcher(Api::<Node>::all(client.clone()), wc())
         .default_backoff()
@@ -281,7 +321,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         pods: pods_cache,
         slices: slices_cache,
         selectors,
-        endpoints: ep_reader,
+        endpoints: ep_cache,
         nodes: node_reader,
         opts: PlanOptions {
             max_endpoints_per_slice: settings.max_endpoints_per_slice,
@@ -304,7 +344,8 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         .with_config(controller::Config::default().concurrency(settings.concurrency.max(1)))
         .watches_stream(pods, move |pod: Pod| {
             let labels = pod.labels();
-            services_selecting(&for_pods, &pod.namespace().unwrap_or_default(), labels)
+            let has = |k: &str, v: &str| labels.get(k).is_some_and(|l| l == v);
+            services_selecting(&for_pods, &pod.namespace().unwrap_or_default(), &has)
         })
         .watches_stream(slices, |slice: EndpointSlice| {
             let name = slice.labels().get(SERVICE_NAME_LABEL).cloned();
@@ -316,16 +357,14 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         })
         .watches_stream(nodes, move |node: Node| {
             let name = node.name_any();
-            let on_node: Vec<Arc<model::Pod>> = for_nodes
-                .pods
-                .read()
-                .all()
-                .filter(|p| p.node_name.as_deref() == Some(name.as_str()))
-                .cloned()
-                .collect();
-            on_node
-                .iter()
-                .flat_map(|p| services_selecting(&for_nodes, &p.namespace, &p.labels))
+            let pods = for_nodes.pods.read();
+            pods.all()
+                .filter(|(_, p)| p.node_name() == Some(name.as_str()))
+                .flat_map(|(id, p)| {
+                    let ns = id.split_once('/').map_or("", |(ns, _)| ns);
+                    let has = |k: &str, v: &str| record::label(p.labels(), k) == Some(v);
+                    services_selecting(&for_nodes, ns, &has)
+                })
                 .collect::<Vec<_>>()
         })
         .reconcile_on(gone_rx)
@@ -356,17 +395,18 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     cleanups.wait().await;
 }
 
-/// The Services in namespace `ns` whose selector matches `labels`.
+/// The Services in namespace `ns` whose selector matches labels for which
+/// `has(key, value)` holds.
 fn services_selecting(
     ctx: &Ctx,
     ns: &str,
-    labels: &BTreeMap<String, String>,
+    has: &dyn Fn(&str, &str) -> bool,
 ) -> Vec<ObjectRef<Service>> {
     ctx.selectors
         .read()
         .group(ns)
         .iter()
-        .filter(|sel| sel.1.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        .filter(|sel| sel.1.iter().all(|(k, v)| has(k, v)))
         .map(|sel| ObjectRef::new(&sel.0).within(ns))
         .collect()
 }
@@ -379,28 +419,25 @@ async fn ready(ctx: &Ctx) -> Result<(), SyncError> {
             ctx.pods.ready.clone(),
             ctx.slices.ready.clone(),
             ctx.selectors.ready.clone(),
+            ctx.endpoints.ready.clone(),
         ] {
             flag.wait_for(|r| *r)
                 .await
                 .map_err(|_| SyncError::CacheGone)?;
         }
-        ctx.endpoints.wait_until_ready().await.map_err(gone)?;
         ctx.nodes.wait_until_ready().await.map_err(gone)
     };
     ctx.synced.get_or_try_init(all).await.map(|_| ())
 }
 
 fn slice_rv(ctx: &Ctx, ns: &str, name: &str) -> Option<String> {
-    ctx.slices
-        .read()
-        .get(&format!("{ns}/{name}"))
-        .and_then(|s| s.resource_version())
+    let slice = ctx.slices.read().get(&format!("{ns}/{name}"))?;
+    slice.meta().resource_version().map(str::to_owned)
 }
 
 fn endpoints_rv(ctx: &Ctx, ns: &str, name: &str) -> Option<String> {
-    ctx.endpoints
-        .get(&ObjectRef::new(name).within(ns))
-        .and_then(|e| e.resource_version())
+    let ep = ctx.endpoints.read().get_in(ns, &format!("{ns}/{name}"))?;
+    ep.meta().resource_version().map(str::to_owned)
 }
 
 /// True when the stores show our last writes for `key` (and forgets them).
@@ -458,14 +495,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, SyncError
 async fn sync(ctx: &Ctx, key: &ObjectRef<Service>, svc: &model::Service) -> Result<(), SyncError> {
     let ns = svc.namespace.clone();
     // Only the pods this Service selects (its namespace's, from the cache).
-    let pods: Vec<model::Pod> = ctx
-        .pods
-        .read()
-        .group(&ns)
-        .iter()
-        .filter(|p| plan::selects(svc, p))
-        .map(|p| model::Pod::clone(p))
-        .collect();
+    let pods: Vec<model::Pod> = ctx.pods.read().scan(&ns, |id, p| {
+        p.selected_by(svc).then(|| p.to_model(&ns, name_of(id)))
+    });
     let zones: NodeZones = ctx
         .nodes
         .state()
@@ -475,11 +507,14 @@ async fn sync(ctx: &Ctx, key: &ObjectRef<Service>, svc: &model::Service) -> Resu
     let existing: Vec<EndpointSlice> = ctx
         .slices
         .read()
-        .group(&format!("{ns}/{}", svc.name))
-        .iter()
-        .map(|s| EndpointSlice::clone(s))
-        .collect();
-    let current_ep = ctx.endpoints.get(&ObjectRef::new(&svc.name).within(&ns));
+        .scan(&format!("{ns}/{}", svc.name), |id, s| {
+            Some(s.to_api(&ns, name_of(id)))
+        });
+    let current_ep: Option<Endpoints> = ctx
+        .endpoints
+        .read()
+        .get_in(&ns, &format!("{ns}/{}", svc.name))
+        .map(|e| e.to_api(&ns, &svc.name));
 
     let (trigger_time, observation) = ctx
         .triggers
@@ -495,17 +530,17 @@ async fn sync(ctx: &Ctx, key: &ObjectRef<Service>, svc: &model::Service) -> Resu
     // Hand-made Endpoints carry their own trigger time, which mirroring keeps.
     let mirror_opts = PlanOptions {
         trigger_time: current_ep
-            .as_deref()
+            .as_ref()
             .and_then(|e| e.annotations().get(TRIGGER_TIME_ANNOTATION).cloned()),
         ..PlanOptions::mirroring(&ctx.opts)
     };
-    match plan_mirror(svc, current_ep.as_deref(), &existing, &mirror_opts) {
+    match plan_mirror(svc, current_ep.as_ref(), &existing, &mirror_opts) {
         Ok(m) => slice_plan.merge(m),
         Err(e) => {
             tracing::warn!(service = %key, error = %e, "cannot mirror this Service's Endpoints")
         }
     }
-    let ep_write = plan_endpoints(svc, &pods, current_ep.as_deref(), trigger_time.as_deref());
+    let ep_write = plan_endpoints(svc, &pods, current_ep.as_ref(), trigger_time.as_deref());
     let desired = slice_plan.endpoints_after(&existing, &[MANAGED_BY, MIRROR_MANAGED_BY]);
 
     let mut written = Written::default();
@@ -565,18 +600,16 @@ async fn cleanup(ctx: &Ctx, key: &ObjectRef<Service>) -> Result<(), SyncError> {
     let slices: Vec<String> = ctx
         .slices
         .read()
-        .group(&format!("{ns}/{}", key.name))
-        .iter()
-        .filter(|s| {
-            let by = s.labels().get(MANAGED_BY_LABEL).map(String::as_str);
-            by == Some(MANAGED_BY) || by == Some(MIRROR_MANAGED_BY)
-        })
-        .map(|s| s.name_any())
-        .collect();
+        .scan(&format!("{ns}/{}", key.name), |id, s| {
+            let by = s.meta().label(MANAGED_BY_LABEL);
+            (by == Some(MANAGED_BY) || by == Some(MIRROR_MANAGED_BY))
+                .then(|| name_of(id).to_owned())
+        });
     let endpoints = ctx
         .endpoints
-        .get(&ObjectRef::new(&key.name).within(&ns))
-        .map(|e| e.name_any());
+        .read()
+        .get_in(&ns, &format!("{ns}/{}", key.name))
+        .map(|_| key.name.clone());
     ctx.triggers
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -114,7 +114,7 @@ pub struct Service {
 }
 
 /// A container port a named `targetPort` can resolve to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContainerPort {
     /// `name` (may be empty).
     pub name: String,
