@@ -39,7 +39,7 @@ use super::plan::{
 };
 use super::record::endpoints::EndpointsRecord;
 use super::record::pod::{PodRecord, PodTables};
-use super::record::{self, slice::SliceRecord};
+use super::record::{self, service::ServiceRecord, slice::SliceRecord};
 use super::trigger::{self, TriggerTimes};
 use crate::k8s::leader::{self, ElectionConfig, LeaderError};
 
@@ -96,8 +96,10 @@ struct Ctx {
     pods: Shared<PodRecord>,
     /// Our slices (both managed-by values) by `namespace/service`.
     slices: Shared<SliceRecord>,
-    /// Services with a selector, by namespace: for mapping a pod to them.
-    selectors: Shared<(String, BTreeMap<String, String>)>,
+    /// What a sync reads of each Service (the store above keeps only
+    /// their identity), by namespace; also maps a pod to its Services.
+    /// `Err`: the Service cannot be understood, and why.
+    service_records: Shared<Result<ServiceRecord, String>>,
     /// Endpoints by namespace.
     endpoints: Shared<EndpointsRecord>,
     nodes: Store<Node>,
@@ -218,10 +220,13 @@ impl Filing<Endpoints> for EndpointsFiling {
     }
 }
 
-/// Selector Services by namespace: (name, selector).
-struct SelectorFiling;
-impl Filing<Service> for SelectorFiling {
-    type Value = (String, BTreeMap<String, String>);
+/// Services by namespace, as [`ServiceRecord`]s (or why not).
+#[derive(Default)]
+struct ServiceFiling {
+    shared: record::Shared,
+}
+impl Filing<Service> for ServiceFiling {
+    type Value = Result<ServiceRecord, String>;
     fn group(&self, svc: &Service) -> Option<String> {
         svc.namespace()
     }
@@ -229,8 +234,14 @@ impl Filing<Service> for SelectorFiling {
         ns_name(svc)
     }
     fn convert(&mut self, svc: &Service) -> Option<Self::Value> {
-        let sel = svc.spec.as_ref()?.selector.clone()?;
-        (!sel.is_empty()).then(|| (svc.name_any(), sel))
+        Some(
+            model::Service::from_api(svc)
+                .map(|m| ServiceRecord::new(&m, &mut self.shared))
+                .map_err(|e| e.to_string()),
+        )
+    }
+    fn stable_group(&self) -> bool {
+        true
     }
 }
 
@@ -263,8 +274,16 @@ pub async fn run(
     Ok(())
 }
 
+/// Objects per list page. kube-rs lists 500 by default; a page of Pods is
+/// held fully decoded (before [`model::strip_pod`]) together with its
+/// response body, ~15 MB at 500 pods as the kubelet leaves them, which at
+/// 10k Services × 10 pods is a good part of the controller's peak memory.
+const LIST_PAGE: u32 = 100;
+
 fn wc() -> watcher::Config {
-    watcher::Config::default().any_semantic()
+    watcher::Config::default()
+        .any_semantic()
+        .page_size(LIST_PAGE)
 }
 
 /// One controller lifetime (a leadership term, or the whole run): fresh
@@ -273,17 +292,18 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     let (svc_reader, svc_writer) = reflector::store();
     let (pods_cache, mut feed_pods) = shared(PodFiling::default());
     let (slices_cache, mut feed_slices) = shared(SliceFiling::default());
-    let (selectors, mut feed_selectors) = shared(SelectorFiling);
+    let (service_records, mut feed_services) = shared(ServiceFiling::default());
     let (ep_cache, mut feed_endpoints) = shared(EndpointsFiling::default());
     let (node_reader, node_writer) = reflector::store();
     let (gone_tx, gone_rx) = mpsc::unbounded::<ObjectRef<Service>>();
 
+    // Records first, then the store (of identities only) that triggers syncs.
     let services = watcher(Api::<Service>::all(client.clone()), wc())
         .default_backoff()
-        .modify(model::strip_managed_fields)
+        .inspect_ok(move |ev| feed_services(ev))
+        .modify(model::service_identity)
         .reflect(svc_writer)
         .inspect_ok(move |ev| {
-            feed_selectors(ev);
             if let watcher::Event::Delete(svc) = ev {
                 let _ = gone_tx.unbounded_send(ObjectRef::from_obj(svc));
             }
@@ -311,6 +331,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         .touched_objects();
     let nodes = watcher(Api::<Node>::all(client.clone()), wc())
         .default_backoff()
+        .modify(model::strip_node)
         .reflect(node_writer)
         .applied_objects()
         .predicate_filter(predicates::labels, PredicateConfig::default());
@@ -320,7 +341,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         services: svc_reader.clone(),
         pods: pods_cache,
         slices: slices_cache,
-        selectors,
+        service_records,
         endpoints: ep_cache,
         nodes: node_reader,
         opts: PlanOptions {
@@ -402,13 +423,11 @@ fn services_selecting(
     ns: &str,
     has: &dyn Fn(&str, &str) -> bool,
 ) -> Vec<ObjectRef<Service>> {
-    ctx.selectors
-        .read()
-        .group(ns)
-        .iter()
-        .filter(|sel| sel.1.iter().all(|(k, v)| has(k, v)))
-        .map(|sel| ObjectRef::new(&sel.0).within(ns))
-        .collect()
+    ctx.service_records.read().scan(ns, |id, rec| {
+        let rec = rec.as_ref().ok()?;
+        rec.selects(has)
+            .then(|| ObjectRef::new(name_of(id)).within(ns))
+    })
 }
 
 async fn ready(ctx: &Ctx) -> Result<(), SyncError> {
@@ -418,7 +437,7 @@ async fn ready(ctx: &Ctx) -> Result<(), SyncError> {
         for mut flag in [
             ctx.pods.ready.clone(),
             ctx.slices.ready.clone(),
-            ctx.selectors.ready.clone(),
+            ctx.service_records.ready.clone(),
             ctx.endpoints.ready.clone(),
         ] {
             flag.wait_for(|r| *r)
@@ -467,9 +486,16 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, SyncError
         // events trigger the next sync (the requeue is only a backstop).
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
-    let model_svc = match model::Service::from_api(&svc) {
-        Ok(s) => s,
-        Err(e) => {
+    let ns = key.namespace.clone().unwrap_or_default();
+    let entry = ctx
+        .service_records
+        .read()
+        .get_in(&ns, &format!("{ns}/{}", key.name));
+    let model_svc = match entry.as_deref() {
+        // Deleted meanwhile: the delete brings the cleanup.
+        None => return Ok(Action::await_change()),
+        Some(Ok(rec)) => rec.to_model(&ns, &key.name),
+        Some(Err(e)) => {
             tracing::warn!(service = %key, error = %e, "cannot sync this Service");
             ctx.metrics.errors.with_label_values(&["invalid"]).inc();
             return Ok(Action::await_change());

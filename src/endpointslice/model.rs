@@ -396,6 +396,41 @@ pub fn strip_pod(pod: &mut core::Pod) {
     });
 }
 
+/// Keep only a Service's identity (name, namespace, uid, resourceVersion):
+/// what the store that triggers syncs needs, the rest being cached as a
+/// record.
+pub fn service_identity(svc: &mut core::Service) {
+    let meta = std::mem::take(&mut svc.metadata);
+    svc.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        ..ObjectMeta::default()
+    };
+    svc.spec = None;
+    svc.status = None;
+}
+
+/// Drop in place everything of a Node but its name, resourceVersion and
+/// zone label — all the controller reads of it ([`node_zone`]), and all
+/// whose change should re-sync the Services with pods on it.
+pub fn strip_node(node: &mut core::Node) {
+    let meta = std::mem::take(&mut node.metadata);
+    let zone = meta
+        .labels
+        .and_then(|mut l| l.remove_entry(ZONE_LABEL))
+        .map(|(k, v)| BTreeMap::from([(k, v)]));
+    node.metadata = ObjectMeta {
+        name: meta.name,
+        resource_version: meta.resource_version,
+        labels: zone,
+        ..ObjectMeta::default()
+    };
+    node.spec = None;
+    node.status = None;
+}
+
 /// The zone of an API Node, if it carries the topology label.
 pub fn node_zone(node: &core::Node) -> Option<(String, String)> {
     let name = non_empty(&node.metadata.name)?;

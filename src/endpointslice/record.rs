@@ -9,6 +9,7 @@
 //! keeps the controller under 100 MB.
 //!
 //! - [`pod`]: a Pod as [`super::model::Pod`] needs it.
+//! - [`service`]: a Service as [`super::model::Service`] needs it.
 //! - [`slice`], [`endpoints`]: our EndpointSlices and the v1 Endpoints.
 //! - [`meta`]: what those two share (metadata, `targetRef`, addresses).
 
@@ -20,6 +21,7 @@ use super::intern::Interner;
 pub mod endpoints;
 pub mod meta;
 pub mod pod;
+pub mod service;
 pub mod slice;
 
 /// A `metadata.uid`: 16 bytes for the canonical lowercase UUID the API
