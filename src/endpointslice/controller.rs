@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::apply::{self, Change, Object, Written};
-use super::endpoints::plan_endpoints;
+use super::endpoints::plan_endpoints_by_digest;
 use super::grouped::{Filing, Grouped};
 use super::metrics::Metrics;
 use super::mirror::{MIRROR_MANAGED_BY, plan_mirror};
@@ -213,7 +213,7 @@ impl Filing<Endpoints> for EndpointsFiling {
         ns_name(e)
     }
     fn convert(&mut self, e: &Endpoints) -> Option<EndpointsRecord> {
-        Some(EndpointsRecord::new(e, &e.namespace()?, &mut self.shared))
+        Some(EndpointsRecord::new(e, &mut self.shared))
     }
     fn stable_group(&self) -> bool {
         true
@@ -536,11 +536,21 @@ async fn sync(ctx: &Ctx, key: &ObjectRef<Service>, svc: &model::Service) -> Resu
         .scan(&format!("{ns}/{}", svc.name), |id, s| {
             Some(s.to_api(&ns, name_of(id)))
         });
-    let current_ep: Option<Endpoints> = ctx
+    let current_ep = ctx
         .endpoints
         .read()
         .get_in(&ns, &format!("{ns}/{}", svc.name))
         .map(|e| e.to_api(&ns, &svc.name));
+    // Mirroring reads hand-made Endpoints whole; the cache keeps only a
+    // digest of their subsets, so a selector-less Service's is fetched.
+    let hand_made = match (&svc.selector, &current_ep) {
+        (None, Some(_)) => {
+            Api::<Endpoints>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&svc.name)
+                .await?
+        }
+        _ => None,
+    };
 
     let (trigger_time, observation) = ctx
         .triggers
@@ -555,18 +565,23 @@ async fn sync(ctx: &Ctx, key: &ObjectRef<Service>, svc: &model::Service) -> Resu
     let mut slice_plan = plan::plan(svc, &pods, &zones, &existing, &opts);
     // Hand-made Endpoints carry their own trigger time, which mirroring keeps.
     let mirror_opts = PlanOptions {
-        trigger_time: current_ep
+        trigger_time: hand_made
             .as_ref()
             .and_then(|e| e.annotations().get(TRIGGER_TIME_ANNOTATION).cloned()),
         ..PlanOptions::mirroring(&ctx.opts)
     };
-    match plan_mirror(svc, current_ep.as_ref(), &existing, &mirror_opts) {
+    match plan_mirror(svc, hand_made.as_ref(), &existing, &mirror_opts) {
         Ok(m) => slice_plan.merge(m),
         Err(e) => {
             tracing::warn!(service = %key, error = %e, "cannot mirror this Service's Endpoints")
         }
     }
-    let ep_write = plan_endpoints(svc, &pods, current_ep.as_ref(), trigger_time.as_deref());
+    let ep_write = plan_endpoints_by_digest(
+        svc,
+        &pods,
+        current_ep.as_ref().map(|(meta, digest)| (meta, *digest)),
+        trigger_time.as_deref(),
+    );
     let desired = slice_plan.endpoints_after(&existing, &[MANAGED_BY, MIRROR_MANAGED_BY]);
 
     let mut written = Written::default();
