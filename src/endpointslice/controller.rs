@@ -20,6 +20,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
+use kube::core::{PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, predicates, watcher};
@@ -38,8 +39,8 @@ use super::plan::{
     self, MANAGED_BY, MANAGED_BY_LABEL, PlanOptions, SERVICE_NAME_LABEL, TRIGGER_TIME_ANNOTATION,
 };
 use super::record::endpoints::EndpointsRecord;
-use super::record::pod::{PodRecord, PodTables};
-use super::record::{self, service::ServiceRecord, slice::SliceRecord};
+use super::record::pod::PodRecord;
+use super::record::{self, SharedTables, service::ServiceRecord, slice::SliceRecord};
 use super::trigger::{self, TriggerTimes};
 use crate::k8s::leader::{self, ElectionConfig, LeaderError};
 
@@ -69,6 +70,31 @@ impl Default for Settings {
 /// which case the stores never will.
 const TRUST_WRITES_FOR: Duration = Duration::from_secs(10);
 
+/// What the store that triggers syncs keeps of a Service: its identity only
+/// (a k8s-openapi `Service`, even emptied, is ~0.8 KB; what a sync reads is
+/// in [`ServiceRecord`]s).
+type SvcMeta = PartialObjectMeta<Service>;
+/// A Service's key in the controller.
+type SvcRef = ObjectRef<SvcMeta>;
+
+/// A Service event as the identity [`SvcMeta`] the store keeps.
+fn identity_event(ev: watcher::Event<Service>) -> watcher::Event<SvcMeta> {
+    use watcher::Event;
+    let identity = |mut svc: Service| {
+        model::service_identity(&mut svc);
+        let mut meta = svc.metadata.into_response_partial::<Service>();
+        meta.types = None;
+        meta
+    };
+    match ev {
+        Event::Init => Event::Init,
+        Event::InitApply(s) => Event::InitApply(identity(s)),
+        Event::InitDone => Event::InitDone,
+        Event::Apply(s) => Event::Apply(identity(s)),
+        Event::Delete(s) => Event::Delete(identity(s)),
+    }
+}
+
 /// Why a sync failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -91,7 +117,7 @@ pub enum RunError {
 
 struct Ctx {
     client: Client,
-    services: Store<Service>,
+    services: Store<SvcMeta>,
     /// Pods by namespace, as compact records.
     pods: Shared<PodRecord>,
     /// Our slices (both managed-by values) by `namespace/service`.
@@ -106,9 +132,9 @@ struct Ctx {
     opts: PlanOptions,
     /// Our last writes per Service and when they were made, until the
     /// stores show them (or [`TRUST_WRITES_FOR`] has passed).
-    written: Mutex<HashMap<ObjectRef<Service>, (Instant, Written)>>,
+    written: Mutex<HashMap<SvcRef, (Instant, Written)>>,
     /// Consecutive failures per Service, for the retry backoff.
-    failures: Mutex<HashMap<ObjectRef<Service>, u32>>,
+    failures: Mutex<HashMap<SvcRef, u32>>,
     /// The trigger times seen at each Service's last successful sync.
     triggers: Mutex<TriggerTimes>,
     metrics: Metrics,
@@ -153,15 +179,18 @@ fn ns_name<K: ResourceExt>(obj: &K) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
+fn lock(shared: &SharedTables) -> std::sync::MutexGuard<'_, record::Shared> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The name part of a `namespace/name` id.
 fn name_of(id: &str) -> &str {
     id.split_once('/').map_or(id, |(_, name)| name)
 }
 
 /// Pods by namespace, as [`PodRecord`]s (pods that do not convert are left out).
-#[derive(Default)]
 struct PodFiling {
-    tables: PodTables,
+    shared: SharedTables,
 }
 impl Filing<Pod> for PodFiling {
     type Value = PodRecord;
@@ -173,7 +202,7 @@ impl Filing<Pod> for PodFiling {
     }
     fn convert(&mut self, pod: &Pod) -> Option<PodRecord> {
         let model = model::Pod::from_api(pod).ok()?;
-        Some(PodRecord::new(&model, &mut self.tables))
+        Some(PodRecord::new(&model, &mut lock(&self.shared)))
     }
     fn stable_group(&self) -> bool {
         true
@@ -181,9 +210,8 @@ impl Filing<Pod> for PodFiling {
 }
 
 /// Slices by `namespace/service`, as [`SliceRecord`]s.
-#[derive(Default)]
 struct SliceFiling {
-    shared: record::Shared,
+    shared: SharedTables,
 }
 impl Filing<EndpointSlice> for SliceFiling {
     type Value = SliceRecord;
@@ -195,14 +223,17 @@ impl Filing<EndpointSlice> for SliceFiling {
         ns_name(s)
     }
     fn convert(&mut self, s: &EndpointSlice) -> Option<SliceRecord> {
-        Some(SliceRecord::new(s, &s.namespace()?, &mut self.shared))
+        Some(SliceRecord::new(
+            s,
+            &s.namespace()?,
+            &mut lock(&self.shared),
+        ))
     }
 }
 
 /// Endpoints by namespace, as [`EndpointsRecord`]s.
-#[derive(Default)]
 struct EndpointsFiling {
-    shared: record::Shared,
+    shared: SharedTables,
 }
 impl Filing<Endpoints> for EndpointsFiling {
     type Value = EndpointsRecord;
@@ -213,7 +244,7 @@ impl Filing<Endpoints> for EndpointsFiling {
         ns_name(e)
     }
     fn convert(&mut self, e: &Endpoints) -> Option<EndpointsRecord> {
-        Some(EndpointsRecord::new(e, &mut self.shared))
+        Some(EndpointsRecord::new(e, &mut lock(&self.shared)))
     }
     fn stable_group(&self) -> bool {
         true
@@ -221,9 +252,8 @@ impl Filing<Endpoints> for EndpointsFiling {
 }
 
 /// Services by namespace, as [`ServiceRecord`]s (or why not).
-#[derive(Default)]
 struct ServiceFiling {
-    shared: record::Shared,
+    shared: SharedTables,
 }
 impl Filing<Service> for ServiceFiling {
     type Value = Result<ServiceRecord, String>;
@@ -236,7 +266,7 @@ impl Filing<Service> for ServiceFiling {
     fn convert(&mut self, svc: &Service) -> Option<Self::Value> {
         Some(
             model::Service::from_api(svc)
-                .map(|m| ServiceRecord::new(&m, &mut self.shared))
+                .map(|m| ServiceRecord::new(&m, &mut lock(&self.shared)))
                 .map_err(|e| e.to_string()),
         )
     }
@@ -290,18 +320,28 @@ fn wc() -> watcher::Config {
 /// caches, so nothing carries over from a term in which another wrote.
 async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     let (svc_reader, svc_writer) = reflector::store();
-    let (pods_cache, mut feed_pods) = shared(PodFiling::default());
-    let (slices_cache, mut feed_slices) = shared(SliceFiling::default());
-    let (service_records, mut feed_services) = shared(ServiceFiling::default());
-    let (ep_cache, mut feed_endpoints) = shared(EndpointsFiling::default());
+    // One table of shared strings and label sets for every cache.
+    let tables = SharedTables::default();
+    let (pods_cache, mut feed_pods) = shared(PodFiling {
+        shared: tables.clone(),
+    });
+    let (slices_cache, mut feed_slices) = shared(SliceFiling {
+        shared: tables.clone(),
+    });
+    let (service_records, mut feed_services) = shared(ServiceFiling {
+        shared: tables.clone(),
+    });
+    let (ep_cache, mut feed_endpoints) = shared(EndpointsFiling {
+        shared: tables.clone(),
+    });
     let (node_reader, node_writer) = reflector::store();
-    let (gone_tx, gone_rx) = mpsc::unbounded::<ObjectRef<Service>>();
+    let (gone_tx, gone_rx) = mpsc::unbounded::<SvcRef>();
 
     // Records first, then the store (of identities only) that triggers syncs.
     let services = watcher(Api::<Service>::all(client.clone()), wc())
         .default_backoff()
         .inspect_ok(move |ev| feed_services(ev))
-        .modify(model::service_identity)
+        .map_ok(identity_event)
         .reflect(svc_writer)
         .inspect_ok(move |ev| {
             if let watcher::Event::Delete(svc) = ev {
@@ -395,7 +435,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
             match res {
                 Ok(_) => {}
                 Err(controller::Error::ObjectNotFound(r)) => {
-                    let key = ObjectRef::<Service>::new(&r.name)
+                    let key = SvcRef::new(&r.name)
                         .within(r.namespace.as_deref().unwrap_or_default());
                     let (done, term) = (done.clone(), term.clone());
                     tracker.spawn(async move {
@@ -418,11 +458,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
 
 /// The Services in namespace `ns` whose selector matches labels for which
 /// `has(key, value)` holds.
-fn services_selecting(
-    ctx: &Ctx,
-    ns: &str,
-    has: &dyn Fn(&str, &str) -> bool,
-) -> Vec<ObjectRef<Service>> {
+fn services_selecting(ctx: &Ctx, ns: &str, has: &dyn Fn(&str, &str) -> bool) -> Vec<SvcRef> {
     ctx.service_records.read().scan(ns, |id, rec| {
         let rec = rec.as_ref().ok()?;
         rec.selects(has)
@@ -460,7 +496,7 @@ fn endpoints_rv(ctx: &Ctx, ns: &str, name: &str) -> Option<String> {
 }
 
 /// True when the stores show our last writes for `key` (and forgets them).
-fn cache_caught_up(ctx: &Ctx, key: &ObjectRef<Service>) -> bool {
+fn cache_caught_up(ctx: &Ctx, key: &SvcRef) -> bool {
     let ns = key.namespace.clone().unwrap_or_default();
     let mut written = ctx.written.lock().unwrap_or_else(|p| p.into_inner());
     let Some((at, w)) = written.get(key) else {
@@ -478,7 +514,7 @@ fn cache_caught_up(ctx: &Ctx, key: &ObjectRef<Service>) -> bool {
     fresh
 }
 
-async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, SyncError> {
+async fn reconcile(svc: Arc<SvcMeta>, ctx: Arc<Ctx>) -> Result<Action, SyncError> {
     ready(&ctx).await?;
     let key = ObjectRef::from_obj(svc.as_ref());
     if !cache_caught_up(&ctx, &key) {
@@ -518,7 +554,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, SyncError
 
 /// Plan and write one Service: its slices from pods (selector) or mirrored
 /// from its Endpoints (no selector), and its Endpoints (selector only).
-async fn sync(ctx: &Ctx, key: &ObjectRef<Service>, svc: &model::Service) -> Result<(), SyncError> {
+async fn sync(ctx: &Ctx, key: &SvcRef, svc: &model::Service) -> Result<(), SyncError> {
     let ns = svc.namespace.clone();
     // Only the pods this Service selects (its namespace's, from the cache).
     let pods: Vec<model::Pod> = ctx.pods.read().scan(&ns, |id, p| {
@@ -607,7 +643,7 @@ async fn sync(ctx: &Ctx, key: &ObjectRef<Service>, svc: &model::Service) -> Resu
 }
 
 /// Retry after 100 ms, doubling per consecutive failure up to 30 s.
-fn error_policy(svc: Arc<Service>, err: &SyncError, ctx: Arc<Ctx>) -> Action {
+fn error_policy(svc: Arc<SvcMeta>, err: &SyncError, ctx: Arc<Ctx>) -> Action {
     let key = ObjectRef::from_obj(svc.as_ref());
     let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
     let n = failures.entry(key.clone()).or_insert(0);
@@ -632,7 +668,7 @@ pub fn backoff(failures: u32) -> Duration {
 /// The Service `key` is gone: delete our slices for it and its Endpoints.
 /// Only once the Service cache is synced and still lacks it (it may have
 /// been re-created meanwhile).
-async fn cleanup(ctx: &Ctx, key: &ObjectRef<Service>) -> Result<(), SyncError> {
+async fn cleanup(ctx: &Ctx, key: &SvcRef) -> Result<(), SyncError> {
     ready(ctx).await?;
     if ctx.services.get(key).is_some() {
         return Ok(());

@@ -14,9 +14,10 @@
 //! - [`meta`]: what those two share (metadata, `targetRef`, addresses).
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::intern::Interner;
+use super::model::ContainerPort;
 
 pub mod endpoints;
 pub mod meta;
@@ -111,11 +112,14 @@ impl Ips {
     }
 }
 
+/// A label (or annotation): key and value, each a shared string.
+pub type Pair = (Arc<str>, Arc<str>);
+
 /// A label set sorted by key, shared between records with equal labels.
-pub type Labels = Arc<[(Box<str>, Box<str>)]>;
+pub type Labels = Arc<[Pair]>;
 
 /// The value of label `key`.
-pub fn label<'a>(labels: &'a [(Box<str>, Box<str>)], key: &str) -> Option<&'a str> {
+pub fn label<'a>(labels: &'a [Pair], key: &str) -> Option<&'a str> {
     labels
         .binary_search_by(|(k, _)| (**k).cmp(key))
         .ok()
@@ -125,21 +129,28 @@ pub fn label<'a>(labels: &'a [(Box<str>, Box<str>)], key: &str) -> Option<&'a st
 /// Every `key=value` of `selector` is among `labels`.
 pub fn selector_matches<'a>(
     selector: impl IntoIterator<Item = (&'a str, &'a str)>,
-    labels: &[(Box<str>, Box<str>)],
+    labels: &[Pair],
 ) -> bool {
     selector
         .into_iter()
         .all(|(k, v)| label(labels, k) == Some(v))
 }
 
-/// The tables records share values through (one set per cache).
+/// The tables records share values through, one for all the caches (a
+/// Service's name is in its labels and selector, its pods' labels, its
+/// slices' and Endpoints' labels).
 #[derive(Debug, Default)]
 pub struct Shared {
-    /// Node names, namespaces, zones.
+    /// Label keys and values, node names, zones.
     pub strings: Interner<str>,
     /// Label sets.
-    pub labels: Interner<[(Box<str>, Box<str>)]>,
+    pub labels: Interner<[Pair]>,
+    /// Container port lists (equal for the pods of one template).
+    pub ports: Interner<[ContainerPort]>,
 }
+
+/// The [`Shared`] tables as the caches' writers hold them.
+pub type SharedTables = Arc<Mutex<Shared>>;
 
 impl Shared {
     /// The shared label set of a map (sorted, as a map iterates).
@@ -147,9 +158,9 @@ impl Shared {
         &mut self,
         map: impl IntoIterator<Item = (&'a String, &'a String)>,
     ) -> Labels {
-        let pairs: Vec<(Box<str>, Box<str>)> = map
+        let pairs: Vec<Pair> = map
             .into_iter()
-            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+            .map(|(k, v)| (self.strings.intern(k), self.strings.intern(v)))
             .collect();
         self.labels.intern(&pairs)
     }

@@ -8,18 +8,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use super::{Labels, Shared, Uid, label};
+use super::{Labels, Pair, Shared, Uid, label};
 
-/// Boxed key/value pairs in map order.
-type Pairs = Box<[(Box<str>, Box<str>)]>;
-
-fn pairs(map: &std::collections::BTreeMap<String, String>) -> Pairs {
-    map.iter()
-        .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-        .collect()
-}
-
-fn map(pairs: &[(Box<str>, Box<str>)]) -> std::collections::BTreeMap<String, String> {
+fn map(pairs: &[Pair]) -> std::collections::BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -34,7 +25,7 @@ pub struct Meta {
     resource_version: Option<Box<str>>,
     uid: Option<Uid>,
     labels: Option<Labels>,
-    annotations: Option<Pairs>,
+    annotations: Option<Labels>,
     owners: Option<Box<[OwnerReference]>>,
     finalizers: Option<Box<[String]>>,
 }
@@ -47,7 +38,7 @@ impl Meta {
             resource_version: meta.resource_version.as_deref().map(Into::into),
             uid: meta.uid.as_deref().map(Uid::new),
             labels: meta.labels.as_ref().map(|l| shared.labels(l)),
-            annotations: meta.annotations.as_ref().map(pairs),
+            annotations: meta.annotations.as_ref().map(|a| shared.labels(a)),
             owners: meta.owner_references.as_deref().map(Into::into),
             finalizers: meta.finalizers.as_deref().map(Into::into),
         }

@@ -6,18 +6,8 @@ use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::super::intern::Interner;
 use super::super::model::{self, ContainerPort, Service};
-use super::{Ips, Labels, Shared, Uid, selector_matches};
-
-/// The tables pod records share values through.
-#[derive(Debug, Default)]
-pub struct PodTables {
-    /// Strings and label sets.
-    pub shared: Shared,
-    /// Container port lists (equal for the pods of one template).
-    pub ports: Interner<[ContainerPort]>,
-}
+use super::{Ips, Labels, Pair, Shared, Uid, selector_matches};
 
 /// `spec.hostname` and `spec.subdomain`, rarely set, so boxed together.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +33,7 @@ pub struct PodRecord {
 
 impl PodRecord {
     /// The record of `pod`.
-    pub fn new(pod: &model::Pod, tables: &mut PodTables) -> PodRecord {
+    pub fn new(pod: &model::Pod, tables: &mut Shared) -> PodRecord {
         let names = (pod.hostname.is_some() || pod.subdomain.is_some()).then(|| {
             Box::new(HostNames {
                 hostname: pod.hostname.as_deref().map(Into::into),
@@ -52,9 +42,9 @@ impl PodRecord {
         });
         PodRecord {
             uid: Uid::new(&pod.uid),
-            labels: tables.shared.labels(&pod.labels),
+            labels: tables.labels(&pod.labels),
             ips: Ips::new(&pod.ips),
-            node_name: tables.shared.string(pod.node_name.as_deref()),
+            node_name: tables.string(pod.node_name.as_deref()),
             names,
             container_ports: tables.ports.intern(&pod.container_ports),
             ready_changed: pod.ready_changed,
@@ -89,7 +79,7 @@ impl PodRecord {
     }
 
     /// The pod's labels, sorted by key.
-    pub fn labels(&self) -> &[(Box<str>, Box<str>)] {
+    pub fn labels(&self) -> &[Pair] {
         &self.labels
     }
 
@@ -143,7 +133,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_to_the_same_model() {
-        let mut tables = PodTables::default();
+        let mut tables = Shared::default();
         for p in pods() {
             let rec = PodRecord::new(&p, &mut tables);
             assert_eq!(rec.to_model(&p.namespace, &p.name), p, "{}", p.name);
@@ -152,7 +142,7 @@ mod tests {
 
     #[test]
     fn equal_parts_are_shared() {
-        let mut tables = PodTables::default();
+        let mut tables = Shared::default();
         let a = PodRecord::new(&pod("a").cport("http", 80).node("n").build(), &mut tables);
         let b = PodRecord::new(&pod("b").cport("http", 80).node("n").build(), &mut tables);
         assert!(Arc::ptr_eq(&a.labels, &b.labels));
@@ -167,7 +157,7 @@ mod tests {
 
     #[test]
     fn selected_by_agrees_with_the_planner() {
-        let mut tables = PodTables::default();
+        let mut tables = Shared::default();
         let services = [
             svc("web").selector("app=web").build(),
             svc("front").selector("app=web,tier=front").build(),

@@ -5,7 +5,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::super::model::{self, Family, ServicePort};
-use super::{Labels, Shared, Uid, selector_matches};
+use super::{Labels, Pair, Shared, Uid, selector_matches};
 
 /// A cached Service; see the module doc.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl ServiceRecord {
     /// Whether the Service has a non-empty selector that labels `labels`
     /// (sorted by key) match. An empty selector selects no pod here, as the
     /// controller's pod → Service mapping always did.
-    pub fn selects_labels(&self, labels: &[(Box<str>, Box<str>)]) -> bool {
+    pub fn selects_labels(&self, labels: &[Pair]) -> bool {
         self.selector.as_ref().is_some_and(|sel| {
             !sel.is_empty() && selector_matches(sel.iter().map(|(k, v)| (&**k, &**v)), labels)
         })
@@ -119,8 +119,8 @@ mod tests {
         );
         let empty = ServiceRecord::new(&svc("e").selector("").build(), &mut shared);
         let none = ServiceRecord::new(&svc("n").build(), &mut shared);
-        let labels = |expr: &str| -> Vec<(Box<str>, Box<str>)> {
-            let mut v: Vec<(Box<str>, Box<str>)> = expr
+        let labels = |expr: &str| -> Vec<Pair> {
+            let mut v: Vec<Pair> = expr
                 .split(',')
                 .filter(|kv| !kv.is_empty())
                 .map(|kv| {
