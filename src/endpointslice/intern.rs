@@ -39,10 +39,25 @@ where
         if let Some(v) = self.set.get(value) {
             return v.clone();
         }
+        self.add(Arc::from(value))
+    }
+}
+
+impl<T: Hash + Eq> Interner<T> {
+    /// The shared copy of an owned `value` (kept if there is none).
+    pub fn intern_owned(&mut self, value: T) -> Arc<T> {
+        if let Some(v) = self.set.get(&value) {
+            return v.clone();
+        }
+        self.add(Arc::new(value))
+    }
+}
+
+impl<T: ?Sized + Hash + Eq> Interner<T> {
+    fn add(&mut self, v: Arc<T>) -> Arc<T> {
         if self.set.len() >= MIN_SWEEP.max(self.swept_at.saturating_mul(2)) {
             self.sweep();
         }
-        let v: Arc<T> = Arc::from(value);
         self.set.insert(v.clone());
         v
     }
@@ -82,6 +97,11 @@ mod tests {
         let x = lists.intern(&[("http".into(), 80)]);
         let y = lists.intern(&[("http".into(), 80)]);
         assert!(Arc::ptr_eq(&x, &y));
+        let mut pairs: Interner<(Option<Arc<str>>, i32)> = Interner::default();
+        let p = pairs.intern_owned((Some(a.clone()), 1));
+        let q = pairs.intern_owned((Some("node-1".into()), 1));
+        assert!(Arc::ptr_eq(&p, &q));
+        assert!(!Arc::ptr_eq(&p, &pairs.intern_owned((None, 1))));
     }
 
     #[test]

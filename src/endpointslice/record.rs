@@ -147,7 +147,15 @@ pub struct Shared {
     pub labels: Interner<[Pair]>,
     /// Container port lists (equal for the pods of one template).
     pub ports: Interner<[ContainerPort]>,
+    /// Pod label sets with port lists.
+    pub templates: Interner<pod::Template>,
+    /// Node name with zone, of slice endpoints.
+    pub placements: Interner<Placement>,
 }
+
+/// Where an endpoint runs: node name and zone, shared by the endpoints on
+/// one node (a thin pointer in place of two).
+pub type Placement = (Option<Arc<str>>, Option<Arc<str>>);
 
 /// The [`Shared`] tables as the caches' writers hold them.
 pub type SharedTables = Arc<Mutex<Shared>>;

@@ -16,19 +16,39 @@ struct HostNames {
     subdomain: Option<Box<str>>,
 }
 
+/// What the pods of one template share: labels and container ports, one
+/// shared copy referred to by a thin pointer.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Template {
+    labels: Labels,
+    ports: Arc<[ContainerPort]>,
+}
+
+/// `lastTransitionTime` of `Ready` as seconds and nanoseconds (a
+/// `Option<Timestamp>` takes 24 bytes; at 100,000 pods every byte of the
+/// record is 100 KB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Time {
+    second: i64,
+    nanosecond: i32,
+}
+
+/// Flag bits of a record.
+const READY: u8 = 1;
+const TERMINATING: u8 = 2;
+const TERMINAL: u8 = 4;
+const HAS_TIME: u8 = 8;
+
 /// A cached Pod; see the module doc.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodRecord {
     uid: Uid,
-    labels: Labels,
+    template: Arc<Template>,
     ips: Ips,
     node_name: Option<Arc<str>>,
     names: Option<Box<HostNames>>,
-    container_ports: Arc<[ContainerPort]>,
-    ready_changed: Option<Timestamp>,
-    ready: bool,
-    terminating: bool,
-    terminal: bool,
+    ready_changed: Time,
+    flags: u8,
 }
 
 impl PodRecord {
@@ -40,47 +60,69 @@ impl PodRecord {
                 subdomain: pod.subdomain.as_deref().map(Into::into),
             })
         });
+        let template = Template {
+            labels: tables.labels(&pod.labels),
+            ports: tables.ports.intern(&pod.container_ports),
+        };
+        let time = pod.ready_changed.map(|t| Time {
+            second: t.as_second(),
+            nanosecond: t.subsec_nanosecond(),
+        });
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
         PodRecord {
             uid: Uid::new(&pod.uid),
-            labels: tables.labels(&pod.labels),
+            template: tables.templates.intern_owned(template),
             ips: Ips::new(&pod.ips),
             node_name: tables.string(pod.node_name.as_deref()),
             names,
-            container_ports: tables.ports.intern(&pod.container_ports),
-            ready_changed: pod.ready_changed,
-            ready: pod.ready,
-            terminating: pod.terminating,
-            terminal: pod.terminal,
+            ready_changed: time.unwrap_or(Time {
+                second: 0,
+                nanosecond: 0,
+            }),
+            flags: flag(pod.ready, READY)
+                | flag(pod.terminating, TERMINATING)
+                | flag(pod.terminal, TERMINAL)
+                | flag(time.is_some(), HAS_TIME),
         }
+    }
+
+    fn has(&self, bit: u8) -> bool {
+        self.flags & bit != 0
     }
 
     /// The model pod `namespace/name` this record was made from.
     pub fn to_model(&self, namespace: &str, name: &str) -> model::Pod {
         let names = self.names.as_deref();
+        let t = self.ready_changed;
         model::Pod {
             name: name.to_owned(),
             namespace: namespace.to_owned(),
             uid: self.uid.to_string(),
             labels: self
+                .template
                 .labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             ips: self.ips.as_slice().to_vec(),
-            ready: self.ready,
-            terminating: self.terminating,
-            terminal: self.terminal,
+            ready: self.has(READY),
+            terminating: self.has(TERMINATING),
+            terminal: self.has(TERMINAL),
             node_name: self.node_name.as_deref().map(str::to_owned),
             hostname: names.and_then(|n| n.hostname.as_deref().map(str::to_owned)),
             subdomain: names.and_then(|n| n.subdomain.as_deref().map(str::to_owned)),
-            container_ports: self.container_ports.to_vec(),
-            ready_changed: self.ready_changed,
+            container_ports: self.template.ports.to_vec(),
+            // Made from a valid timestamp's own parts: always valid again.
+            ready_changed: self
+                .has(HAS_TIME)
+                .then(|| Timestamp::new(t.second, t.nanosecond).ok())
+                .flatten(),
         }
     }
 
     /// The pod's labels, sorted by key.
     pub fn labels(&self) -> &[Pair] {
-        &self.labels
+        &self.template.labels
     }
 
     /// `spec.nodeName`.
@@ -94,7 +136,9 @@ impl PodRecord {
             return false;
         };
         let pairs = selector.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        selector_matches(pairs, &self.labels) && !self.ips.as_slice().is_empty() && !self.terminal
+        selector_matches(pairs, &self.template.labels)
+            && !self.ips.as_slice().is_empty()
+            && !self.has(TERMINAL)
     }
 }
 
@@ -122,6 +166,11 @@ mod tests {
                 .labels("app=web,tier=front")
                 .build(),
             dated,
+            {
+                let mut old = pod("web-5").ip("10.0.0.5").build();
+                old.ready_changed = Some("1969-12-31T23:59:59.25Z".parse().expect("time"));
+                old
+            },
             pod("web-4")
                 .ip("10.0.0.4")
                 .terminal()
@@ -145,8 +194,7 @@ mod tests {
         let mut tables = Shared::default();
         let a = PodRecord::new(&pod("a").cport("http", 80).node("n").build(), &mut tables);
         let b = PodRecord::new(&pod("b").cport("http", 80).node("n").build(), &mut tables);
-        assert!(Arc::ptr_eq(&a.labels, &b.labels));
-        assert!(Arc::ptr_eq(&a.container_ports, &b.container_ports));
+        assert!(Arc::ptr_eq(&a.template, &b.template));
         assert!(
             a.node_name
                 .as_ref()

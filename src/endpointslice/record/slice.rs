@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 
-use super::Shared;
 use super::meta::{Addr, Meta, Target, shared_str};
+use super::{Placement, Shared};
 
 /// `Option<bool>` in two bits.
 fn tri(b: Option<bool>) -> u8 {
@@ -63,8 +63,8 @@ struct Rare {
 struct EndpointRecord {
     addresses: Addresses,
     target: Target,
-    node_name: Option<Arc<str>>,
-    zone: Option<Arc<str>>,
+    /// Node name and zone.
+    placement: Arc<Placement>,
     rare: Option<Box<Rare>>,
     conditions: u8,
 }
@@ -88,8 +88,11 @@ impl EndpointRecord {
         EndpointRecord {
             addresses,
             target: Target::new(ep.target_ref.as_ref(), namespace),
-            node_name: shared_str(shared, ep.node_name.as_ref()),
-            zone: shared_str(shared, ep.zone.as_ref()),
+            placement: {
+                let node = shared_str(shared, ep.node_name.as_ref());
+                let zone = shared_str(shared, ep.zone.as_ref());
+                shared.placements.intern_owned((node, zone))
+            },
             rare,
             conditions: pack(ep.conditions.as_ref()),
         }
@@ -107,9 +110,9 @@ impl EndpointRecord {
             deprecated_topology: rare.and_then(|r| r.deprecated_topology.clone()),
             hints: rare.and_then(|r| r.hints.clone()),
             hostname: rare.and_then(|r| r.hostname.clone()),
-            node_name: self.node_name.as_deref().map(str::to_owned),
+            node_name: self.placement.0.as_deref().map(str::to_owned),
             target_ref: self.target.to_api(namespace),
-            zone: self.zone.as_deref().map(str::to_owned),
+            zone: self.placement.1.as_deref().map(str::to_owned),
         }
     }
 }
