@@ -1,17 +1,20 @@
 //! The I/O shell of `clusterdns endpoints-controller`: kube-runtime's
 //! `Controller` on Services, re-triggered by the Pods, EndpointSlices,
-//! Endpoints and Nodes that concern them, each kept in a reflector store.
-//! One sync reads the Service's pods and slices from those stores, calls the
-//! pure planners ([`super::plan::plan`], [`super::endpoints::plan_endpoints`]) and writes
-//! the difference — nothing when the plan is empty, so a quiet cluster sees
-//! no writes. A Service without a selector gets its hand-made Endpoints
+//! Endpoints and Nodes that concern them. Every watched object is cached as
+//! a compact record ([`super::record`]) in a cache grouped the way a sync
+//! reads it ([`super::grouped`]); the Controller's own store keeps only the
+//! Services' identities. One sync turns its Service's records back into the
+//! planners' inputs, calls the pure planners ([`super::plan::plan`],
+//! [`super::endpoints::plan_endpoints_by_digest`]) and writes the difference
+//! — nothing when the plan is empty, so a quiet cluster sees no writes. A
+//! Service without a selector gets its hand-made Endpoints (fetched whole)
 //! mirrored into slices ([`super::mirror::plan_mirror`]) in the same sync.
 //! A Service that is gone has its slices and Endpoints deleted here (no
 //! garbage collector is assumed). With leader election, the controller runs
 //! only for the length of a leadership term. Every write carries the
 //! `last-change-trigger-time` of [`super::trigger`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -128,7 +131,8 @@ struct Ctx {
     service_records: Shared<Result<ServiceRecord, String>>,
     /// Endpoints by namespace.
     endpoints: Shared<EndpointsRecord>,
-    nodes: Store<Node>,
+    /// Node name → zone, for nodes that have one.
+    nodes: Shared<Arc<str>>,
     opts: PlanOptions,
     /// Our last writes per Service and when they were made, until the
     /// stores show them (or [`TRUST_WRITES_FOR`] has passed).
@@ -251,6 +255,30 @@ impl Filing<Endpoints> for EndpointsFiling {
     }
 }
 
+/// The one group of [`NodeFiling`].
+const NODES: &str = "";
+
+/// Node name → zone (nodes without a zone label are not kept).
+struct NodeFiling {
+    shared: SharedTables,
+}
+impl Filing<Node> for NodeFiling {
+    type Value = Arc<str>;
+    fn group(&self, _: &Node) -> Option<String> {
+        Some(NODES.to_owned())
+    }
+    fn id(&self, node: &Node) -> String {
+        node.name_any()
+    }
+    fn convert(&mut self, node: &Node) -> Option<Arc<str>> {
+        let (_, zone) = model::node_zone(node)?;
+        Some(lock(&self.shared).strings.intern(&zone))
+    }
+    fn stable_group(&self) -> bool {
+        true
+    }
+}
+
 /// Services by namespace, as [`ServiceRecord`]s (or why not).
 struct ServiceFiling {
     shared: SharedTables,
@@ -334,7 +362,9 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     let (ep_cache, mut feed_endpoints) = shared(EndpointsFiling {
         shared: tables.clone(),
     });
-    let (node_reader, node_writer) = reflector::store();
+    let (node_zones, mut feed_nodes) = shared(NodeFiling {
+        shared: tables.clone(),
+    });
     let (gone_tx, gone_rx) = mpsc::unbounded::<SvcRef>();
 
     // Records first, then the store (of identities only) that triggers syncs.
@@ -372,7 +402,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
     let nodes = watcher(Api::<Node>::all(client.clone()), wc())
         .default_backoff()
         .modify(model::strip_node)
-        .reflect(node_writer)
+        .inspect_ok(move |ev| feed_nodes(ev))
         .applied_objects()
         .predicate_filter(predicates::labels, PredicateConfig::default());
 
@@ -383,7 +413,7 @@ async fn run_term(client: Client, settings: Settings, stop: CancellationToken) {
         slices: slices_cache,
         service_records,
         endpoints: ep_cache,
-        nodes: node_reader,
+        nodes: node_zones,
         opts: PlanOptions {
             max_endpoints_per_slice: settings.max_endpoints_per_slice,
             ..PlanOptions::default()
@@ -475,12 +505,13 @@ async fn ready(ctx: &Ctx) -> Result<(), SyncError> {
             ctx.slices.ready.clone(),
             ctx.service_records.ready.clone(),
             ctx.endpoints.ready.clone(),
+            ctx.nodes.ready.clone(),
         ] {
             flag.wait_for(|r| *r)
                 .await
                 .map_err(|_| SyncError::CacheGone)?;
         }
-        ctx.nodes.wait_until_ready().await.map_err(gone)
+        Ok(())
     };
     ctx.synced.get_or_try_init(all).await.map(|_| ())
 }
@@ -560,12 +591,14 @@ async fn sync(ctx: &Ctx, key: &SvcRef, svc: &model::Service) -> Result<(), SyncE
     let pods: Vec<model::Pod> = ctx.pods.read().scan(&ns, |id, p| {
         p.selected_by(svc).then(|| p.to_model(&ns, name_of(id)))
     });
-    let zones: NodeZones = ctx
-        .nodes
-        .state()
-        .iter()
-        .filter_map(|n| model::node_zone(n))
-        .collect::<BTreeMap<_, _>>();
+    // The zones of these pods' nodes (all the planner looks up).
+    let zones: NodeZones = {
+        let nodes = ctx.nodes.read();
+        pods.iter()
+            .filter_map(|p| p.node_name.as_deref())
+            .filter_map(|n| Some((n.to_owned(), nodes.get_in(NODES, n)?.to_string())))
+            .collect()
+    };
     let existing: Vec<EndpointSlice> = ctx
         .slices
         .read()
