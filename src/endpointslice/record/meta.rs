@@ -17,6 +17,42 @@ fn map(pairs: &[Pair]) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// An ownerReference with its strings shared (our slices' owner is their
+/// Service: `v1`, `Service`, its name — also in the slices' labels).
+#[derive(Clone, Debug, PartialEq)]
+struct Owner {
+    api_version: Arc<str>,
+    kind: Arc<str>,
+    name: Arc<str>,
+    uid: Uid,
+    controller: Option<bool>,
+    block_owner_deletion: Option<bool>,
+}
+
+impl Owner {
+    fn new(o: &OwnerReference, shared: &mut Shared) -> Owner {
+        Owner {
+            api_version: shared.strings.intern(&o.api_version),
+            kind: shared.strings.intern(&o.kind),
+            name: shared.strings.intern(&o.name),
+            uid: Uid::new(&o.uid),
+            controller: o.controller,
+            block_owner_deletion: o.block_owner_deletion,
+        }
+    }
+
+    fn to_api(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: self.api_version.to_string(),
+            kind: self.kind.to_string(),
+            name: self.name.to_string(),
+            uid: self.uid.to_string(),
+            controller: self.controller,
+            block_owner_deletion: self.block_owner_deletion,
+        }
+    }
+}
+
 /// The cached part of an object's metadata; see the module doc. Name and
 /// namespace are the cache's key.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,7 +62,7 @@ pub struct Meta {
     uid: Option<Uid>,
     labels: Option<Labels>,
     annotations: Option<Labels>,
-    owners: Option<Box<[OwnerReference]>>,
+    owners: Option<Box<[Owner]>>,
     finalizers: Option<Box<[String]>>,
 }
 
@@ -39,7 +75,10 @@ impl Meta {
             uid: meta.uid.as_deref().map(Uid::new),
             labels: meta.labels.as_ref().map(|l| shared.labels(l)),
             annotations: meta.annotations.as_ref().map(|a| shared.labels(a)),
-            owners: meta.owner_references.as_deref().map(Into::into),
+            owners: meta
+                .owner_references
+                .as_ref()
+                .map(|o| o.iter().map(|o| Owner::new(o, shared)).collect()),
             finalizers: meta.finalizers.as_deref().map(Into::into),
         }
     }
@@ -55,7 +94,10 @@ impl Meta {
             uid: self.uid.as_ref().map(Uid::to_string),
             labels: self.labels.as_deref().map(map),
             annotations: self.annotations.as_deref().map(map),
-            owner_references: self.owners.as_deref().map(<[_]>::to_vec),
+            owner_references: self
+                .owners
+                .as_deref()
+                .map(|o| o.iter().map(Owner::to_api).collect()),
             finalizers: self.finalizers.as_deref().map(<[_]>::to_vec),
             ..ObjectMeta::default()
         }
