@@ -1,10 +1,11 @@
-//! The controller's caches of Pods and EndpointSlices, grouped the way a
-//! sync reads them: pods by namespace, slices by (namespace, Service). A
+//! The controller's caches (Pods, EndpointSlices, Endpoints, Services,
+//! Nodes), grouped the way a sync reads them: pods by namespace, slices by
+//! (namespace, Service). A
 //! sync then touches only its namespace's pods and its Service's slices,
 //! not the whole cluster — with a reflector store of every object, each of
 //! N syncs walked all M cached objects (at 10k Services × 10 pods, 10,000 ×
-//! 100,000 pod conversions: minutes to converge). Entries hold the converted
-//! form a sync uses (pods as compact [`super::model::Pod`]s, not API objects).
+//! 100,000 pod conversions: minutes to converge). Entries hold compact
+//! records ([`super::record`]), not API objects.
 //!
 //! Fed by watcher events: a relist (`Init`… `InitDone`) is built beside the
 //! live groups and swapped in when complete, as kube-runtime's stores do.

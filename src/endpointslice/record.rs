@@ -5,13 +5,16 @@
 //! bytes, label sets and node names shared through [`super::intern`] — and
 //! a sync turns its Service's few records back into the planner's types.
 //! Each conversion round-trips exactly (table-tested), so the planners and
-//! their tests are unchanged. At 10,000 Services × 10 pods this is what
-//! keeps the controller under 100 MB.
+//! their tests are unchanged; the one exception, Endpoints, keeps only a
+//! digest of its subsets, which is all the Endpoints planner compares. At
+//! 10,000 Services × 10 pods this is what keeps the controller under 100 MB
+//! (benches/RESULTS.md).
 //!
 //! - [`pod`]: a Pod as [`super::model::Pod`] needs it.
 //! - [`service`]: a Service as [`super::model::Service`] needs it.
-//! - [`slice`], [`endpoints`]: our EndpointSlices and the v1 Endpoints.
+//! - [`mod@slice`], [`endpoints`]: our EndpointSlices and the v1 Endpoints.
 //! - [`meta`]: what those two share (metadata, `targetRef`, addresses).
+//! - [`pod::Template`] and [`Placement`]: values shared by a thin pointer.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
