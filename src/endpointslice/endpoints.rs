@@ -169,6 +169,31 @@ fn labels(svc: &Service) -> BTreeMap<String, String> {
     l
 }
 
+/// A digest of an Endpoints object's subsets (absent = empty): what an
+/// existing object is compared by, so the controller's cache need not hold
+/// every address of every Service a second time (the slices hold them).
+/// 128 bits of SipHash over the subsets' `Debug` text, which spells out every
+/// field; stable within one process, which is all a cache needs.
+pub fn subsets_digest(subsets: &[EndpointSubset]) -> u128 {
+    use std::fmt::Write;
+    use std::hash::{Hash, Hasher};
+    struct Feed(std::collections::hash_map::DefaultHasher);
+    impl Write for Feed {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.write(s.as_bytes());
+            Ok(())
+        }
+    }
+    let half = |salt: u8| {
+        let mut feed = Feed(std::collections::hash_map::DefaultHasher::new());
+        salt.hash(&mut feed.0);
+        // Writing into a hasher cannot fail.
+        let _ = write!(feed, "{subsets:?}");
+        feed.0.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
 /// The Endpoints write for a selector Service. `existing` is the current
 /// Endpoints of the same name, if any. No write when subsets, labels and the
 /// capacity annotation already match (the trigger time alone never writes).
@@ -178,21 +203,37 @@ pub fn plan_endpoints(
     existing: Option<&Endpoints>,
     trigger_time: Option<&str>,
 ) -> EndpointsWrite {
+    let existing = existing.map(|e| {
+        (
+            &e.metadata,
+            subsets_digest(e.subsets.as_deref().unwrap_or_default()),
+        )
+    });
+    plan_endpoints_by_digest(svc, pods, existing, trigger_time)
+}
+
+/// [`plan_endpoints`] with the existing object known by its metadata and
+/// [`subsets_digest`] only.
+pub fn plan_endpoints_by_digest(
+    svc: &Service,
+    pods: &[Pod],
+    existing: Option<(&ObjectMeta, u128)>,
+    trigger_time: Option<&str>,
+) -> EndpointsWrite {
     if svc.selector.is_none() {
         return EndpointsWrite::Nothing;
     }
     let mut subsets = desired_subsets(svc, pods);
     let truncated = truncate(&mut subsets, MAX_ADDRESSES);
     let want_labels = labels(svc);
-    if let Some(e) = existing {
-        let have_annotation = e
-            .metadata
+    if let Some((meta, digest)) = existing {
+        let have_annotation = meta
             .annotations
             .as_ref()
             .and_then(|a| a.get(OVER_CAPACITY_ANNOTATION))
             .is_some_and(|v| v == TRUNCATED);
-        let have_labels = e.metadata.labels.clone().unwrap_or_default();
-        if e.subsets.as_deref().unwrap_or_default() == subsets.as_slice()
+        let have_labels = meta.labels.clone().unwrap_or_default();
+        if digest == subsets_digest(&subsets)
             && have_labels == want_labels
             && have_annotation == truncated
         {
@@ -200,7 +241,7 @@ pub fn plan_endpoints(
         }
     }
     let mut meta = existing
-        .map(|e| e.metadata.clone())
+        .map(|(meta, _)| meta.clone())
         .unwrap_or_else(|| ObjectMeta {
             name: Some(svc.name.clone()),
             namespace: Some(svc.namespace.clone()),

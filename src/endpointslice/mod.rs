@@ -32,6 +32,8 @@
 //! - [`endpoints`]: the v1 Endpoints object of a selector Service.
 //! - [`mirror`]: EndpointSlices mirrored from hand-made Endpoints of a selector-less Service.
 //! - [`controller`]: the shell — watches, stores, syncs, leader election.
+//! - [`grouped`], [`record`], [`intern`]: the caches, their compact records
+//!   and the values those share.
 //! - [`apply`]: writing plans and tracking our own writes.
 //! - [`trigger`]: the `last-change-trigger-time` each write carries.
 //! - [`metrics`]: the `clusterdns_endpointslice_*` families.
@@ -43,9 +45,11 @@ pub mod endpoints;
 #[cfg(test)]
 mod fixtures;
 pub mod grouped;
+pub mod intern;
 pub mod metrics;
 pub mod mirror;
 pub mod model;
 pub mod plan;
+pub mod record;
 pub mod role;
 pub mod trigger;

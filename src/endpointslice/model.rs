@@ -114,7 +114,7 @@ pub struct Service {
 }
 
 /// A container port a named `targetPort` can resolve to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContainerPort {
     /// `name` (may be empty).
     pub name: String,
@@ -394,6 +394,41 @@ pub fn strip_pod(pod: &mut core::Pod) {
             .map(|c| c.into_iter().filter(|c| c.type_ == "Ready").collect()),
         ..core::PodStatus::default()
     });
+}
+
+/// Keep only a Service's identity (name, namespace, uid, resourceVersion):
+/// what the store that triggers syncs needs, the rest being cached as a
+/// record.
+pub fn service_identity(svc: &mut core::Service) {
+    let meta = std::mem::take(&mut svc.metadata);
+    svc.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        ..ObjectMeta::default()
+    };
+    svc.spec = None;
+    svc.status = None;
+}
+
+/// Drop in place everything of a Node but its name, resourceVersion and
+/// zone label — all the controller reads of it ([`node_zone`]), and all
+/// whose change should re-sync the Services with pods on it.
+pub fn strip_node(node: &mut core::Node) {
+    let meta = std::mem::take(&mut node.metadata);
+    let zone = meta
+        .labels
+        .and_then(|mut l| l.remove_entry(ZONE_LABEL))
+        .map(|(k, v)| BTreeMap::from([(k, v)]));
+    node.metadata = ObjectMeta {
+        name: meta.name,
+        resource_version: meta.resource_version,
+        labels: zone,
+        ..ObjectMeta::default()
+    };
+    node.spec = None;
+    node.status = None;
 }
 
 /// The zone of an API Node, if it carries the topology label.

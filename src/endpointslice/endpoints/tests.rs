@@ -247,3 +247,37 @@ fn no_pods_gives_empty_subsets_and_selectorless_gives_nothing() {
         EndpointsWrite::Nothing
     );
 }
+
+#[test]
+fn subsets_digest_tells_subsets_apart() {
+    let base = created(plan_endpoints(&web(), &ready_pods(3), None, None))
+        .subsets
+        .unwrap();
+    let digest = subsets_digest(&base);
+    assert_eq!(
+        digest,
+        subsets_digest(&base.clone()),
+        "equal subsets, equal digest"
+    );
+    let mut not_ready = base.clone();
+    let moved = not_ready[0].addresses.as_mut().unwrap().pop().unwrap();
+    not_ready[0].not_ready_addresses = Some(vec![moved]);
+    let mut renamed = base.clone();
+    renamed[0].addresses.as_mut().unwrap()[0].hostname = Some("h".into());
+    let mut no_list = base.clone();
+    no_list[0].not_ready_addresses = Some(vec![]);
+    let others = [vec![], not_ready, renamed, no_list];
+    for (i, other) in others.iter().enumerate() {
+        assert_ne!(subsets_digest(other), digest, "case {i}");
+    }
+    // Known by digest, the existing object plans as it does in full.
+    let e = created(plan_endpoints(&web(), &ready_pods(3), None, None));
+    let by_digest = |pods: &[crate::endpointslice::model::Pod]| {
+        plan_endpoints_by_digest(&web(), pods, Some((&e.metadata, digest)), None)
+    };
+    assert_eq!(by_digest(&ready_pods(3)), EndpointsWrite::Nothing);
+    assert_eq!(
+        by_digest(&ready_pods(2)),
+        plan_endpoints(&web(), &ready_pods(2), Some(&e), None)
+    );
+}

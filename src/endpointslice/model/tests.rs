@@ -320,3 +320,54 @@ fn strip_managed_fields_drops_only_them() {
     assert_eq!(slice, want);
     assert!(slice.metadata.managed_fields.is_none());
 }
+
+#[test]
+fn service_identity_keeps_only_the_identity() {
+    let full = service(json!({
+        "metadata": {"name": "web", "namespace": "default", "uid": "u1", "resourceVersion": "9",
+                     "labels": {"app": "web"}, "annotations": {"a": "b"}},
+        "spec": {"selector": {"app": "web"}, "clusterIP": "10.96.0.10"},
+        "status": {"loadBalancer": {}}
+    }));
+    let mut slim = full.clone();
+    service_identity(&mut slim);
+    let want = ObjectMeta {
+        name: Some("web".into()),
+        namespace: Some("default".into()),
+        uid: Some("u1".into()),
+        resource_version: Some("9".into()),
+        ..ObjectMeta::default()
+    };
+    assert_eq!(slim.metadata, want);
+    assert!(slim.spec.is_none() && slim.status.is_none());
+}
+
+#[test]
+fn strip_node_keeps_name_and_zone() {
+    let full: core::Node = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "n1", "resourceVersion": "3",
+                     "labels": {"kubernetes.io/hostname": "n1", "topology.kubernetes.io/zone": "zone-a"},
+                     "annotations": {"a": "b"}},
+        "spec": {"podCIDR": "10.244.0.0/24"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "192.168.0.1"}]}
+    }))
+    .expect("node");
+    let mut slim = full.clone();
+    strip_node(&mut slim);
+    assert_eq!(node_zone(&slim), node_zone(&full));
+    assert_eq!(
+        node_zone(&slim),
+        Some(("n1".to_owned(), "zone-a".to_owned()))
+    );
+    assert_eq!(slim.metadata.resource_version.as_deref(), Some("3"));
+    let labels = slim.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.len(), 1);
+    assert!(slim.spec.is_none() && slim.status.is_none() && slim.metadata.annotations.is_none());
+    let mut zoneless = full.clone();
+    zoneless.metadata.labels = None;
+    strip_node(&mut zoneless);
+    assert_eq!(
+        (node_zone(&zoneless), zoneless.metadata.labels),
+        (None, None)
+    );
+}
