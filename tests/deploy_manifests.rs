@@ -26,7 +26,8 @@ use clusterdns::proxy::nft::Tool;
 use clusterdns::proxy::shell::{self, Health, NodePortFlag};
 use deploy::rbac::{Request, requests, uncovered};
 use deploy::{Manifests, checks, load};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 use support::apiserver::ApiServer;
 use support::fixtures::{poll_until, running_pod};
@@ -227,6 +228,19 @@ fn controller_requests() -> BTreeSet<Request> {
             has("DELETE", "endpointslices") && has("DELETE", "endpoints ")
         })
         .await;
+        // Mirroring: a selector-less Service with hand-made Endpoints.
+        server.apply_json::<Service>(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "db", "namespace": "default"},
+            "spec": {"clusterIP": "10.96.0.6", "ports": [{"port": 5432}]}}));
+        server.apply_json::<Endpoints>(json!({"apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "db", "namespace": "default"},
+            "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"port": 5432}]}]}));
+        let mirrored = || {
+            server.list::<EndpointSlice>().iter().any(|s| {
+                s["metadata"]["labels"]["kubernetes.io/service-name"] == "db"
+            })
+        };
+        poll_until("hand-made Endpoints mirrored", mirrored).await;
         stop.cancel();
         tokio::time::timeout(Duration::from_secs(15), task)
             .await

@@ -23,6 +23,7 @@ use clusterdns::proxy::nft::Tool;
 use clusterdns::proxy::render::{Options, render};
 use clusterdns::proxy::ruleset::Existing;
 use clusterdns::proxy::select::Node;
+use clusterdns::proxy::session::Session;
 use clusterdns::proxy::shell::{self, Health, NodePortFlag, Settings};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -341,6 +342,59 @@ fn every_golden_script_loads_into_the_kernel() {
         n += 1;
     }
     assert!(n >= 14, "only {n} golden scripts");
+}
+
+/// The long-lived `nft -i` the partial syncs write to: each script applies
+/// whole or not at all, an error is reported and does not end the
+/// session, and a one-shot transaction in between is seen by it.
+#[tokio::test]
+async fn a_running_nft_session_applies_scripts_atomically() {
+    if !privileged() {
+        return;
+    }
+    let ns = Netns::new("session");
+    let (ok, err) = ns.nft(
+        &["-f", "-"],
+        Some("add table inet clusterdns\nadd set inet clusterdns s { type ipv4_addr ; }\n"),
+    );
+    assert!(ok, "{err}");
+    let elements = || ns.nft(&["list", "set", "inet", "clusterdns", "s"], None).1;
+    let mut session = Session::new(Tool::in_netns(ns.name(), "nft"));
+    session
+        .apply("add element inet clusterdns s { 10.0.0.1 }\nadd element inet clusterdns s { 10.0.0.2 }\n")
+        .await
+        .expect("applies");
+    assert!(elements().contains("10.0.0.1") && elements().contains("10.0.0.2"));
+    // One bad command: nothing of the script applies, the error says why.
+    let err = session
+        .apply("add element inet clusterdns s { 10.0.0.3 }\nadd element inet clusterdns nosuch { 10.0.0.4 }\n")
+        .await
+        .expect_err("a missing set fails the script");
+    assert!(err.to_string().contains("nosuch"), "{err}");
+    assert!(
+        !elements().contains("10.0.0.3"),
+        "all or nothing: {}",
+        elements()
+    );
+    // The session goes on; a change made by another nft is seen.
+    let (ok, err) = ns.nft(
+        &["add", "element", "inet", "clusterdns", "s", "{ 10.0.0.5 }"],
+        None,
+    );
+    assert!(ok, "{err}");
+    session
+        .apply("delete element inet clusterdns s { 10.0.0.5 }\n")
+        .await
+        .expect("sees the other's element");
+    assert!(!elements().contains("10.0.0.5"));
+    // Many in a row, each confirmed before the next.
+    for i in 10..60 {
+        session
+            .apply(&format!("add element inet clusterdns s {{ 10.0.1.{i} }}\n"))
+            .await
+            .expect("applies");
+    }
+    assert_eq!(elements().matches("10.0.1.").count(), 50);
 }
 
 /// stderr and exit code of `clusterdns proxy` run through `prefix`.

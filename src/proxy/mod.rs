@@ -15,7 +15,8 @@
 //! - [`conntrack`]: which UDP conntrack entries went stale between two renders.
 //! - [`healthcheck`]: what each health-check node port answers (Local policies).
 //!
-//! I/O: [`nft`] (running `nft -f -`, listing our table), [`shell`] (watches
+//! I/O: [`nft`] (running `nft -f -`, listing our table), [`session`] (a
+//! long-lived `nft -i` for small transactions), [`shell`] (watches
 //! and the rate-limited sync loop), [`sync`] (one full or partial sync), `health_ports` (serving the health-check node ports), [`metrics`], and [`role`] (the `proxy`
 //! command).
 
@@ -32,6 +33,7 @@ pub mod render;
 pub mod role;
 pub mod ruleset;
 pub mod select;
+pub mod session;
 pub mod shell;
 pub mod sync;
 pub mod table;

@@ -6,9 +6,9 @@
 //!   repairs drift), after a failure, and after a relist or a Node change
 //!   (then only the difference is written);
 //! - `partial`: only the Services the watch events named
-//!   ([`super::changes`]), through [`Table::update`] in place — the usual
-//!   sync after an endpoint change, whose cost does not grow with the
-//!   number of Services.
+//!   ([`super::changes`]), through [`Table::update`] in place, written to a
+//!   running `nft -i` ([`super::session`]) — the usual sync after an
+//!   endpoint change, whose cost does not grow with the number of Services.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,7 @@ use super::model::{self, Slice};
 use super::nft::{self, NftError};
 use super::render::{NodePortAddresses, UdpFlows};
 use super::select::Node;
+use super::session::Session;
 use super::shell::{NodePortFlag, Settings, Snapshot, local_addresses};
 use super::table::{Change, Table};
 
@@ -40,6 +41,8 @@ pub struct State {
     /// Trigger time last seen per slice, for the programming-latency metric.
     triggers: HashMap<String, String>,
     conntrack_missing_logged: bool,
+    /// The running `nft -i` partial syncs write to (started on first use).
+    session: Option<Session>,
 }
 
 impl Default for State {
@@ -51,6 +54,7 @@ impl Default for State {
             node: Node::default(),
             triggers: HashMap::new(),
             conntrack_missing_logged: false,
+            session: None,
         }
     }
 }
@@ -183,7 +187,11 @@ pub(super) async fn partial(
     };
     let up = table.update(list, &node);
     if !up.script.is_empty() {
-        nft::apply(&settings.nft, &up.script).await?;
+        state
+            .session
+            .get_or_insert_with(|| Session::new(settings.nft.clone()))
+            .apply(&up.script)
+            .await?;
     }
     after(
         settings,
