@@ -344,6 +344,79 @@ fn every_golden_script_loads_into_the_kernel() {
     assert!(n >= 14, "only {n} golden scripts");
 }
 
+/// `--min-sync-period`: a change arriving right after a sync waits for the
+/// period to pass (changes meanwhile are batched into that one sync).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_are_at_least_min_sync_period_apart() {
+    if !privileged() {
+        return;
+    }
+    let target = Netns::new("rate");
+    let server = ApiServer::start().await;
+    let http = json!([{"name": "p", "protocol": "TCP", "port": 80}]);
+    server.apply_json::<Service>(service("web", "10.96.0.50", http, json!({})));
+    let apply = |eps: &[(&str, &str)]| {
+        server.apply_json::<EndpointSlice>(slice("web-1", "web", ("p", "TCP", 9376), eps));
+    };
+    apply(&[("10.244.1.2", "ready")]);
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry).expect("metrics");
+    let period = Duration::from_millis(800);
+    let settings = Settings {
+        node: "node-a".into(),
+        opts: opts(),
+        nodeports: NodePortFlag::AllLocal,
+        sync_period: Duration::from_secs(3600),
+        min_sync_period: period,
+        metrics: metrics.clone(),
+        nft: Tool::in_netns(target.name(), "nft"),
+        conntrack: Tool::in_netns(target.name(), "conntrack"),
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(shell::run(
+        server.client(),
+        settings,
+        Arc::new(Health::new(Duration::from_secs(3600))),
+        stop.clone(),
+    ));
+    let syncs = || {
+        ["full", "partial"]
+            .iter()
+            .map(|k| metrics.syncs.with_label_values(&[k]).get())
+            .sum::<u64>()
+    };
+    poll_until("the first sync", || syncs() >= 1).await;
+    // Let any sync the initial lists still cause pass.
+    tokio::time::sleep(period * 2).await;
+    let before = syncs();
+    apply(&[("10.244.1.2", "ready"), ("10.244.1.3", "ready")]);
+    poll_until("the first change synced", || syncs() > before).await;
+    let first = std::time::Instant::now();
+    // Two more changes at once, right after that sync: one sync, a period later.
+    apply(&[("10.244.1.3", "ready")]);
+    apply(&[("10.244.1.3", "ready"), ("10.244.1.4", "ready")]);
+    poll_until("the next changes synced", || syncs() > before + 1).await;
+    let gap = first.elapsed();
+    assert!(
+        gap >= period - Duration::from_millis(100),
+        "a sync only {gap:?} after the last, min-sync-period {period:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(syncs(), before + 2, "the two changes made one sync");
+    let ruleset = target
+        .nft(
+            &["list", "map", "inet", "clusterdns", "endpoints-tcp"],
+            None,
+        )
+        .1;
+    assert!(
+        ruleset.contains("10.244.1.4") && !ruleset.contains("10.244.1.2"),
+        "{ruleset}"
+    );
+    stop.cancel();
+    task.await.expect("sync loop");
+}
+
 /// The long-lived `nft -i` the partial syncs write to: each script applies
 /// whole or not at all, an error is reported and does not end the
 /// session, and a one-shot transaction in between is seen by it.
