@@ -3,7 +3,6 @@
 //!
 //! Recorded only for server blocks that have `prometheus` (as CoreDNS).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
@@ -12,7 +11,6 @@ use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
-use super::shards::{Collect, Families, Sharded};
 use crate::plugin::build::Family;
 
 /// CoreDNS's size buckets (`plugin/metrics/vars`).
@@ -23,8 +21,12 @@ const SIZE_BUCKETS: &[f64] = &[
 /// The `coredns_dns_*` families and friends.
 #[derive(Clone, Debug)]
 pub struct DnsMetrics {
-    /// The per-query families, counted per thread and summed on scrape.
-    per_query: Arc<Sharded>,
+    requests: IntCounterVec,
+    do_requests: IntCounterVec,
+    responses: IntCounterVec,
+    duration: HistogramVec,
+    request_size: HistogramVec,
+    response_size: HistogramVec,
     /// Queries whose handling panicked (answered SERVFAIL).
     pub panics: IntCounter,
     plugin_enabled: IntGaugeVec,
@@ -102,20 +104,22 @@ impl Family for DnsMetrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), "clusterdns", "rust"])
             .set(1);
-        let per_query = Sharded::new(Families {
+        for c in [&requests, &do_requests, &responses] {
+            r.register(Box::new(c.clone()))?;
+        }
+        for h in [&duration, &request_size, &response_size] {
+            r.register(Box::new(h.clone()))?;
+        }
+        r.register(Box::new(panics.clone()))?;
+        r.register(Box::new(plugin_enabled.clone()))?;
+        r.register(Box::new(build_info))?;
+        Ok(Self {
             requests,
             do_requests,
             responses,
             duration,
             request_size,
             response_size,
-        });
-        r.register(Box::new(Collect(Arc::clone(&per_query))))?;
-        r.register(Box::new(panics.clone()))?;
-        r.register(Box::new(plugin_enabled.clone()))?;
-        r.register(Box::new(build_info))?;
-        Ok(Self {
-            per_query,
             panics,
             plugin_enabled,
         })
@@ -158,37 +162,35 @@ impl DnsMetrics {
         }
     }
 
-    /// Record one query (into this thread's shard).
+    /// Record one query.
     pub fn observe(&self, o: &Observation<'_>) {
         let szv = [o.server, o.zone, ""];
+        self.requests
+            .with_label_values(&[
+                o.server,
+                o.zone,
+                "",
+                o.proto,
+                o.family,
+                qtype_label(o.qtype),
+            ])
+            .inc();
+        if o.dnssec_ok {
+            self.do_requests.with_label_values(&szv).inc();
+        }
+        self.responses
+            .with_label_values(&[o.server, o.zone, "", rcode_label(o.rcode), o.plugin])
+            .inc();
+        self.duration
+            .with_label_values(&szv)
+            .observe(o.elapsed.as_secs_f64());
         let szvp = [o.server, o.zone, "", o.proto];
-        self.per_query.with(|m| {
-            m.requests
-                .with_label_values(&[
-                    o.server,
-                    o.zone,
-                    "",
-                    o.proto,
-                    o.family,
-                    qtype_label(o.qtype),
-                ])
-                .inc();
-            if o.dnssec_ok {
-                m.do_requests.with_label_values(&szv).inc();
-            }
-            m.responses
-                .with_label_values(&[o.server, o.zone, "", rcode_label(o.rcode), o.plugin])
-                .inc();
-            m.duration
-                .with_label_values(&szv)
-                .observe(o.elapsed.as_secs_f64());
-            m.request_size
-                .with_label_values(&szvp)
-                .observe(o.request_size as f64);
-            m.response_size
-                .with_label_values(&szvp)
-                .observe(o.response_size as f64);
-        });
+        self.request_size
+            .with_label_values(&szvp)
+            .observe(o.request_size as f64);
+        self.response_size
+            .with_label_values(&szvp)
+            .observe(o.response_size as f64);
     }
 }
 
