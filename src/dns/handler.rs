@@ -37,28 +37,36 @@ pub struct Route {
 
 /// The server blocks of one listener, as one immutable routing table.
 struct Table {
-    /// (zone, block index) sorted by label count, longest first.
-    zones: Vec<(Name, usize)>,
+    /// (zone, its text for the metrics' `zone` label, block index) sorted
+    /// by label count, longest first.
+    zones: Vec<(Name, String, usize)>,
     routes: Vec<Route>,
 }
 
 impl Table {
     fn new(routes: Vec<Route>) -> Self {
-        let mut zones: Vec<(Name, usize)> = routes
+        let mut zones: Vec<(Name, String, usize)> = routes
             .iter()
             .enumerate()
-            .flat_map(|(i, r)| r.zones.iter().map(move |z| (z.to_lowercase(), i)))
+            .flat_map(|(i, r)| {
+                r.zones.iter().map(move |z| {
+                    let z = z.to_lowercase();
+                    let text = z.to_ascii();
+                    (z, text, i)
+                })
+            })
             .collect();
-        zones.sort_by_key(|(z, _)| std::cmp::Reverse(z.num_labels()));
+        zones.sort_by_key(|(z, _, _)| std::cmp::Reverse(z.num_labels()));
         Self { zones, routes }
     }
 
-    /// The block whose zone is the longest suffix of `lower`, with that zone.
-    fn route(&self, lower: &Name) -> Option<(&Name, &Route)> {
+    /// The block whose zone is the longest suffix of `lower`, with that
+    /// zone's text (computed once per table, not per query).
+    fn route(&self, lower: &Name) -> Option<(&str, &Route)> {
         self.zones
             .iter()
-            .find(|(zone, _)| zone.zone_of(lower))
-            .map(|(zone, i)| (zone, &self.routes[*i]))
+            .find(|(zone, _, _)| zone.zone_of(lower))
+            .map(|(_, text, i)| (text.as_str(), &self.routes[*i]))
     }
 }
 
@@ -110,7 +118,7 @@ impl Handler {
             let question = q.name.len() + 1 + 4;
             m.observe(&Observation {
                 server: &route.server,
-                zone: &zone.to_ascii(),
+                zone,
                 proto: q.transport.as_str(),
                 family: if q.src.is_ipv4() { "1" } else { "2" },
                 qtype: q.qtype,
