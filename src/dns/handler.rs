@@ -39,19 +39,19 @@ pub struct Route {
 struct Table {
     /// (zone, its text for the metrics' `zone` label, block index) sorted
     /// by label count, longest first.
-    zones: Vec<(Name, String, usize)>,
+    zones: Vec<(Name, Arc<str>, usize)>,
     routes: Vec<Route>,
 }
 
 impl Table {
     fn new(routes: Vec<Route>) -> Self {
-        let mut zones: Vec<(Name, String, usize)> = routes
+        let mut zones: Vec<(Name, Arc<str>, usize)> = routes
             .iter()
             .enumerate()
             .flat_map(|(i, r)| {
                 r.zones.iter().map(move |z| {
                     let z = z.to_lowercase();
-                    let text = z.to_ascii();
+                    let text: Arc<str> = z.to_ascii().into();
                     (z, text, i)
                 })
             })
@@ -62,11 +62,11 @@ impl Table {
 
     /// The block whose zone is the longest suffix of `lower`, with that
     /// zone's text (computed once per table, not per query).
-    fn route(&self, lower: &Name) -> Option<(&str, &Route)> {
+    fn route(&self, lower: &Name) -> Option<(&Arc<str>, &Route)> {
         self.zones
             .iter()
             .find(|(zone, _, _)| zone.zone_of(lower))
-            .map(|(_, text, i)| (text.as_str(), &self.routes[*i]))
+            .map(|(_, text, i)| (text, &self.routes[*i]))
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! Recorded only for server blocks that have `prometheus` (as CoreDNS).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
@@ -11,6 +12,7 @@ use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
+use super::shards::{Collect, Families, Labels, Sharded};
 use crate::plugin::build::Family;
 
 /// CoreDNS's size buckets (`plugin/metrics/vars`).
@@ -21,12 +23,8 @@ const SIZE_BUCKETS: &[f64] = &[
 /// The `coredns_dns_*` families and friends.
 #[derive(Clone, Debug)]
 pub struct DnsMetrics {
-    requests: IntCounterVec,
-    do_requests: IntCounterVec,
-    responses: IntCounterVec,
-    duration: HistogramVec,
-    request_size: HistogramVec,
-    response_size: HistogramVec,
+    /// The per-query families, counted per thread and flushed on scrape.
+    per_query: Arc<Sharded>,
     /// Queries whose handling panicked (answered SERVFAIL).
     pub panics: IntCounter,
     plugin_enabled: IntGaugeVec,
@@ -104,22 +102,20 @@ impl Family for DnsMetrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), "clusterdns", "rust"])
             .set(1);
-        for c in [&requests, &do_requests, &responses] {
-            r.register(Box::new(c.clone()))?;
-        }
-        for h in [&duration, &request_size, &response_size] {
-            r.register(Box::new(h.clone()))?;
-        }
-        r.register(Box::new(panics.clone()))?;
-        r.register(Box::new(plugin_enabled.clone()))?;
-        r.register(Box::new(build_info))?;
-        Ok(Self {
+        let per_query = Sharded::new(Families {
             requests,
             do_requests,
             responses,
             duration,
             request_size,
             response_size,
+        });
+        r.register(Box::new(Collect(Arc::clone(&per_query))))?;
+        r.register(Box::new(panics.clone()))?;
+        r.register(Box::new(plugin_enabled.clone()))?;
+        r.register(Box::new(build_info))?;
+        Ok(Self {
+            per_query,
             panics,
             plugin_enabled,
         })
@@ -129,9 +125,9 @@ impl Family for DnsMetrics {
 /// One finished query, as the metrics see it.
 pub struct Observation<'a> {
     /// `dns://:53`.
-    pub server: &'a str,
+    pub server: &'a Arc<str>,
     /// The matched server-block zone, or `dropped`.
-    pub zone: &'a str,
+    pub zone: &'a Arc<str>,
     /// `udp` / `tcp`.
     pub proto: &'static str,
     /// `1` IPv4, `2` IPv6.
@@ -162,35 +158,23 @@ impl DnsMetrics {
         }
     }
 
-    /// Record one query.
+    /// Record one query (into this thread's buffer, [`super::shards`]).
     pub fn observe(&self, o: &Observation<'_>) {
-        let szv = [o.server, o.zone, ""];
-        self.requests
-            .with_label_values(&[
-                o.server,
-                o.zone,
-                "",
-                o.proto,
-                o.family,
-                qtype_label(o.qtype),
-            ])
-            .inc();
-        if o.dnssec_ok {
-            self.do_requests.with_label_values(&szv).inc();
-        }
-        self.responses
-            .with_label_values(&[o.server, o.zone, "", rcode_label(o.rcode), o.plugin])
-            .inc();
-        self.duration
-            .with_label_values(&szv)
-            .observe(o.elapsed.as_secs_f64());
-        let szvp = [o.server, o.zone, "", o.proto];
-        self.request_size
-            .with_label_values(&szvp)
-            .observe(o.request_size as f64);
-        self.response_size
-            .with_label_values(&szvp)
-            .observe(o.response_size as f64);
+        let labels = Labels {
+            server: o.server,
+            zone: o.zone,
+            proto: o.proto,
+            family: o.family,
+            qtype: qtype_label(o.qtype),
+            rcode: rcode_label(o.rcode),
+            plugin: o.plugin,
+            dnssec_ok: o.dnssec_ok,
+        };
+        self.per_query.record(&labels, |b| {
+            b.duration.observe(o.elapsed.as_secs_f64());
+            b.request_size.observe(o.request_size as f64);
+            b.response_size.observe(o.response_size as f64);
+        });
     }
 }
 

@@ -5,7 +5,8 @@
 //! protocol rules; encode the response within the transport's size limit)
 //! and [`handler`] (route the [`Query`] to a server block's chain, get the
 //! [`Answer`]). [`server`] binds and retires listeners across reloads and
-//! drains them at shutdown. [`strict`] is an independent message checker for
+//! drains them at shutdown. [`metrics`] records each query, into per-thread
+//! [`shards`]. [`strict`] is an independent message checker for
 //! tests and fuzzing. hickory-proto provides the wire types; no
 //! hickory-server.
 
@@ -13,6 +14,7 @@ pub mod handler;
 pub mod metrics;
 pub mod query;
 pub mod server;
+pub mod shards;
 pub mod strict;
 pub mod tcp;
 pub mod udp;
