@@ -325,9 +325,10 @@ def section(records, meta):
         "with itself (no DNS work: the load generator's and loopback's ceiling). "
         f"Sample answers (200 queries, first repetition) equal to Knot's: {match}.",
         "",
-        "Loss: dnsperf counts a query lost when no answer came within the 1 s timeout (`-t 1.0`); "
-        "with a 1 s timeout a lost query holds its outstanding slot for 1 s, not 5 s, so a server's "
-        "rate is not dragged down by a handful of drops. Queries still in flight at the end of a run count as lost too.",
+        "Loss: dnsperf counts a query lost when no answer came within the timeout (`-t 1.0`, every "
+        "server). A lost query still holds one of the 500 outstanding slots for that 1 s (5 s in `load`), "
+        "so a server that drops queries also loses rate; the server-core-busy column shows whether a "
+        "server was busy or waiting for dnsperf.",
         "",
         body(records, meta),
     ])
