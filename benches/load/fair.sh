@@ -7,8 +7,8 @@
 # it reports loss beside throughput instead of letting a lost query stall a
 # 5 s slot. Writes the `fair` section of benches/RESULTS.md.
 #
-#   benches/load/fair.sh            # defaults below, ~12 minutes
-#   REPS=1 benches/load/fair.sh     # one repetition (~4 minutes)
+#   benches/load/fair.sh            # defaults below, ~9 minutes (526 s measured)
+#   REPS=1 benches/load/fair.sh     # one repetition (~3 minutes)
 #   benches/load/fair.sh --help     # this text
 #
 # Per repetition, per server (in SERVERS order): start, wait until it answers,
