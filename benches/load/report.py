@@ -7,8 +7,9 @@ be compared with the last peer runs); this file owns the arithmetic and the
 Markdown, so the shell script stays a sequence of commands.
 
 Invariant: the RESULTS.md section between `<!-- BEGIN load -->` and
-`<!-- END load -->` is the only part of that file ever rewritten; if the
-markers are missing the section is appended. Standard library only.
+`<!-- END load -->` (or another name's markers, for fair_report.py) is the
+only part of that file ever rewritten; if the markers are missing the section
+is inserted before the hand-written analysis. Standard library only.
 
 Subcommands:
   parse DNSPERF_OUT            -> JSON on stdout (qps, latency, loss, p50/p99 from -v lines)
@@ -166,8 +167,9 @@ def section(meta, body):
     ])
 
 
-def write_section(path, text):
-    begin, end = "<!-- BEGIN load -->", "<!-- END load -->"
+def write_section(path, text, name="load"):
+    """Replace the RESULTS.md block between `<!-- BEGIN name -->` and `<!-- END name -->`."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     old = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
     block = f"{begin}\n{text}\n{end}"
     if begin in old and end in old:
