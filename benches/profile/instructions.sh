@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
 # Instructions per query (callgrind: counts, not seconds, so it is repeatable on
-# a busy machine) for one or more clusterdns binaries, on a 2000-service
-# cluster and 2000 distinct A queries over UDP:
-#   per query = (Ir with N queries − Ir with 0 queries) / N
+# a busy machine) for one or more servers.
 #
 #   benches/profile/instructions.sh target/release/clusterdns [OTHER_BINARY...]
+#   MIX=1 benches/profile/instructions.sh target/release/clusterdns knot
 #
-# Needs valgrind, dnsperf and dig (apt-get install -y valgrind dnsperf dnsutils).
-# Loopback only; every process it starts is stopped before it returns.
+# Default: a 2000-service cluster and 2000 distinct A queries over UDP,
+#   per query = (Ir with N queries − Ir with 0 queries) / N.
+# MIX=1: the load benchmark's cluster and query mix (benches/load/gen.py:
+#   SERVICES services, default 10000; QUERIES queries, default 20000: 70% A,
+#   10% SRV, 10% NXDOMAIN, 10% search-path misses), sent once and three times,
+#   per query = (Ir three times − Ir once) / (2 × QUERIES), so start-up and
+#   loading the data cancel out (issue 12's method). The server `knot` is
+#   Knot DNS (knotd, 1 UDP worker) on the same names from gen.py's zone file.
+#
+# Needs valgrind, dnsperf and dig (apt-get install -y valgrind dnsperf dnsutils;
+# knot for `knot`). Loopback only; every process it starts is stopped before
+# it returns.
 set -euo pipefail
 N=${N:-2000}
 PORT=${PORT:-5399}
+MIX=${MIX:-0}
+SERVICES=${SERVICES:-10000}
+QUERIES=${QUERIES:-20000}
+here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+if [ "$MIX" = 1 ]; then
+    python3 "$here/../load/gen.py" --services "$SERVICES" --queries "$QUERIES" "$work" >/dev/null
+    N=$QUERIES
+    probe=$(awk 'NR==1 {print $1}' "$work/queries.txt")
+else
 python3 - "$work" "$N" <<'PY'
 import sys
 work, n = sys.argv[1], int(sys.argv[2])
@@ -25,30 +43,64 @@ for i in range(n):
 open(f"{work}/cluster.yaml", "w").write("\n---\n".join(docs) + "\n")
 open(f"{work}/queries.txt", "w").write("\n".join(q) + "\n")
 PY
+    probe=svc1.ns1.svc.cluster.local
+fi
 cat > "$work/Corefile" <<CF
 .:$PORT {
     bind 127.0.0.1
     kubernetes cluster.local {
-        manifests cluster.yaml
+        manifests $work/cluster.yaml
     }
 }
 CF
-total() { # BIN QUERIES -> total Ir
-    local out="$work/cg.out"
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$1" -conf "$work/Corefile" -quiet 2>/dev/null &
-    local pid=$!
-    for _ in $(seq 1 120); do
-        dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" svc1.ns1.svc.cluster.local >/dev/null 2>&1 && break
+cat > "$work/knot.conf" <<KC
+server:
+    listen: 127.0.0.1@$PORT
+    rundir: $work
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: warning
+database:
+    storage: $work
+template:
+  - id: default
+    storage: $work
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: cluster.local
+    file: cluster.local.zone
+KC
+total() { # SERVER TIMES -> total Ir (TIMES passes over the query file)
+    local out="$work/cg.out" pid
+    rm -f "$out"
+    if [ "$1" = knot ]; then
+        valgrind --tool=callgrind --callgrind-out-file="$out" "$(command -v knotd || echo /usr/sbin/knotd)" -c "$work/knot.conf" 2>/dev/null &
+    else
+        valgrind --tool=callgrind --callgrind-out-file="$out" "$1" -conf "$work/Corefile" -quiet 2>/dev/null &
+    fi
+    pid=$!
+    for _ in $(seq 1 240); do
+        dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" "$probe" >/dev/null 2>&1 && break
         sleep 0.5
     done
     if [ "$2" -gt 0 ]; then
-        dnsperf -s 127.0.0.1 -p "$PORT" -d "$work/queries.txt" -n 1 -q 20 -t 30 >/dev/null 2>&1
+        dnsperf -s 127.0.0.1 -p "$PORT" -d "$work/queries.txt" -n "$2" -q 20 -t 30 >/dev/null 2>&1
     fi
     kill -INT "$pid"; wait "$pid" || true
     callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
 }
 for bin in "$@"; do
-    idle=$(total "$bin" 0)
-    busy=$(total "$bin" "$N")
-    echo "$bin: $(( (busy - idle) / N )) instructions per query (Ir $idle idle, $busy with $N queries)"
+    if [ "$MIX" = 1 ]; then
+        once=$(total "$bin" 1)
+        thrice=$(total "$bin" 3)
+        echo "$bin: $(( (thrice - once) / (2 * N) )) instructions per query (Ir $once once, $thrice three times over $N queries of the mix)"
+    else
+        idle=$(total "$bin" 0)
+        busy=$(total "$bin" "$N")
+        echo "$bin: $(( (busy - idle) / N )) instructions per query (Ir $idle idle, $busy with $N queries)"
+    fi
 done
