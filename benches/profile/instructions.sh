@@ -100,7 +100,7 @@ for bin in "$@"; do
         echo "$bin: $(( (thrice - once) / (2 * N) )) instructions per query (Ir $once once, $thrice three times over $N queries of the mix)"
     else
         idle=$(total "$bin" 0)
-        busy=$(total "$bin" "$N")
+        busy=$(total "$bin" 1)
         echo "$bin: $(( (busy - idle) / N )) instructions per query (Ir $idle idle, $busy with $N queries)"
     fi
 done
