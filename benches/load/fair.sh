@@ -174,10 +174,12 @@ start_echo() {
 }
 version_of() {
     case $1 in
-        clusterdns) "$CLUSTERDNS_BIN" -version 2>/dev/null | head -1 ;;
-        knot) "$KNOTD" --version 2>/dev/null | head -1 | sed 's/knotd (Knot DNS), version /Knot DNS /' ;;
-        nsd) "$NSD" -v 2>&1 | head -1 ;;
-        echo) echo "echo.c ($(gcc --version | head -1))" ;;
+        # `sed -n 1p` reads all input: `head -1` can end the writer with
+        # SIGPIPE (nsd -v does), which pipefail turns into a failed run.
+        clusterdns) "$CLUSTERDNS_BIN" -version 2>/dev/null | sed -n 1p ;;
+        knot) "$KNOTD" --version 2>/dev/null | sed -n 1p | sed 's/knotd (Knot DNS), version /Knot DNS /' ;;
+        nsd) "$NSD" -v 2>&1 | sed -n 1p ;;
+        echo) echo "echo.c ($(gcc --version | sed -n 1p))" ;;
     esac
 }
 port_of() {
