@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# What the dnsperf benchmark scripts (benches/load/run.sh, benches/attack/run.sh)
+# What the benchmark scripts (benches/load/run.sh and fair.sh, benches/attack/run.sh,
+# benches/profile/instructions.sh)
 # share, so that a fix to one step (process clean-up, tool install, the cluster
 # cache, the dnsperf invocation) reaches every benchmark at once. Sourced, never
 # run; the caller has already done `set -euo pipefail`.
@@ -103,6 +104,32 @@ cluster.local:$2 {
         manifests $3
     }
 }
+EOF
+}
+
+# knot_conf DIR PORT: DIR/knot.conf for Knot DNS serving DIR/cluster.local.zone on
+# $ADDR:PORT with one UDP, one TCP and one background worker, its state in DIR.
+knot_conf() {
+    cat >"$1/knot.conf" <<EOF
+server:
+    listen: $ADDR@$2
+    rundir: $1
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: warning
+database:
+    storage: $1
+template:
+  - id: default
+    storage: $1
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: cluster.local
+    file: cluster.local.zone
 EOF
 }
 

@@ -113,27 +113,7 @@ start_clusterdns() {
 }
 start_knot() { # as run.sh: one UDP, one TCP, one background worker
     cp "$WORK/cluster.local.zone" "$1/"
-    cat >"$1/knot.conf" <<EOF
-server:
-    listen: $ADDR@$2
-    rundir: $1
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-log:
-  - target: stderr
-    any: warning
-database:
-    storage: $1
-template:
-  - id: default
-    storage: $1
-    zonefile-sync: -1
-    journal-content: none
-zone:
-  - domain: cluster.local
-    file: cluster.local.zone
-EOF
+    knot_conf "$1" "$2"
     taskset -c "$SERVER_CPU" "$KNOTD" -c "$1/knot.conf" >"$1/server.log" 2>&1 &
     SERVER_PID=$!
 }

@@ -95,27 +95,7 @@ start_clusterdns() {
 start_knot() {
     local dir=$1 port=$2
     cp "$WORK/cluster.local.zone" "$dir/"
-    cat >"$dir/knot.conf" <<EOF
-server:
-    listen: $ADDR@$port
-    rundir: $dir
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-log:
-  - target: stderr
-    any: warning
-database:
-    storage: $dir
-template:
-  - id: default
-    storage: $dir
-    zonefile-sync: -1
-    journal-content: none
-zone:
-  - domain: cluster.local
-    file: cluster.local.zone
-EOF
+    knot_conf "$dir" "$port"
     taskset -c "$SERVER_CPU" "$KNOTD" -c "$dir/knot.conf" >"$dir/server.log" 2>&1 &
     SERVER_PID=$!
 }

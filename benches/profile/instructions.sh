@@ -24,6 +24,8 @@ MIX=${MIX:-0}
 SERVICES=${SERVICES:-10000}
 QUERIES=${QUERIES:-20000}
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../lib.sh
+source "$here/../lib.sh" # knot_conf
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [ "$MIX" = 1 ]; then
@@ -53,27 +55,7 @@ cat > "$work/Corefile" <<CF
     }
 }
 CF
-cat > "$work/knot.conf" <<KC
-server:
-    listen: 127.0.0.1@$PORT
-    rundir: $work
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-log:
-  - target: stderr
-    any: warning
-database:
-    storage: $work
-template:
-  - id: default
-    storage: $work
-    zonefile-sync: -1
-    journal-content: none
-zone:
-  - domain: cluster.local
-    file: cluster.local.zone
-KC
+knot_conf "$work" "$PORT"
 total() { # SERVER TIMES -> total Ir (TIMES passes over the query file)
     local out="$work/cg.out" pid
     rm -f "$out"
