@@ -183,6 +183,35 @@ fn slice(name: &str, service: &str, port: (&str, &str, u16), eps: &[(&str, &str)
            "endpoints": endpoints})
 }
 
+/// The in-process sync loop against `server`, programming `target` (no
+/// periodic resync in a test's time), with its metrics.
+fn sync_loop(
+    server: &ApiServer,
+    target: &Netns,
+    min_sync_period: Duration,
+) -> (Metrics, CancellationToken, tokio::task::JoinHandle<()>) {
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry).expect("metrics");
+    let settings = Settings {
+        node: "node-a".into(),
+        opts: opts(),
+        nodeports: NodePortFlag::AllLocal,
+        sync_period: Duration::from_secs(3600),
+        min_sync_period,
+        metrics: metrics.clone(),
+        nft: Tool::in_netns(target.name(), "nft"),
+        conntrack: Tool::in_netns(target.name(), "conntrack"),
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(shell::run(
+        server.client(),
+        settings,
+        Arc::new(Health::new(Duration::from_secs(3600))),
+        stop.clone(),
+    ));
+    (metrics, stop, task)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_syncs_leave_the_kernel_as_a_full_sync_would() {
     if !privileged() {
@@ -218,25 +247,7 @@ async fn incremental_syncs_leave_the_kernel_as_a_full_sync_would() {
     };
     apply_slice(&four);
 
-    let registry = prometheus::Registry::new();
-    let metrics = Metrics::register(&registry).expect("metrics");
-    let settings = Settings {
-        node: "node-a".into(),
-        opts: opts(),
-        nodeports: NodePortFlag::AllLocal,
-        sync_period: Duration::from_secs(3600),
-        min_sync_period: Duration::from_millis(10),
-        metrics: metrics.clone(),
-        nft: Tool::in_netns(target.name(), "nft"),
-        conntrack: Tool::in_netns(target.name(), "conntrack"),
-    };
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(shell::run(
-        server.client(),
-        settings,
-        Arc::new(Health::new(Duration::from_secs(3600))),
-        stop.clone(),
-    ));
+    let (metrics, stop, task) = sync_loop(&server, &target, Duration::from_millis(10));
 
     let converge = |what: &'static str| {
         let want = reference_table(&server, &reference);
@@ -359,26 +370,8 @@ async fn syncs_are_at_least_min_sync_period_apart() {
         server.apply_json::<EndpointSlice>(slice("web-1", "web", ("p", "TCP", 9376), eps));
     };
     apply(&[("10.244.1.2", "ready")]);
-    let registry = prometheus::Registry::new();
-    let metrics = Metrics::register(&registry).expect("metrics");
     let period = Duration::from_millis(800);
-    let settings = Settings {
-        node: "node-a".into(),
-        opts: opts(),
-        nodeports: NodePortFlag::AllLocal,
-        sync_period: Duration::from_secs(3600),
-        min_sync_period: period,
-        metrics: metrics.clone(),
-        nft: Tool::in_netns(target.name(), "nft"),
-        conntrack: Tool::in_netns(target.name(), "conntrack"),
-    };
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(shell::run(
-        server.client(),
-        settings,
-        Arc::new(Health::new(Duration::from_secs(3600))),
-        stop.clone(),
-    ));
+    let (metrics, stop, task) = sync_loop(&server, &target, period);
     let syncs = || {
         ["full", "partial"]
             .iter()

@@ -67,6 +67,14 @@ impl Tool {
     }
 }
 
+/// Start `cmd`; nft not installed is [`NftError::Missing`].
+pub(super) fn spawn(cmd: &mut Command) -> Result<tokio::process::Child, NftError> {
+    cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => NftError::Missing,
+        _ => NftError::Io(e),
+    })
+}
+
 async fn run(nft: &Tool, args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
     let mut cmd = nft.command();
     cmd.args(args)
@@ -78,10 +86,7 @@ async fn run(nft: &Tool, args: &[&str], stdin: Option<&str>) -> Result<String, N
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => NftError::Missing,
-        _ => NftError::Io(e),
-    })?;
+    let mut child = spawn(&mut cmd)?;
     if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
         input.write_all(text.as_bytes()).await?;
         input.shutdown().await?;

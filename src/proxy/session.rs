@@ -84,10 +84,7 @@ impl Session {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => NftError::Missing,
-            _ => NftError::Io(e),
-        })?;
+        let mut child = nft::spawn(&mut cmd)?;
         let (Some(stdin), Some(stderr)) = (child.stdin.take(), child.stderr.take()) else {
             return Err(NftError::Failed("nft -i without pipes".into()));
         };
