@@ -348,6 +348,17 @@ pub fn strip_managed_fields<K: kube::Resource>(obj: &mut K) {
     obj.meta_mut().managed_fields = None;
 }
 
+/// Only an object's identity: name, namespace, uid, resourceVersion.
+fn identity_only(meta: ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        ..ObjectMeta::default()
+    }
+}
+
 /// Drop in place every field of a Pod that [`Pod::from_api`] and the
 /// controller's pod→Service mapping do not read (managedFields, annotations,
 /// volumes, container specs but their ports, statuses but Ready, ...), so
@@ -356,15 +367,12 @@ pub fn strip_managed_fields<K: kube::Resource>(obj: &mut K) {
 /// subdomain, containers' and sidecars' names and ports; phase, pod IPs and
 /// the Ready condition.
 pub fn strip_pod(pod: &mut core::Pod) {
-    let meta = std::mem::take(&mut pod.metadata);
+    let mut meta = std::mem::take(&mut pod.metadata);
+    let (labels, deletion_timestamp) = (meta.labels.take(), meta.deletion_timestamp.take());
     pod.metadata = ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        uid: meta.uid,
-        resource_version: meta.resource_version,
-        labels: meta.labels,
-        deletion_timestamp: meta.deletion_timestamp,
-        ..ObjectMeta::default()
+        labels,
+        deletion_timestamp,
+        ..identity_only(meta)
     };
     let ports_only = |c: core::Container| core::Container {
         name: c.name,
@@ -400,14 +408,7 @@ pub fn strip_pod(pod: &mut core::Pod) {
 /// what the store that triggers syncs needs, the rest being cached as a
 /// record.
 pub fn service_identity(svc: &mut core::Service) {
-    let meta = std::mem::take(&mut svc.metadata);
-    svc.metadata = ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        uid: meta.uid,
-        resource_version: meta.resource_version,
-        ..ObjectMeta::default()
-    };
+    svc.metadata = identity_only(std::mem::take(&mut svc.metadata));
     svc.spec = None;
     svc.status = None;
 }
