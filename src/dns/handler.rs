@@ -7,6 +7,7 @@
 //! no match is REFUSED. A failing chain answers with its error's rcode and a
 //! panicking one with SERVFAIL, so a query is never lost.
 
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,9 +19,10 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::Name;
 use tracing::debug;
 
+use crate::dns::memo::{Memo, Recorded, Ticket};
 use crate::dns::metrics::{DnsMetrics, Observation, response_size};
 use crate::dns::{Answer, Query, Transport};
-use crate::plugin::Chain;
+use crate::plugin::{Chain, MemoPass};
 
 /// One server block's zones and its plugin chain.
 #[derive(Clone)]
@@ -36,7 +38,7 @@ pub struct Route {
 }
 
 /// The server blocks of one listener, as one immutable routing table.
-struct Table {
+pub struct Table {
     /// (zone, its text for the metrics' `zone` label, block index) sorted
     /// by label count, longest first.
     zones: Vec<(Name, Arc<str>, usize)>,
@@ -60,15 +62,19 @@ impl Table {
         Self { zones, routes }
     }
 
-    /// The block whose zone is the longest suffix of `lower`, with that
-    /// zone's text (computed once per table, not per query).
-    fn route(&self, lower: &Name) -> Option<(&Arc<str>, &Route)> {
+    /// The block whose zone is the longest suffix of `lower` (its position
+    /// and itself), with that zone's text (computed once per table, not per
+    /// query).
+    fn route(&self, lower: &Name) -> Option<(&Arc<str>, usize, &Route)> {
         self.zones
             .iter()
             .find(|(zone, _, _)| zone.zone_of(lower))
-            .map(|(_, text, i)| (text, &self.routes[*i]))
+            .map(|(_, text, i)| (text, *i, &self.routes[*i]))
     }
 }
+
+/// One UDP worker's answer memo ([`crate::dns::memo`]) over this handler's tables.
+pub type AnswerMemo = Memo<Table>;
 
 /// All server blocks sharing one listener. The routing table is swapped
 /// atomically on reload: a query runs entirely on the table it started with,
@@ -95,10 +101,77 @@ impl Handler {
     /// Answer one query through the routed chain; failures become their rcode,
     /// a panic becomes SERVFAIL (counted) instead of a lost query.
     pub async fn answer(&self, q: &Query) -> Answer {
+        self.serve(q, false).await.0
+    }
+
+    /// As [`Handler::answer`], with a [`Ticket`] when the answer may be
+    /// memoized: its writer stamped it and every plugin before the writer
+    /// lets it through ([`crate::plugin::Plugin::memo_pass`]).
+    pub async fn answer_memoizable(&self, q: &Query) -> (Answer, Option<Ticket>) {
+        self.serve(q, true).await
+    }
+
+    /// Answer `request` (the bytes as received) from `memo` into `out`, if
+    /// it holds a response to the same bytes that is still current: same
+    /// routing table, writer data at the same generation. Replays the
+    /// pass-through plugins' counters and records the request metrics.
+    pub fn answer_from_memo(
+        &self,
+        memo: &mut AnswerMemo,
+        request: &[u8],
+        src: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(key) = AnswerMemo::key(request) else {
+            return false;
+        };
+        let table = self.table.load();
+        memo.follow(&table);
+        let Some(entry) = memo.get(key) else {
+            return false;
+        };
+        let t = &entry.ticket;
+        let Some(route) = table.routes.get(t.route as usize) else {
+            return false;
+        };
+        let plugins = route.chain.plugins();
+        let writer = plugins.get(t.writer as usize);
+        if writer.and_then(|p| p.memo_generation()) != Some(t.generation) {
+            return false;
+        }
+        let started = Instant::now();
+        for &i in &t.replay {
+            if let Some(p) = plugins.get(i as usize) {
+                p.memo_replay();
+            }
+        }
+        out.clear();
+        out.extend_from_slice(&request[..2]);
+        out.extend_from_slice(&entry.response[2..]);
+        if let Some(m) = &route.metrics {
+            let r = &t.recorded;
+            m.observe(&Observation {
+                server: &route.server,
+                zone: &r.zone,
+                proto: Transport::Udp.as_str(),
+                family: if src.is_ipv4() { "1" } else { "2" },
+                qtype: r.qtype,
+                dnssec_ok: r.dnssec_ok,
+                request_size: r.request_size,
+                response_size: r.response_size,
+                rcode: r.rcode,
+                plugin: r.plugin,
+                elapsed: started.elapsed(),
+            });
+        }
+        true
+    }
+
+    async fn serve(&self, q: &Query, want_ticket: bool) -> (Answer, Option<Ticket>) {
         let started = Instant::now();
         let table = self.table.load();
-        let Some((zone, route)) = table.route(&q.lower) else {
-            return Answer::rcode(ResponseCode::Refused);
+        let Some((zone, index, route)) = table.route(&q.lower) else {
+            return (Answer::rcode(ResponseCode::Refused), None);
         };
         let answer = match AssertUnwindSafe(route.chain.serve(q)).catch_unwind().await {
             Ok(Ok(answer)) => answer,
@@ -114,8 +187,19 @@ impl Handler {
                 Answer::rcode(ResponseCode::ServFail)
             }
         };
+        let want_ticket = want_ticket && answer.memo.is_some();
+        if route.metrics.is_none() && !want_ticket {
+            return (answer, None);
+        }
+        let request_size = match q.transport {
+            Transport::Tcp => usize::from(u16::MAX),
+            Transport::Udp => usize::from(q.edns_payload.unwrap_or(512)),
+        };
+        let response_size = response_size(
+            q.name.len() + 1 + 4,
+            &[&answer.answers, &answer.authority, &answer.additionals],
+        );
         if let Some(m) = &route.metrics {
-            let question = q.name.len() + 1 + 4;
             m.observe(&Observation {
                 server: &route.server,
                 zone,
@@ -123,19 +207,59 @@ impl Handler {
                 family: if q.src.is_ipv4() { "1" } else { "2" },
                 qtype: q.qtype,
                 dnssec_ok: q.dnssec_ok,
-                request_size: match q.transport {
-                    Transport::Tcp => usize::from(u16::MAX),
-                    Transport::Udp => usize::from(q.edns_payload.unwrap_or(512)),
-                },
-                response_size: response_size(
-                    question,
-                    &[&answer.answers, &answer.authority, &answer.additionals],
-                ),
+                request_size,
+                response_size,
                 rcode: answer.rcode,
                 plugin: answer.writer,
                 elapsed: started.elapsed(),
             });
         }
-        answer
+        // Only a ticket clones the zone's text (a shared counter write).
+        let ticket = if want_ticket {
+            let recorded = Recorded {
+                zone: Arc::clone(zone),
+                qtype: q.qtype,
+                dnssec_ok: q.dnssec_ok,
+                request_size,
+                response_size,
+                rcode: answer.rcode,
+                plugin: answer.writer,
+            };
+            ticket(&table, index, route, q, &answer, recorded)
+        } else {
+            None
+        };
+        (answer, ticket)
     }
+}
+
+/// The memo ticket for `answer`, or `None` when a plugin before its writer
+/// blocks memoizing it.
+fn ticket(
+    table: &Arc<Table>,
+    index: usize,
+    route: &Route,
+    q: &Query,
+    answer: &Answer,
+    recorded: Recorded,
+) -> Option<Ticket> {
+    let generation = answer.memo?;
+    let plugins = route.chain.plugins();
+    let writer = plugins.iter().position(|p| p.name() == answer.writer)?;
+    let mut replay = Vec::new();
+    for (i, p) in plugins[..writer].iter().enumerate() {
+        match p.memo_pass(q, answer) {
+            MemoPass::Block => return None,
+            MemoPass::Quiet => {}
+            MemoPass::Replay => replay.push(u32::try_from(i).ok()?),
+        }
+    }
+    Some(Ticket {
+        table: Arc::as_ptr(table) as usize,
+        route: u32::try_from(index).ok()?,
+        writer: u32::try_from(writer).ok()?,
+        generation,
+        replay: replay.into(),
+        recorded,
+    })
 }

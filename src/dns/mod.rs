@@ -11,6 +11,7 @@
 //! hickory-server.
 
 pub mod handler;
+pub mod memo;
 pub mod metrics;
 pub mod query;
 pub mod server;
@@ -20,5 +21,5 @@ pub mod tcp;
 pub mod udp;
 pub mod wire;
 
-pub use handler::{Handler, Route};
+pub use handler::{AnswerMemo, Handler, Route};
 pub use query::{Answer, Query, Transport};

@@ -92,6 +92,12 @@ pub struct Answer {
     /// The plugin that wrote this answer (CoreDNS's `plugin` metric label);
     /// filled in by the chain for plugins that create an answer.
     pub writer: &'static str,
+    /// Set by a writer whose answer is a pure function of the request and
+    /// of its data at this generation (the kubernetes index): the server may
+    /// then answer the same request bytes again from its memo until the
+    /// writer's [`memo_generation`](crate::plugin::Plugin::memo_generation)
+    /// moves on. See [`crate::dns::memo`].
+    pub memo: Option<u64>,
 }
 
 impl Answer {
@@ -106,6 +112,7 @@ impl Answer {
             authority: Vec::new(),
             additionals: Vec::new(),
             writer: "",
+            memo: None,
         }
     }
 }

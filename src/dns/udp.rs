@@ -24,8 +24,9 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::memo::Ticket;
 use super::wire::{self, Parsed, Request};
-use super::{Handler, Transport};
+use super::{AnswerMemo, Handler, Transport};
 
 /// Socket buffer size asked for per UDP socket.
 const RECV_BUFFER: usize = 4 << 20;
@@ -65,6 +66,7 @@ pub async fn serve(
     let socket = Arc::new(socket);
     let mut buf = vec![0u8; usize::from(u16::MAX)];
     let mut out = Vec::with_capacity(usize::from(wire::MAX_UDP_PAYLOAD));
+    let mut memo = AnswerMemo::default();
     loop {
         let (n, src) = tokio::select! {
             _ = token.cancelled() => return,
@@ -76,6 +78,10 @@ pub async fn serve(
                 }
             },
         };
+        if handler.answer_from_memo(&mut memo, &buf[..n], src, &mut out) {
+            let _ = socket.try_send_to(&out, src);
+            continue;
+        }
         match wire::parse(&buf[..n], src, Transport::Udp) {
             Parsed::Drop => {}
             Parsed::Reject { header, rcode } => {
@@ -87,11 +93,18 @@ pub async fn serve(
                 let mut fut = answer(handler.clone(), req);
                 let waker = futures::task::noop_waker_ref();
                 match fut.as_mut().poll(&mut Context::from_waker(waker)) {
-                    Poll::Ready((req, answer)) => send(&socket, &req, &answer, &mut out),
+                    Poll::Ready((req, answer, ticket)) => {
+                        if send(&socket, &req, &answer, &mut out)
+                            && let Some(ticket) = ticket
+                        {
+                            memo.insert(&buf[..n], ticket, &out);
+                        }
+                    }
                     Poll::Pending => {
+                        // Answers that had to wait are not memoized.
                         let socket = socket.clone();
                         tasks.spawn(async move {
-                            let (req, answer) = fut.await;
+                            let (req, answer, _) = fut.await;
                             send(&socket, &req, &answer, &mut Vec::new());
                         });
                     }
@@ -101,18 +114,22 @@ pub async fn serve(
     }
 }
 
-type Answering = Pin<Box<dyn Future<Output = (Box<Request>, super::Answer)> + Send>>;
+type Answering =
+    Pin<Box<dyn Future<Output = (Box<Request>, super::Answer, Option<Ticket>)> + Send>>;
 
 fn answer(handler: Handler, req: Box<Request>) -> Answering {
     Box::pin(async move {
-        let answer = handler.answer(&req.query).await;
-        (req, answer)
+        let (answer, ticket) = handler.answer_memoizable(&req.query).await;
+        (req, answer, ticket)
     })
 }
 
-fn send(socket: &UdpSocket, req: &Request, answer: &super::Answer, out: &mut Vec<u8>) {
-    if wire::encode(req, answer, Transport::Udp, out).is_some() {
+/// Encode and send; whether the response was encoded (it is in `out`).
+fn send(socket: &UdpSocket, req: &Request, answer: &super::Answer, out: &mut Vec<u8>) -> bool {
+    let encoded = wire::encode(req, answer, Transport::Udp, out).is_some();
+    if encoded {
         // A full socket buffer drops the answer, as the kernel would drop the query.
         let _ = socket.try_send_to(out, req.query.src);
     }
+    encoded
 }

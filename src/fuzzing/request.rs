@@ -31,7 +31,9 @@ use super::{Reparsed, reparse};
 use crate::config::{self, Config};
 use crate::corefile::{self, MemFs};
 use crate::dns::wire::{self, Parsed};
+use crate::dns::metrics::DnsMetrics;
 use crate::dns::{Answer, Handler, Route, Transport};
+use crate::index::snapshot::SharedIndex;
 use crate::plugin::build::{BlockShared, BuildCtx, Families};
 use crate::plugin::kubernetes::Kubernetes;
 use crate::plugin::{Chain, Plugin, PluginConfig};
@@ -191,21 +193,29 @@ fn check_truncation(r: &Reparsed, answer: &Answer) {
 /// The handler over [`COREFILE`], built once per process.
 pub fn handler() -> &'static Handler {
     static HANDLER: OnceLock<Handler> = OnceLock::new();
-    HANDLER.get_or_init(|| super::block_on(async { build(&config()) }))
+    HANDLER.get_or_init(|| {
+        let families = Families::new(prometheus::Registry::new());
+        super::block_on(async {
+            build_handler(COREFILE, super::cluster::shared_index(), &families)
+        })
+    })
 }
 
-fn config() -> Config {
+fn config(corefile: &str) -> Config {
     let no_env = |_: &str| None;
-    let cf = corefile::parse_str(COREFILE, Path::new("Corefile"), &no_env, &MemFs::new())
-        .unwrap_or_else(|e| panic!("fuzz harness: COREFILE: {e}"));
-    config::from_corefile(&cf, 53).unwrap_or_else(|e| panic!("fuzz harness: COREFILE: {e:?}"))
+    let cf = corefile::parse_str(corefile, Path::new("Corefile"), &no_env, &MemFs::new())
+        .unwrap_or_else(|e| panic!("harness Corefile: {e}"));
+    config::from_corefile(&cf, 53).unwrap_or_else(|e| panic!("harness Corefile: {e:?}"))
 }
 
-/// The routes of `cfg`, built as the app's plan does, minus listeners and sources.
-fn build(cfg: &Config) -> Handler {
-    let families = Families::new(prometheus::Registry::new());
+/// The handler the app's plan would build for `corefile`, minus listeners
+/// and sources: its chain plugins, the request metrics (in `families`) for
+/// blocks with `prometheus`, and every `kubernetes` plugin answering from
+/// `index`. Needs a tokio runtime (some plugins spawn background tasks).
+/// Shared with the memo tests.
+pub fn build_handler(corefile: &str, index: Arc<SharedIndex>, families: &Families) -> Handler {
+    let cfg = config(corefile);
     let token = CancellationToken::new();
-    let index = super::cluster::shared_index();
     let mut routes = Vec::new();
     for server in &cfg.servers {
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
@@ -219,7 +229,7 @@ fn build(cfg: &Config) -> Handler {
         }
         let shared = BlockShared::default();
         let ctx = BuildCtx {
-            families: &families,
+            families,
             server: "dns://:53",
             zones: &server.zones,
             token: &token,
@@ -239,7 +249,11 @@ fn build(cfg: &Config) -> Handler {
             zones: server.zones.clone(),
             chain: Chain::new(plugins),
             server: "dns://:53".into(),
-            metrics: None,
+            metrics: server
+                .plugins
+                .iter()
+                .any(|p| matches!(p, PluginConfig::Prometheus(_)))
+                .then(|| families.get::<DnsMetrics>().expect("request metrics")),
         });
     }
     Handler::new(routes)

@@ -8,6 +8,7 @@
 //! state, never a half-applied batch.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -24,6 +25,9 @@ const MAX_BATCH: usize = 4096;
 pub struct SharedIndex {
     /// Written only by [`run_writer`]; read by the kubernetes plugin per query.
     current: ArcSwap<ClusterIndex>,
+    /// Bumped after every publish: answers memoized from an older snapshot
+    /// are no longer served ([`crate::dns::memo`]).
+    generation: AtomicU64,
 }
 
 impl SharedIndex {
@@ -31,7 +35,15 @@ impl SharedIndex {
     pub fn new(index: ClusterIndex) -> Arc<Self> {
         Arc::new(Self {
             current: ArcSwap::from_pointee(index),
+            generation: AtomicU64::new(0),
         })
+    }
+
+    /// The publish count. Read it *before* loading the snapshot an answer
+    /// comes from: a publish in between then makes the stamp older than the
+    /// data, which only costs a memo miss, never a stale answer.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The current snapshot.
@@ -53,6 +65,7 @@ impl SharedIndex {
         }
         next.set_serial(unix_now());
         self.current.store(Arc::new(next));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 }
 

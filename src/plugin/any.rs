@@ -36,7 +36,7 @@ use hickory_proto::rr::{RData, Record, RecordType};
 
 use crate::corefile::{CorefileError, Dispenser};
 use crate::dns::{Answer, Query};
-use crate::plugin::{Next, Plugin, Result};
+use crate::plugin::{MemoPass, Next, Plugin, Result};
 
 /// TTL of the synthesized HINFO record (CoreDNS's choice: the RFC's number).
 pub const HINFO_TTL: u32 = 8482;
@@ -74,6 +74,11 @@ pub fn answer(q: &Query) -> Answer {
 impl Plugin for Any {
     fn name(&self) -> &'static str {
         "any"
+    }
+
+    /// A query it passed on is not ANY, and never will be.
+    fn memo_pass(&self, _q: &Query, _answer: &Answer) -> MemoPass {
+        MemoPass::Quiet
     }
 
     async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {

@@ -58,7 +58,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::corefile::{CorefileError, Dispenser};
 use crate::dns::{Answer, Query};
-use crate::plugin::{Next, Plugin, PluginError, Result};
+use crate::plugin::{MemoPass, Next, Plugin, PluginError, Result};
 
 /// Longest REGEXP `consolidate` accepts (CoreDNS's limit).
 const MAX_REGEXP: usize = 10_000;
@@ -298,6 +298,11 @@ fn with_fraction(n: u128, unit: u128, suffix: &str) -> String {
 impl Plugin for Errors {
     fn name(&self) -> &'static str {
         "errors"
+    }
+
+    /// An answer (not an error) passes through without a trace.
+    fn memo_pass(&self, _q: &Query, _answer: &Answer) -> MemoPass {
+        MemoPass::Quiet
     }
 
     async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {

@@ -74,7 +74,7 @@ use tokio_util::sync::CancellationToken;
 use crate::corefile::{CorefileError, Dispenser, Token};
 use crate::dns::{Answer, Query};
 use crate::plugin::build::{BuildCtx, Family};
-use crate::plugin::{Next, Plugin, Result};
+use crate::plugin::{MemoPass, Next, Plugin, Result};
 
 /// Default TTL of the records (CoreDNS: one hour).
 pub const DEFAULT_TTL: u32 = 3600;
@@ -501,6 +501,16 @@ fn reverse_ip(name: &Name) -> Option<IpAddr> {
 impl Plugin for Hosts {
     fn name(&self) -> &'static str {
         "hosts"
+    }
+
+    /// Outside its zones (and not a PTR) it never looks at its table, which
+    /// a reload of the hosts file may change.
+    fn memo_pass(&self, q: &Query, _answer: &Answer) -> MemoPass {
+        if q.qtype != RecordType::PTR && !self.zones.iter().any(|z| z.zone_of(&q.lower)) {
+            MemoPass::Quiet
+        } else {
+            MemoPass::Block
+        }
     }
 
     async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {

@@ -45,7 +45,7 @@ use crate::corefile::{CorefileError, Dispenser};
 use crate::dns::{Answer, Query};
 use crate::plugin::build::{BuildCtx, Family};
 use crate::plugin::forward::{random_u64, send_probe};
-use crate::plugin::{Next, Plugin, Result};
+use crate::plugin::{MemoPass, Next, Plugin, Result};
 
 /// How long probes are retried after start (CoreDNS: 30 s).
 const PROBE_WINDOW: Duration = Duration::from_secs(30);
@@ -258,6 +258,15 @@ async fn probe_all(guard: Arc<LoopGuard>, to: SocketAddr, token: CancellationTok
 impl Plugin for Loop {
     fn name(&self) -> &'static str {
         "loop"
+    }
+
+    /// Only HINFO queries can be its probes.
+    fn memo_pass(&self, q: &Query, _answer: &Answer) -> MemoPass {
+        if q.qtype == RecordType::HINFO {
+            MemoPass::Block
+        } else {
+            MemoPass::Quiet
+        }
     }
 
     fn ready(&self) -> Option<bool> {

@@ -76,6 +76,37 @@ pub trait Plugin: Send + Sync {
     fn ready(&self) -> Option<bool> {
         None
     }
+    /// For a writer that stamps its answers with [`Answer::memo`]: the
+    /// generation of its data now. A memoized answer stays valid while this
+    /// equals its stamp.
+    fn memo_generation(&self) -> Option<u64> {
+        None
+    }
+    /// For a plugin that handed `q` to the rest of the chain and passed
+    /// `answer` (stamped by a later writer) back: may the same request bytes
+    /// be answered from the memo without running this plugin again? The
+    /// default, [`MemoPass::Block`], is always safe.
+    fn memo_pass(&self, _q: &Query, _answer: &Answer) -> MemoPass {
+        MemoPass::Block
+    }
+    /// Redo, for a memo hit, the per-query effects (counters) of a query
+    /// this plugin passed through and answered [`MemoPass::Replay`] for.
+    fn memo_replay(&self) {}
+}
+
+/// How a plugin that ran before an answer's writer affects its memo entry
+/// ([`Plugin::memo_pass`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoPass {
+    /// The plugin may act differently next time (randomness, time, the
+    /// client's address, its own changing data, logging): never memoize.
+    Block,
+    /// The plugin passed the query on unchanged and returned the answer
+    /// unchanged, with no per-query effect.
+    Quiet,
+    /// As `Quiet`, but with per-query counters that a memo hit must replay
+    /// through [`Plugin::memo_replay`].
+    Replay,
 }
 
 /// The rest of the chain after the current plugin.

@@ -105,7 +105,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dns::{Answer, Query, Transport};
 use crate::plugin::build::BuildCtx;
-use crate::plugin::{Next, Plugin, Result};
+use crate::plugin::{MemoPass, Next, Plugin, Result};
 use entry::{Class, Entry, Key, Kind, clamp, message_ttl};
 use metrics::{Series, idx};
 
@@ -344,6 +344,23 @@ impl Inner {
 impl Plugin for Cache {
     fn name(&self) -> &'static str {
         "cache"
+    }
+
+    /// Index answers pass through uncached (see above), counted as a request
+    /// and a miss when the name is in the cache's zones.
+    fn memo_pass(&self, q: &Query, answer: &Answer) -> MemoPass {
+        if !INDEX_WRITERS.contains(&answer.writer) {
+            MemoPass::Block
+        } else if self.inner.zones.iter().any(|z| z.zone_of(&q.lower)) {
+            MemoPass::Replay
+        } else {
+            MemoPass::Quiet
+        }
+    }
+
+    fn memo_replay(&self) {
+        self.inner.series.requests.inc();
+        self.inner.series.misses.inc();
     }
 
     async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {

@@ -449,6 +449,7 @@ fn to_answer(q: &Query, reply: Message) -> Answer {
         authority: fix(reply.authorities),
         additionals: fix(reply.additionals),
         writer: "",
+        memo: None,
     }
 }
 

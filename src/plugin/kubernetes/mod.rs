@@ -163,6 +163,10 @@ impl Plugin for Kubernetes {
         Some(self.synced())
     }
 
+    fn memo_generation(&self) -> Option<u64> {
+        Some(self.index.generation())
+    }
+
     async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {
         let Some(zone) = self.zones.iter().find(|z| z.zone_of(&q.lower)) else {
             return next.serve(q).await;
@@ -170,6 +174,8 @@ impl Plugin for Kubernetes {
         if matches!(q.qtype, RecordType::AXFR | RecordType::IXFR) {
             return Ok(Answer::rcode(ResponseCode::Refused));
         }
+        // Read before the snapshot: see SharedIndex::generation.
+        let generation = self.index.generation();
         // The snapshot guard is dropped before any await below.
         let res = self.index.guard().lookup(
             &self.opts,
@@ -193,6 +199,9 @@ impl Plugin for Kubernetes {
         answer.answers = res.answers;
         answer.authority = res.authority;
         answer.additionals = res.additionals;
+        // Everything above came from the query and this snapshot; an
+        // ExternalName chased upstream below does not.
+        answer.memo = Some(generation);
         if let Some(target) = res.chase
             && !next.is_empty()
         {
@@ -201,6 +210,7 @@ impl Plugin for Kubernetes {
             let mut sub = q.clone();
             sub.lower = target.to_lowercase();
             sub.name = target;
+            answer.memo = None;
             if let Ok(upstream) = next.serve(&sub).await {
                 answer.answers.extend(upstream.answers);
                 answer.truncated |= upstream.truncated;
