@@ -65,12 +65,30 @@ impl Table {
     /// The block whose zone is the longest suffix of `lower` (its position
     /// and itself), with that zone's text (computed once per table, not per
     /// query).
-    fn route(&self, lower: &Name) -> Option<(&Arc<str>, usize, &Route)> {
-        self.zones
+    fn route(&self, lower: &Name) -> Option<Routed<'_>> {
+        let (pos, (_, text, i)) = self
+            .zones
             .iter()
-            .find(|(zone, _, _)| zone.zone_of(lower))
-            .map(|(_, text, i)| (text, *i, &self.routes[*i]))
+            .enumerate()
+            .find(|(_, (zone, _, _))| zone.zone_of(lower))?;
+        Some(Routed {
+            zone: pos,
+            text,
+            index: *i,
+            route: &self.routes[*i],
+        })
     }
+}
+
+/// Where [`Table::route`] sent a query.
+struct Routed<'a> {
+    /// Position of the zone in the table's zones.
+    zone: usize,
+    /// The zone's text (the metrics' `zone` label).
+    text: &'a Arc<str>,
+    /// Position of the block in the table's routes.
+    index: usize,
+    route: &'a Route,
 }
 
 /// One UDP worker's answer memo ([`crate::dns::memo`]) over this handler's tables.
@@ -131,36 +149,42 @@ impl Handler {
             return false;
         };
         let t = &entry.ticket;
-        let Some(route) = table.routes.get(t.route as usize) else {
+        let Some(route) = table.routes.get(usize::from(t.route)) else {
             return false;
         };
         let plugins = route.chain.plugins();
-        let writer = plugins.get(t.writer as usize);
-        if writer.and_then(|p| p.memo_generation()) != Some(t.generation) {
+        let Some(writer) = plugins.get(usize::from(t.writer)) else {
+            return false;
+        };
+        if writer.memo_generation() != Some(t.generation) {
             return false;
         }
         let started = Instant::now();
-        for &i in &t.replay {
-            if let Some(p) = plugins.get(i as usize) {
+        let mut replay = t.replay;
+        while replay != 0 {
+            if let Some(p) = plugins.get(replay.trailing_zeros() as usize) {
                 p.memo_replay();
             }
+            replay &= replay - 1;
         }
         out.clear();
         out.extend_from_slice(&request[..2]);
-        out.extend_from_slice(&entry.response[2..]);
-        if let Some(m) = &route.metrics {
+        out.extend_from_slice(&entry.response()[2..]);
+        if let Some(m) = &route.metrics
+            && let Some((_, zone, _)) = table.zones.get(usize::from(t.recorded.zone))
+        {
             let r = &t.recorded;
             m.observe(&Observation {
                 server: &route.server,
-                zone: &r.zone,
+                zone,
                 proto: Transport::Udp.as_str(),
                 family: if src.is_ipv4() { "1" } else { "2" },
                 qtype: r.qtype,
                 dnssec_ok: r.dnssec_ok,
-                request_size: r.request_size,
-                response_size: r.response_size,
+                request_size: usize::from(r.request_size),
+                response_size: r.response_size as usize,
                 rcode: r.rcode,
-                plugin: r.plugin,
+                plugin: writer.name(),
                 elapsed: started.elapsed(),
             });
         }
@@ -170,9 +194,10 @@ impl Handler {
     async fn serve(&self, q: &Query, want_ticket: bool) -> (Answer, Option<Ticket>) {
         let started = Instant::now();
         let table = self.table.load();
-        let Some((zone, index, route)) = table.route(&q.lower) else {
+        let Some(routed) = table.route(&q.lower) else {
             return (Answer::rcode(ResponseCode::Refused), None);
         };
+        let route = routed.route;
         let answer = match AssertUnwindSafe(route.chain.serve(q)).catch_unwind().await {
             Ok(Ok(answer)) => answer,
             Ok(Err(error)) => {
@@ -202,7 +227,7 @@ impl Handler {
         if let Some(m) = &route.metrics {
             m.observe(&Observation {
                 server: &route.server,
-                zone,
+                zone: routed.text,
                 proto: q.transport.as_str(),
                 family: if q.src.is_ipv4() { "1" } else { "2" },
                 qtype: q.qtype,
@@ -214,18 +239,16 @@ impl Handler {
                 elapsed: started.elapsed(),
             });
         }
-        // Only a ticket clones the zone's text (a shared counter write).
         let ticket = if want_ticket {
             let recorded = Recorded {
-                zone: Arc::clone(zone),
+                zone: u16::try_from(routed.zone).unwrap_or(u16::MAX),
                 qtype: q.qtype,
-                dnssec_ok: q.dnssec_ok,
-                request_size,
-                response_size,
                 rcode: answer.rcode,
-                plugin: answer.writer,
+                dnssec_ok: q.dnssec_ok,
+                request_size: u16::try_from(request_size).unwrap_or(u16::MAX),
+                response_size: u32::try_from(response_size).unwrap_or(u32::MAX),
             };
-            ticket(&table, index, route, q, &answer, recorded)
+            ticket(&table, routed.index, route, q, &answer, recorded)
         } else {
             None
         };
@@ -246,20 +269,20 @@ fn ticket(
     let generation = answer.memo?;
     let plugins = route.chain.plugins();
     let writer = plugins.iter().position(|p| p.name() == answer.writer)?;
-    let mut replay = Vec::new();
+    let mut replay = 0u64;
     for (i, p) in plugins[..writer].iter().enumerate() {
         match p.memo_pass(q, answer) {
             MemoPass::Block => return None,
             MemoPass::Quiet => {}
-            MemoPass::Replay => replay.push(u32::try_from(i).ok()?),
+            MemoPass::Replay => replay |= 1u64.checked_shl(u32::try_from(i).ok()?)?,
         }
     }
     Some(Ticket {
         table: Arc::as_ptr(table) as usize,
-        route: u32::try_from(index).ok()?,
-        writer: u32::try_from(writer).ok()?,
+        route: u16::try_from(index).ok()?,
+        writer: u16::try_from(writer).ok()?,
         generation,
-        replay: replay.into(),
+        replay,
         recorded,
     })
 }

@@ -32,14 +32,16 @@
 //!
 //! TCP does not use it: its queries are answered per connection.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use hashbrown::HashTable;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-/// Bytes one worker's memo may hold (keys, responses and bookkeeping).
-pub const BUDGET: usize = 4 << 20;
+/// Bytes one worker's memo may hold (keys, responses and bookkeeping):
+/// about 25,000 answers of a cluster's typical size.
+pub const BUDGET: usize = 6 << 20;
 
 /// Requests longer than this are not memoized (a cluster question with an
 /// OPT record is well under 300 bytes; longer ones carry options such as
@@ -51,43 +53,43 @@ pub struct Memo<T> {
     /// The routing table the entries' positions refer to; holding it keeps
     /// its address from being reused while it identifies the entries.
     table: Option<Arc<T>>,
-    map: HashMap<Box<[u8]>, Entry, foldhash::fast::RandomState>,
+    entries: HashTable<Entry>,
+    hasher: foldhash::fast::RandomState,
     bytes: usize,
     budget: usize,
 }
 
-/// The metrics of the query an entry answers, recorded again on each hit.
-#[derive(Clone, Debug)]
+/// The metrics of the query an entry answers, recorded again on each hit
+/// (the `plugin` label is the writer's name).
+#[derive(Clone, Copy, Debug)]
 pub struct Recorded {
-    /// The `zone` label.
-    pub zone: Arc<str>,
+    /// Position of the `zone` label in the routing table's zones.
+    pub zone: u16,
     /// The query type.
     pub qtype: RecordType,
+    /// The response code.
+    pub rcode: ResponseCode,
     /// The DO bit.
     pub dnssec_ok: bool,
     /// The request size metric (the EDNS payload size, 512 without).
-    pub request_size: usize,
+    pub request_size: u16,
     /// The response size metric.
-    pub response_size: usize,
-    /// The response code.
-    pub rcode: ResponseCode,
-    /// The `plugin` label (the writer).
-    pub plugin: &'static str,
+    pub response_size: u32,
 }
 
 /// Where a memoizable answer came from, as the handler saw it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Ticket {
     /// Address of the routing table that answered (identity only).
     pub table: usize,
     /// The server block's position in that table.
-    pub route: u32,
+    pub route: u16,
     /// The writer's position in the block's chain.
-    pub writer: u32,
+    pub writer: u16,
     /// The writer's data generation the answer came from.
     pub generation: u64,
-    /// Chain positions whose counters a hit replays.
-    pub replay: Box<[u32]>,
+    /// Chain positions (bits) whose counters a hit replays.
+    pub replay: u64,
     /// The query's metrics.
     pub recorded: Recorded,
 }
@@ -95,10 +97,32 @@ pub struct Ticket {
 /// A remembered response and how to check it is still the right one.
 #[derive(Debug)]
 pub struct Entry {
-    /// The whole response; its first two bytes are replaced by the ID.
-    pub response: Box<[u8]>,
+    /// The key, then the whole response (one allocation).
+    bytes: Box<[u8]>,
+    key_len: u16,
     /// How it was made.
     pub ticket: Ticket,
+}
+
+impl Entry {
+    fn key(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.key_len)]
+    }
+
+    /// The response as first sent; its first two bytes (the ID) are replaced.
+    pub fn response(&self) -> &[u8] {
+        &self.bytes[usize::from(self.key_len)..]
+    }
+
+    fn cost(&self) -> usize {
+        Self::cost_of(self.bytes.len())
+    }
+
+    /// Its allocation, rounded as malloc does, and its table slot (with the
+    /// table's spare capacity).
+    fn cost_of(bytes: usize) -> usize {
+        bytes.next_multiple_of(16) + 16 + 2 * std::mem::size_of::<Entry>()
+    }
 }
 
 impl<T> Default for Memo<T> {
@@ -112,7 +136,8 @@ impl<T> Memo<T> {
     pub fn with_budget(budget: usize) -> Self {
         Self {
             table: None,
-            map: HashMap::default(),
+            entries: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             bytes: 0,
             budget,
         }
@@ -137,11 +162,15 @@ impl<T> Memo<T> {
 
     /// The entry for `key`, if any (the caller checks its generation).
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.get(key)
+        let hash = self.hasher.hash_one(key);
+        self.entries.find(hash, |e| e.key() == key)
     }
 
     /// Remember `response` for `request`, if the ticket was issued by the
-    /// table the memo follows and the request is memoizable.
+    /// table the memo follows and the request is memoizable. A full memo
+    /// first drops every other entry (whatever their age: cheap, and under
+    /// a cyclic stream of questions it keeps half of them hitting, where
+    /// emptying it would keep none).
     pub fn insert(&mut self, request: &[u8], ticket: Ticket, response: &[u8]) {
         let Some(key) = Self::key(request) else {
             return;
@@ -150,53 +179,72 @@ impl<T> Memo<T> {
         if current != Some(ticket.table) || response.len() < 12 {
             return;
         }
-        let cost = Self::cost(key.len(), response.len(), ticket.replay.len());
-        // Replacing a stale entry frees its charge first.
-        let freed = self.map.get(key).map_or(0, |old| {
-            Self::cost(key.len(), old.response.len(), old.ticket.replay.len())
-        });
-        if self.bytes - freed + cost > self.budget {
-            self.clear();
-            if cost > self.budget {
-                return;
-            }
+        let (Ok(key_len), cost) = (
+            u16::try_from(key.len()),
+            Entry::cost_of(key.len() + response.len()),
+        ) else {
+            return;
+        };
+        if cost > self.budget / 4 {
+            return;
         }
+        let hash = self.hasher.hash_one(key);
+        if let Ok(old) = self.entries.find_entry(hash, |e| e.key() == key) {
+            let (old, _) = old.remove();
+            self.bytes -= old.cost();
+        }
+        if self.bytes + cost > self.budget {
+            self.shed();
+        }
+        let mut bytes = Vec::with_capacity(key.len() + response.len());
+        bytes.extend_from_slice(key);
+        bytes.extend_from_slice(response);
         let entry = Entry {
-            response: response.into(),
+            bytes: bytes.into(),
+            key_len,
             ticket,
         };
-        let freed = self
-            .map
-            .insert(key.into(), entry)
-            .map_or(0, |old| Self::cost(key.len(), old.response.len(), old.ticket.replay.len()));
-        self.bytes = self.bytes - freed + cost;
+        let hasher = &self.hasher;
+        self.entries
+            .insert_unique(hash, entry, |e| hasher.hash_one(e.key()));
+        self.bytes += cost;
+    }
+
+    /// Drop every other entry.
+    fn shed(&mut self) {
+        let mut keep = false;
+        let mut bytes = 0;
+        self.entries.retain(|e| {
+            keep = !keep;
+            if keep {
+                bytes += e.cost();
+            }
+            keep
+        });
+        self.entries
+            .shrink_to_fit(|e| self.hasher.hash_one(e.key()));
+        self.bytes = bytes;
     }
 
     /// Forget everything.
     pub fn clear(&mut self) {
-        self.map.clear();
+        self.entries = HashTable::new();
         self.bytes = 0;
     }
 
     /// Entries held.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 
     /// Whether it holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
     }
 
     /// Bytes charged against the budget.
     pub fn bytes(&self) -> usize {
         self.bytes
-    }
-
-    /// What an entry costs: its two boxes, the entry itself, and the map's
-    /// slot and control byte (rounded up for the table's spare capacity).
-    fn cost(key: usize, response: usize, replay: usize) -> usize {
-        key + response + replay * 4 + 2 * std::mem::size_of::<(Box<[u8]>, Entry)>()
     }
 }
 
@@ -214,15 +262,14 @@ mod tests {
             route: 0,
             writer: 0,
             generation,
-            replay: Box::new([]),
+            replay: 0,
             recorded: Recorded {
-                zone: "cluster.local.".into(),
+                zone: 0,
                 qtype: RecordType::A,
+                rcode: ResponseCode::NoError,
                 dnssec_ok: false,
                 request_size: 512,
                 response_size: 60,
-                rcode: ResponseCode::NoError,
-                plugin: "kubernetes",
             },
         }
     }
@@ -233,12 +280,15 @@ mod tests {
         r
     }
 
+    fn key(tag: u8) -> Vec<u8> {
+        Memo::<()>::key(&request(tag)).expect("key").to_vec()
+    }
+
     #[test]
     fn the_key_ignores_the_id_and_bounds_the_length() {
         let mut a = request(b'a');
-        let key = Memo::<()>::key(&a).expect("key").to_vec();
         a[0] = 0x11;
-        assert_eq!(Memo::<()>::key(&a), Some(&key[..]));
+        assert_eq!(Memo::<()>::key(&a), Some(&key(b'a')[..]));
         assert_eq!(Memo::<()>::key(&a[..11]), None);
         assert_eq!(Memo::<()>::key(&vec![0; MAX_KEY + 1]), None);
     }
@@ -251,8 +301,8 @@ mod tests {
         memo.insert(&request(b'a'), ticket(&t2, 1), &[0; 40]);
         assert!(memo.is_empty(), "a ticket from another table");
         memo.insert(&request(b'a'), ticket(&t1, 1), &[7; 40]);
-        let got = memo.get(Memo::<()>::key(&request(b'a')).unwrap());
-        assert_eq!(got.expect("entry").response[..], [7; 40]);
+        assert_eq!(memo.get(&key(b'a')).expect("entry").response(), [7; 40]);
+        assert!(memo.get(&key(b'b')).is_none());
         memo.follow(&t1);
         assert_eq!(memo.len(), 1, "same table: kept");
         memo.follow(&t2);
@@ -260,21 +310,27 @@ mod tests {
     }
 
     #[test]
-    fn a_full_memo_starts_over_and_accounting_stays_exact() {
+    fn a_full_memo_sheds_half_and_accounting_stays_exact() {
         let t = Arc::new(());
-        let one = Memo::<()>::cost(17, 40, 0);
-        let mut memo = Memo::with_budget(3 * one);
+        let one = Entry::cost_of(17 + 40);
+        let mut memo = Memo::with_budget(4 * one);
         memo.follow(&t);
-        for tag in [b'a', b'b', b'c'] {
-            memo.insert(&request(tag), ticket(&t, 1), &[0; 40]);
+        for tag in [b'a', b'b', b'c', b'd'] {
+            memo.insert(&request(tag), ticket(&t, 1), &[tag; 40]);
         }
-        assert_eq!((memo.len(), memo.bytes()), (3, 3 * one));
-        // Replacing an entry does not grow the charge.
-        memo.insert(&request(b'c'), ticket(&t, 2), &[0; 40]);
-        assert_eq!((memo.len(), memo.bytes()), (3, 3 * one));
-        memo.insert(&request(b'd'), ticket(&t, 1), &[0; 40]);
-        assert_eq!((memo.len(), memo.bytes()), (1, one), "emptied, then d");
-        memo.insert(&request(b'e'), ticket(&t, 1), &[0; 4 * 40 * 1024]);
-        assert!(memo.is_empty(), "larger than the whole budget");
+        assert_eq!((memo.len(), memo.bytes()), (4, 4 * one));
+        // Replacing an entry does not grow the charge, and the new one wins.
+        memo.insert(&request(b'c'), ticket(&t, 2), &[9; 40]);
+        assert_eq!((memo.len(), memo.bytes()), (4, 4 * one));
+        let c = memo.get(&key(b'c')).expect("c");
+        assert_eq!((c.ticket.generation, c.response()), (2, &[9u8; 40][..]));
+        memo.insert(&request(b'e'), ticket(&t, 1), &[0; 40]);
+        assert_eq!((memo.len(), memo.bytes()), (3, 3 * one), "two shed, then e");
+        assert!(memo.get(&key(b'e')).is_some());
+        memo.insert(&request(b'f'), ticket(&t, 1), &[0; 4 * 40 * 1024]);
+        assert!(
+            memo.get(&key(b'f')).is_none(),
+            "larger than a quarter of the budget"
+        );
     }
 }

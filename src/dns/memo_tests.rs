@@ -27,7 +27,10 @@ fn src() -> SocketAddr {
 fn request(id: u16, name: &str, qtype: RecordType, edns: Option<u16>) -> Vec<u8> {
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = true;
-    m.add_query(Question::query(Name::from_ascii(name).expect("name"), qtype));
+    m.add_query(Question::query(
+        Name::from_ascii(name).expect("name"),
+        qtype,
+    ));
     if let Some(size) = edns {
         let mut e = Edns::new();
         e.set_max_payload(size);
@@ -41,8 +44,7 @@ fn full(handler: &Handler, bytes: &[u8]) -> (Vec<u8>, Option<Ticket>) {
     let Parsed::Query(req) = wire::parse(bytes, src(), Transport::Udp) else {
         panic!("not a query");
     };
-    let (answer, ticket) =
-        crate::fuzzing::block_on(handler.answer_memoizable(&req.query));
+    let (answer, ticket) = crate::fuzzing::block_on(handler.answer_memoizable(&req.query));
     let mut out = Vec::new();
     wire::encode(&req, &answer, Transport::Udp, &mut out).expect("encoded");
     (out, ticket)
@@ -97,18 +99,46 @@ fn hits_are_the_full_paths_bytes_for_every_kind_of_answer() {
     let s = setup("    errors\n    cache 30\n    prometheus :0");
     let mut memo = AnswerMemo::default();
     let cases: &[(&str, RecordType, Option<u16>)] = &[
-        ("nginx-service.default.svc.cluster.local.", RecordType::A, None),
-        ("NgInX-Service.Default.svc.CLUSTER.local.", RecordType::A, Some(1232)),
-        ("nginx-service.default.svc.cluster.local.", RecordType::AAAA, None),
-        ("_http._tcp.kube-dns.kube-system.svc.cluster.local.", RecordType::SRV, None),
-        ("_dns._udp.kube-dns.kube-system.svc.cluster.local.", RecordType::SRV, Some(4096)),
+        (
+            "nginx-service.default.svc.cluster.local.",
+            RecordType::A,
+            None,
+        ),
+        (
+            "NgInX-Service.Default.svc.CLUSTER.local.",
+            RecordType::A,
+            Some(1232),
+        ),
+        (
+            "nginx-service.default.svc.cluster.local.",
+            RecordType::AAAA,
+            None,
+        ),
+        (
+            "_http._tcp.kube-dns.kube-system.svc.cluster.local.",
+            RecordType::SRV,
+            None,
+        ),
+        (
+            "_dns._udp.kube-dns.kube-system.svc.cluster.local.",
+            RecordType::SRV,
+            Some(4096),
+        ),
         ("nothing.default.svc.cluster.local.", RecordType::A, None),
         ("cluster.local.", RecordType::SOA, None),
         ("dns-version.cluster.local.", RecordType::TXT, None),
         ("100.0.96.10.in-addr.arpa.", RecordType::PTR, None),
         // 40 SRV records: truncated without EDNS, whole with 4096.
-        ("_http._tcp.big.default.svc.cluster.local.", RecordType::SRV, None),
-        ("_http._tcp.big.default.svc.cluster.local.", RecordType::SRV, Some(4096)),
+        (
+            "_http._tcp.big.default.svc.cluster.local.",
+            RecordType::SRV,
+            None,
+        ),
+        (
+            "_http._tcp.big.default.svc.cluster.local.",
+            RecordType::SRV,
+            Some(4096),
+        ),
     ];
     for (i, &(name, qtype, edns)) in cases.iter().enumerate() {
         let bytes = request(u16::try_from(i).expect("id"), name, qtype, edns);
@@ -116,15 +146,26 @@ fn hits_are_the_full_paths_bytes_for_every_kind_of_answer() {
         assert!(hit.is_some(), "{name} {qtype} {edns:?}: not memoized");
     }
     let m = Message::from_vec(&twice_answer(&s, &mut memo)).expect("decode");
-    assert_eq!(m.queries[0].name().to_ascii(), "NgInX-Service.Default.svc.CLUSTER.local.");
-    assert_eq!(m.answers[0].name.to_ascii(), "NgInX-Service.Default.svc.CLUSTER.local.");
+    assert_eq!(
+        m.queries[0].name().to_ascii(),
+        "NgInX-Service.Default.svc.CLUSTER.local."
+    );
+    assert_eq!(
+        m.answers[0].name.to_ascii(),
+        "NgInX-Service.Default.svc.CLUSTER.local."
+    );
 }
 
 #[test]
 fn loadbalance_lets_through_only_what_it_would_not_shuffle() {
     let s = setup("    loadbalance");
     let mut memo = AnswerMemo::default();
-    let one = request(1, "nginx-service.default.svc.cluster.local.", RecordType::A, None);
+    let one = request(
+        1,
+        "nginx-service.default.svc.cluster.local.",
+        RecordType::A,
+        None,
+    );
     assert!(twice(&s, &mut memo, &one).is_some());
     // 40 addresses of a headless service, or 40 SRV targets' addresses in
     // the additional section, come out in a new order each time.
@@ -154,22 +195,36 @@ fn twice_answer(s: &Setup, memo: &mut AnswerMemo) -> Vec<u8> {
 fn an_index_publish_ends_every_entry() {
     let s = setup("");
     let mut memo = AnswerMemo::default();
-    let bytes = request(1, "nginx-service.default.svc.cluster.local.", RecordType::A, None);
+    let bytes = request(
+        1,
+        "nginx-service.default.svc.cluster.local.",
+        RecordType::A,
+        None,
+    );
     assert!(twice(&s, &mut memo, &bytes).is_some());
     // The same data published again still ends the entry (a new generation).
     s.index.apply([reset_all(objects())]);
     let mut out = Vec::new();
-    assert!(!s.handler.answer_from_memo(&mut memo, &bytes, src(), &mut out));
+    assert!(
+        !s.handler
+            .answer_from_memo(&mut memo, &bytes, src(), &mut out)
+    );
     // A publish without the Service: the full path answers NXDOMAIN and the memo agrees.
     let (first, ticket) = full(&s.handler, &bytes);
     memo.insert(&bytes, ticket.expect("memoizable"), &first);
-    assert!(s.handler.answer_from_memo(&mut memo, &bytes, src(), &mut out));
+    assert!(
+        s.handler
+            .answer_from_memo(&mut memo, &bytes, src(), &mut out)
+    );
     let others: Vec<_> = objects()
         .into_iter()
         .filter(|o| !format!("{o:?}").contains("nginx-service"))
         .collect();
     s.index.apply([reset_all(others)]);
-    assert!(!s.handler.answer_from_memo(&mut memo, &bytes, src(), &mut out));
+    assert!(
+        !s.handler
+            .answer_from_memo(&mut memo, &bytes, src(), &mut out)
+    );
     let (gone, _) = full(&s.handler, &bytes);
     let m = Message::from_vec(&gone).expect("decode");
     assert_eq!(
@@ -188,7 +243,12 @@ fn chains_whose_answers_vary_are_never_memoized() {
     ] {
         let s = setup(plugins);
         let mut memo = AnswerMemo::default();
-        let bytes = request(1, "nginx-service.default.svc.cluster.local.", RecordType::A, None);
+        let bytes = request(
+            1,
+            "nginx-service.default.svc.cluster.local.",
+            RecordType::A,
+            None,
+        );
         assert_eq!(twice(&s, &mut memo, &bytes), None, "{plugins}");
         assert!(memo.is_empty(), "{plugins}");
     }
@@ -198,10 +258,18 @@ fn chains_whose_answers_vary_are_never_memoized() {
 fn hits_count_as_requests_and_replay_the_caches_misses() {
     let s = setup("    cache 30\n    prometheus :0");
     let mut memo = AnswerMemo::default();
-    let bytes = request(1, "nginx-service.default.svc.cluster.local.", RecordType::A, None);
+    let bytes = request(
+        1,
+        "nginx-service.default.svc.cluster.local.",
+        RecordType::A,
+        None,
+    );
     assert!(twice(&s, &mut memo, &bytes).is_some());
     let mut out = Vec::new();
-    assert!(s.handler.answer_from_memo(&mut memo, &bytes, src(), &mut out));
+    assert!(
+        s.handler
+            .answer_from_memo(&mut memo, &bytes, src(), &mut out)
+    );
     // Full path twice (one in `twice` to compare) plus two hits.
     let text = crate::metrics::encode(s.families.registry());
     let value = |metric: &str| -> f64 {
