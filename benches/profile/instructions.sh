@@ -66,7 +66,9 @@ total() { # SERVER TIMES -> total Ir (TIMES passes over the query file)
     fi
     pid=$!
     for _ in $(seq 1 240); do
-        dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" "$probe" >/dev/null 2>&1 && break
+        # An address, not just any response: before its data is loaded the
+        # server answers SERVFAIL, and queries sent then would not measure answering.
+        dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" "$probe" 2>/dev/null | grep -q '^[0-9]' && break
         sleep 0.5
     done
     if [ "$2" -gt 0 ]; then
