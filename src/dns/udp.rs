@@ -1,17 +1,26 @@
 //! The UDP fast path: one SO_REUSEPORT socket per worker thread, each served
-//! by its own receive loop, answers encoded into a reused buffer.
+//! by its own receive loop, in batches, answers encoded into reused buffers.
 //!
 //! A general server spawns a task and builds several intermediate messages
-//! per UDP query; here a query whose answer is ready at the first poll (everything
-//! the index answers) is answered inline by the loop that received it, with no
-//! task, no channel and no buffer allocation. Only a query that must wait (an
-//! upstream, a cache refresh) is moved to a task of its own, so a slow
-//! upstream never stalls the socket. The kernel spreads clients over the
-//! sockets (SO_REUSEPORT), so the loops do not contend.
+//! per UDP query; here each wake-up receives every queued datagram (up to
+//! 32) with one `recvmmsg`, answers them inline and sends the answers with
+//! one `sendmmsg` ([`batch`]). A query is answered from the worker's
+//! [answer memo](super::memo) when it holds the same request's response at
+//! the current data, else through the chain; an answer ready at the first
+//! poll (everything the index answers) needs no task, no channel and no
+//! buffer allocation. Only a query that must wait (an upstream, a cache
+//! refresh) is moved to a task of its own, so a slow upstream never stalls
+//! the socket. The kernel spreads clients over the sockets (SO_REUSEPORT),
+//! so the loops do not contend.
 //!
 //! Those tasks are spawned on a [`TaskTracker`]: when the loop stops
 //! (shutdown, or the address leaves the configuration) they keep the socket
 //! alive and still send their answers, and shutdown waits for them.
+//!
+//! A request larger than 4,096 bytes (no DNS client sends one over UDP) is
+//! dropped whole rather than read cut short.
+
+mod batch;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +29,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use socket2::{Domain, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use super::memo::Ticket;
 use super::wire::{self, Parsed, Request};
 use super::{AnswerMemo, Handler, Transport};
+use batch::{Inbox, Outbox};
 
 /// Socket buffer size asked for per UDP socket.
 const RECV_BUFFER: usize = 4 << 20;
@@ -64,41 +75,77 @@ pub async fn serve(
     tasks: TaskTracker,
 ) {
     let socket = Arc::new(socket);
-    let mut buf = vec![0u8; usize::from(u16::MAX)];
-    let mut out = Vec::with_capacity(usize::from(wire::MAX_UDP_PAYLOAD));
+    let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
+    let (mut inbox, mut outbox) = (Inbox::new(v6), Outbox::default());
     let mut memo = AnswerMemo::default();
     loop {
-        let (n, src) = tokio::select! {
+        tokio::select! {
             _ = token.cancelled() => return,
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                Err(error) => {
-                    tracing::debug!(%error, "udp receive");
-                    continue;
-                }
+            r = socket.readable() => if let Err(error) = r {
+                tracing::debug!(%error, "udp readiness");
+                continue;
             },
-        };
-        if handler.answer_from_memo(&mut memo, &buf[..n], src, &mut out) {
-            let _ = socket.try_send_to(&out, src);
-            continue;
         }
-        match wire::parse(&buf[..n], src, Transport::Udp) {
-            Parsed::Drop => {}
-            Parsed::Reject { header, rcode } => {
-                if wire::encode_reject(&header, rcode, &mut out).is_some() {
-                    let _ = socket.try_send_to(&out, src);
-                }
+        // try_io clears the readiness when the queue is empty (WouldBlock).
+        let n = match socket.try_io(Interest::READABLE, || inbox.recv(&*socket)) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(error) => {
+                tracing::debug!(%error, "udp receive");
+                continue;
             }
+        };
+        for i in 0..n {
+            if let Some((bytes, src)) = inbox.get(i) {
+                answer_one(
+                    &socket,
+                    &handler,
+                    &tasks,
+                    &mut memo,
+                    &mut outbox,
+                    bytes,
+                    src,
+                );
+            }
+        }
+        // A full send buffer drops answers, as the kernel would drop queries.
+        if let Err(error) = outbox.send(&*socket) {
+            tracing::debug!(%error, "udp send");
+        }
+    }
+}
+
+/// Answer datagram `i` of the batch: from the memo, or through the chain
+/// inline when the answer is ready at the first poll (queued in the batch
+/// either way), or in a task of its own when it must wait.
+fn answer_one(
+    socket: &Arc<UdpSocket>,
+    handler: &Handler,
+    tasks: &TaskTracker,
+    memo: &mut AnswerMemo,
+    outbox: &mut Outbox,
+    bytes: &[u8],
+    src: SocketAddr,
+) {
+    let Some(out) = outbox.next() else {
+        return;
+    };
+    let queued = if handler.answer_from_memo(memo, bytes, src, out) {
+        true
+    } else {
+        match wire::parse(bytes, src, Transport::Udp) {
+            Parsed::Drop => false,
+            Parsed::Reject { header, rcode } => wire::encode_reject(&header, rcode, out).is_some(),
             Parsed::Query(req) => {
                 let mut fut = answer(handler.clone(), req);
                 let waker = futures::task::noop_waker_ref();
                 match fut.as_mut().poll(&mut Context::from_waker(waker)) {
                     Poll::Ready((req, answer, ticket)) => {
-                        if send(&socket, &req, &answer, &mut out)
-                            && let Some(ticket) = ticket
-                        {
-                            memo.insert(&buf[..n], ticket, &out);
+                        let encoded = wire::encode(&req, &answer, Transport::Udp, out).is_some();
+                        if encoded && let Some(ticket) = ticket {
+                            memo.insert(bytes, ticket, out);
                         }
+                        encoded
                     }
                     Poll::Pending => {
                         // Answers that had to wait are not memoized.
@@ -107,10 +154,14 @@ pub async fn serve(
                             let (req, answer, _) = fut.await;
                             send(&socket, &req, &answer, &mut Vec::new());
                         });
+                        false
                     }
                 }
             }
         }
+    };
+    if queued {
+        outbox.push(src);
     }
 }
 
@@ -124,12 +175,10 @@ fn answer(handler: Handler, req: Box<Request>) -> Answering {
     })
 }
 
-/// Encode and send; whether the response was encoded (it is in `out`).
-fn send(socket: &UdpSocket, req: &Request, answer: &super::Answer, out: &mut Vec<u8>) -> bool {
-    let encoded = wire::encode(req, answer, Transport::Udp, out).is_some();
-    if encoded {
+/// Encode and send one answer that had to wait.
+fn send(socket: &UdpSocket, req: &Request, answer: &super::Answer, out: &mut Vec<u8>) {
+    if wire::encode(req, answer, Transport::Udp, out).is_some() {
         // A full socket buffer drops the answer, as the kernel would drop the query.
         let _ = socket.try_send_to(out, req.query.src);
     }
-    encoded
 }
