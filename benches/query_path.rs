@@ -15,6 +15,9 @@
 //!   into a reused buffer with `emit_message_parts` (no `Message`, no clone).
 //! - `query_full/*`: decode → `Chain::serve` → encode of a response, i.e. the
 //!   whole per-query work except socket I/O and hickory-server's framing.
+//! - `query_server/*`: the same through the server's own functions
+//!   (`wire::parse`, `Handler`, `wire::encode`: a memo miss) against a hit
+//!   of the UDP loop's answer memo for the same request bytes.
 //!
 //! Run: `cargo bench --bench query_path`.
 
@@ -29,7 +32,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use clusterdns::dns::{Answer, Query, Transport};
+use clusterdns::dns::wire::{self, Parsed};
+use clusterdns::dns::{Answer, AnswerMemo, Handler, Query, Route, Transport};
 use clusterdns::index::LookupRequest;
 use clusterdns::index::snapshot::SharedIndex;
 use clusterdns::plugin::kubernetes::{Kubernetes, KubernetesConfig, Source};
@@ -261,6 +265,53 @@ fn bench_full(c: &mut Criterion) {
     group.finish();
 }
 
+/// The server's own per-query functions, as the UDP loop calls them:
+/// `wire::parse` → `Handler::answer_memoizable` → `wire::encode` (a memo
+/// miss), against `Handler::answer_from_memo` for the same request bytes
+/// (a hit). Sockets excluded.
+fn bench_server(c: &mut Criterion) {
+    let shape = Shape::reference();
+    let shared = SharedIndex::new(fixture::build_index(&shape));
+    let chain = Chain::new(vec![Arc::new(kubernetes(shared)) as Arc<dyn Plugin>]);
+    let handler = Handler::new(vec![Route {
+        zones: vec![Name::root()],
+        chain,
+        server: "dns://:53".into(),
+        metrics: None,
+    }]);
+    let src = SocketAddr::from((Ipv4Addr::new(10, 1, 2, 3), 40000));
+    let mut out = Vec::with_capacity(4096);
+    let mut group = c.benchmark_group("query_server");
+    for probe in chain_probes(&shape) {
+        let bytes = wire_query(&probe.qname, probe.qtype);
+        let full = |out: &mut Vec<u8>| {
+            let Parsed::Query(req) = wire::parse(black_box(&bytes), src, Transport::Udp) else {
+                return None;
+            };
+            let (answer, ticket) = run(handler.answer_memoizable(&req.query));
+            wire::encode(&req, &answer, Transport::Udp, out)?;
+            ticket
+        };
+        group.bench_function(format!("{}/full_path", probe.label), |b| {
+            b.iter(|| {
+                full(&mut out);
+                out.len()
+            });
+        });
+        let mut memo = AnswerMemo::default();
+        let _ = handler.answer_from_memo(&mut memo, &bytes, src, &mut out);
+        let ticket = full(&mut out).expect("a memoizable answer");
+        memo.insert(&bytes, ticket, &out);
+        group.bench_function(format!("{}/memo_hit", probe.label), |b| {
+            b.iter(|| {
+                assert!(handler.answer_from_memo(&mut memo, black_box(&bytes), src, &mut out));
+                out.len()
+            });
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     // What `criterion_group!`/`criterion_main!` expand to, written out so the
     // bench has no undocumented `pub fn`.
@@ -268,5 +319,6 @@ fn main() {
     bench_chain(&mut c);
     bench_codec(&mut c);
     bench_full(&mut c);
+    bench_server(&mut c);
     c.final_summary();
 }

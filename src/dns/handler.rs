@@ -159,7 +159,7 @@ impl Handler {
         if writer.memo_generation() != Some(t.generation) {
             return false;
         }
-        let started = Instant::now();
+        let started = route.metrics.as_ref().map(|_| Instant::now());
         let mut replay = t.replay;
         while replay != 0 {
             if let Some(p) = plugins.get(replay.trailing_zeros() as usize) {
@@ -170,7 +170,7 @@ impl Handler {
         out.clear();
         out.extend_from_slice(&request[..2]);
         out.extend_from_slice(&entry.response()[2..]);
-        if let Some(m) = &route.metrics
+        if let (Some(m), Some(started)) = (&route.metrics, started)
             && let Some((_, zone, _)) = table.zones.get(usize::from(t.recorded.zone))
         {
             let r = &t.recorded;
