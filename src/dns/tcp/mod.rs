@@ -1,6 +1,6 @@
 //! DNS over TCP (RFC 1035 §4.2.2, RFC 7766): our own accept loop and
-//! per-connection loop on top of [`wire`], so TCP applies exactly the
-//! protocol rules UDP does (one path for parse, FORMERR/NOTIMP, EDNS and
+//! per-connection loop on top of [`wire`](super::wire), so TCP applies exactly
+//! the protocol rules UDP does (one path for parse, FORMERR/NOTIMP, EDNS and
 //! encoding; only the size limit differs).
 //!
 //! We serve TCP ourselves because hickory-server 0.26's TCP listener has one
@@ -9,29 +9,44 @@
 //! - at most [`TcpLimits::max_connections`] connections are open per
 //!   listener; a connection over the cap is accepted and closed at once, so
 //!   the client fails fast instead of waiting in the kernel's backlog;
-//! - a connection with no query started within [`TcpLimits::idle`] is closed;
+//! - a connection with no query started and no answer pending for
+//!   [`TcpLimits::idle`] is closed;
 //! - a query whose bytes do not all arrive within [`TcpLimits::read`] of its
-//!   first byte is abandoned with its connection (slow-loris);
-//! - a response that cannot be written within [`TcpLimits::write`] closes the connection;
-//! - queries pipelined on one connection are answered one after the other,
-//!   in the order they arrived.
+//!   first byte is abandoned with its connection (slow-loris); time the
+//!   connection spends at its bound of pending answers (below) does not count;
+//! - a batch of responses that cannot be written within [`TcpLimits::write`]
+//!   closes the connection;
+//! - queries pipelined on one connection are answered concurrently by the
+//!   connection's own loop, with no task per query ([`conn`]): an answer
+//!   ready at once is written with the others of its batch, one that waits
+//!   on an upstream is written when it completes, so answers may come out of
+//!   order (RFC 7766 §6.2.1.1) and a slow query never holds up the ones
+//!   behind it. At most [`MAX_PENDING`] answers wait per connection; at the
+//!   bound the connection reads no more queries until one completes.
 //!
 //! On shutdown (the token) the accept loop stops, and each connection
-//! finishes the query it is answering, then closes.
+//! answers the queries it has already received, then closes.
+//!
+//! [`frames`] is the length framing (pure), [`wait`] which timeout applies.
+
+mod conn;
+mod frames;
+mod wait;
+
+pub use conn::MAX_PENDING;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::wire::{self, Parsed};
-use super::{Handler, Transport};
+use super::Handler;
+use conn::answer_queries;
 
 /// Limits on DNS-over-TCP connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,18 +115,6 @@ pub async fn serve(
     }
 }
 
-/// Why a connection ended (for the debug log).
-#[derive(Debug)]
-enum End {
-    Closed,
-    Idle,
-    SlowRead,
-    SlowWrite,
-    Shutdown,
-    #[allow(dead_code, reason = "read through Debug, in the log line")]
-    Io(std::io::Error),
-}
-
 async fn connection(
     mut stream: TcpStream,
     src: SocketAddr,
@@ -122,70 +125,4 @@ async fn connection(
 ) {
     let end = answer_queries(&mut stream, src, &handler, limits, &token).await;
     debug!(%src, ?end, "tcp connection closed");
-}
-
-async fn answer_queries(
-    stream: &mut TcpStream,
-    src: SocketAddr,
-    handler: &Handler,
-    limits: TcpLimits,
-    token: &CancellationToken,
-) -> End {
-    let mut buf = Vec::new();
-    let mut out = Vec::new();
-    loop {
-        // Idle: wait for the first octet of the next query.
-        let mut first = [0u8; 1];
-        let n = tokio::select! {
-            _ = token.cancelled() => return End::Shutdown,
-            r = tokio::time::timeout(limits.idle, stream.read(&mut first)) => match r {
-                Err(_) => return End::Idle,
-                Ok(Err(e)) => return End::Io(e),
-                Ok(Ok(n)) => n,
-            },
-        };
-        if n == 0 {
-            return End::Closed;
-        }
-        // Read: the rest of the length prefix and the message, bounded as a whole.
-        let rest = async {
-            let second = stream.read_u8().await?;
-            let len = usize::from(u16::from_be_bytes([first[0], second]));
-            buf.resize(len, 0);
-            stream.read_exact(&mut buf).await?;
-            Ok::<_, std::io::Error>(len)
-        };
-        let len = match tokio::time::timeout(limits.read, rest).await {
-            Err(_) => return End::SlowRead,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return End::Closed,
-            Ok(Err(e)) => return End::Io(e),
-            Ok(Ok(len)) => len,
-        };
-        let encoded = match wire::parse(&buf[..len], src, Transport::Tcp) {
-            Parsed::Drop => continue,
-            Parsed::Reject { header, rcode } => {
-                wire::encode_reject(&header, rcode, &mut out).is_some()
-            }
-            Parsed::Query(req) => {
-                let answer = handler.answer(&req.query).await;
-                wire::encode(&req, &answer, Transport::Tcp, &mut out).is_some()
-            }
-        };
-        if !encoded {
-            continue;
-        }
-        match tokio::time::timeout(limits.write, write_framed(stream, &out)).await {
-            Err(_) => return End::SlowWrite,
-            Ok(Err(e)) => return End::Io(e),
-            Ok(Ok(())) => {}
-        }
-    }
-}
-
-async fn write_framed(stream: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
-    let len = u16::try_from(msg.len()).map_err(std::io::Error::other)?;
-    let mut framed = Vec::with_capacity(msg.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(msg);
-    stream.write_all(&framed).await
 }
