@@ -154,14 +154,15 @@ fn a_query_trickling_in_is_abandoned_slow_loris() {
 }
 
 /// A server with `cluster.local` from the manifests and `example.org`
-/// forwarded to `up`.
-fn server_with_upstream(up: &Upstream) -> TestServer {
+/// forwarded to `up`; `timeouts` goes in the first block.
+fn server_with_upstream(up: &Upstream, timeouts: &str) -> TestServer {
     let corefile = format!(
         "cluster.local:{{PORT}} {{
     bind 127.0.0.1
     kubernetes cluster.local {{
         manifests cluster.yaml
     }}
+    {timeouts}
 }}
 example.org:{{PORT}} {{
     bind 127.0.0.1
@@ -195,7 +196,7 @@ fn a_slow_query_does_not_hold_up_the_query_behind_it() {
     up.answer("slow.example.org.", &["192.0.2.1".parse().expect("ip")]);
     // Far below forward's 2 s read timeout, far above answering from the index.
     up.set_delay(Duration::from_millis(800));
-    let srv = server_with_upstream(&up);
+    let srv = server_with_upstream(&up, "");
     let mut s = connect(srv.addr);
     let slow = query_id("slow.example.org.", 1);
     let fast = query_id("web.default.svc.cluster.local.", 2);
@@ -224,7 +225,7 @@ fn many_pipelined_queries_get_one_answer_each() {
     let up = Upstream::start();
     up.answer("slow.example.org.", &["192.0.2.1".parse().expect("ip")]);
     up.set_delay(Duration::from_millis(100));
-    let srv = server_with_upstream(&up);
+    let srv = server_with_upstream(&up, "");
     let mut s = connect(srv.addr);
     let slow = 2 * clusterdns::dns::tcp::MAX_PENDING;
     let total = 3 * slow;
@@ -262,6 +263,54 @@ fn many_pipelined_queries_get_one_answer_each() {
     s.write_all(&framed(&query_id("web.default.svc.cluster.local.", last)))
         .expect("write");
     assert_eq!(next_message(&mut s, "last").metadata.id, last);
+}
+
+/// Idle means no query started and no answer pending: a connection whose
+/// answer waits on the upstream longer than `idle` gets it, then closes.
+#[test]
+fn a_connection_waiting_for_an_answer_is_not_idle() {
+    let up = Upstream::start();
+    up.answer("slow.example.org.", &["192.0.2.1".parse().expect("ip")]);
+    // Longer than idle, shorter than forward's 2 s read timeout.
+    up.set_delay(Duration::from_millis(1400));
+    let srv = server_with_upstream(&up, "timeouts {\n        idle 1s\n    }");
+    let mut s = connect(srv.addr);
+    s.write_all(&framed(&query_id("slow.example.org.", 21)))
+        .expect("write");
+    let m = next_message(&mut s, "the slow answer");
+    assert_eq!(m.metadata.id, 21);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(closed_by_server(&mut s), "idle connection left open");
+}
+
+/// On SIGTERM a connection answers the query it has received (still waiting
+/// on the upstream), then closes.
+#[test]
+fn sigterm_answers_the_pending_query_then_closes() {
+    let up = Upstream::start();
+    up.answer("slow.example.org.", &["192.0.2.1".parse().expect("ip")]);
+    up.set_delay(Duration::from_millis(1000));
+    let srv = server_with_upstream(&up, "");
+    let mut s = connect(srv.addr);
+    s.write_all(&framed(&query_id("slow.example.org.", 31)))
+        .expect("write");
+    common::eventually(Duration::from_secs(10), || {
+        (up.queries_for("slow.example.org.") > 0).then_some(())
+    })
+    .expect("the upstream never saw the query");
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(srv.child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+    let m = next_message(&mut s, "the pending answer after SIGTERM");
+    assert_eq!(m.metadata.id, 31);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(
+        closed_by_server(&mut s),
+        "connection left open after shutdown"
+    );
 }
 
 /// Queries split anywhere across writes (inside the length prefix, inside
