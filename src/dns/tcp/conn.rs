@@ -36,7 +36,9 @@ use crate::dns::{Answer, Handler, Transport};
 pub const MAX_PENDING: usize = 64;
 /// Responses buffered beyond this are written before more are added.
 const FLUSH_AT: usize = 16 * 1024;
-/// An emptied output buffer larger than this gives its memory back.
+/// An emptied output buffer larger than this gives its memory back (so does
+/// the encoding buffer past [`FLUSH_AT`]): one large answer must not cost an
+/// idle connection its size for as long as it stays open.
 const KEEP_OUT: usize = 4 * FLUSH_AT;
 
 /// Why a connection ended (for the debug log).
@@ -94,13 +96,16 @@ impl Output {
         if self.out.capacity() > KEEP_OUT {
             self.out = Vec::new();
         }
+        if self.scratch.capacity() > FLUSH_AT {
+            self.scratch = Vec::new();
+        }
         Ok(())
     }
 }
 
-/// Answer the queries arriving on `stream` until the client closes it, a
-/// limit closes it, or `token` is cancelled; in the last two clean cases the
-/// queries already received are answered first.
+/// Answer the queries arriving on `stream` until a limit ends the
+/// connection, or the client closes its side or `token` is cancelled; in
+/// the last two cases the queries already received are answered first.
 pub(super) async fn answer_queries(
     stream: &mut TcpStream,
     src: SocketAddr,

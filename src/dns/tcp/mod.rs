@@ -53,11 +53,12 @@ use conn::answer_queries;
 pub struct TcpLimits {
     /// Open connections per listener.
     pub max_connections: usize,
-    /// How long a connection may wait for the first byte of its next query.
+    /// How long a connection with no answer pending may wait for the first
+    /// byte of its next query.
     pub idle: Duration,
     /// How long a query may take to arrive once its first byte has.
     pub read: Duration,
-    /// How long writing one response may take.
+    /// How long writing one batch of responses may take.
     pub write: Duration,
 }
 
