@@ -53,9 +53,12 @@ pub(super) enum End {
     Io(std::io::Error),
 }
 
-type Answering = Pin<Box<dyn Future<Output = (Box<Request>, Answer)> + Send>>;
+/// A query's answer on its way; it borrows the connection's handler (the
+/// futures live no longer than the connection's loop), so a query costs no
+/// reference count on the handler shared by every connection and socket.
+type Answering<'h> = Pin<Box<dyn Future<Output = (Box<Request>, Answer)> + Send + 'h>>;
 
-fn answer(handler: Handler, req: Box<Request>) -> Answering {
+fn answer(handler: &Handler, req: Box<Request>) -> Answering<'_> {
     Box::pin(async move {
         let answer = handler.answer(&req.query).await;
         (req, answer)
@@ -115,7 +118,7 @@ pub(super) async fn answer_queries(
 ) -> End {
     let mut frames = Frames::default();
     let mut output = Output::default();
-    let mut pending = FuturesUnordered::<Answering>::new();
+    let mut pending = FuturesUnordered::<Answering<'_>>::new();
     // Why reading stopped (the client's EOF, shutdown): finish, then end so.
     let mut stopped: Option<End> = None;
     // When the query now arriving must be complete.
@@ -124,6 +127,9 @@ pub(super) async fn answer_queries(
     // when it fires early it is re-armed to the real deadline.
     let timer = tokio::time::sleep(limits.idle);
     tokio::pin!(timer);
+    // Registered with the token once, not once per turn.
+    let cancelled = token.cancelled();
+    tokio::pin!(cancelled);
     loop {
         // Every complete query buffered, up to the bound of pending answers.
         let mut took = false;
@@ -135,7 +141,7 @@ pub(super) async fn answer_queries(
                 Parsed::Drop => {}
                 Parsed::Reject { header, rcode } => output.reject(&header, rcode),
                 Parsed::Query(req) => {
-                    let mut fut = answer(handler.clone(), req);
+                    let mut fut = answer(handler, req);
                     let waker = futures::task::noop_waker_ref();
                     match fut.as_mut().poll(&mut Context::from_waker(waker)) {
                         Poll::Ready((req, a)) => output.answer(&req, &a),
@@ -187,7 +193,7 @@ pub(super) async fn answer_queries(
         }
         tokio::select! {
             biased;
-            () = token.cancelled(), if stopped.is_none() => stopped = Some(End::Shutdown),
+            () = &mut cancelled, if stopped.is_none() => stopped = Some(End::Shutdown),
             r = stream.read_buf(frames.spare()), if reading => match r {
                 Ok(0) => stopped = Some(End::Closed),
                 Ok(_) => {}
