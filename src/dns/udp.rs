@@ -86,15 +86,26 @@ pub async fn serve(
                 continue;
             },
         }
-        // try_io clears the readiness when the queue is empty (WouldBlock).
-        let n = match socket.try_io(Interest::READABLE, || inbox.recv(&*socket)) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(error) => {
-                tracing::debug!(%error, "udp receive");
-                continue;
+        // try_io clears the readiness when the closure says WouldBlock. A
+        // batch that came back short emptied the queue, so it says so too:
+        // that spares the receive call that would only find the queue empty
+        // (one system call per wake-up at low rates). A datagram that
+        // arrives after the receive raises a new readiness event, which the
+        // clearing does not erase (tokio clears only the event it saw).
+        let mut n = 0;
+        let received = socket.try_io(Interest::READABLE, || {
+            n = inbox.recv(&*socket)?;
+            if n < batch::BATCH {
+                return Err(std::io::ErrorKind::WouldBlock.into());
             }
-        };
+            Ok(())
+        });
+        if let Err(error) = received
+            && error.kind() != std::io::ErrorKind::WouldBlock
+        {
+            tracing::debug!(%error, "udp receive");
+            continue;
+        }
         for i in 0..n {
             if let Some((bytes, src)) = inbox.get(i) {
                 answer_one(
