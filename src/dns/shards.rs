@@ -12,6 +12,8 @@
 //! The first query of a label combination on a thread creates its buffer
 //! (the only time labels are hashed as strings).
 
+pub mod counter;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,18 +6,19 @@
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use super::entry::Kind;
+use crate::dns::shards::counter::{FlushingVec, ThreadCounter};
 
 /// The cache metric families, registered once per process.
 #[derive(Clone, Debug)]
 pub struct CacheMetrics {
     /// `coredns_cache_entries{server,type,zones,view}`.
     pub entries: IntGaugeVec,
-    /// `coredns_cache_hits_total{server,type,zones,view}`.
-    pub hits: IntCounterVec,
+    /// `coredns_cache_hits_total{server,type,zones,view}` (per query: counted per thread).
+    pub hits: FlushingVec,
     /// `coredns_cache_misses_total{server,zones,view}` (deprecated in CoreDNS, kept for dashboards).
-    pub misses: IntCounterVec,
+    pub misses: FlushingVec,
     /// `coredns_cache_requests_total{server,zones,view}`.
-    pub requests: IntCounterVec,
+    pub requests: FlushingVec,
     /// `coredns_cache_prefetch_total{server,zones,view}`.
     pub prefetch: IntCounterVec,
     /// `coredns_cache_drops_total{server,zones,view}`.
@@ -30,6 +31,18 @@ pub struct CacheMetrics {
 
 const TYPED: &[&str] = &["server", "type", "zones", "view"];
 const UNTYPED: &[&str] = &["server", "zones", "view"];
+
+/// A per-query family: counted per thread, summed on scrape.
+fn per_query(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<FlushingVec> {
+    let c = FlushingVec::new(IntCounterVec::new(Opts::new(name, help), labels)?);
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
 
 fn counter(
     r: &Registry,
@@ -54,19 +67,19 @@ impl crate::plugin::build::Family for CacheMetrics {
         r.register(Box::new(entries.clone()))?;
         Ok(Self {
             entries,
-            hits: counter(
+            hits: per_query(
                 r,
                 "coredns_cache_hits_total",
                 "The count of cache hits.",
                 TYPED,
             )?,
-            misses: counter(
+            misses: per_query(
                 r,
                 "coredns_cache_misses_total",
                 "The count of cache misses. Deprecated, derive misses from cache hits/requests counters.",
                 UNTYPED,
             )?,
-            requests: counter(
+            requests: per_query(
                 r,
                 "coredns_cache_requests_total",
                 "The count of cache requests.",
@@ -104,10 +117,10 @@ impl crate::plugin::build::Family for CacheMetrics {
 #[derive(Clone, Debug)]
 pub(super) struct Series {
     pub(super) entries: [IntGauge; 2],
-    pub(super) hits: [IntCounter; 2],
+    pub(super) hits: [ThreadCounter; 2],
     pub(super) evictions: [IntCounter; 2],
-    pub(super) misses: IntCounter,
-    pub(super) requests: IntCounter,
+    pub(super) misses: ThreadCounter,
+    pub(super) requests: ThreadCounter,
     pub(super) prefetch: IntCounter,
     pub(super) served_stale: IntCounter,
 }
@@ -119,13 +132,15 @@ impl Series {
                 .map(|k| v.with_label_values(&[server, k.label(), zones, ""]))
         };
         let plain = |v: &IntCounterVec| v.with_label_values(&[server, zones, ""]);
+        let per_query = |v: &FlushingVec| v.with_label_values(&[server, zones, ""]);
         Self {
             entries: [Kind::Success, Kind::Denial]
                 .map(|k| m.entries.with_label_values(&[server, k.label(), zones, ""])),
-            hits: typed(&m.hits),
+            hits: [Kind::Success, Kind::Denial]
+                .map(|k| m.hits.with_label_values(&[server, k.label(), zones, ""])),
             evictions: typed(&m.evictions),
-            misses: plain(&m.misses),
-            requests: plain(&m.requests),
+            misses: per_query(&m.misses),
+            requests: per_query(&m.requests),
             prefetch: plain(&m.prefetch),
             served_stale: plain(&m.served_stale),
         }
