@@ -27,8 +27,9 @@
 //!   publish count) equals the one it was answered at, and only from the
 //!   routing table it was made with: a reload empties the memo.
 //! - Each worker owns its memo (no locks, nothing shared written per query).
-//!   Its size is capped at [`BUDGET`] bytes; when full it is emptied and
-//!   refilled, which keeps a hit as cheap as a hash lookup.
+//!   The memos of one listening address hold at most [`BUDGET`] bytes
+//!   together; a full memo drops every other entry, which keeps a hit as
+//!   cheap as a hash lookup.
 //!
 //! TCP does not use it: its queries are answered per connection.
 
@@ -39,9 +40,10 @@ use hashbrown::HashTable;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-/// Bytes one worker's memo may hold (keys, responses and bookkeeping):
-/// about 25,000 answers of a cluster's typical size.
-pub const BUDGET: usize = 6 << 20;
+/// Bytes the memos of one listening address may hold together (keys,
+/// responses and bookkeeping), shared out evenly among its workers: about
+/// 50,000 answers of a cluster's typical size (~330 bytes each).
+pub const BUDGET: usize = 16 << 20;
 
 /// Requests longer than this are not memoized (a cluster question with an
 /// OPT record is well under 300 bytes; longer ones carry options such as

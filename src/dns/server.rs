@@ -130,9 +130,12 @@ impl DnsListeners {
         for (addr, (udp, tcp, local)) in fresh {
             let handler = Handler::new(routes.remove(&addr).unwrap_or_default());
             let stop = CancellationToken::new();
+            // The listener's memo budget, shared out among its workers.
+            let memo_budget = super::memo::BUDGET / udp.len().max(1);
             for socket in udp {
                 self.tasks.spawn(super::udp::serve(
                     socket,
+                    memo_budget,
                     handler.clone(),
                     stop.clone(),
                     self.tasks.clone(),

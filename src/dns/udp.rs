@@ -66,10 +66,12 @@ pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSocket>> {
     Ok(out)
 }
 
-/// Serve one socket until `token` is cancelled; queries that must wait are
-/// answered by tasks on `tasks`, which outlive the loop.
+/// Serve one socket until `token` is cancelled, with an answer memo of at
+/// most `memo_budget` bytes; queries that must wait are answered by tasks on
+/// `tasks`, which outlive the loop.
 pub async fn serve(
     socket: UdpSocket,
+    memo_budget: usize,
     handler: Handler,
     token: CancellationToken,
     tasks: TaskTracker,
@@ -77,7 +79,7 @@ pub async fn serve(
     let socket = Arc::new(socket);
     let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
     let (mut inbox, mut outbox) = (Inbox::new(v6), Outbox::default());
-    let mut memo = AnswerMemo::default();
+    let mut memo = AnswerMemo::with_budget(memo_budget);
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
