@@ -12,8 +12,16 @@
 //! - Outside bulk mode every shard is sorted by IP (stable: the owners of one
 //!   IP keep the order they were first added in) and holds at most one entry
 //!   per (IP, owner), with a count > 0.
-//! - In bulk mode (a relist being built) additions are only appended; no
-//!   lookup may happen until [`RevMap::finish`] has sorted and merged them.
+//! - In bulk mode (a relist being built) additions are only appended, to one
+//!   flat `Vec` for the whole map; no lookup may happen until
+//!   [`RevMap::finish`] has sorted, merged and split them into the shards.
+//!
+//! Why one flat `Vec` in bulk mode: 128 shard `Vec`s grown by doubling held
+//! ~1.7× their entries at the end of a 150k-address relist (10.5 MB for
+//! 6 MB of entries, the largest single item of the relist's peak heap). One
+//! large `Vec` grows by `realloc` of a single block whose unused tail is never
+//! touched (so not resident), and `finish` moves the entries out of it shard
+//! by shard while shrinking it, so the old and new forms are never both whole.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,8 +40,10 @@ struct Entry {
 #[derive(Clone, Debug)]
 pub(super) struct RevMap {
     shards: Vec<Arc<Vec<Entry>>>,
-    /// Additions are appended unsorted until `finish` (see the module docs).
+    /// Additions are appended unsorted to `pending` until `finish` (see the
+    /// module docs); there `count` holds the addition's sequence number.
     bulk: bool,
+    pending: Vec<Entry>,
 }
 
 impl Default for RevMap {
@@ -41,6 +51,7 @@ impl Default for RevMap {
         RevMap {
             shards: (0..SHARDS).map(|_| Arc::new(Vec::new())).collect(),
             bulk: false,
+            pending: Vec::new(),
         }
     }
 }
@@ -75,15 +86,18 @@ impl RevMap {
 
     /// Adds one reference from `owner` to `ip`.
     pub(super) fn add(&mut self, ip: IpAddr, owner: &Arc<str>) {
-        let shard = Arc::make_mut(&mut self.shards[ip.shard()]);
         if self.bulk {
-            shard.push(Entry {
+            // The sequence number keeps "first added first" through the
+            // unstable sort in `finish`; it saturates only past 4 billion.
+            let seq = u32::try_from(self.pending.len()).unwrap_or(u32::MAX);
+            self.pending.push(Entry {
                 ip,
                 owner: owner.clone(),
-                count: 1,
+                count: seq,
             });
             return;
         }
+        let shard = Arc::make_mut(&mut self.shards[ip.shard()]);
         let range = Self::range(shard, ip);
         let end = range.end;
         match shard[range].iter_mut().find(|e| *e.owner == **owner) {
@@ -118,34 +132,69 @@ impl RevMap {
         }
     }
 
-    /// Ends bulk mode: sorts every shard by IP (stably) and merges repeated
-    /// (IP, owner) pairs into one entry with the summed count.
+    /// Ends bulk mode: sorts the additions by IP (stably), merges repeated
+    /// (IP, owner) pairs into one entry with the summed count, and moves them
+    /// into the (until then empty) shards.
     pub(super) fn finish(&mut self) {
         if !self.bulk {
             return;
         }
         self.bulk = false;
+        let mut flat = std::mem::take(&mut self.pending);
+        flat.sort_unstable_by_key(|e| (e.ip, e.count));
+        merge_runs(&mut flat);
+        let mut sizes = [0usize; SHARDS];
+        for e in &flat {
+            sizes[e.ip.shard()] += 1;
+        }
+        // Move from the tail, shrinking `flat` as it empties, so the moved
+        // entries and the rest of `flat` stay about one copy in total.
+        let mut shrink_at = flat.len() - flat.len() / 8;
+        while let Some(e) = flat.pop() {
+            let i = e.ip.shard();
+            let shard = Arc::make_mut(&mut self.shards[i]);
+            if sizes[i] > 0 {
+                shard.reserve_exact(sizes[i]);
+                sizes[i] = 0;
+            }
+            shard.push(e);
+            if flat.len() <= shrink_at {
+                flat.shrink_to_fit();
+                shrink_at = flat.len() - flat.len() / 8;
+            }
+        }
         for shard in &mut self.shards {
-            if shard.is_empty() {
-                continue;
+            if !shard.is_empty() {
+                // Popped from the tail, so in reverse. (The shards were empty:
+                // in bulk mode `add` only appends to `pending`, and `remove`
+                // ends bulk mode first.)
+                Arc::make_mut(shard).reverse();
             }
-            let shard = Arc::make_mut(shard);
-            shard.sort_by_key(|e| e.ip);
-            let mut out: Vec<Entry> = Vec::with_capacity(shard.len());
-            let mut run_start = 0;
-            for e in shard.drain(..) {
-                if out.last().is_none_or(|l| l.ip != e.ip) {
-                    run_start = out.len();
-                }
-                match out[run_start..].iter_mut().find(|o| o.owner == e.owner) {
-                    Some(o) => o.count += e.count,
-                    None => out.push(e),
-                }
-            }
-            out.shrink_to_fit();
-            *shard = out;
         }
     }
+}
+
+/// Merges, in `flat` sorted by (IP, sequence number), each repeated (IP,
+/// owner) pair into its first entry with the summed count; every count
+/// becomes 1 per addition, and the first-added order of owners is kept.
+fn merge_runs(flat: &mut Vec<Entry>) {
+    let mut write = 0;
+    let mut run_start = 0;
+    for read in 0..flat.len() {
+        if write == 0 || flat[write - 1].ip != flat[read].ip {
+            run_start = write;
+        }
+        let seen = (run_start..write).find(|&i| flat[i].owner == flat[read].owner);
+        match seen {
+            Some(i) => flat[i].count += 1,
+            None => {
+                flat.swap(write, read);
+                flat[write].count = 1;
+                write += 1;
+            }
+        }
+    }
+    flat.truncate(write);
 }
 
 #[cfg(test)]
