@@ -344,7 +344,7 @@ impl ClusterIndex {
         let owner: Arc<str> = Arc::from(key(&slice.namespace, &slice.service));
         let part = Arc::new(SlicePart::new(slice));
         for ip in part.ips() {
-            self.endpoint_ips.add(*ip, &owner);
+            self.endpoint_ips.add(ip, &owner);
         }
         self.endpoint_total += part.len();
         match self.endpoints.get_mut(&*owner) {
@@ -373,7 +373,7 @@ impl ClusterIndex {
             self.endpoints.remove(&*owner);
         }
         for ip in part.ips() {
-            self.endpoint_ips.remove(*ip, &owner);
+            self.endpoint_ips.remove(ip, &owner);
         }
         self.endpoint_total -= part.len();
     }
