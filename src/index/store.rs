@@ -16,7 +16,7 @@ use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::model::{EndpointSlice, Port};
+use super::model::{EndpointSlice, Port, Service, ServiceKind};
 
 /// Number of shards per map: enough that one shard of 150k entries holds
 /// ~2k, few enough that a clone is cheap.
@@ -43,6 +43,12 @@ impl ShardKey for str {
 }
 
 impl ShardKey for Box<str> {
+    fn shard(&self) -> usize {
+        fnv(self.as_bytes())
+    }
+}
+
+impl ShardKey for Arc<str> {
     fn shard(&self) -> usize {
         fnv(self.as_bytes())
     }
@@ -120,6 +126,39 @@ impl<K: ShardKey + Hash + Eq + Clone, V: Clone> Shards<K, V> {
     /// Number of entries.
     pub(super) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.len()).sum()
+    }
+}
+
+/// A Service as the index keeps it: its `ns/name` key (the same `Arc` as
+/// the map keys and reverse-map owners, so no separate namespace and name
+/// strings: ~100 B less per service), its kind and its ports.
+#[derive(Debug)]
+pub(super) struct ServiceEntry {
+    key: Arc<str>,
+    /// What kind of answer its name gets.
+    pub(super) kind: ServiceKind,
+    /// Its ports.
+    pub(super) ports: Vec<Port>,
+}
+
+impl ServiceEntry {
+    /// The entry of `svc`, whose key (`ns/name`) is `key`.
+    pub(super) fn new(key: Arc<str>, svc: Service) -> Self {
+        ServiceEntry {
+            key,
+            kind: svc.kind,
+            ports: svc.ports,
+        }
+    }
+
+    /// Its namespace (lower-cased).
+    pub(super) fn namespace(&self) -> &str {
+        self.key.split_once('/').map_or("", |(ns, _)| ns)
+    }
+
+    /// Its name (lower-cased).
+    pub(super) fn name(&self) -> &str {
+        self.key.split_once('/').map_or(&*self.key, |(_, n)| n)
     }
 }
 
