@@ -14,8 +14,9 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::model::{Port, Service};
+use super::model::Port;
 use super::name::{self, Branch, QueryName, StackStr};
+use super::store::ServiceEntry;
 use super::store::{Addr, EndpointSet};
 use super::{ClusterIndex, LookupOptions, LookupRequest, LookupResult, PodMode};
 
@@ -277,7 +278,11 @@ impl<'a> Query<'a> {
     }
 
     /// The service named by two labels, with its map key, if its namespace is exposed.
-    pub(super) fn find_service(&self, ns: &[u8], service: &[u8]) -> Option<(&'a Service, KeyBuf)> {
+    pub(super) fn find_service(
+        &self,
+        ns: &[u8],
+        service: &[u8],
+    ) -> Option<(&'a ServiceEntry, KeyBuf)> {
         let ns = self.exposed_ns(ns)?;
         let service = StackStr::lower(service)?;
         let mut key = KeyBuf::default();

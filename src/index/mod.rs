@@ -40,7 +40,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 
 use model::{EndpointSlice, Namespace, Pod, Service, ServiceKind};
 use revmap::RevMap;
-use store::{EndpointSet, NsInfo, Shards, SlicePart, key};
+use store::{EndpointSet, NsInfo, ServiceEntry, Shards, SlicePart, key};
 
 /// How pod records (`1-2-3-4.ns.pod.zone`) are answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -117,9 +117,9 @@ pub struct LookupResult {
 #[derive(Clone, Debug, Default)]
 pub struct ClusterIndex {
     /// Services by `ns/name`.
-    services: Shards<Box<str>, Arc<Service>>,
+    services: Shards<Arc<str>, Arc<ServiceEntry>>,
     /// The merged slices of each service, by the service's `ns/name`.
-    endpoints: Shards<Box<str>, Arc<EndpointSet>>,
+    endpoints: Shards<Arc<str>, Arc<EndpointSet>>,
     /// Which service each slice (`ns/slice`) belongs to.
     slice_owner: Shards<Box<str>, Arc<str>>,
     /// ClusterIP → owning services (`ns/name`).
@@ -300,14 +300,14 @@ impl ClusterIndex {
     }
 
     fn put_service(&mut self, svc: Service) {
-        let k = key(&svc.namespace, &svc.name);
-        let owner: Arc<str> = Arc::from(&*k);
-        for ip in cluster_ips(&svc) {
+        let owner: Arc<str> = Arc::from(key(&svc.namespace, &svc.name));
+        let entry = ServiceEntry::new(owner.clone(), svc);
+        for ip in cluster_ips(&entry.kind) {
             self.cluster_ips.add(*ip, &owner);
         }
-        match self.services.insert(k, Arc::new(svc)) {
+        match self.services.insert(owner.clone(), Arc::new(entry)) {
             Some(old) => {
-                for ip in cluster_ips(&old) {
+                for ip in cluster_ips(&old.kind) {
                     self.cluster_ips.remove(*ip, &owner);
                 }
             }
@@ -323,14 +323,14 @@ impl ClusterIndex {
         let Some(old) = self.services.remove(k) else {
             return;
         };
-        for ip in cluster_ips(&old) {
+        for ip in cluster_ips(&old.kind) {
             self.cluster_ips.remove(*ip, k);
         }
         let map = Arc::make_mut(&mut self.namespaces);
-        if let Some(info) = map.get_mut(&*old.namespace) {
+        if let Some(info) = map.get_mut(old.namespace()) {
             info.services = info.services.saturating_sub(1);
             if info.services == 0 && !info.object {
-                map.remove(&*old.namespace);
+                map.remove(old.namespace());
             }
         }
     }
@@ -344,7 +344,7 @@ impl ClusterIndex {
         let owner: Arc<str> = Arc::from(key(&slice.namespace, &slice.service));
         let part = Arc::new(SlicePart::new(slice));
         for ip in part.ips() {
-            self.endpoint_ips.add(*ip, &owner);
+            self.endpoint_ips.add(ip, &owner);
         }
         self.endpoint_total += part.len();
         match self.endpoints.get_mut(&*owner) {
@@ -352,7 +352,7 @@ impl ClusterIndex {
             None => {
                 let mut set = EndpointSet::default();
                 set.put(part);
-                self.endpoints.insert(Box::from(&*owner), Arc::new(set));
+                self.endpoints.insert(owner.clone(), Arc::new(set));
             }
         }
         self.slice_owner.insert(slice_key, owner);
@@ -373,7 +373,7 @@ impl ClusterIndex {
             self.endpoints.remove(&*owner);
         }
         for ip in part.ips() {
-            self.endpoint_ips.remove(*ip, &owner);
+            self.endpoint_ips.remove(ip, &owner);
         }
         self.endpoint_total -= part.len();
     }
@@ -405,8 +405,8 @@ impl ClusterIndex {
 }
 
 /// The ClusterIPs of a service (none for headless and ExternalName).
-fn cluster_ips(svc: &Service) -> &[IpAddr] {
-    match &svc.kind {
+fn cluster_ips(kind: &ServiceKind) -> &[IpAddr] {
+    match kind {
         ServiceKind::ClusterIp(ips) => ips,
         _ => &[],
     }

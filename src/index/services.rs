@@ -13,9 +13,10 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::PodMode;
 use super::lookup::{Entry, Query, addr_record, endpoint_label};
-use super::model::{Port, Service, ServiceKind};
+use super::model::{Port, ServiceKind};
 use super::name::{self, StackStr};
 use super::store::EndpointSet;
+use super::store::ServiceEntry;
 use super::{LookupRequest, LookupResult};
 
 /// CNAME chain length after which internal resolution stops (CoreDNS: 8).
@@ -123,10 +124,10 @@ impl Query<'_> {
     }
 
     /// SRV records for `entries`, with A/AAAA glue for every target.
-    fn srv_answer(&self, svc: &Service, entries: &[Entry<'_>]) -> LookupResult {
+    fn srv_answer(&self, svc: &ServiceEntry, entries: &[Entry<'_>]) -> LookupResult {
         let zone = self.zone_spelled();
         let Some(base) = Self::join(
-            &[svc.name.as_bytes(), svc.namespace.as_bytes(), b"svc"],
+            &[svc.name().as_bytes(), svc.namespace().as_bytes(), b"svc"],
             zone,
         ) else {
             return self.nodata();
@@ -251,7 +252,7 @@ fn matching_ports<'p>(ports: &'p [Port], port: &[u8], proto: &[u8]) -> Vec<Optio
 
 /// ClusterIP candidates: the Service's own ports × its ClusterIPs.
 fn cluster_entries<'e>(
-    svc: &'e Service,
+    svc: &'e ServiceEntry,
     ips: &[IpAddr],
     port: &[u8],
     proto: &[u8],

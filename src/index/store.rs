@@ -1,7 +1,9 @@
 //! The index's storage: copy-on-write sharded maps and the per-service
 //! endpoint sets, kept so that cloning a whole [`super::ClusterIndex`] copies
 //! only a few hundred `Arc` pointers. Endpoint addresses are stored as bare
-//! IPs (17 bytes each) with their names out of line only when they have any.
+//! IPs (4 bytes each when a slice is all IPv4, as an EndpointSlice of the
+//! API always is; 17 otherwise) with their names out of line only when they
+//! have any.
 //!
 //! Invariant: every map is split into [`SHARDS`] `Arc<HashMap>`s; a writer
 //! that changes one key clones only that key's shard (`Arc::make_mut`), so a
@@ -11,10 +13,10 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::model::{EndpointSlice, Port};
+use super::model::{EndpointSlice, Port, Service, ServiceKind};
 
 /// Number of shards per map: enough that one shard of 150k entries holds
 /// ~2k, few enough that a clone is cheap.
@@ -41,6 +43,12 @@ impl ShardKey for str {
 }
 
 impl ShardKey for Box<str> {
+    fn shard(&self) -> usize {
+        fnv(self.as_bytes())
+    }
+}
+
+impl ShardKey for Arc<str> {
     fn shard(&self) -> usize {
         fnv(self.as_bytes())
     }
@@ -121,6 +129,39 @@ impl<K: ShardKey + Hash + Eq + Clone, V: Clone> Shards<K, V> {
     }
 }
 
+/// A Service as the index keeps it: its `ns/name` key (the same `Arc` as
+/// the map keys and reverse-map owners, so no separate namespace and name
+/// strings: ~100 B less per service), its kind and its ports.
+#[derive(Debug)]
+pub(super) struct ServiceEntry {
+    key: Arc<str>,
+    /// What kind of answer its name gets.
+    pub(super) kind: ServiceKind,
+    /// Its ports.
+    pub(super) ports: Vec<Port>,
+}
+
+impl ServiceEntry {
+    /// The entry of `svc`, whose key (`ns/name`) is `key`.
+    pub(super) fn new(key: Arc<str>, svc: Service) -> Self {
+        ServiceEntry {
+            key,
+            kind: svc.kind,
+            ports: svc.ports,
+        }
+    }
+
+    /// Its namespace (lower-cased).
+    pub(super) fn namespace(&self) -> &str {
+        self.key.split_once('/').map_or("", |(ns, _)| ns)
+    }
+
+    /// Its name (lower-cased).
+    pub(super) fn name(&self) -> &str {
+        self.key.split_once('/').map_or(&*self.key, |(_, n)| n)
+    }
+}
+
 /// One ready address of an endpoint, as lookups see it (a view into a
 /// [`SlicePart`]).
 #[derive(Clone, Copy, Debug)]
@@ -134,7 +175,7 @@ pub(super) struct Addr<'a> {
 }
 
 /// The names of the address at `at` in [`SlicePart::ips`]; stored only for
-/// addresses that have one, so a nameless address costs just its 17-byte IP.
+/// addresses that have one, so a nameless address costs just its IP.
 #[derive(Debug)]
 struct Named {
     at: u32,
@@ -151,9 +192,48 @@ pub(super) struct SlicePart {
     /// Ports; empty for a portless service.
     pub(super) ports: Box<[Port]>,
     /// Ready addresses.
-    ips: Box<[IpAddr]>,
+    ips: Ips,
     /// Names of the addresses that have any, sorted by `at`.
     names: Box<[Named]>,
+}
+
+/// The ready addresses of a slice: 4 bytes each when all are IPv4 (an
+/// EndpointSlice has one address type), 17 when the families are mixed or IPv6.
+#[derive(Debug)]
+enum Ips {
+    V4(Box<[Ipv4Addr]>),
+    Any(Box<[IpAddr]>),
+}
+
+impl Ips {
+    fn new(ips: Vec<IpAddr>) -> Self {
+        let v4: Option<Vec<Ipv4Addr>> = ips
+            .iter()
+            .map(|ip| match ip {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        match v4 {
+            Some(v4) => Ips::V4(v4.into_boxed_slice()),
+            None => Ips::Any(ips.into_boxed_slice()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Ips::V4(a) => a.len(),
+            Ips::Any(a) => a.len(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let (v4, any) = match self {
+            Ips::V4(a) => (Some(a.iter().map(|&a| IpAddr::V4(a))), None),
+            Ips::Any(a) => (None, Some(a.iter().copied())),
+        };
+        v4.into_iter().flatten().chain(any.into_iter().flatten())
+    }
 }
 
 impl SlicePart {
@@ -178,7 +258,7 @@ impl SlicePart {
         SlicePart {
             name: slice.name,
             ports: slice.ports.into_boxed_slice(),
-            ips: ips.into_boxed_slice(),
+            ips: Ips::new(ips),
             names: names.into_boxed_slice(),
         }
     }
@@ -189,14 +269,14 @@ impl SlicePart {
     }
 
     /// The ready addresses.
-    pub(super) fn ips(&self) -> &[IpAddr] {
-        &self.ips
+    pub(super) fn ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.ips.iter()
     }
 
     /// Every ready address with its names.
     pub(super) fn addrs(&self) -> impl Iterator<Item = Addr<'_>> {
         let mut names = self.names.iter().peekable();
-        self.ips.iter().enumerate().map(move |(i, &ip)| {
+        self.ips.iter().enumerate().map(move |(i, ip)| {
             let named = names.next_if(|n| usize::try_from(n.at).is_ok_and(|at| at == i));
             Addr {
                 ip,
@@ -310,5 +390,38 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         assert_eq!(part.len(), 5);
+    }
+
+    #[test]
+    fn an_all_ipv4_slice_keeps_its_addresses_compact_and_in_order() {
+        let endpoints = vec![
+            ep(&["10.0.0.2"], None, None, true),
+            ep(&["10.0.0.1"], Some("web-1"), None, true),
+        ];
+        let part = SlicePart::new(EndpointSlice {
+            namespace: "ns".into(),
+            name: "s".into(),
+            service: "svc".into(),
+            ports: Vec::new(),
+            endpoints,
+        });
+        assert!(matches!(part.ips, Ips::V4(_)));
+        let got: Vec<(String, Option<&str>)> = part
+            .addrs()
+            .map(|a| (a.ip.to_string(), a.hostname))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("10.0.0.2".to_string(), None),
+                ("10.0.0.1".to_string(), Some("web-1"))
+            ]
+        );
+        let ips: Vec<IpAddr> = part.ips().collect();
+        assert_eq!(ips, [ip4("10.0.0.2"), ip4("10.0.0.1")]);
+    }
+
+    fn ip4(s: &str) -> IpAddr {
+        s.parse().expect("ip")
     }
 }

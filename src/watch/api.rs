@@ -15,7 +15,8 @@
 //! (800 ms doubling to 30 s, jittered; [`WatchConfig::backoff`]), and the index
 //! keeps serving what it had meanwhile.
 //!
-//! Objects are decoded one at a time ([`Lenient`]): an object that does not fit
+//! Objects are decoded one at a time ([`Lenient`](crate::k8s::lenient::Lenient))
+//! and converted as their page is decoded ([`Decoded`]): an object that does not fit
 //! its kind, or that conversion rejects, is skipped with one warning naming it
 //! (and forgotten, if it replaced a good one), while every other object of the
 //! list or watch goes on being answered.
@@ -29,16 +30,14 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::convert;
+use super::decoded::{Convert, Decoded, Skip, describe};
 use super::metrics::WatchMetrics;
 use crate::index::{IndexUpdate, Kind, Object, Relist};
-use crate::k8s::lenient::Lenient;
 use crate::k8s::retry::{Backoff, Failure, Retry, jittered};
 
 /// Pods that can never be answered are not listed at all (as CoreDNS).
@@ -46,7 +45,7 @@ const POD_FIELD_SELECTOR: &str =
     "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown";
 /// Objects per list page. kube-rs defaults to 500; a page is held twice
 /// while it is decoded (the response body and the decoded objects, see
-/// [`Lenient`]), so smaller pages lower the peak memory of a relist at the
+/// [`Decoded`]), so smaller pages lower the peak memory of a relist at the
 /// cost of more round trips (each one a request for `apiserver_qps`).
 const LIST_PAGE: u32 = 200;
 /// The EndpointSlice annotation the programming-latency SLI is measured from.
@@ -100,10 +99,10 @@ pub fn spawn(
     start(
         Kind::Service,
         Box::pin(run(
-            Api::<Lenient<core::Service>>::all(client.clone()),
+            Api::<Decoded<core::Service>>::all(client.clone()),
             labels(base.clone()),
             ctx(Kind::Service),
-            |s| convert::service(s).map(|s| Some(Object::Service(s))),
+            |o| o,
         )),
     );
     if cfg.endpoints {
@@ -111,18 +110,14 @@ pub fn spawn(
         start(
             Kind::EndpointSlice,
             Box::pin(run(
-                Api::<Lenient<discovery::EndpointSlice>>::all(client.clone()),
+                Api::<Decoded<discovery::EndpointSlice>>::all(client.clone()),
                 labels(base.clone()),
                 ctx(Kind::EndpointSlice),
-                move |s| {
-                    convert::endpoint_slice(s).map(|s| {
-                        s.map(|mut s| {
-                            if !pod_names {
-                                s.endpoints.iter_mut().for_each(|e| e.pod_name = None);
-                            }
-                            Object::EndpointSlice(s)
-                        })
-                    })
+                move |mut o| {
+                    if let (Object::EndpointSlice(s), false) = (&mut o, pod_names) {
+                        s.endpoints.iter_mut().for_each(|e| e.pod_name = None);
+                    }
+                    o
                 },
             )),
         );
@@ -134,20 +129,20 @@ pub fn spawn(
     start(
         Kind::Namespace,
         Box::pin(run(
-            Api::<Lenient<core::Namespace>>::all(client.clone()),
+            Api::<Decoded<core::Namespace>>::all(client.clone()),
             ns_cfg,
             ctx(Kind::Namespace),
-            |n| convert::namespace(n).map(|n| Some(Object::Namespace(n))),
+            |o| o,
         )),
     );
     if cfg.pods {
         start(
             Kind::Pod,
             Box::pin(run(
-                Api::<Lenient<core::Pod>>::all(client.clone()),
+                Api::<Decoded<core::Pod>>::all(client.clone()),
                 labels(base).fields(POD_FIELD_SELECTOR),
                 ctx(Kind::Pod),
-                |p| convert::pod(p).map(|p| p.map(Object::Pod)),
+                |o| o,
             )),
         );
     }
@@ -187,11 +182,11 @@ impl Ctx {
     }
 }
 
-/// The watch loop of one kind.
-async fn run<K, F>(api: Api<Lenient<K>>, cfg: watcher::Config, ctx: Ctx, convert: F)
+/// The watch loop of one kind; `adjust` applies the options to each record.
+async fn run<K, F>(api: Api<Decoded<K>>, cfg: watcher::Config, ctx: Ctx, adjust: F)
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    F: Fn(&K) -> convert::Result<Option<Object>>,
+    K: Convert + Clone + Debug + Send + Sync + 'static,
+    F: Fn(Object) -> Object,
 {
     let mut stream = watcher::watcher(api, cfg).boxed();
     let mut retry = Retry::new(ctx.backoff);
@@ -214,9 +209,9 @@ where
             }
             Ok(Event::InitApply(obj)) => {
                 if let (Some(buf), true) = (listing.as_mut(), ctx.exposed(&namespace(&obj)))
-                    && let Some(o) = converted(&obj, &convert, kind)
+                    && let Some(o) = record(obj, kind)
                 {
-                    buf.put(o);
+                    buf.put(adjust(o));
                 }
                 continue;
             }
@@ -234,12 +229,13 @@ where
                 }
                 ctx.metrics.events.with_label_values(&[kind, "apply"]).inc();
                 observe_programming(&ctx, &obj);
-                match converted(&obj, &convert, kind) {
-                    Some(o) => IndexUpdate::Apply(o),
+                let gone = delete(ctx.kind, &obj);
+                match record(obj, kind) {
+                    Some(o) => IndexUpdate::Apply(adjust(o)),
                     // No longer answerable (a slice lost its service label, a pod
                     // finished, the object no longer decodes): forget what we had
                     // under this key.
-                    None => delete(ctx.kind, &obj),
+                    None => gone,
                 }
             }
             Ok(Event::Delete(obj)) => {
@@ -279,27 +275,19 @@ fn namespace<K: Resource>(obj: &K) -> String {
 
 /// The object's record, or `None` (with one warning naming it) when it does
 /// not decode or convert.
-fn converted<K, F>(obj: &Lenient<K>, convert: &F, kind: &str) -> Option<Object>
-where
-    K: Resource<DynamicType = ()>,
-    F: Fn(&K) -> convert::Result<Option<Object>>,
-{
-    let k = match &obj.object {
-        Ok(k) => k,
-        Err(bad) => {
-            warn!(kind, object = %bad.describe(), error = %bad.error, "object skipped: it does not decode");
-            return None;
-        }
+fn record<K: Convert>(obj: Decoded<K>, kind: &str) -> Option<Object> {
+    let Decoded { meta, record, .. } = obj;
+    let skip = match record {
+        Ok(o) => return o,
+        Err(skip) => skip,
     };
-    match convert(k) {
-        Ok(o) => o,
-        Err(error) => {
-            let meta = k.meta();
-            let object = format!(
-                "{}/{}",
-                meta.namespace.as_deref().unwrap_or(""),
-                meta.name.as_deref().unwrap_or("<unnamed>")
-            );
+    let object = describe(&meta);
+    match skip {
+        Skip::Undecodable(error) => {
+            warn!(kind, object, %error, "object skipped: it does not decode");
+            None
+        }
+        Skip::Unusable(error) => {
             warn!(kind, object, %error, "object skipped: DNS cannot use it");
             None
         }

@@ -2,7 +2,8 @@
 //! [`IndexUpdate`](crate::index::IndexUpdate)s and never touch the index themselves.
 //!
 //! - [`convert`]: pure k8s-openapi → slim model conversion, shared by every source, so one
-//!   object gives the same record whichever way it arrived.
+//!   object gives the same record whichever way it arrived; [`decoded`] applies it to each
+//!   watched object while its list page is decoded.
 //! - [`manifests`]: the `manifests PATH...` source: YAML/JSON files, re-read when they change.
 //! - [`api`]: the live source: kube-rs watches (one task per kind) on the shared API
 //!   client of [`crate::k8s`] (client, limits, per-object decoding, retry policy), and
@@ -17,5 +18,6 @@
 
 pub mod api;
 pub mod convert;
+pub mod decoded;
 pub mod manifests;
 pub mod metrics;
