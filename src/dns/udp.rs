@@ -4,7 +4,7 @@
 //! A general server spawns a task and builds several intermediate messages
 //! per UDP query; here each wake-up receives every queued datagram (up to
 //! 32) with one `recvmmsg`, answers them inline and sends the answers with
-//! one `sendmmsg` ([`batch`]). A query is answered from the worker's
+//! one `sendmmsg` (`batch`). A query is answered from the worker's
 //! [answer memo](super::memo) when it holds the same request's response at
 //! the current data, else through the chain; an answer ready at the first
 //! poll (everything the index answers) needs no task, no channel and no

@@ -17,7 +17,7 @@
 //! - a batch of responses that cannot be written within [`TcpLimits::write`]
 //!   closes the connection;
 //! - queries pipelined on one connection are answered concurrently by the
-//!   connection's own loop, with no task per query ([`conn`]): an answer
+//!   connection's own loop, with no task per query (`conn`): an answer
 //!   ready at once is written with the others of its batch, one that waits
 //!   on an upstream is written when it completes, so answers may come out of
 //!   order (RFC 7766 §6.2.1.1) and a slow query never holds up the ones
@@ -27,7 +27,7 @@
 //! On shutdown (the token) the accept loop stops, and each connection
 //! answers the queries it has already received, then closes.
 //!
-//! [`frames`] is the length framing (pure), [`wait`] which timeout applies.
+//! `frames` is the length framing (pure), `wait` which timeout applies.
 
 mod conn;
 mod frames;
