@@ -170,6 +170,7 @@ fn minimal(name: &str) -> Option<&'static str> {
         "errors" => "errors",
         "log" => "log",
         "any" => "any",
+        "chaos" => "chaos",
         "loadbalance" => "loadbalance",
         "cache" => "cache",
         "rewrite" => "rewrite name a.example. b.example.",

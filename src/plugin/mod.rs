@@ -12,6 +12,7 @@ pub mod autopath;
 pub mod bind;
 pub mod build;
 pub mod cache;
+pub mod chaos;
 pub mod errors;
 pub mod forward;
 pub mod health;

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use crate::corefile::{CorefileError, Dispenser};
 use crate::plugin::build::BuildCtx;
 use crate::plugin::{
-    Plugin, any, autopath, bind, cache, errors, forward, health, hosts, kubernetes, loadbalance,
-    log, loop_detect, prometheus, ready, reload, rewrite, template, timeouts, whoami,
+    Plugin, any, autopath, bind, cache, chaos, errors, forward, health, hosts, kubernetes,
+    loadbalance, log, loop_detect, prometheus, ready, reload, rewrite, template, timeouts, whoami,
 };
 
 /// What a chain plugin's parse returns: validated settings that build the
@@ -218,7 +218,7 @@ pub const DIRECTIVES: &[Directive] = &[
     no("dns64"),
     no("acl"),
     once("any", |d| any::parse(d).map(|()| chain(any::Any))),
-    no("chaos"),
+    once("chaos", |d| chaos::parse(d).map(chain)),
     once("loadbalance", |d| loadbalance::parse(d).map(chain)),
     no("tsig"),
     once("cache", |d| cache::parse(d).map(chain)),
@@ -401,6 +401,7 @@ mod tests {
             "errors".to_string(),
             "log".to_string(),
             "any".to_string(),
+            "chaos".to_string(),
             "loadbalance".to_string(),
             "cache".to_string(),
             "rewrite name a.example. b.example.".to_string(),

@@ -1,0 +1,91 @@
+//! The small CoreDNS plugins (`chaos`, `minimal`, `local`, `header`) end to
+//! end: the real binary on a loopback port, asked by the real `dig`, so the
+//! answers are checked the way an operator sees them (class, flags, sections
+//! as dig prints them).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{TestServer, eventually, require};
+
+/// Run dig (at `dig`) against the server once; stdout, or None when dig
+/// failed (e.g. no answer yet while the server starts).
+fn try_dig(dig: &Path, srv: &TestServer, args: &[&str]) -> Option<String> {
+    let out = Command::new(dig)
+        .arg(format!("@{}", srv.addr.ip()))
+        .args(["-p", &srv.addr.port().to_string(), "+time=1", "+tries=1"])
+        .args(args)
+        .output()
+        .expect("run dig");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// dig's output once the server answers (polled, bounded by 20 s).
+fn dig(dig: &Path, srv: &TestServer, args: &[&str]) -> String {
+    eventually(Duration::from_secs(20), || try_dig(dig, srv, args)).unwrap_or_else(|| {
+        panic!(
+            "no answer from clusterdns on {} to dig {args:?}; log:\n{}",
+            srv.addr,
+            srv.log()
+        )
+    })
+}
+
+/// The lines of one section of dig output (`ANSWER`, `AUTHORITY`, ...), whitespace folded.
+fn section(out: &str, name: &str) -> Vec<String> {
+    let head = format!(";; {name} SECTION:");
+    out.lines()
+        .skip_while(|l| !l.starts_with(&head))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// dig's `;; flags:` line.
+fn flags(out: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(";; flags:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn chaos_answers_version_and_authors_in_ch_and_passes_other_queries_on() {
+    let Some(tool) = require("dig") else { return };
+    let srv = TestServer::spawn(
+        ".:{PORT} {\n    bind 127.0.0.1\n    chaos clusterdns-e2e amy bob\n    whoami\n}\n",
+        &[],
+    );
+    for transport in ["+notcp", "+tcp"] {
+        let out = dig(&tool, &srv, &[transport, "CH", "TXT", "version.bind"]);
+        assert!(out.contains("status: NOERROR"), "{out}");
+        assert_eq!(
+            section(&out, "ANSWER"),
+            ["version.bind. 0 CH TXT \"clusterdns-e2e\""]
+        );
+        assert!(!flags(&out).contains(" aa"), "{out}");
+    }
+    let out = dig(&tool, &srv, &["CH", "TXT", "authors.bind"]);
+    assert_eq!(
+        section(&out, "ANSWER"),
+        [
+            "authors.bind. 0 CH TXT \"amy\"",
+            "authors.bind. 0 CH TXT \"bob\""
+        ]
+    );
+    // An IN query for the same name is whoami's: empty answer, client address in additional.
+    let out = dig(&tool, &srv, &["TXT", "version.bind"]);
+    assert!(section(&out, "ANSWER").is_empty(), "{out}");
+    assert!(
+        section(&out, "ADDITIONAL")
+            .iter()
+            .any(|l| l.starts_with("version.bind. 0 IN A 127.0.0.1")),
+        "{out}"
+    );
+}
