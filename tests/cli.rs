@@ -175,6 +175,7 @@ fn minimal(name: &str) -> Option<&'static str> {
         "cache" => "cache",
         "rewrite" => "rewrite name a.example. b.example.",
         "autopath" => "autopath @kubernetes",
+        "minimal" => "minimal",
         "template" => "template IN A example.org",
         "hosts" => "hosts",
         "kubernetes" => "kubernetes cluster.local",

@@ -89,3 +89,55 @@ fn chaos_answers_version_and_authors_in_ch_and_passes_other_queries_on() {
         "{out}"
     );
 }
+
+/// A block answering `www.example.org A` with data, an NS authority and glue,
+/// and `*.nx.example.org` with NXDOMAIN and an SOA; `minimal` when asked.
+fn template_block(minimal: bool) -> String {
+    let minimal = if minimal { "    minimal\n" } else { "" };
+    format!(
+        ".:{{PORT}} {{\n    bind 127.0.0.1\n{minimal}\
+         \x20   template IN A nx.example.org {{\n\
+         \x20       rcode NXDOMAIN\n\
+         \x20       authority \"example.org. 60 IN SOA ns.example.org. host.example.org. 1 7200 1800 86400 30\"\n\
+         \x20       additional \"ns.example.org. 60 IN A 192.0.2.53\"\n\
+         \x20   }}\n\
+         \x20   template IN A example.org {{\n\
+         \x20       answer \"{{{{ .Name }}}} 60 IN A 192.0.2.1\"\n\
+         \x20       authority \"example.org. 60 IN NS ns.example.org.\"\n\
+         \x20       additional \"ns.example.org. 60 IN A 192.0.2.53\"\n\
+         \x20   }}\n}}\n"
+    )
+}
+
+#[test]
+fn minimal_strips_authority_and_additional_of_successes_only() {
+    let Some(tool) = require("dig") else { return };
+    let glue = ["ns.example.org. 60 IN A 192.0.2.53"];
+    // Without minimal the template's sections are all sent: the baseline.
+    let full = TestServer::spawn(&template_block(false), &[]);
+    let out = dig(&tool, &full, &["www.example.org"]);
+    assert_eq!(
+        section(&out, "AUTHORITY"),
+        ["example.org. 60 IN NS ns.example.org."]
+    );
+    assert_eq!(section(&out, "ADDITIONAL"), glue);
+
+    let srv = TestServer::spawn(&template_block(true), &[]);
+    for transport in ["+notcp", "+tcp"] {
+        let out = dig(&tool, &srv, &[transport, "www.example.org"]);
+        assert!(out.contains("status: NOERROR"), "{out}");
+        assert!(flags(&out).contains(" aa"), "header kept: {out}");
+        assert_eq!(
+            section(&out, "ANSWER"),
+            ["www.example.org. 60 IN A 192.0.2.1"]
+        );
+        assert!(section(&out, "AUTHORITY").is_empty(), "{out}");
+        assert!(section(&out, "ADDITIONAL").is_empty(), "{out}");
+    }
+    // A negative answer keeps its SOA (and the rest) untouched.
+    let out = dig(&tool, &srv, &["a.nx.example.org"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    assert_eq!(section(&out, "AUTHORITY").len(), 1, "{out}");
+    assert!(section(&out, "AUTHORITY")[0].contains(" IN SOA "), "{out}");
+    assert_eq!(section(&out, "ADDITIONAL"), glue);
+}

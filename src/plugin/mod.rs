@@ -21,6 +21,7 @@ pub mod kubernetes;
 pub mod loadbalance;
 pub mod log;
 pub mod loop_detect;
+pub mod minimal;
 pub mod prometheus;
 mod rdata;
 pub mod ready;

@@ -21,7 +21,8 @@ use crate::corefile::{CorefileError, Dispenser};
 use crate::plugin::build::BuildCtx;
 use crate::plugin::{
     Plugin, any, autopath, bind, cache, chaos, errors, forward, health, hosts, kubernetes,
-    loadbalance, log, loop_detect, prometheus, ready, reload, rewrite, template, timeouts, whoami,
+    loadbalance, log, loop_detect, minimal, prometheus, ready, reload, rewrite, template, timeouts,
+    whoami,
 };
 
 /// What a chain plugin's parse returns: validated settings that build the
@@ -228,7 +229,7 @@ pub const DIRECTIVES: &[Directive] = &[
     no("header"),
     no("dnssec"),
     once("autopath", |d| autopath::parse(d).map(chain)),
-    no("minimal"),
+    once("minimal", |d| minimal::parse(d).map(chain)),
     many("template", |d| {
         template::parse(d).map(|t| chain(template::TemplateConfig { templates: vec![t] }))
     }),
@@ -406,6 +407,7 @@ mod tests {
             "cache".to_string(),
             "rewrite name a.example. b.example.".to_string(),
             format!("autopath {}", resolv.display()),
+            "minimal".to_string(),
             "template IN A example.org".to_string(),
             format!("hosts {}", hosts.display()),
             "loop".to_string(),
