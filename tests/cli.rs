@@ -169,6 +169,7 @@ fn minimal(name: &str) -> Option<&'static str> {
         "prometheus" => "prometheus",
         "errors" => "errors",
         "log" => "log",
+        "local" => "local",
         "any" => "any",
         "chaos" => "chaos",
         "loadbalance" => "loadbalance",

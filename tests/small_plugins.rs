@@ -141,3 +141,51 @@ fn minimal_strips_authority_and_additional_of_successes_only() {
     assert!(section(&out, "AUTHORITY")[0].contains(" IN SOA "), "{out}");
     assert_eq!(section(&out, "ADDITIONAL"), glue);
 }
+
+#[test]
+fn local_answers_localhost_and_loopback_reverse_and_counts_subdomains() {
+    let Some(tool) = require("dig") else { return };
+    let srv = TestServer::spawn(
+        ".:{PORT} {\n    bind 127.0.0.1\n    prometheus 127.0.0.1:{METRICS}\n    local\n    whoami\n}\n",
+        &[],
+    );
+    for transport in ["+notcp", "+tcp"] {
+        let out = dig(&tool, &srv, &[transport, "localhost"]);
+        assert!(out.contains("status: NOERROR"), "{out}");
+        assert_eq!(
+            section(&out, "ANSWER"),
+            ["localhost. 604800 IN A 127.0.0.1"]
+        );
+    }
+    let out = dig(&tool, &srv, &["AAAA", "web.localhost"]);
+    assert_eq!(
+        section(&out, "ANSWER"),
+        ["web.localhost. 604800 IN AAAA ::1"]
+    );
+    let out = dig(&tool, &srv, &["-x", "127.0.0.1"]);
+    assert_eq!(
+        section(&out, "ANSWER"),
+        ["1.0.0.127.in-addr.arpa. 604800 IN PTR localhost."]
+    );
+    let out = dig(&tool, &srv, &["-x", "127.0.0.2"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    assert_eq!(
+        section(&out, "AUTHORITY"),
+        ["127.in-addr.arpa. 604800 IN SOA localhost. root.localhost. 1 0 0 0 604800"]
+    );
+    // Not a local name: whoami (the next plugin) answers it.
+    let out = dig(&tool, &srv, &["example.org"]);
+    assert!(
+        section(&out, "ADDITIONAL")
+            .iter()
+            .any(|l| l.starts_with("example.org. 0 IN A 127.0.0.1")),
+        "{out}"
+    );
+    // web.localhost. counted once; localhost. itself is not counted.
+    let line = "coredns_local_localhost_requests_total 1";
+    let metrics = eventually(Duration::from_secs(10), || {
+        let (_, text) = srv.http_get(srv.metrics_port, "/metrics")?;
+        text.lines().any(|l| l == line).then_some(text)
+    });
+    assert!(metrics.is_some(), "no '{line}' in /metrics");
+}

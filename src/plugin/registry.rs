@@ -21,8 +21,8 @@ use crate::corefile::{CorefileError, Dispenser};
 use crate::plugin::build::BuildCtx;
 use crate::plugin::{
     Plugin, any, autopath, bind, cache, chaos, errors, forward, health, hosts, kubernetes,
-    loadbalance, log, loop_detect, minimal, prometheus, ready, reload, rewrite, template, timeouts,
-    whoami,
+    loadbalance, local, log, loop_detect, minimal, prometheus, ready, reload, rewrite, template,
+    timeouts, whoami,
 };
 
 /// What a chain plugin's parse returns: validated settings that build the
@@ -215,7 +215,7 @@ pub const DIRECTIVES: &[Directive] = &[
     once("errors", |d| errors::parse(d).map(chain)),
     once("log", |d| log::parse(d).map(chain)),
     no("dnstap"),
-    no("local"),
+    once("local", |d| local::parse(d).map(chain)),
     no("dns64"),
     no("acl"),
     once("any", |d| any::parse(d).map(|()| chain(any::Any))),
@@ -401,6 +401,7 @@ mod tests {
         let lines = [
             "errors".to_string(),
             "log".to_string(),
+            "local".to_string(),
             "any".to_string(),
             "chaos".to_string(),
             "loadbalance".to_string(),
