@@ -175,6 +175,7 @@ fn minimal(name: &str) -> Option<&'static str> {
         "loadbalance" => "loadbalance",
         "cache" => "cache",
         "rewrite" => "rewrite name a.example. b.example.",
+        "header" => "header {\n        response set ra\n    }",
         "autopath" => "autopath @kubernetes",
         "minimal" => "minimal",
         "template" => "template IN A example.org",

@@ -98,6 +98,10 @@ refused! {
         "rewrite: rcode rules are not supported by clusterdns";
     timeouts_maxtcpqueries: with_block("timeouts", "maxtcpqueries 128") => "4:9",
         "timeouts: unknown property 'maxtcpqueries'";
+    header_response_rd: with_block("header", "response clear rd") => "4:24",
+        "header: response: flag 'rd' in response rules is not supported by clusterdns";
+    header_query_aa: with_block("header", "query set aa") => "4:19",
+        "header: query: flag 'aa' in query rules is not supported by clusterdns";
     whoami_block: with_block("whoami", "anything") => "3:5",
         "whoami: takes no block";
     prometheus_block: with_block("prometheus 127.0.0.1:0", "runtime_metrics") => "4:9",

@@ -189,3 +189,28 @@ fn local_answers_localhost_and_loopback_reverse_and_counts_subdomains() {
     });
     assert!(metrics.is_some(), "no '{line}' in /metrics");
 }
+
+#[test]
+fn header_forces_response_flags_over_the_writer_s() {
+    let Some(tool) = require("dig") else { return };
+    // whoami answers authoritatively without RA; header turns both around.
+    let block = |rules: &str| {
+        format!(".:{{PORT}} {{\n    bind 127.0.0.1\n    header {{\n{rules}    }}\n    whoami\n}}\n")
+    };
+    let plain = TestServer::spawn(&block("        query set rd\n"), &[]);
+    let out = dig(&tool, &plain, &["example.org"]);
+    let f = flags(&out);
+    assert!(f.contains(" aa") && !f.contains(" ra"), "baseline: {out}");
+
+    let srv = TestServer::spawn(
+        &block("        response set ra\n        response clear aa\n"),
+        &[],
+    );
+    for transport in ["+notcp", "+tcp"] {
+        let out = dig(&tool, &srv, &[transport, "example.org"]);
+        assert!(out.contains("status: NOERROR"), "{out}");
+        let f = flags(&out);
+        assert!(f.contains(" ra") && !f.contains(" aa"), "{out}");
+        assert!(f.contains(" rd"), "RD echoes the query: {out}");
+    }
+}

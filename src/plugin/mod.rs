@@ -15,6 +15,7 @@ pub mod cache;
 pub mod chaos;
 pub mod errors;
 pub mod forward;
+pub mod header;
 pub mod health;
 pub mod hosts;
 pub mod kubernetes;

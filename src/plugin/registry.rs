@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::corefile::{CorefileError, Dispenser};
 use crate::plugin::build::BuildCtx;
 use crate::plugin::{
-    Plugin, any, autopath, bind, cache, chaos, errors, forward, health, hosts, kubernetes,
+    Plugin, any, autopath, bind, cache, chaos, errors, forward, header, health, hosts, kubernetes,
     loadbalance, local, log, loop_detect, minimal, prometheus, ready, reload, rewrite, template,
     timeouts, whoami,
 };
@@ -226,7 +226,7 @@ pub const DIRECTIVES: &[Directive] = &[
     many("rewrite", |d| {
         rewrite::parse(d).map(|r| chain(rewrite::RewriteConfig { rules: vec![r] }))
     }),
-    no("header"),
+    once("header", |d| header::parse(d).map(chain)),
     no("dnssec"),
     once("autopath", |d| autopath::parse(d).map(chain)),
     once("minimal", |d| minimal::parse(d).map(chain)),
@@ -407,6 +407,7 @@ mod tests {
             "loadbalance".to_string(),
             "cache".to_string(),
             "rewrite name a.example. b.example.".to_string(),
+            "header {\nresponse set ra\n}".to_string(),
             format!("autopath {}", resolv.display()),
             "minimal".to_string(),
             "template IN A example.org".to_string(),
