@@ -234,6 +234,32 @@ fn an_index_publish_ends_every_entry() {
 }
 
 #[test]
+fn deterministic_plugins_before_the_writer_keep_the_memo() {
+    let s =
+        setup("    local\n    chaos\n    minimal\n    header {\n        response set ra\n    }");
+    let mut memo = AnswerMemo::default();
+    for (name, qtype) in [
+        ("nginx-service.default.svc.cluster.local.", RecordType::A),
+        (
+            "_http._tcp.kube-dns.kube-system.svc.cluster.local.",
+            RecordType::SRV,
+        ),
+    ] {
+        let bytes = request(1, name, qtype, Some(1232));
+        let hit = twice(&s, &mut memo, &bytes).expect("memoized");
+        let m = Message::from_vec(&hit).expect("decode");
+        assert!(
+            m.metadata.recursion_available,
+            "header's rule is in the hit"
+        );
+        assert!(
+            m.additionals.is_empty(),
+            "minimal's stripping is in the hit"
+        );
+    }
+}
+
+#[test]
 fn chains_whose_answers_vary_are_never_memoized() {
     for plugins in [
         "    log",

@@ -50,7 +50,7 @@ use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 
 use crate::corefile::{CorefileError, Dispenser};
 use crate::dns::{Answer, Query};
-use crate::plugin::{Next, Plugin, Result};
+use crate::plugin::{MemoPass, Next, Plugin, Result};
 
 /// The default VERSION.
 pub const DEFAULT_VERSION: &str = concat!("clusterdns-", env!("CARGO_PKG_VERSION"));
@@ -150,6 +150,11 @@ pub fn system_hostname() -> String {
 impl Plugin for Chaos {
     fn name(&self) -> &'static str {
         "chaos"
+    }
+
+    /// A query it passed on is not one of its CH TXT names, and never will be.
+    fn memo_pass(&self, _q: &Query, _answer: &Answer) -> MemoPass {
+        MemoPass::Quiet
     }
 
     async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {

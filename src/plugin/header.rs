@@ -50,7 +50,7 @@ use std::borrow::Cow;
 
 use crate::corefile::{CorefileError, Dispenser};
 use crate::dns::{Answer, Query};
-use crate::plugin::{Next, Plugin, Result};
+use crate::plugin::{MemoPass, Next, Plugin, Result};
 
 /// A header flag a rule may name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +191,12 @@ pub struct Header {
 impl Plugin for Header {
     fn name(&self) -> &'static str {
         "header"
+    }
+
+    /// Its rules depend only on the query and the answer, never on the client,
+    /// the clock or chance.
+    fn memo_pass(&self, _q: &Query, _answer: &Answer) -> MemoPass {
+        MemoPass::Quiet
     }
 
     async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {

@@ -60,7 +60,7 @@ use prometheus::{IntCounter, Registry};
 use crate::corefile::{CorefileError, Dispenser};
 use crate::dns::{Answer, Query};
 use crate::plugin::build::Family;
-use crate::plugin::{Next, Plugin, Result};
+use crate::plugin::{MemoPass, Next, Plugin, Result};
 
 /// TTL of every record `local` writes (CoreDNS's: one week).
 pub const TTL: u32 = 604_800;
@@ -243,6 +243,12 @@ impl LocalPlugin {
 impl Plugin for LocalPlugin {
     fn name(&self) -> &'static str {
         "local"
+    }
+
+    /// A query it passed on is outside its names, and never will be; it counts
+    /// only the queries it answers.
+    fn memo_pass(&self, _q: &Query, _answer: &Answer) -> MemoPass {
+        MemoPass::Quiet
     }
 
     async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {

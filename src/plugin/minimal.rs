@@ -48,7 +48,7 @@ use hickory_proto::rr::RecordType;
 
 use crate::corefile::{CorefileError, Dispenser};
 use crate::dns::{Answer, Query};
-use crate::plugin::{Next, Plugin, Result};
+use crate::plugin::{MemoPass, Next, Plugin, Result};
 
 /// Parse `minimal` (no arguments, no block).
 pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<MinimalConfig, CorefileError> {
@@ -90,6 +90,11 @@ pub fn minimize(qtype: RecordType, a: &mut Answer) {
 impl Plugin for Minimal {
     fn name(&self) -> &'static str {
         "minimal"
+    }
+
+    /// What it strips depends only on the answer it got back.
+    fn memo_pass(&self, _q: &Query, _answer: &Answer) -> MemoPass {
+        MemoPass::Quiet
     }
 
     async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {

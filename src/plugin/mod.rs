@@ -105,8 +105,9 @@ pub enum MemoPass {
     /// The plugin may act differently next time (randomness, time, the
     /// client's address, its own changing data, logging): never memoize.
     Block,
-    /// The plugin passed the query on unchanged and returned the answer
-    /// unchanged, with no per-query effect.
+    /// What the plugin did to the query it passed on and to the answer it
+    /// got back is a pure function of the request and of that answer, with
+    /// no per-query effect (the memo keeps the final response bytes).
     Quiet,
     /// As `Quiet`, but with per-query counters that a memo hit must replay
     /// through [`Plugin::memo_replay`].
