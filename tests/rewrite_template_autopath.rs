@@ -1,7 +1,8 @@
 //! rewrite, template and autopath through the real binary over UDP.
 //!
 //! The autopath "pod" is the test client itself: the manifests hold a Pod with
-//! status.podIP 127.0.0.1 in `default`; a client bound to 127.0.0.3 is not a pod.
+//! status.podIP 127.0.0.1 in `default` (or, without `pods verified`, an
+//! EndpointSlice holding 127.0.0.1); a client bound to 127.0.0.3 is neither.
 
 mod common;
 
@@ -156,17 +157,64 @@ fn autopath_leaves_a_client_that_is_not_a_pod_with_a_plain_nxdomain() {
     assert_eq!(m.authorities.len(), 1, "the zone SOA");
 }
 
+/// No Pod objects: the client 127.0.0.1 is known only as an endpoint of
+/// `client-svc` in `default`.
+const CLUSTER_ENDPOINTS_ONLY: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: nginx-service, namespace: default}
+spec:
+  type: ClusterIP
+  clusterIP: 10.96.0.100
+  clusterIPs: [10.96.0.100]
+  ports: [{name: http, protocol: TCP, port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: client-svc, namespace: default}
+spec:
+  type: ClusterIP
+  clusterIP: 10.96.0.101
+  clusterIPs: [10.96.0.101]
+  ports: [{name: http, protocol: TCP, port: 80}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: client-svc-x
+  namespace: default
+  labels: {kubernetes.io/service-name: client-svc}
+addressType: IPv4
+ports: [{name: http, protocol: TCP, port: 80}]
+endpoints:
+- {addresses: [127.0.0.1], conditions: {ready: true}}
+"#;
+
 #[test]
-fn autopath_without_pods_verified_refuses_to_start_with_a_clear_message() {
-    let mut srv = TestServer::spawn(&autopath_corefile("insecure"), &[("cluster.yaml", CLUSTER)]);
-    let child = &mut srv.child;
-    let status = common::eventually(Duration::from_secs(20), || child.try_wait().expect("wait"))
-        .expect("clusterdns kept running");
-    assert!(!status.success());
-    let log = srv.log();
-    assert!(
-        log.contains("autopath: @kubernetes needs 'pods verified' in the kubernetes plugin"),
-        "{log}"
+fn autopath_without_pods_verified_learns_the_client_from_endpointslices() {
+    // CoreDNS refuses `autopath @kubernetes` without `pods verified`; we learn
+    // the client's namespace from the EndpointSlices its address is in.
+    let srv = TestServer::start(
+        &autopath_corefile("insecure"),
+        &[("cluster.yaml", CLUSTER_ENDPOINTS_ONLY)],
     );
-    assert!(log.contains("Corefile:5:5: autopath"), "{log}");
+    let qname = "nginx-service.default.svc.cluster.local.default.svc.cluster.local.";
+    let m = srv.udp(qname, RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        m.answers[0].record_type(),
+        RecordType::CNAME,
+        "one round trip"
+    );
+    assert_eq!(
+        lines(&m.answers),
+        [
+            "nginx-service.default.svc.cluster.local. 5 IN A 10.96.0.100".to_string(),
+            format!("{qname} 5 IN CNAME nginx-service.default.svc.cluster.local."),
+        ]
+    );
+    // A client whose address backs no Service gets the plain answer.
+    let m = udp_from("127.0.0.3", srv.addr, qname);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.answers.is_empty());
 }

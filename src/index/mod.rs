@@ -206,6 +206,21 @@ impl ClusterIndex {
         self.pod_ips.owners(ip).collect()
     }
 
+    /// Namespaces of the Services whose EndpointSlices hold `ip` (each once,
+    /// in the order first seen): who a client is, learned without a Pod
+    /// watch. A pod that backs no Service is not found.
+    pub fn endpoint_namespaces(&self, ip: IpAddr) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for owner in self.endpoint_ips.owners(ip) {
+            if let Some((ns, _)) = owner.split_once('/')
+                && !out.contains(&ns)
+            {
+                out.push(ns);
+            }
+        }
+        out
+    }
+
     /// Number of Services.
     pub fn service_count(&self) -> usize {
         self.services.len()

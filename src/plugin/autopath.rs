@@ -12,8 +12,12 @@
 //! only shortcuts the search the client would do next.
 //!
 //! With `@kubernetes` the search path is the pod's: the client IP is mapped to its
-//! pod's namespace through the kubernetes plugin's pod index, which needs `pods verified`
-//! (refused at startup otherwise). A client that is not a known pod gets no autopath.
+//! pod's namespace. With `pods verified` that is the kubernetes plugin's pod index, as
+//! in CoreDNS. **Beyond CoreDNS**, which refuses `@kubernetes` without `pods verified`:
+//! otherwise the namespace is learned from the EndpointSlices already watched (the
+//! namespaces of the Services whose endpoints hold the client's address), so autopath
+//! works without watching every pod in the cluster. A client that backs no Service
+//! (or is not a known pod) gets no autopath: its answers are the plain ones.
 //! Unlike CoreDNS, the search domains of this server's own `/etc/resolv.conf` are not
 //! appended to the pod's path.
 //!
@@ -124,7 +128,7 @@ pub struct Autopath {
 }
 
 impl Autopath {
-    /// Build the plugin: `@kubernetes` needs the block's kubernetes plugin with `pods verified`.
+    /// Build the plugin: `@kubernetes` needs the block's kubernetes plugin.
     pub fn new(cfg: &AutopathConfig, ctx: &BuildCtx<'_>) -> anyhow::Result<Self> {
         let at = &cfg.at;
         let source = match &cfg.resolv {
@@ -135,9 +139,9 @@ impl Autopath {
                     );
                 };
                 if !k.pods_verified() {
-                    anyhow::bail!(
-                        "{at}: autopath: @kubernetes needs 'pods verified' in the kubernetes plugin \
-                         (the client IP is mapped to its pod's namespace through the pod watch)"
+                    tracing::info!(
+                        "{at}: autopath: without 'pods verified', client namespaces are learned \
+                         from EndpointSlice addresses; clients that back no Service get plain answers"
                     );
                 }
                 Source::Kubernetes(k.clone())
@@ -195,7 +199,7 @@ fn search_of(text: &str) -> std::result::Result<Vec<Name>, String> {
 /// in one of the plugin's zones from a known pod; `None` otherwise.
 fn kubernetes_search(k: &Kubernetes, q: &Query) -> Option<Vec<Name>> {
     let zone = k.zones().iter().find(|z| z.zone_of(&q.lower))?;
-    let namespaces = k.pod_namespaces(q.src.ip());
+    let namespaces = k.client_namespaces(q.src.ip());
     let svc = Name::from_ascii("svc").ok()?.append_domain(zone).ok()?;
     let in_ns = |ns: &str| Name::from_ascii(ns).ok()?.append_domain(&svc).ok();
     // One IP, several pods (host network): prefer the namespace the query is in.

@@ -11,7 +11,7 @@ use prometheus::Registry;
 
 use super::*;
 use crate::corefile::Dispenser;
-use crate::index::model::Pod;
+use crate::index::model::{Endpoint, EndpointSlice, Pod};
 use crate::index::snapshot::SharedIndex;
 use crate::index::{ClusterIndex, IndexUpdate, Kind, Object};
 use crate::plugin::Chain;
@@ -127,20 +127,14 @@ fn good_and_bad_lines() {
 }
 
 #[test]
-fn at_kubernetes_is_refused_without_the_plugin_or_without_pods_verified() {
+fn at_kubernetes_is_refused_without_the_plugin_or_with_another_plugin() {
     let e = setup("autopath @kubernetes", None).err().unwrap();
     assert_eq!(
         e.to_string(),
         "Corefile:2:1: autopath: @kubernetes needs a kubernetes plugin in the same server block"
     );
-    let e = setup("autopath @kubernetes", Some(k8s("insecure")))
-        .err()
-        .unwrap();
-    assert!(
-        e.to_string()
-            .starts_with("Corefile:2:1: autopath: @kubernetes needs 'pods verified'"),
-        "{e}"
-    );
+    // Without `pods verified` it starts (CoreDNS refuses): see the endpoint tests below.
+    assert!(setup("autopath @kubernetes", Some(k8s("insecure"))).is_ok());
     let e = setup("autopath @etcd", Some(k8s("verified")))
         .err()
         .unwrap();
@@ -283,4 +277,76 @@ async fn a_resolv_conf_file_gives_a_static_search_path() {
         .unwrap();
     assert_eq!(a.answers.len(), 2);
     assert_eq!(s.fake.names().len(), 3);
+}
+
+/// `pods insecure` (no Pod watch) over a cluster where 10.0.0.7 backs `web` in
+/// `shop`, 10.0.0.8 backs Services in two namespaces (a host-network address),
+/// and the pod 10.0.0.5 of [`k8s`] backs nothing.
+fn k8s_endpoints_only() -> Arc<Kubernetes> {
+    let d = &block("kubernetes cluster.local {\n pods insecure\n}")[0];
+    let cfg = kubernetes::parse(&mut Dispenser::new(d)).unwrap();
+    let slice = |ns: &str, svc: &str, ip: &str| {
+        IndexUpdate::Apply(Object::EndpointSlice(EndpointSlice {
+            namespace: ns.into(),
+            name: format!("{svc}-x").into(),
+            service: svc.into(),
+            ports: Vec::new(),
+            endpoints: vec![Endpoint {
+                addresses: vec![ip.parse().unwrap()],
+                hostname: None,
+                pod_name: None,
+                ready: true,
+            }],
+        }))
+    };
+    let index = SharedIndex::new(ClusterIndex::default());
+    index.apply([
+        pod("default", "client", "10.0.0.5"),
+        slice("shop", "web", "10.0.0.7"),
+        slice("default", "agent", "10.0.0.8"),
+        slice("monitoring", "agent", "10.0.0.8"),
+    ]);
+    Arc::new(Kubernetes::new(&cfg, &[], Vec::new(), index))
+}
+
+#[test]
+fn without_pods_verified_a_client_is_known_by_the_services_its_address_backs() {
+    let k = k8s_endpoints_only();
+    let ns = |ip: &str| k.client_namespaces(ip.parse().unwrap());
+    assert_eq!(ns("10.0.0.7"), ["shop"]);
+    let mut two = ns("10.0.0.8");
+    two.sort_unstable();
+    assert_eq!(two, ["default", "monitoring"]);
+    assert!(ns("10.0.0.5").is_empty(), "a pod that backs no Service");
+    assert!(ns("10.9.9.9").is_empty());
+}
+
+#[tokio::test]
+async fn without_pods_verified_an_endpoint_client_gets_its_search_path_and_others_plain_answers() {
+    let s = setup("autopath @kubernetes", Some(k8s_endpoints_only())).unwrap();
+    // `nginx` lives in `default`: from the client of `shop` the expansion
+    // `nginx.default.svc.cluster.local.shop.svc.cluster.local.` walks to it.
+    let qname = "nginx.default.svc.cluster.local.shop.svc.cluster.local.";
+    let a = s
+        .chain
+        .serve(&query(qname, RecordType::A, "10.0.0.7:40000"))
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NoError);
+    assert_eq!(
+        lines(&a.answers),
+        [
+            format!("{qname} 5 CNAME nginx.default.svc.cluster.local."),
+            "nginx.default.svc.cluster.local. 5 A 10.96.0.100".to_string(),
+        ]
+    );
+    // The pod at 10.0.0.5 backs no Service: the plain NXDOMAIN, one query downstream.
+    let before = s.fake.names().len();
+    let a = s
+        .chain
+        .serve(&query(qname, RecordType::A, "10.0.0.5:40000"))
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NXDomain);
+    assert_eq!(s.fake.names().len() - before, 1);
 }

@@ -111,14 +111,18 @@ impl Kubernetes {
         self.opts.pods == PodMode::Verified
     }
 
-    /// Namespaces of the Pods whose IP is `ip`, from the current index snapshot.
-    pub fn pod_namespaces(&self, ip: IpAddr) -> Vec<String> {
+    /// Namespaces a client at `ip` belongs to, from the current index
+    /// snapshot: its Pods' with `pods verified`, else those of the Services
+    /// whose EndpointSlices hold the address (no Pod watch needed; a client
+    /// that backs no Service is unknown).
+    pub fn client_namespaces(&self, ip: IpAddr) -> Vec<String> {
         let index = self.index.guard();
-        index
-            .pod_namespaces(ip)
-            .into_iter()
-            .map(str::to_string)
-            .collect()
+        let found = if self.pods_verified() {
+            index.pod_namespaces(ip)
+        } else {
+            index.endpoint_namespaces(ip)
+        };
+        found.into_iter().map(str::to_string).collect()
     }
 
     fn synced(&self) -> bool {
