@@ -122,11 +122,18 @@ pub(crate) fn dashed(ip: &str) -> String {
 }
 
 /// The Corefile of a measured clusterdns: DNS, `/ready`, `/metrics`, the API endpoint.
-fn corefile(api_url: &str, port: u16, ready: u16, metrics: u16) -> String {
+fn corefile(
+    api_url: &str,
+    port: u16,
+    ready: u16,
+    metrics: u16,
+    k8s: &str,
+    plugins: &str,
+) -> String {
     format!(
         "cluster.local:{port} {{\n    bind 127.0.0.1\n    ready 127.0.0.1:{ready}\n    \
-         prometheus 127.0.0.1:{metrics}\n    kubernetes cluster.local {{\n        \
-         endpoint {api_url}\n    }}\n}}\n"
+         prometheus 127.0.0.1:{metrics}\n    {plugins}\n    kubernetes cluster.local {{\n        \
+         endpoint {api_url}\n        {k8s}\n    }}\n}}\n"
     )
 }
 
@@ -150,10 +157,17 @@ pub(crate) struct Dns {
 impl Dns {
     /// Spawn clusterdns (inheriting `RUST_LOG`); do not wait for anything.
     pub(crate) fn spawn(api_url: &str) -> Self {
+        Self::spawn_with(api_url, "", "")
+    }
+
+    /// As [`Dns::spawn`], with `k8s` added inside the kubernetes block and
+    /// `plugins` (directive lines) to the server block.
+    pub(crate) fn spawn_with(api_url: &str, k8s: &str, plugins: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (port, ready, metrics) = (free_port(), free_port(), free_port());
         let conf = dir.path().join("Corefile");
-        std::fs::write(&conf, corefile(api_url, port, ready, metrics)).expect("corefile");
+        let text = corefile(api_url, port, ready, metrics, k8s, plugins);
+        std::fs::write(&conf, text).expect("corefile");
         let log = std::fs::File::create(dir.path().join("clusterdns.log")).expect("log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterdns"));
         cmd.arg("-conf")
