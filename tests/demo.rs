@@ -4,46 +4,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, eventually, lines, require};
+use common::{TestServer, dig, dig_flags as flags, dig_section, eventually, lines, require};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-
-/// Run dig (at `dig`) against the server; returns stdout.
-fn dig(dig: &Path, srv: &TestServer, args: &[&str]) -> String {
-    let out = Command::new(dig)
-        .arg(format!("@{}", srv.addr.ip()))
-        .args(["-p", &srv.addr.port().to_string(), "+time=2", "+tries=2"])
-        .args(args)
-        .output()
-        .expect("run dig");
-    assert!(
-        out.status.success(),
-        "dig {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The answer-section lines of dig output, whitespace folded.
-fn answer_section(out: &str) -> Vec<String> {
-    out.lines()
-        .skip_while(|l| !l.starts_with(";; ANSWER SECTION:"))
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
-fn flags(out: &str) -> String {
-    out.lines()
-        .find(|l| l.starts_with(";; flags:"))
-        .unwrap_or_default()
-        .to_string()
-}
 
 #[test]
 fn dig_answers_the_nginx_service_cluster_ip_with_aa_over_udp_and_tcp() {
@@ -58,7 +24,7 @@ fn dig_answers_the_nginx_service_cluster_ip_with_aa_over_udp_and_tcp() {
         assert!(out.contains("status: NOERROR"), "{out}");
         assert!(flags(&out).contains(" aa"), "AA flag missing: {out}");
         assert_eq!(
-            answer_section(&out),
+            dig_section(&out, "ANSWER"),
             ["nginx-service.default.svc.cluster.local. 30 IN A 10.96.0.100"]
         );
     }
@@ -77,7 +43,7 @@ fn dig_srv_answers_port_80_to_the_service_name() {
         ],
     );
     assert_eq!(
-        answer_section(&out),
+        dig_section(&out, "ANSWER"),
         [
             "_service-port._tcp.nginx-service.default.svc.cluster.local. 30 IN SRV 0 100 80 nginx-service.default.svc.cluster.local."
         ]
@@ -91,7 +57,7 @@ fn dig_reverse_lookup_answers_the_ptr_over_udp_and_tcp() {
     for transport in ["+notcp", "+tcp"] {
         let out = dig(&tool, &srv, &[transport, "-x", "10.96.0.100"]);
         assert_eq!(
-            answer_section(&out),
+            dig_section(&out, "ANSWER"),
             ["100.0.96.10.in-addr.arpa. 30 IN PTR nginx-service.default.svc.cluster.local."]
         );
         assert!(flags(&out).contains(" aa"), "{out}");

@@ -339,3 +339,47 @@ pub fn write(path: &Path, content: &str) {
     std::fs::write(&tmp, content).expect("write tmp");
     std::fs::rename(&tmp, path).expect("rename");
 }
+
+/// Run `dig` (at `dig`) against the server once; its stdout, or `None` when
+/// dig failed (e.g. no answer yet while the server starts).
+pub fn try_dig(dig: &Path, srv: &TestServer, args: &[&str]) -> Option<String> {
+    let out = Command::new(dig)
+        .arg(format!("@{}", srv.addr.ip()))
+        .args(["-p", &srv.addr.port().to_string(), "+time=1", "+tries=1"])
+        .args(args)
+        .output()
+        .expect("run dig");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// dig's output once the server answers (polled, bounded by 20 s).
+pub fn dig(dig: &Path, srv: &TestServer, args: &[&str]) -> String {
+    eventually(Duration::from_secs(20), || try_dig(dig, srv, args)).unwrap_or_else(|| {
+        panic!(
+            "no answer from clusterdns on {} to dig {args:?}; log:\n{}",
+            srv.addr,
+            srv.log()
+        )
+    })
+}
+
+/// The lines of one section of dig output (`ANSWER`, `AUTHORITY`, ...), whitespace folded.
+pub fn dig_section(out: &str, name: &str) -> Vec<String> {
+    let head = format!(";; {name} SECTION:");
+    out.lines()
+        .skip_while(|l| !l.starts_with(&head))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// dig's `;; flags:` line.
+pub fn dig_flags(out: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(";; flags:"))
+        .unwrap_or_default()
+        .to_string()
+}
