@@ -143,6 +143,29 @@ impl TestCtx {
     }
 }
 
+/// A plugin for unit tests to put after the one under test: counts the
+/// queries that reach it and answers NXDOMAIN.
+#[cfg(test)]
+pub(crate) struct Counter(pub(crate) std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[cfg(test)]
+#[async_trait::async_trait]
+impl crate::plugin::Plugin for Counter {
+    fn name(&self) -> &'static str {
+        "whoami"
+    }
+    async fn serve(
+        &self,
+        _q: &crate::dns::Query,
+        _next: crate::plugin::Next<'_>,
+    ) -> crate::plugin::Result<crate::dns::Answer> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(crate::dns::Answer::rcode(
+            hickory_proto::op::ResponseCode::NXDomain,
+        ))
+    }
+}
+
 /// `impl BuildPlugin` for a plugin's settings, given the one expression that
 /// makes the running plugin from them: `|config, ctx| expr` names the settings
 /// (`&Self`) and the [`BuildCtx`] for `expr`, which may use `?`. With

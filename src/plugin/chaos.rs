@@ -183,20 +183,7 @@ mod tests {
     use crate::corefile::{MemFs, parse_str};
     use crate::dns::Transport;
     use crate::plugin::Chain;
-
-    /// Counts the queries that reach it and answers NXDOMAIN.
-    struct Counter(Arc<AtomicUsize>);
-
-    #[async_trait::async_trait]
-    impl Plugin for Counter {
-        fn name(&self) -> &'static str {
-            "whoami"
-        }
-        async fn serve(&self, _q: &Query, _next: Next<'_>) -> Result<Answer> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(Answer::rcode(ResponseCode::NXDomain))
-        }
-    }
+    use crate::plugin::build::Counter;
 
     fn query(name: &str, qtype: RecordType, class: DNSClass) -> Query {
         let src: SocketAddr = "127.0.0.1:5353".parse().unwrap();

@@ -9,6 +9,7 @@ use super::*;
 use crate::corefile::{MemFs, parse_str};
 use crate::dns::Transport;
 use crate::plugin::Chain;
+use crate::plugin::build::Counter;
 use crate::plugin::build::{Families, TestCtx};
 
 fn parse_line(line: &str) -> std::result::Result<LocalConfig, CorefileError> {
@@ -311,20 +312,6 @@ fn the_soa_is_coredns_s() {
         (soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum),
         (1, 0, 0, 0, TTL)
     );
-}
-
-/// Counts the queries that reach it and answers NXDOMAIN.
-struct Counter(Arc<AtomicUsize>);
-
-#[async_trait::async_trait]
-impl Plugin for Counter {
-    fn name(&self) -> &'static str {
-        "whoami"
-    }
-    async fn serve(&self, _q: &Query, _next: Next<'_>) -> Result<Answer> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(Answer::rcode(ResponseCode::NXDomain))
-    }
 }
 
 #[tokio::test]
