@@ -37,6 +37,35 @@ pub struct Route {
     pub metrics: Option<DnsMetrics>,
 }
 
+impl Route {
+    /// Record one query's request metrics, for blocks with `prometheus`.
+    fn observe(
+        &self,
+        zone: &Arc<str>,
+        transport: Transport,
+        src: SocketAddr,
+        r: &Recorded,
+        plugin: &'static str,
+        started: Instant,
+    ) {
+        if let Some(m) = &self.metrics {
+            m.observe(&Observation {
+                server: &self.server,
+                zone,
+                proto: transport.as_str(),
+                family: if src.is_ipv4() { "1" } else { "2" },
+                qtype: r.qtype,
+                dnssec_ok: r.dnssec_ok,
+                request_size: usize::from(r.request_size),
+                response_size: r.response_size as usize,
+                rcode: r.rcode,
+                plugin,
+                elapsed: started.elapsed(),
+            });
+        }
+    }
+}
+
 /// The server blocks of one listener, as one immutable routing table.
 pub struct Table {
     /// (zone, its text for the metrics' `zone` label, block index) sorted
@@ -170,23 +199,17 @@ impl Handler {
         out.clear();
         out.extend_from_slice(&request[..2]);
         out.extend_from_slice(&entry.response()[2..]);
-        if let (Some(m), Some(started)) = (&route.metrics, started)
+        if let Some(started) = started
             && let Some((_, zone, _)) = table.zones.get(usize::from(t.recorded.zone))
         {
-            let r = &t.recorded;
-            m.observe(&Observation {
-                server: &route.server,
+            route.observe(
                 zone,
-                proto: Transport::Udp.as_str(),
-                family: if src.is_ipv4() { "1" } else { "2" },
-                qtype: r.qtype,
-                dnssec_ok: r.dnssec_ok,
-                request_size: usize::from(r.request_size),
-                response_size: r.response_size as usize,
-                rcode: r.rcode,
-                plugin: writer.name(),
-                elapsed: started.elapsed(),
-            });
+                Transport::Udp,
+                src,
+                &t.recorded,
+                writer.name(),
+                started,
+            );
         }
         true
     }
@@ -216,38 +239,30 @@ impl Handler {
         if route.metrics.is_none() && !want_ticket {
             return (answer, None);
         }
-        let request_size = match q.transport {
-            Transport::Tcp => usize::from(u16::MAX),
-            Transport::Udp => usize::from(q.edns_payload.unwrap_or(512)),
+        let recorded = Recorded {
+            zone: u16::try_from(routed.zone).unwrap_or(u16::MAX),
+            qtype: q.qtype,
+            rcode: answer.rcode,
+            dnssec_ok: q.dnssec_ok,
+            request_size: match q.transport {
+                Transport::Tcp => u16::MAX,
+                Transport::Udp => q.edns_payload.unwrap_or(512),
+            },
+            response_size: u32::try_from(response_size(
+                q.name.len() + 1 + 4,
+                &[&answer.answers, &answer.authority, &answer.additionals],
+            ))
+            .unwrap_or(u32::MAX),
         };
-        let response_size = response_size(
-            q.name.len() + 1 + 4,
-            &[&answer.answers, &answer.authority, &answer.additionals],
+        route.observe(
+            routed.text,
+            q.transport,
+            q.src,
+            &recorded,
+            answer.writer,
+            started,
         );
-        if let Some(m) = &route.metrics {
-            m.observe(&Observation {
-                server: &route.server,
-                zone: routed.text,
-                proto: q.transport.as_str(),
-                family: if q.src.is_ipv4() { "1" } else { "2" },
-                qtype: q.qtype,
-                dnssec_ok: q.dnssec_ok,
-                request_size,
-                response_size,
-                rcode: answer.rcode,
-                plugin: answer.writer,
-                elapsed: started.elapsed(),
-            });
-        }
         let ticket = if want_ticket {
-            let recorded = Recorded {
-                zone: u16::try_from(routed.zone).unwrap_or(u16::MAX),
-                qtype: q.qtype,
-                rcode: answer.rcode,
-                dnssec_ok: q.dnssec_ok,
-                request_size: u16::try_from(request_size).unwrap_or(u16::MAX),
-                response_size: u32::try_from(response_size).unwrap_or(u32::MAX),
-            };
             ticket(&table, routed.index, route, q, &answer, recorded)
         } else {
             None
