@@ -39,6 +39,24 @@ fn request(id: u16, name: &str, qtype: RecordType, edns: Option<u16>) -> Vec<u8>
     m.to_vec().expect("encode")
 }
 
+/// The memo's response to `bytes`, if it has a current one.
+fn hit(s: &Setup, memo: &mut AnswerMemo, bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    s.handler
+        .answer_from_memo(memo, bytes, src(), &mut out)
+        .then_some(out)
+}
+
+/// The A question for the demo's ClusterIP Service `nginx-service`.
+fn nginx(id: u16) -> Vec<u8> {
+    request(
+        id,
+        "nginx-service.default.svc.cluster.local.",
+        RecordType::A,
+        None,
+    )
+}
+
 /// The full path, as the UDP loop runs it: parse, chain, encode.
 fn full(handler: &Handler, bytes: &[u8]) -> (Vec<u8>, Option<Ticket>) {
     let Parsed::Query(req) = wire::parse(bytes, src(), Transport::Udp) else {
@@ -75,20 +93,14 @@ fn setup(plugins: &str) -> Setup {
 /// Full path once (filling the memo), then the memo for the same request
 /// under another ID: `Some(response)` on a hit.
 fn twice(s: &Setup, memo: &mut AnswerMemo, bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    assert!(
-        !s.handler.answer_from_memo(memo, bytes, src(), &mut out),
-        "nothing memoized yet"
-    );
+    assert!(hit(s, memo, bytes).is_none(), "nothing memoized yet");
     let (first, ticket) = full(&s.handler, bytes);
     if let Some(t) = ticket {
         memo.insert(bytes, t, &first);
     }
     let mut again = bytes.to_vec();
     again[..2].copy_from_slice(&0x7777u16.to_be_bytes());
-    if !s.handler.answer_from_memo(memo, &again, src(), &mut out) {
-        return None;
-    }
+    let out = hit(s, memo, &again)?;
     let (expected, _) = full(&s.handler, &again);
     assert_eq!(out, expected, "a hit is exactly the full path's response");
     Some(out)
@@ -160,12 +172,7 @@ fn hits_are_the_full_paths_bytes_for_every_kind_of_answer() {
 fn loadbalance_lets_through_only_what_it_would_not_shuffle() {
     let s = setup("    loadbalance");
     let mut memo = AnswerMemo::default();
-    let one = request(
-        1,
-        "nginx-service.default.svc.cluster.local.",
-        RecordType::A,
-        None,
-    );
+    let one = nginx(1);
     assert!(twice(&s, &mut memo, &one).is_some());
     // 40 addresses of a headless service, or 40 SRV targets' addresses in
     // the additional section, come out in a new order each time.
@@ -186,45 +193,28 @@ fn twice_answer(s: &Setup, memo: &mut AnswerMemo) -> Vec<u8> {
         RecordType::A,
         Some(1232),
     );
-    let mut out = Vec::new();
-    assert!(s.handler.answer_from_memo(memo, &bytes, src(), &mut out));
-    out
+    hit(s, memo, &bytes).expect("a memo hit")
 }
 
 #[test]
 fn an_index_publish_ends_every_entry() {
     let s = setup("");
     let mut memo = AnswerMemo::default();
-    let bytes = request(
-        1,
-        "nginx-service.default.svc.cluster.local.",
-        RecordType::A,
-        None,
-    );
+    let bytes = nginx(1);
     assert!(twice(&s, &mut memo, &bytes).is_some());
     // The same data published again still ends the entry (a new generation).
     s.index.apply([reset_all(objects())]);
-    let mut out = Vec::new();
-    assert!(
-        !s.handler
-            .answer_from_memo(&mut memo, &bytes, src(), &mut out)
-    );
+    assert!(hit(&s, &mut memo, &bytes).is_none());
     // A publish without the Service: the full path answers NXDOMAIN and the memo agrees.
     let (first, ticket) = full(&s.handler, &bytes);
     memo.insert(&bytes, ticket.expect("memoizable"), &first);
-    assert!(
-        s.handler
-            .answer_from_memo(&mut memo, &bytes, src(), &mut out)
-    );
+    assert!(hit(&s, &mut memo, &bytes).is_some());
     let others: Vec<_> = objects()
         .into_iter()
         .filter(|o| !format!("{o:?}").contains("nginx-service"))
         .collect();
     s.index.apply([reset_all(others)]);
-    assert!(
-        !s.handler
-            .answer_from_memo(&mut memo, &bytes, src(), &mut out)
-    );
+    assert!(hit(&s, &mut memo, &bytes).is_none());
     let (gone, _) = full(&s.handler, &bytes);
     let m = Message::from_vec(&gone).expect("decode");
     assert_eq!(
@@ -269,12 +259,7 @@ fn chains_whose_answers_vary_are_never_memoized() {
     ] {
         let s = setup(plugins);
         let mut memo = AnswerMemo::default();
-        let bytes = request(
-            1,
-            "nginx-service.default.svc.cluster.local.",
-            RecordType::A,
-            None,
-        );
+        let bytes = nginx(1);
         assert_eq!(twice(&s, &mut memo, &bytes), None, "{plugins}");
         assert!(memo.is_empty(), "{plugins}");
     }
@@ -284,18 +269,9 @@ fn chains_whose_answers_vary_are_never_memoized() {
 fn hits_count_as_requests_and_replay_the_caches_misses() {
     let s = setup("    cache 30\n    prometheus :0");
     let mut memo = AnswerMemo::default();
-    let bytes = request(
-        1,
-        "nginx-service.default.svc.cluster.local.",
-        RecordType::A,
-        None,
-    );
+    let bytes = nginx(1);
     assert!(twice(&s, &mut memo, &bytes).is_some());
-    let mut out = Vec::new();
-    assert!(
-        s.handler
-            .answer_from_memo(&mut memo, &bytes, src(), &mut out)
-    );
+    assert!(hit(&s, &mut memo, &bytes).is_some());
     // Full path twice (one in `twice` to compare) plus two hits.
     let text = crate::metrics::encode(s.families.registry());
     let value = |metric: &str| -> f64 {
