@@ -13,8 +13,6 @@
 //! Cost: an item is held as a JSON tree and then as the typed object, one
 //! item at a time; a page is never held twice over.
 
-use std::borrow::Cow;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::de::DeserializeOwned;
@@ -74,25 +72,34 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
     }
 }
 
+/// The type-level half of `kube::Resource` (kind, group, version, plural)
+/// for a wrapper around `$k`, which lists and watches as `$k` does.
+macro_rules! resource_type_of {
+    ($k:ident) => {
+        fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+            $k::kind(dt)
+        }
+
+        fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+            $k::group(dt)
+        }
+
+        fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+            $k::version(dt)
+        }
+
+        fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+            $k::plural(dt)
+        }
+    };
+}
+pub(crate) use resource_type_of;
+
 impl<K: Resource<DynamicType = ()>> Resource for Lenient<K> {
     type DynamicType = ();
     type Scope = K::Scope;
 
-    fn kind(dt: &()) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-
-    fn group(dt: &()) -> Cow<'_, str> {
-        K::group(dt)
-    }
-
-    fn version(dt: &()) -> Cow<'_, str> {
-        K::version(dt)
-    }
-
-    fn plural(dt: &()) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+    resource_type_of!(K);
 
     fn meta(&self) -> &ObjectMeta {
         match &self.object {

@@ -16,7 +16,6 @@
 //! it, and the name, namespace and resourceVersion the watcher and deletes
 //! need.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
@@ -149,21 +148,7 @@ impl<K: Resource<DynamicType = ()>> Resource for Decoded<K> {
     type DynamicType = ();
     type Scope = K::Scope;
 
-    fn kind(dt: &()) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-
-    fn group(dt: &()) -> Cow<'_, str> {
-        K::group(dt)
-    }
-
-    fn version(dt: &()) -> Cow<'_, str> {
-        K::version(dt)
-    }
-
-    fn plural(dt: &()) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+    crate::k8s::lenient::resource_type_of!(K);
 
     fn meta(&self) -> &ObjectMeta {
         &self.meta
