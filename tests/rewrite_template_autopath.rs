@@ -13,7 +13,10 @@ use common::{TestServer, lines};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-const CLUSTER: &str = r#"
+/// `nginx-service` in `default`: what every test asks for.
+macro_rules! nginx_service {
+    () => {
+        r#"
 apiVersion: v1
 kind: Service
 metadata: {name: nginx-service, namespace: default}
@@ -23,7 +26,13 @@ spec:
   clusterIPs: [10.96.0.100]
   ports: [{name: http, protocol: TCP, port: 80}]
 ---
-apiVersion: v1
+"#
+    };
+}
+
+const CLUSTER: &str = concat!(
+    nginx_service!(),
+    r#"apiVersion: v1
 kind: Pod
 metadata: {name: client, namespace: default}
 spec: {containers: [{name: c, image: busybox}]}
@@ -31,7 +40,8 @@ status:
   phase: Running
   podIP: 127.0.0.1
   podIPs: [{ip: 127.0.0.1}]
-"#;
+"#
+);
 
 const REWRITE_TEMPLATE: &str = r#"
 .:{PORT} {
@@ -159,17 +169,9 @@ fn autopath_leaves_a_client_that_is_not_a_pod_with_a_plain_nxdomain() {
 
 /// No Pod objects: the client 127.0.0.1 is known only as an endpoint of
 /// `client-svc` in `default`.
-const CLUSTER_ENDPOINTS_ONLY: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: nginx-service, namespace: default}
-spec:
-  type: ClusterIP
-  clusterIP: 10.96.0.100
-  clusterIPs: [10.96.0.100]
-  ports: [{name: http, protocol: TCP, port: 80}]
----
-apiVersion: v1
+const CLUSTER_ENDPOINTS_ONLY: &str = concat!(
+    nginx_service!(),
+    r#"apiVersion: v1
 kind: Service
 metadata: {name: client-svc, namespace: default}
 spec:
@@ -188,7 +190,8 @@ addressType: IPv4
 ports: [{name: http, protocol: TCP, port: 80}]
 endpoints:
 - {addresses: [127.0.0.1], conditions: {ready: true}}
-"#;
+"#
+);
 
 #[test]
 fn autopath_without_pods_verified_learns_the_client_from_endpointslices() {
