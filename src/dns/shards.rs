@@ -13,16 +13,17 @@
 //! (the only time labels are hashed as strings).
 
 pub mod counter;
+mod per_thread;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::local::{LocalHistogram, LocalIntCounter};
 use prometheus::proto::MetricFamily;
 use prometheus::{HistogramVec, IntCounterVec};
+
+use per_thread::PerThread;
 
 /// The shared families the buffers flush into.
 #[derive(Clone, Debug)]
@@ -152,29 +153,21 @@ struct Shard {
     buffers: HashMap<Key, Buffer, foldhash::fast::RandomState>,
 }
 
-type SharedShard = Arc<Mutex<Shard>>;
-
 fn lock(s: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// This thread's shard of each [`Sharded`] it has recorded into.
-    static MINE: RefCell<Vec<(u64, SharedShard)>> = const { RefCell::new(Vec::new()) };
-}
-
 /// The families and every thread's shard of them.
 pub struct Sharded {
-    id: u64,
     families: Families,
-    shards: Mutex<Vec<SharedShard>>,
+    shards: PerThread<Mutex<Shard>>,
 }
 
 impl std::fmt::Debug for Sharded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sharded").field("id", &self.id).finish()
+        f.debug_struct("Sharded")
+            .field("id", &self.shards.id())
+            .finish()
     }
 }
 
@@ -182,9 +175,8 @@ impl Sharded {
     /// Shards of `families`.
     pub fn new(families: Families) -> Arc<Sharded> {
         Arc::new(Sharded {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             families,
-            shards: Mutex::new(Vec::new()),
+            shards: PerThread::default(),
         })
     }
 
@@ -192,7 +184,7 @@ impl Sharded {
     /// observe its histograms.
     pub fn record(&self, labels: &Labels<'_>, f: impl FnOnce(&Buffer)) {
         let key = labels.key();
-        let in_shard = |shard: &Mutex<Shard>| {
+        self.shards.with(|shard| {
             let mut shard = lock(shard);
             let buffer = shard
                 .buffers
@@ -200,35 +192,16 @@ impl Sharded {
                 .or_insert_with(|| Buffer::new(&self.families, labels));
             buffer.count();
             f(buffer);
-        };
-        MINE.with(|mine| {
-            {
-                let mine = mine.borrow();
-                if let Some((_, shard)) = mine.iter().find(|(id, _)| *id == self.id) {
-                    return in_shard(shard);
-                }
-            }
-            // This thread's first query for this metric set.
-            let shard = SharedShard::default();
-            self.shards
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Arc::clone(&shard));
-            in_shard(&shard);
-            let mut mine = mine.borrow_mut();
-            // Forget the shards of metric sets that are gone.
-            mine.retain(|(_, s)| Arc::strong_count(s) > 1);
-            mine.push((self.id, shard));
-        })
+        });
     }
 
     /// Move every buffer's counts into the shared families.
     pub fn flush(&self) {
-        for s in self.shards.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        self.shards.each(|s| {
             for b in lock(s).buffers.values() {
                 b.flush();
             }
-        }
+        });
     }
 }
 

@@ -9,7 +9,6 @@
 //! moves every slot's count into the shared counter before it reports: a
 //! scrape is exact.
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -17,32 +16,26 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounter, IntCounterVec};
 
+use super::per_thread::PerThread;
+
 /// One thread's count, alone on its cache line.
 #[repr(align(64))]
 #[derive(Default)]
 struct Slot(AtomicU64);
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// This thread's slot of each counter it has counted into.
-    static SLOTS: RefCell<Vec<(u64, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
-}
-
 struct Inner {
-    id: u64,
     total: IntCounter,
-    slots: Mutex<Vec<Arc<Slot>>>,
+    slots: PerThread<Slot>,
 }
 
 impl Inner {
     fn flush(&self) {
-        for slot in self.slots.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        self.slots.each(|slot| {
             let n = slot.0.swap(0, Ordering::Relaxed);
             if n > 0 {
                 self.total.inc_by(n);
             }
-        }
+        });
     }
 }
 
@@ -60,32 +53,18 @@ pub struct ThreadCounter(Arc<Inner>);
 
 impl std::fmt::Debug for ThreadCounter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ThreadCounter").field(&self.0.id).finish()
+        f.debug_tuple("ThreadCounter")
+            .field(&self.0.slots.id())
+            .finish()
     }
 }
 
 impl ThreadCounter {
     /// Add one, in this thread's slot.
     pub fn inc(&self) {
-        let id = self.0.id;
-        SLOTS.with(|slots| {
-            if let Some((_, slot)) = slots.borrow().iter().find(|(i, _)| *i == id) {
-                slot.0.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            // This thread's first count for this series.
-            let slot = Arc::new(Slot::default());
-            slot.0.fetch_add(1, Ordering::Relaxed);
-            self.0
-                .slots
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Arc::clone(&slot));
-            let mut slots = slots.borrow_mut();
-            // Forget the slots of series that are gone.
-            slots.retain(|(_, s)| Arc::strong_count(s) > 1);
-            slots.push((id, slot));
-        });
+        self.0
+            .slots
+            .with(|slot| slot.0.fetch_add(1, Ordering::Relaxed));
     }
 
     /// The count so far (flushes this series first).
@@ -121,9 +100,8 @@ impl FlushingVec {
     /// The series with these label values.
     pub fn with_label_values(&self, values: &[&str]) -> ThreadCounter {
         let inner = Arc::new(Inner {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             total: self.vec.with_label_values(values),
-            slots: Mutex::default(),
+            slots: PerThread::default(),
         });
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
         series.retain(|s| s.strong_count() > 0);
