@@ -38,11 +38,25 @@ fn pod(ns: &str, name: &str, ip: &str) -> IndexUpdate {
 /// The block's kubernetes plugin, with `pods` from the directive text and one pod
 /// `client` in `default` at 10.0.0.5.
 fn k8s(pods: &str) -> Arc<Kubernetes> {
+    k8s_with(pods, [pod("default", "client", "10.0.0.5")])
+}
+
+/// The block's kubernetes plugin with `pods` from the directive text, over
+/// an index holding `objects`.
+fn k8s_with(pods: &str, objects: impl IntoIterator<Item = IndexUpdate>) -> Arc<Kubernetes> {
     let d = &block(&format!("kubernetes cluster.local {{\n pods {pods}\n}}"))[0];
     let cfg = kubernetes::parse(&mut Dispenser::new(d)).unwrap();
     let index = SharedIndex::new(ClusterIndex::default());
-    index.apply([pod("default", "client", "10.0.0.5")]);
+    index.apply(objects);
     Arc::new(Kubernetes::new(&cfg, &[], Vec::new(), index))
+}
+
+/// Autopath's answer when `qname` led to `nginx`: the CNAME, then the address.
+fn via_cname(qname: &str) -> [String; 2] {
+    [
+        format!("{qname} 5 CNAME nginx.default.svc.cluster.local."),
+        "nginx.default.svc.cluster.local. 5 A 10.96.0.100".to_string(),
+    ]
 }
 
 /// Knows `nginx.default.svc.cluster.local.` and `example.com.`; NXDOMAIN otherwise.
@@ -161,13 +175,7 @@ async fn a_pod_gets_the_first_search_path_hit_as_a_cname_in_one_round_trip() {
         .await
         .unwrap();
     assert_eq!(a.rcode, ResponseCode::NoError);
-    assert_eq!(
-        lines(&a.answers),
-        [
-            format!("{qname} 5 CNAME nginx.default.svc.cluster.local."),
-            "nginx.default.svc.cluster.local. 5 A 10.96.0.100".to_string(),
-        ]
-    );
+    assert_eq!(lines(&a.answers), via_cname(qname));
     assert_eq!(
         s.fake.names(),
         [
@@ -283,8 +291,6 @@ async fn a_resolv_conf_file_gives_a_static_search_path() {
 /// `shop`, 10.0.0.8 backs Services in two namespaces (a host-network address),
 /// and the pod 10.0.0.5 of [`k8s`] backs nothing.
 fn k8s_endpoints_only() -> Arc<Kubernetes> {
-    let d = &block("kubernetes cluster.local {\n pods insecure\n}")[0];
-    let cfg = kubernetes::parse(&mut Dispenser::new(d)).unwrap();
     let slice = |ns: &str, svc: &str, ip: &str| {
         IndexUpdate::Apply(Object::EndpointSlice(EndpointSlice {
             namespace: ns.into(),
@@ -299,14 +305,15 @@ fn k8s_endpoints_only() -> Arc<Kubernetes> {
             }],
         }))
     };
-    let index = SharedIndex::new(ClusterIndex::default());
-    index.apply([
-        pod("default", "client", "10.0.0.5"),
-        slice("shop", "web", "10.0.0.7"),
-        slice("default", "agent", "10.0.0.8"),
-        slice("monitoring", "agent", "10.0.0.8"),
-    ]);
-    Arc::new(Kubernetes::new(&cfg, &[], Vec::new(), index))
+    k8s_with(
+        "insecure",
+        [
+            pod("default", "client", "10.0.0.5"),
+            slice("shop", "web", "10.0.0.7"),
+            slice("default", "agent", "10.0.0.8"),
+            slice("monitoring", "agent", "10.0.0.8"),
+        ],
+    )
 }
 
 #[test]
@@ -333,13 +340,7 @@ async fn without_pods_verified_an_endpoint_client_gets_its_search_path_and_other
         .await
         .unwrap();
     assert_eq!(a.rcode, ResponseCode::NoError);
-    assert_eq!(
-        lines(&a.answers),
-        [
-            format!("{qname} 5 CNAME nginx.default.svc.cluster.local."),
-            "nginx.default.svc.cluster.local. 5 A 10.96.0.100".to_string(),
-        ]
-    );
+    assert_eq!(lines(&a.answers), via_cname(qname));
     // The pod at 10.0.0.5 backs no Service: the plain NXDOMAIN, one query downstream.
     let before = s.fake.names().len();
     let a = s
