@@ -28,6 +28,7 @@
 //! - [`cli`], [`telemetry`], [`pidfile`]: the binary's command line, logging and pid file;
 //!   [`metrics`]: the Prometheus registry every subsystem registers into.
 //! - [`migrate`]: `clusterdns migrate`, a kube-dns ConfigMap or CoreDNS Corefile into ours (pure, plus a thin I/O shell).
+//! - [`tls`]: certificates, keys and CAs from PEM files, for DNS over TLS/HTTPS (client and server).
 //! - [`admin`]: the HTTP endpoints (`/health`, `/ready`) plugins register.
 //! - [`app`]: wiring of the above into a running server; [`shutdown`]: signals.
 //! - [`fuzzing`]: the bodies of the `fuzz/` targets, shared with `tests/fuzz_replay.rs`.
@@ -49,4 +50,5 @@ pub mod plugin;
 pub mod proxy;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 pub mod watch;

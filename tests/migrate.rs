@@ -120,12 +120,11 @@ fn malformed_stub_domains_json_is_an_error_naming_the_key() {
 
 #[test]
 fn a_refused_upstream_and_a_missing_plugin_are_named_and_dropped_with_exit_1() {
-    let input =
-        ".:53 {\n    errors\n    forward . tls://1.1.1.1\n    etcd example.org\n    cache 30\n}\n";
+    let input = ".:53 {\n    errors\n    forward . https://1.1.1.1\n    etcd example.org\n    cache 30\n}\n";
     let (code, corefile, stderr) = migrate("Corefile", input);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("Corefile:3: forward: DNS-over-TLS (tls://) upstreams are not supported"),
+        stderr.contains("Corefile:3: forward: 'https' is not supported as a destination protocol"),
         "{stderr}"
     );
     assert!(

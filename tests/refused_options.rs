@@ -76,14 +76,14 @@ macro_rules! refused {
 }
 
 refused! {
-    forward_tls_upstream: "    forward . tls://1.1.1.1" => "3:15",
-        "forward: DNS-over-TLS (tls://) upstreams are not supported by clusterdns";
-    forward_tls: with_block("forward . 127.0.0.1", "tls cert.pem key.pem ca.pem") => "4:9",
-        "forward: tls: not supported by clusterdns";
-    forward_tls_servername: with_block("forward . 127.0.0.1", "tls_servername a.example") => "4:9",
-        "forward: tls_servername: not supported by clusterdns";
-    forward_expire: with_block("forward . 127.0.0.1", "expire 30s") => "4:9",
-        "forward: expire: not supported by clusterdns: upstream connections are not pooled";
+    forward_https_upstream: "    forward . https://1.1.1.1/dns-query" => "3:15",
+        "forward: 'https' is not supported as a destination protocol (dns://, tls://)";
+    forward_tls_without_tls_upstream: with_block("forward . 127.0.0.1", "tls cert.pem key.pem ca.pem") => "4:9",
+        "forward: tls: 'tls' applies to tls:// upstreams and this forward has none";
+    forward_tls_servername_without_tls_upstream: with_block("forward . 127.0.0.1", "tls_servername a.example") => "4:9",
+        "forward: tls_servername: 'tls_servername' applies to tls:// upstreams and this forward has none";
+    forward_expire_without_tls_upstream: with_block("forward . 127.0.0.1", "expire 30s") => "4:9",
+        "forward: expire: 'expire' applies to tls:// upstreams and this forward has none";
     errors_stacktrace: with_block("errors", "stacktrace") => "4:9",
         "errors: stacktrace: not supported by clusterdns";
     loadbalance_weighted: with_block("loadbalance weighted weights.txt", "reload 10s") => "3:17",

@@ -102,11 +102,11 @@ fn corefile_constructs_we_refuse_are_named_at_their_line_and_dropped() {
     }
     let cases = [
         Case {
-            what: "a DNS-over-TLS upstream drops the forward",
-            input: ".:53 {\n    errors\n    forward . tls://1.1.1.1 {\n        tls_servername cloudflare-dns.com\n    }\n    cache 30\n}\n",
+            what: "an upstream we cannot speak to drops the forward",
+            input: ".:53 {\n    errors\n    forward . https://1.1.1.1/dns-query {\n        max_fails 3\n    }\n    cache 30\n}\n",
             notes: &[(
                 3,
-                "forward: DNS-over-TLS (tls://) upstreams are not supported by clusterdns",
+                "forward: 'https' is not supported as a destination protocol",
             )],
             output: ".:53 {\n    errors\n    cache 30\n}\n",
         },
@@ -134,7 +134,7 @@ fn corefile_constructs_we_refuse_are_named_at_their_line_and_dropped() {
                     5,
                     "kubernetes: option 'upstream' is not supported by clusterdns (line dropped)",
                 ),
-                (8, "forward: expire: not supported by clusterdns"),
+                (8, "forward: expire: 'expire' applies to tls:// upstreams"),
             ],
             output: ".:53 {\n    kubernetes cluster.local {\n        pods insecure\n    }\n    forward . 10.0.0.1 {\n    }\n}\n",
         },
@@ -151,7 +151,7 @@ fn corefile_constructs_we_refuse_are_named_at_their_line_and_dropped() {
         Case {
             what: "a refused line in a snippet imported twice is noted once",
             input: "(up) {\n    forward . 10.0.0.1 {\n        expire 5s\n    }\n}\na.example {\n    import up\n}\nb.example {\n    import up\n}\n",
-            notes: &[(3, "forward: expire: not supported by clusterdns")],
+            notes: &[(3, "forward: expire: 'expire' applies to tls:// upstreams")],
             output: "a.example {\n    forward . 10.0.0.1 {\n    }\n}\n\nb.example {\n    forward . 10.0.0.1 {\n    }\n}\n",
         },
         Case {
@@ -397,9 +397,9 @@ fn bad_kube_dns_data_is_an_error_naming_the_key_and_its_line() {
 
 #[test]
 fn a_coredns_configmap_is_carried_over_with_configmap_lines() {
-    let input = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: coredns\n  namespace: kube-system\ndata:\n  Corefile: |\n    .:53 {\n        errors\n        forward . tls://9.9.9.9\n        cache 30\n    }\n";
+    let input = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: coredns\n  namespace: kube-system\ndata:\n  Corefile: |\n    .:53 {\n        errors\n        forward . https://9.9.9.9\n        cache 30\n    }\n";
     let m = migrate(input, "coredns.yaml").expect("migrate");
-    assert_eq!(find(&m, "DNS-over-TLS"), [(10, true)]);
+    assert_eq!(find(&m, "'https' is not supported"), [(10, true)]);
     assert_eq!(m.corefile, ".:53 {\n    errors\n    cache 30\n}\n");
 
     let unchanged = format!(

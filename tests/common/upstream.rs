@@ -9,6 +9,9 @@
 //! set RA, copy RD and the question, and carry an OPT record when the query
 //! did.
 //!
+//! [`Upstream::start_tls`] serves DNS over TLS instead (TCP framing inside
+//! TLS, no UDP) and counts the connections it accepted.
+//!
 //! Use it with `#[path = "common/upstream.rs"] mod upstream;` (or as
 //! `common::upstream` once `common/mod.rs` declares it).
 
@@ -24,7 +27,7 @@ use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 
 /// What the upstream does; change it with the `Upstream` setters.
 #[derive(Clone, Debug, Default)]
@@ -48,6 +51,10 @@ struct State {
     behaviour: Mutex<Behaviour>,
     udp: AtomicUsize,
     tcp: AtomicUsize,
+    /// TCP connections accepted (TLS: handshakes attempted).
+    connections: AtomicUsize,
+    /// TLS connections that ended (closed by either side).
+    closed: AtomicUsize,
     per_name: Mutex<HashMap<String, usize>>,
 }
 
@@ -77,6 +84,36 @@ impl Upstream {
             state,
             rt: Some(rt),
         }
+    }
+
+    /// Start a DNS-over-TLS upstream on a free 127.0.0.1 port presenting `acceptor`'s certificate.
+    pub fn start_tls(acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("upstream runtime");
+        let tcp = rt
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .expect("bind tls");
+        let addr = tcp.local_addr().expect("addr");
+        let state = Arc::new(State::default());
+        rt.spawn(serve_tls(tcp, acceptor, state.clone()));
+        Self {
+            addr,
+            state,
+            rt: Some(rt),
+        }
+    }
+
+    /// Connections accepted so far (TCP or TLS).
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// TLS connections that have ended.
+    pub fn closed_connections(&self) -> usize {
+        self.state.closed.load(Ordering::SeqCst)
     }
 
     /// `host:port`, as a Corefile `forward` argument.
@@ -259,11 +296,28 @@ async fn serve_udp(sock: Arc<UdpSocket>, state: Arc<State>) {
 
 async fn serve_tcp(listener: TcpListener, state: Arc<State>) {
     while let Ok((stream, _)) = listener.accept().await {
+        state.connections.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(serve_conn(stream, state.clone()));
     }
 }
 
-async fn serve_conn(mut stream: TcpStream, state: Arc<State>) {
+async fn serve_tls(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, state: Arc<State>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        state.connections.fetch_add(1, Ordering::SeqCst);
+        let (acceptor, state) = (acceptor.clone(), state.clone());
+        tokio::spawn(async move {
+            if let Ok(tls) = acceptor.accept(stream).await {
+                serve_conn(tls, state.clone()).await;
+            }
+            state.closed.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+}
+
+async fn serve_conn<S>(mut stream: S, state: Arc<State>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         let mut len = [0u8; 2];
         if stream.read_exact(&mut len).await.is_err() {

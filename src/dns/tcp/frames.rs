@@ -17,7 +17,7 @@ const KEEP: usize = 4 * READ_CHUNK;
 
 /// Received bytes, of which `buf[start..]` are not yet taken.
 #[derive(Debug, Default)]
-pub(super) struct Frames {
+pub(crate) struct Frames {
     buf: Vec<u8>,
     start: usize,
 }
@@ -25,7 +25,7 @@ pub(super) struct Frames {
 impl Frames {
     /// The next complete message (without its length prefix), if one has
     /// fully arrived.
-    pub(super) fn next(&mut self) -> Option<&[u8]> {
+    pub(crate) fn next(&mut self) -> Option<&[u8]> {
         let len = self.complete_len()?;
         let msg = self.start + 2..self.start + 2 + len;
         self.start = msg.end;
@@ -33,19 +33,19 @@ impl Frames {
     }
 
     /// Whether a complete message is buffered.
-    pub(super) fn has_complete(&self) -> bool {
+    pub(crate) fn has_complete(&self) -> bool {
         self.complete_len().is_some()
     }
 
     /// Whether part of a message (at least its first byte, not its last) is
     /// buffered: a query has started arriving.
-    pub(super) fn has_partial(&self) -> bool {
+    pub(crate) fn has_partial(&self) -> bool {
         self.start < self.buf.len() && !self.has_complete()
     }
 
     /// The buffer to append received bytes to (`read_buf`), with the taken
     /// bytes dropped and room for at least the rest of the message begun.
-    pub(super) fn spare(&mut self) -> &mut Vec<u8> {
+    pub(crate) fn spare(&mut self) -> &mut Vec<u8> {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
@@ -84,7 +84,7 @@ impl Frames {
 
 /// Append `msg` with its length prefix to `out`; false (nothing appended)
 /// when it is longer than a frame can say.
-pub(super) fn push_framed(out: &mut Vec<u8>, msg: &[u8]) -> bool {
+pub(crate) fn push_framed(out: &mut Vec<u8>, msg: &[u8]) -> bool {
     let Ok(len) = u16::try_from(msg.len()) else {
         return false;
     };

@@ -30,7 +30,7 @@
 //! `frames` is the length framing (pure), `wait` which timeout applies.
 
 mod conn;
-mod frames;
+pub(crate) mod frames;
 mod wait;
 
 pub use conn::MAX_PENDING;

@@ -1,11 +1,13 @@
-//! One DNS exchange with one upstream over UDP or TCP.
+//! One DNS exchange with one upstream over UDP, TCP or TLS.
 //!
-//! Connection reuse: none. Every UDP exchange uses a fresh connected socket
-//! (a new random source port per query, which is also the classic defence
-//! against answer spoofing) and every TCP exchange a fresh connection. On
-//! loopback and in-cluster networks the cost is a few microseconds; it keeps
-//! the code free of pool state; with nothing to expire, CoreDNS's `expire`
-//! option is refused at start (and no conn-cache metrics are exported).
+//! Connection reuse: none for plain upstreams. Every UDP exchange uses a
+//! fresh connected socket (a new random source port per query, which is also
+//! the classic defence against answer spoofing) and every TCP exchange a
+//! fresh connection. On loopback and in-cluster networks the cost is a few
+//! microseconds, and it keeps the code free of pool state. `tls://`
+//! upstreams are different: a handshake costs round trips, so they keep a
+//! persistent connection (`dot.rs`), which `expire` and the conn-cache
+//! metrics are about.
 //!
 //! Invariant: a reply is accepted only if its id and question match the
 //! request; over UDP anything else is ignored (spoofed or late datagrams), over
@@ -19,6 +21,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::dot::{DotUpstream, Reuse};
 use super::policy::random_u64;
 
 /// The largest UDP reply we read; replies filling it are treated as truncated.
@@ -100,6 +103,28 @@ pub(crate) async fn exchange(
     tokio::time::timeout(timeout, work)
         .await
         .unwrap_or(Err(ExchangeError::Timeout(timeout)))
+}
+
+/// Send `ask` over `dot`'s connection and wait at most `timeout` for the
+/// matching reply; also says whether the connection was reused.
+pub(crate) async fn exchange_tls(
+    dot: &DotUpstream,
+    ask: &Ask<'_>,
+    timeout: Duration,
+) -> Result<(Message, Reuse), ExchangeError> {
+    let request = query_message(ask);
+    let bytes = request
+        .to_vec()
+        .map_err(|e| ExchangeError::Bad(format!("cannot encode the query: {e}")))?;
+    let (reply, reuse) = tokio::time::timeout(timeout, dot.exchange(&bytes))
+        .await
+        .unwrap_or(Err(ExchangeError::Timeout(timeout)))?;
+    let reply =
+        Message::from_vec(&reply).map_err(|e| ExchangeError::Bad(format!("undecodable: {e}")))?;
+    if !answers(&request, &reply) {
+        return Err(ExchangeError::Bad("id or question mismatch".into()));
+    }
+    Ok((reply, reuse))
 }
 
 /// Whether `reply` answers `request`: same id, a response, same question

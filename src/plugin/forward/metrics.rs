@@ -16,6 +16,42 @@ pub struct ForwardMetrics {
     pub healthcheck_broken: IntCounter,
     /// `coredns_forward_max_concurrent_rejects_total`.
     pub max_concurrent_rejects: IntCounter,
+    /// `coredns_proxy_conn_cache_hits_total{proxy_name,to,proto}` (CoreDNS
+    /// 1.11 on) and `coredns_forward_conn_cache_hits_total{to,proto}` (before):
+    /// a query that found a `tls://` connection open.
+    pub conn_cache_hits: ConnCounters,
+    /// The same pair for `_misses_total`: a query that dialled a connection.
+    pub conn_cache_misses: ConnCounters,
+}
+
+/// One connection-cache counter under both the current and the older
+/// CoreDNS name, so that dashboards of either generation find it.
+#[derive(Clone, Debug)]
+pub struct ConnCounters {
+    proxy: IntCounterVec,
+    forward: IntCounterVec,
+}
+
+impl ConnCounters {
+    fn register(r: &Registry, what: &str, help: &str) -> prometheus::Result<Self> {
+        let proxy = IntCounterVec::new(
+            Opts::new(format!("coredns_proxy_conn_cache_{what}_total"), help),
+            &["proxy_name", "to", "proto"],
+        )?;
+        let forward = IntCounterVec::new(
+            Opts::new(format!("coredns_forward_conn_cache_{what}_total"), help),
+            &["to", "proto"],
+        )?;
+        r.register(Box::new(proxy.clone()))?;
+        r.register(Box::new(forward.clone()))?;
+        Ok(Self { proxy, forward })
+    }
+
+    /// Count one for upstream `to` over `proto` (CoreDNS's `tcp-tls`).
+    pub fn inc(&self, to: &str, proto: &str) {
+        self.proxy.with_label_values(&["forward", to, proto]).inc();
+        self.forward.with_label_values(&[to, proto]).inc();
+    }
 }
 
 impl Family for ForwardMetrics {
@@ -53,6 +89,16 @@ impl Family for ForwardMetrics {
             healthcheck_failures,
             healthcheck_broken,
             max_concurrent_rejects,
+            conn_cache_hits: ConnCounters::register(
+                r,
+                "hits",
+                "Counter of connection cache hits per upstream and protocol.",
+            )?,
+            conn_cache_misses: ConnCounters::register(
+                r,
+                "misses",
+                "Counter of connection cache misses per upstream and protocol.",
+            )?,
         })
     }
 }

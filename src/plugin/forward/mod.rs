@@ -23,10 +23,14 @@
 //! Upstreams the `loop` plugin found looping are removed for good; with none
 //! left the answer is SERVFAIL.
 //!
-//! Connection reuse: none, see `exchange.rs`. CoreDNS's `expire` (pooled
-//! connection lifetime), `tls` and `tls_servername` (DNS-over-TLS), and
-//! `tls://` upstreams are refused at start with their position: accepting
-//! them would change nothing, or send plain DNS to a DoT port.
+//! Connection reuse: none for plain upstreams, see `exchange.rs`. A
+//! `tls://` upstream (DNS over TLS, port 853 by default) is always asked
+//! over TLS, whatever the client used, on one persistent pipelined
+//! connection (`dot.rs`) that closes after `expire` idle. Its certificate
+//! is verified against `tls`'s CA (the system's roots without one) for the
+//! name `tls_servername`, or for the upstream's IP address when that is not
+//! given. `tls`, `tls_servername` and `expire` in a forward without a
+//! `tls://` upstream are refused at start (they would do nothing).
 //!
 //! # Syntax
 //! ```text
@@ -42,10 +46,14 @@
 //!     failover RCODE...                    # try another upstream on these answers
 //!     max_connect_attempts N               # default 0: each upstream once per query
 //!     failfast_all_unhealthy_upstreams
+//!     tls [CERT KEY] [CA]                  # tls:// upstreams: client cert, CA
+//!     tls_servername NAME                  # tls:// upstreams: name to verify
+//!     expire DURATION                      # tls:// connections idle; default 10s
 //! }
 //! ```
-//! TO is `IP`, `IP:PORT`, `[IPv6]:PORT` (port 53 by default, `dns://` allowed)
-//! or a resolv.conf path whose `nameserver` lines are used; at most 15.
+//! TO is `IP`, `IP:PORT`, `[IPv6]:PORT` (port 53 by default, `dns://` allowed),
+//! `tls://IP[:PORT]` (port 853 by default) or a resolv.conf path whose
+//! `nameserver` lines are used; at most 15.
 //! `max_concurrent N`: a query arriving while N are in flight is answered
 //! REFUSED at once and counted; nothing queues, so memory stays bounded.
 //!
@@ -60,7 +68,12 @@
 //! - `coredns_proxy_healthcheck_failures_total{proxy_name="forward",to}`
 //! - `coredns_forward_healthcheck_broken_total`: all upstreams were down.
 //! - `coredns_forward_max_concurrent_rejects_total`
+//! - `coredns_proxy_conn_cache_hits_total{proxy_name="forward",to,proto}` and
+//!   `_misses_total` (and the pre-1.11 `coredns_forward_conn_cache_*{to,proto}`):
+//!   per query to a `tls://` upstream (`proto="tcp-tls"`), whether its
+//!   connection was open or had to be dialled.
 
+mod dot;
 mod exchange;
 mod health;
 mod metrics;
@@ -72,7 +85,10 @@ mod resolv;
 pub(crate) mod tests;
 
 pub use metrics::ForwardMetrics;
-pub use parse::{ForwardConfig, MAX_UPSTREAMS, UpstreamSpec, address, parse, rcode, rcode_name};
+pub use parse::{
+    ClientTls, DEFAULT_EXPIRE, ForwardConfig, MAX_UPSTREAMS, UpstreamSpec, address, parse, rcode,
+    rcode_name,
+};
 pub use policy::{Policy, random_u64};
 pub use resolv::nameservers;
 
@@ -91,6 +107,7 @@ use crate::dns::{Answer, Query, Transport};
 use crate::plugin::build::BuildCtx;
 use crate::plugin::loop_detect::LoopGuard;
 use crate::plugin::{Next, Plugin, PluginError, Result};
+use dot::{DotUpstream, Reuse};
 use exchange::{Ask, ExchangeError, Proto};
 use health::Health;
 
@@ -108,6 +125,8 @@ struct Upstream {
     /// CoreDNS's `to` label: `IP:PORT`.
     label: String,
     health: Health,
+    /// `Some` for a `tls://` upstream: its connection.
+    dot: Option<DotUpstream>,
 }
 
 /// The running plugin.
@@ -140,14 +159,22 @@ struct Inner {
 
 /// The upstream addresses of `cfg`, resolv.conf files read now.
 pub fn upstream_addrs(cfg: &ForwardConfig) -> anyhow::Result<Vec<SocketAddr>> {
+    Ok(upstreams(cfg)?.into_iter().map(|(a, _)| a).collect())
+}
+
+/// The upstream addresses of `cfg` and whether each is `tls://`.
+fn upstreams(cfg: &ForwardConfig) -> anyhow::Result<Vec<(SocketAddr, bool)>> {
     let mut addrs = Vec::new();
     for spec in &cfg.to {
         match spec {
-            UpstreamSpec::Addr(a) => addrs.push(*a),
-            UpstreamSpec::ResolvConf { path, at } => {
-                addrs
-                    .extend(resolv::read(path).map_err(|e| anyhow::anyhow!("{at}: forward: {e}"))?);
-            }
+            UpstreamSpec::Addr(a) => addrs.push((*a, false)),
+            UpstreamSpec::Tls(a) => addrs.push((*a, true)),
+            UpstreamSpec::ResolvConf { path, at } => addrs.extend(
+                resolv::read(path)
+                    .map_err(|e| anyhow::anyhow!("{at}: forward: {e}"))?
+                    .into_iter()
+                    .map(|a| (a, false)),
+            ),
         }
     }
     if addrs.len() > MAX_UPSTREAMS {
@@ -164,35 +191,61 @@ impl Forward {
     /// Build the plugin for one server block: read resolv.conf files, register
     /// the upstreams with the block's loop guard.
     pub fn build(cfg: &ForwardConfig, ctx: &BuildCtx<'_>) -> anyhow::Result<Self> {
-        let addrs = upstream_addrs(cfg)?;
+        let addrs = upstreams(cfg)?;
         let guard = ctx.shared.get::<LoopGuard>();
-        guard.set_upstreams(ctx.zones.first().unwrap_or(&Name::root()), &addrs);
+        let plain: Vec<SocketAddr> = addrs.iter().map(|(a, _)| *a).collect();
+        guard.set_upstreams(ctx.zones.first().unwrap_or(&Name::root()), &plain);
         let metrics = ctx.families.get::<ForwardMetrics>()?;
-        Ok(Self::new(
-            cfg,
-            addrs,
-            metrics,
-            guard,
-            ctx.token.child_token(),
-        ))
+        let tls = if addrs.iter().any(|(_, tls)| *tls) {
+            let cert_key = cfg
+                .tls
+                .cert_key
+                .as_ref()
+                .map(|(c, k)| (c.as_path(), k.as_path()));
+            let config = crate::tls::client_config(cert_key, cfg.tls.ca.as_deref(), &[])
+                .map_err(|e| anyhow::anyhow!("{}: forward: tls: {e}", cfg.at))?;
+            Some(Arc::new(config))
+        } else {
+            None
+        };
+        Self::new(cfg, addrs, tls, metrics, guard, ctx.token.child_token())
     }
 
     fn new(
         cfg: &ForwardConfig,
-        addrs: Vec<SocketAddr>,
+        addrs: Vec<(SocketAddr, bool)>,
+        tls: Option<Arc<rustls::ClientConfig>>,
         metrics: ForwardMetrics,
         guard: Arc<LoopGuard>,
         token: CancellationToken,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let upstreams = addrs
             .into_iter()
-            .map(|addr| Upstream {
-                addr,
-                label: addr.to_string(),
-                health: Health::default(),
+            .map(|(addr, is_tls)| {
+                let dot = match (is_tls, &tls) {
+                    (true, Some(config)) => {
+                        let name =
+                            crate::tls::server_name(cfg.tls_servername.as_deref(), addr.ip())
+                                .map_err(|e| anyhow::anyhow!("{}: forward: {e}", cfg.at))?;
+                        Some(DotUpstream::new(
+                            addr,
+                            name,
+                            config.clone(),
+                            cfg.expire,
+                            token.clone(),
+                        ))
+                    }
+                    _ => None,
+                };
+                Ok(Upstream {
+                    addr,
+                    label: addr.to_string(),
+                    health: Health::default(),
+                    dot,
+                })
             })
-            .collect();
-        Self {
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 from: cfg.from.clone(),
                 except: cfg.except.clone(),
@@ -215,7 +268,7 @@ impl Forward {
                 guard,
                 token,
             }),
-        }
+        })
     }
 }
 
@@ -277,12 +330,19 @@ impl Inner {
         };
         let budget = || READ_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
         let start = Instant::now();
-        let proto = self.proto(q);
-        let mut reply = exchange::exchange(up.addr, &ask, proto, budget()).await?;
-        if reply.metadata.truncation && proto == Proto::Udp {
-            debug!(upstream = %up.label, name = %q.name, "truncated over udp, asking over tcp");
-            reply = exchange::exchange(up.addr, &ask, Proto::Tcp, budget()).await?;
-        }
+        let reply = match &up.dot {
+            Some(dot) => self.ask_tls(up, dot, &ask, budget()).await?,
+            None => {
+                let proto = self.proto(q);
+                let reply = exchange::exchange(up.addr, &ask, proto, budget()).await?;
+                if reply.metadata.truncation && proto == Proto::Udp {
+                    debug!(upstream = %up.label, name = %q.name, "truncated over udp, asking over tcp");
+                    exchange::exchange(up.addr, &ask, Proto::Tcp, budget()).await?
+                } else {
+                    reply
+                }
+            }
+        };
         self.metrics
             .request_duration
             .with_label_values(&[
@@ -291,6 +351,23 @@ impl Inner {
                 &rcode_name(reply.metadata.response_code),
             ])
             .observe(start.elapsed().as_secs_f64());
+        Ok(reply)
+    }
+
+    /// One exchange over a `tls://` upstream's connection, counted as a
+    /// connection-cache hit or miss.
+    async fn ask_tls(
+        &self,
+        up: &Upstream,
+        dot: &DotUpstream,
+        ask: &Ask<'_>,
+        timeout: Duration,
+    ) -> Result<Message, ExchangeError> {
+        let (reply, reuse) = exchange::exchange_tls(dot, ask, timeout).await?;
+        match reuse {
+            Reuse::Hit => self.metrics.conn_cache_hits.inc(&up.label, "tcp-tls"),
+            Reuse::Miss => self.metrics.conn_cache_misses.inc(&up.label, "tcp-tls"),
+        }
         Ok(reply)
     }
 
@@ -315,9 +392,14 @@ impl Inner {
                 edns: None,
             };
             let check = || async {
-                exchange::exchange(up.addr, &ask, proto, READ_TIMEOUT)
-                    .await
-                    .is_ok()
+                match &up.dot {
+                    Some(dot) => exchange::exchange_tls(dot, &ask, READ_TIMEOUT)
+                        .await
+                        .is_ok(),
+                    None => exchange::exchange(up.addr, &ask, proto, READ_TIMEOUT)
+                        .await
+                        .is_ok(),
+                }
             };
             let failed = || {
                 inner

@@ -22,6 +22,8 @@ pub const MAX_UPSTREAMS: usize = 15;
 pub enum UpstreamSpec {
     /// `IP`, `IP:PORT`, `[IPv6]:PORT`, optionally with `dns://`.
     Addr(SocketAddr),
+    /// `tls://IP[:PORT]` (port 853 by default): DNS over TLS.
+    Tls(SocketAddr),
     /// A resolv.conf-style file whose `nameserver` lines are the upstreams.
     ResolvConf {
         /// The file, relative paths resolved from the Corefile's directory.
@@ -64,9 +66,29 @@ pub struct ForwardConfig {
     pub max_connect_attempts: u32,
     /// `failfast_all_unhealthy_upstreams`.
     pub failfast_all_unhealthy_upstreams: bool,
+    /// `tls [CERT KEY] [CA]`: client certificate and CA for `tls://` upstreams.
+    pub tls: ClientTls,
+    /// `tls_servername NAME`: the name `tls://` upstreams' certificates must carry.
+    pub tls_servername: Option<String>,
+    /// `expire`: how long an idle `tls://` connection stays open (default 10s).
+    pub expire: Duration,
     /// Where the directive was written (`file:line:col`).
     pub at: String,
 }
+
+/// The `tls` line of a `forward` block (CoreDNS's 0 to 3 arguments): no
+/// arguments verifies upstreams with the system's CAs, `CA` with that file;
+/// `CERT KEY` adds a client certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// `CERT KEY`: presented to the upstream.
+    pub cert_key: Option<(PathBuf, PathBuf)>,
+    /// `CA`: verifies the upstream (the system's roots when `None`).
+    pub ca: Option<PathBuf>,
+}
+
+/// The default `expire` (CoreDNS's).
+pub const DEFAULT_EXPIRE: Duration = Duration::from_secs(10);
 
 /// Parse `forward FROM TO... { ... }`.
 pub fn parse(d: &mut Dispenser<'_>) -> Result<ForwardConfig, CorefileError> {
@@ -102,11 +124,22 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<ForwardConfig, CorefileError> {
         failover: Vec::new(),
         max_connect_attempts: 0,
         failfast_all_unhealthy_upstreams: false,
+        tls: ClientTls::default(),
+        tls_servername: None,
+        expire: DEFAULT_EXPIRE,
         at: d.directive().name.pos.to_string(),
     };
+    let has_tls = cfg.to.iter().any(|u| matches!(u, UpstreamSpec::Tls(_)));
     for line in d.block() {
         let mut sd = d.sub(line);
-        block_line(&mut cfg, line.name.as_str(), &mut sd).map_err(|e| match e {
+        let name = line.name.as_str();
+        if !has_tls && TLS_ONLY.contains(&name) {
+            return Err(sd.err(format!(
+                "'{name}' applies to tls:// upstreams and this forward has none (plain \
+                 upstreams use a fresh socket per exchange); remove the line or use tls://"
+            )));
+        }
+        block_line(&mut cfg, name, &mut sd).map_err(|e| match e {
             LineError::Unknown => d.unknown_property(line),
             LineError::At(e) => e,
         })?;
@@ -114,22 +147,39 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<ForwardConfig, CorefileError> {
     Ok(cfg)
 }
 
-/// CoreDNS options clusterdns refuses at start rather than accept and ignore.
-const REFUSED: &[(&str, &str)] = &[
-    (
-        "tls",
-        "DNS-over-TLS upstreams are not implemented; use plain dns:// upstreams",
-    ),
-    (
-        "tls_servername",
-        "DNS-over-TLS upstreams are not implemented; use plain dns:// upstreams",
-    ),
-    (
-        "expire",
-        "upstream connections are not pooled (one socket per exchange), so there is nothing \
-         to expire; remove the line",
-    ),
-];
+/// Options that only mean something for `tls://` upstreams: refused without
+/// one rather than accepted and ignored.
+const TLS_ONLY: &[&str] = &["tls", "tls_servername", "expire"];
+
+/// `tls [CERT KEY] [CA]`, paths relative to the Corefile's directory.
+fn client_tls(sd: &mut Dispenser<'_>) -> Result<ClientTls, CorefileError> {
+    let args = sd.remaining();
+    let path = |t: &Token| {
+        let p = PathBuf::from(t.as_str());
+        match (p.is_absolute(), t.pos.file.parent()) {
+            (false, Some(dir)) => dir.join(p),
+            _ => p,
+        }
+    };
+    Ok(match args {
+        [] => ClientTls::default(),
+        [ca] => ClientTls {
+            cert_key: None,
+            ca: Some(path(ca)),
+        },
+        [cert, key] => ClientTls {
+            cert_key: Some((path(cert), path(key))),
+            ca: None,
+        },
+        [cert, key, ca] => ClientTls {
+            cert_key: Some((path(cert), path(key))),
+            ca: Some(path(ca)),
+        },
+        [_, _, _, extra, ..] => {
+            return Err(sd.err_at(extra, "tls takes at most 3 arguments: [CERT KEY] [CA]"));
+        }
+    })
+}
 
 enum LineError {
     Unknown,
@@ -213,14 +263,25 @@ fn block_line(
             };
             sd.expect_end()?;
         }
+        "tls" => cfg.tls = client_tls(sd)?,
+        "tls_servername" => {
+            let t = sd.expect_arg("NAME")?;
+            rustls::pki_types::ServerName::try_from(t.as_str())
+                .map_err(|e| sd.err_at(t, format!("'{}' is not a server name: {e}", t.text)))?;
+            cfg.tls_servername = Some(t.text.clone());
+            sd.expect_end()?;
+        }
+        "expire" => {
+            let t = sd.expect_arg("DURATION")?;
+            cfg.expire = t.parse_duration(sd.prefix())?;
+            if cfg.expire.is_zero() {
+                return Err(sd.err_at(t, "expire must be more than 0").into());
+            }
+            sd.expect_end()?;
+        }
         "next" => cfg.next = rcodes(sd, false)?,
         "failover" => cfg.failover = rcodes(sd, true)?,
-        _ => match REFUSED.iter().find(|(option, _)| *option == name) {
-            Some((_, why)) => {
-                return Err(sd.err(format!("not supported by clusterdns: {why}")).into());
-            }
-            None => return Err(LineError::Unknown),
-        },
+        _ => return Err(LineError::Unknown),
     }
     Ok(())
 }
@@ -316,17 +377,21 @@ fn zone(d: &Dispenser<'_>, t: &Token) -> Result<Name, CorefileError> {
 /// A `TO` argument: an address (port 53 by default) or a resolv.conf path.
 fn upstream(d: &Dispenser<'_>, t: &Token) -> Result<UpstreamSpec, CorefileError> {
     let text = t.as_str();
+    if let Some(rest) = text.strip_prefix("tls://") {
+        return address_or(rest, 853).map(UpstreamSpec::Tls).ok_or_else(|| {
+            d.err_at(
+                t,
+                format!("'{text}': a tls:// upstream is an IP address, IP:PORT or [IPv6]:PORT"),
+            )
+        });
+    }
     if let Some((scheme, _)) = text.split_once("://")
         && scheme != "dns"
     {
-        let why = if scheme == "tls" {
-            "DNS-over-TLS (tls://) upstreams are not supported by clusterdns; use plain dns:// \
-             upstreams"
-                .to_string()
-        } else {
-            format!("'{scheme}' is not supported as a destination protocol")
-        };
-        return Err(d.err_at(t, why));
+        return Err(d.err_at(
+            t,
+            format!("'{scheme}' is not supported as a destination protocol (dns://, tls://)"),
+        ));
     }
     let bare = text.strip_prefix("dns://").unwrap_or(text);
     if let Some(addr) = address(bare) {
@@ -351,14 +416,19 @@ fn upstream(d: &Dispenser<'_>, t: &Token) -> Result<UpstreamSpec, CorefileError>
 
 /// `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT`; port 53 by default.
 pub fn address(text: &str) -> Option<SocketAddr> {
+    address_or(text, 53)
+}
+
+/// `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT`; port `default` when none is written.
+fn address_or(text: &str, default: u16) -> Option<SocketAddr> {
     if let Ok(ip) = text.parse::<IpAddr>() {
-        return Some(SocketAddr::new(ip, 53));
+        return Some(SocketAddr::new(ip, default));
     }
     if let Some(inner) = text.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
         return inner
             .parse::<IpAddr>()
             .ok()
-            .map(|ip| SocketAddr::new(ip, 53));
+            .map(|ip| SocketAddr::new(ip, default));
     }
     text.parse::<SocketAddr>().ok()
 }

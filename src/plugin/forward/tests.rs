@@ -118,7 +118,16 @@ pub(crate) fn forward_with(
     let m = metrics();
     let addrs = upstream_addrs(&cfg).unwrap();
     guard.set_upstreams(&Name::root(), &addrs);
-    let f = Forward::new(&cfg, addrs, m.clone(), guard, CancellationToken::new());
+    let addrs = addrs.into_iter().map(|a| (a, false)).collect();
+    let f = Forward::new(
+        &cfg,
+        addrs,
+        None,
+        m.clone(),
+        guard,
+        CancellationToken::new(),
+    )
+    .unwrap();
     (f, m)
 }
 

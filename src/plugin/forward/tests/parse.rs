@@ -7,7 +7,9 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::Name;
 
 use super::parse_forward;
-use crate::plugin::forward::{ForwardConfig, Policy, UpstreamSpec, rcode, rcode_name};
+use crate::plugin::forward::{
+    ClientTls, DEFAULT_EXPIRE, ForwardConfig, Policy, UpstreamSpec, rcode, rcode_name,
+};
 
 fn addr(s: &str) -> UpstreamSpec {
     UpstreamSpec::Addr(s.parse().unwrap())
@@ -38,6 +40,9 @@ fn the_short_form_gets_coredns_defaults() {
             failover: vec![],
             max_connect_attempts: 0,
             failfast_all_unhealthy_upstreams: false,
+            tls: ClientTls::default(),
+            tls_servername: None,
+            expire: DEFAULT_EXPIRE,
             at: "/etc/coredns/Corefile:2:5".into(),
         }
     );
@@ -118,14 +123,14 @@ const BAD_DIRECTIVES: &[(&str, &str, &str)] = &[
     ("forward", "forward", "forward: missing argument: FROM"),
     ("forward .", ".", "forward: missing argument: TO"),
     (
-        "forward . tls://9.9.9.9",
+        "forward . tls://dns.quad9.net",
         "tls://",
-        "forward: DNS-over-TLS (tls://) upstreams are not supported by clusterdns; use plain dns:// upstreams",
+        "forward: 'tls://dns.quad9.net': a tls:// upstream is an IP address, IP:PORT or [IPv6]:PORT",
     ),
     (
         "forward . 1.1.1.1 https://dns.example/q",
         "https",
-        "forward: 'https' is not supported as a destination protocol",
+        "forward: 'https' is not supported as a destination protocol (dns://, tls://)",
     ),
     (
         "forward . dns.google",
@@ -191,7 +196,7 @@ const BAD_LINES: &[(&str, &str, &str)] = &[
     (
         "expire 30s",
         "expire",
-        "forward: expire: not supported by clusterdns: upstream connections are not pooled (one socket per exchange), so there is nothing to expire; remove the line",
+        "forward: expire: 'expire' applies to tls:// upstreams and this forward has none (plain upstreams use a fresh socket per exchange); remove the line or use tls://",
     ),
     (
         "max_fails",
@@ -272,14 +277,79 @@ const BAD_LINES: &[(&str, &str, &str)] = &[
     (
         "tls cert.pem key.pem ca.pem",
         "tls",
-        "forward: tls: not supported by clusterdns: DNS-over-TLS upstreams are not implemented; use plain dns:// upstreams",
+        "forward: tls: 'tls' applies to tls:// upstreams and this forward has none (plain upstreams use a fresh socket per exchange); remove the line or use tls://",
     ),
     (
         "tls_servername cloudflare-dns.com",
         "tls_servername",
-        "forward: tls_servername: not supported by clusterdns: DNS-over-TLS upstreams are not implemented; use plain dns:// upstreams",
+        "forward: tls_servername: 'tls_servername' applies to tls:// upstreams and this forward has none (plain upstreams use a fresh socket per exchange); remove the line or use tls://",
     ),
 ];
+
+#[test]
+fn tls_upstreams_take_port_853_and_the_tls_options() {
+    let c = parse_forward(
+        "forward . tls://9.9.9.9 tls://[2620:fe::fe]:8853 1.1.1.1 {\n tls_servername dns.quad9.net\n expire 30s\n}",
+    )
+    .unwrap();
+    assert_eq!(
+        c.to,
+        vec![
+            UpstreamSpec::Tls("9.9.9.9:853".parse().unwrap()),
+            UpstreamSpec::Tls("[2620:fe::fe]:8853".parse().unwrap()),
+            addr("1.1.1.1:53"),
+        ]
+    );
+    assert_eq!(c.tls_servername.as_deref(), Some("dns.quad9.net"));
+    assert_eq!(c.expire, Duration::from_secs(30));
+    assert_eq!(c.tls, ClientTls::default(), "no tls line: system roots");
+    let dir = PathBuf::from("/etc/coredns");
+    // CoreDNS's 0..3 arguments: [CA], [CERT KEY], [CERT KEY CA]; paths from the Corefile's directory.
+    let cases: &[(&str, ClientTls)] = &[
+        ("tls", ClientTls::default()),
+        (
+            "tls ca.pem",
+            ClientTls {
+                cert_key: None,
+                ca: Some(dir.join("ca.pem")),
+            },
+        ),
+        (
+            "tls c.pem k.pem",
+            ClientTls {
+                cert_key: Some((dir.join("c.pem"), dir.join("k.pem"))),
+                ca: None,
+            },
+        ),
+        (
+            "tls /c.pem k.pem ca.pem",
+            ClientTls {
+                cert_key: Some((PathBuf::from("/c.pem"), dir.join("k.pem"))),
+                ca: Some(dir.join("ca.pem")),
+            },
+        ),
+    ];
+    for (line, want) in cases {
+        let c = parse_forward(&format!("forward . tls://9.9.9.9 {{\n {line}\n}}")).unwrap();
+        assert_eq!(&c.tls, want, "{line}");
+        assert_eq!(c.expire, DEFAULT_EXPIRE);
+    }
+    let bad: &[(&str, &str)] = &[
+        (
+            "tls a b c d",
+            "tls takes at most 3 arguments: [CERT KEY] [CA]",
+        ),
+        ("tls_servername", "missing argument: NAME"),
+        ("tls_servername a..b", "'a..b' is not a server name"),
+        ("expire 0s", "expire must be more than 0"),
+        ("expire soon", "expire"),
+    ];
+    for (line, msg) in bad {
+        let e = parse_forward(&format!("forward . tls://9.9.9.9 {{\n {line}\n}}")).unwrap_err();
+        assert!(e.contains(msg), "{line}: {e}");
+        assert!(e.starts_with("/etc/coredns/Corefile:3:"), "{line}: {e}");
+    }
+}
 
 #[test]
 fn bad_block_lines_are_errors_at_the_offending_token() {
