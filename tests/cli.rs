@@ -162,6 +162,7 @@ const COREDNS_DIRECTIVES: &[&str] = &[
 fn minimal(name: &str) -> Option<&'static str> {
     Some(match name {
         "reload" => "reload",
+        "tls" => "tls cert.pem key.pem",
         "timeouts" => "timeouts {\n        idle 30s\n    }",
         "bind" => "bind 127.0.0.1",
         "ready" => "ready",

@@ -108,7 +108,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let prepared = self
             .dns
-            .prepare(plan.routes, plan.tcp_limits)
+            .prepare(plan.routes, plan.listen)
             .context("opening DNS listeners")?;
         self.admin
             .apply(plan.endpoints, &self.tasks, &self.root)

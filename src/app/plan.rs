@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use super::sources::{SourceTask, Sources};
 use crate::admin;
 use crate::config::{Config, ServerConfig};
+use crate::corefile::Transport;
 use crate::dns::Route;
 use crate::dns::metrics::DnsMetrics;
-use crate::dns::server::RouteTable;
-use crate::dns::tcp::TcpLimits;
+use crate::dns::server::{Listen, ListenSettings, RouteTable};
 use crate::plugin::build::{BlockShared, BuildCtx, Families};
 use crate::plugin::kubernetes::Kubernetes;
 use crate::plugin::ready::Readiness;
@@ -41,8 +41,9 @@ pub(super) struct Plan {
     pub(super) startup_timeout: Duration,
     /// `reload`, if any block has it.
     pub(super) reload: Option<Reload>,
-    /// TCP limits per listening address (`timeouts`; defaults elsewhere).
-    pub(super) tcp_limits: BTreeMap<SocketAddr, TcpLimits>,
+    /// TCP limits (`timeouts`) and transport (`tls://`, `https://`, with the
+    /// certificate read now) per listening address.
+    pub(super) listen: ListenSettings,
 }
 
 /// Build a configuration. `token` is this configuration's generation token:
@@ -62,11 +63,16 @@ pub(super) fn plan(
     let mut health_addrs = Vec::new();
     let mut startup_timeout = Duration::ZERO;
     let mut reload = None;
-    let mut tcp_limits = BTreeMap::new();
+    let mut listen = ListenSettings::default();
     for server in &cfg.servers {
         let addrs = listen_addrs(server)?;
         let local_ips = advertised_ips(&addrs);
-        let server_label = format!("dns://:{}", server.port);
+        let server_label = server.label();
+        if let Some(kind) = transport(server)? {
+            for addr in &addrs {
+                listen.listen.entry(*addr).or_insert_with(|| kind.clone());
+            }
+        }
         let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
         // kubernetes first, so that plugins built after it (autopath) can reach it.
         let mut kubernetes: Option<Arc<Kubernetes>> = None;
@@ -97,7 +103,7 @@ pub(super) fn plan(
         };
         for p in &server.plugins {
             match p {
-                PluginConfig::Bind(_) | PluginConfig::Kubernetes(_) => {}
+                PluginConfig::Bind(_) | PluginConfig::Kubernetes(_) | PluginConfig::Tls(_) => {}
                 PluginConfig::Health(h) => {
                     endpoints.add(h.addr, "/health", health::handler());
                     lameduck = lameduck.max(h.lameduck);
@@ -113,7 +119,7 @@ pub(super) fn plan(
                 PluginConfig::Reload(r) => reload = Some(*r),
                 PluginConfig::Timeouts(t) => {
                     for addr in &addrs {
-                        tcp_limits.entry(*addr).or_insert(*t);
+                        listen.tcp_limits.entry(*addr).or_insert(*t);
                     }
                 }
                 PluginConfig::Chain(c) => plugins.push(c.build(&ctx)?),
@@ -145,7 +151,34 @@ pub(super) fn plan(
         health_addrs,
         startup_timeout,
         reload,
-        tcp_limits,
+        listen,
+    })
+}
+
+/// How a block's addresses are served: `None` for plain DNS, else DNS over
+/// TLS or HTTPS with the `tls` certificate, read from its files now (so a
+/// reload re-reads them). The first block on an address decides its
+/// certificate, as the first decides its `timeouts`.
+fn transport(server: &ServerConfig) -> anyhow::Result<Option<Listen>> {
+    let tls = server.tls();
+    let config = |alpn: &[&[u8]]| -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        // Config validation requires `tls` in tls:// and https:// blocks.
+        let tls = tls.ok_or_else(|| anyhow::anyhow!("{}: no tls directive", server.label()))?;
+        Ok(Arc::new(tls.server_config(alpn)?))
+    };
+    Ok(match server.transport {
+        Transport::Dns => {
+            if let Some(t) = tls {
+                tracing::warn!(
+                    at = %t.at,
+                    server = %server.label(),
+                    "tls does nothing in a dns:// server block (as in CoreDNS); use tls:// or https://"
+                );
+            }
+            None
+        }
+        Transport::Tls => Some(Listen::Tls(config(&[b"dot"])?)),
+        Transport::Https => Some(Listen::Https(config(&[b"h2", b"http/1.1"])?)),
     })
 }
 

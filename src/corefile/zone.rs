@@ -9,11 +9,35 @@ use std::net::IpAddr;
 use super::ast::Token;
 use super::error::{CorefileError, Result};
 
-/// How a server block is reached. Only plain DNS (UDP and TCP) is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How a server block is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
-    /// `dns://` or no scheme.
+    /// `dns://` or no scheme: UDP and TCP (port 53, or `-dns.port`).
     Dns,
+    /// `tls://`: DNS over TLS, RFC 7858 (port 853).
+    Tls,
+    /// `https://`: DNS over HTTPS, RFC 8484 (port 443).
+    Https,
+}
+
+impl Transport {
+    /// The scheme as written in keys and CoreDNS's `server` label.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Transport::Dns => "dns",
+            Transport::Tls => "tls",
+            Transport::Https => "https",
+        }
+    }
+
+    /// The port a key without one gets (`dns` takes the `-dns.port` flag's).
+    pub fn default_port(self, dns_port: u16) -> u16 {
+        match self {
+            Transport::Dns => dns_port,
+            Transport::Tls => 853,
+            Transport::Https => 443,
+        }
+    }
 }
 
 /// One zone of a server block key.
@@ -36,15 +60,19 @@ pub fn parse_key(key: &Token) -> Result<Vec<ZoneAddr>> {
     let bad = |why: String| -> CorefileError {
         key.err(format!("invalid server block key '{text}': {why}"))
     };
-    let rest = match text.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("dns") => rest,
-        Some((scheme, _)) => {
-            return Err(key.err(format!(
-                "invalid server block key '{text}': transport {}:// is not supported (only dns://)",
-                scheme.to_ascii_lowercase()
-            )));
-        }
-        None => text,
+    let (transport, rest) = match text.split_once("://") {
+        None => (Transport::Dns, text),
+        Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
+            "dns" => (Transport::Dns, rest),
+            "tls" => (Transport::Tls, rest),
+            "https" => (Transport::Https, rest),
+            other => {
+                return Err(key.err(format!(
+                    "invalid server block key '{text}': transport {other}:// is not supported \
+                     (dns://, tls://, https://)"
+                )));
+            }
+        },
     };
     let (host, port) = split_port(rest).map_err(&bad)?;
     if host.starts_with('[') || (host.contains(':') && !host.contains('/')) {
@@ -60,7 +88,7 @@ pub fn parse_key(key: &Token) -> Result<Vec<ZoneAddr>> {
     Ok(zones
         .into_iter()
         .map(|zone| ZoneAddr {
-            transport: Transport::Dns,
+            transport,
             zone,
             port,
         })
@@ -239,23 +267,38 @@ mod tests {
     }
 
     #[test]
+    fn the_scheme_gives_the_transport_and_its_default_port() {
+        let cases: &[(&str, Transport, Option<u16>, u16)] = &[
+            (".", Transport::Dns, None, 1053),
+            ("dns://.:5353", Transport::Dns, Some(5353), 1053),
+            ("tls://.", Transport::Tls, None, 853),
+            ("TLS://cluster.local:8853", Transport::Tls, Some(8853), 853),
+            ("https://.", Transport::Https, None, 443),
+            (
+                "https://example.org:8443",
+                Transport::Https,
+                Some(8443),
+                443,
+            ),
+        ];
+        for &(text, transport, port, default) in cases {
+            let z = parse_key(&key(text)).unwrap();
+            assert_eq!((z[0].transport, z[0].port), (transport, port), "{text}");
+            assert_eq!(transport.default_port(1053), default, "{text}");
+        }
+        assert_eq!(Transport::Https.scheme(), "https");
+    }
+
+    #[test]
     fn bad_keys_are_errors_that_say_why() {
         let cases = &[
             (
-                "tls://.:853",
-                "transport tls:// is not supported (only dns://)",
-            ),
-            (
                 "grpc://example.org",
-                "transport grpc:// is not supported (only dns://)",
-            ),
-            (
-                "https://.",
-                "transport https:// is not supported (only dns://)",
+                "transport grpc:// is not supported (dns://, tls://, https://)",
             ),
             (
                 "quic://.",
-                "transport quic:// is not supported (only dns://)",
+                "transport quic:// is not supported (dns://, tls://, https://)",
             ),
             (
                 "[::1]:53",

@@ -11,6 +11,7 @@
 //! hickory-server.
 
 pub mod handler;
+pub mod https;
 pub mod memo;
 pub mod metrics;
 pub mod query;

@@ -139,11 +139,11 @@ fn corefile_constructs_we_refuse_are_named_at_their_line_and_dropped() {
             output: ".:53 {\n    kubernetes cluster.local {\n        pods insecure\n    }\n    forward . 10.0.0.1 {\n    }\n}\n",
         },
         Case {
-            what: "a DNS-over-TLS server block goes whole; comments are lost, which is said",
-            input: "# main\n.:53 {\n    whoami\n}\ntls://.:853 {\n    tls cert.pem key.pem\n    whoami\n}\n",
+            what: "a DNS-over-gRPC server block goes whole; comments are lost, which is said",
+            input: "# main\n.:53 {\n    whoami\n}\ngrpc://.:443 {\n    tls cert.pem key.pem\n    whoami\n}\n",
             notes: &[
                 (0, "comments and layout are not kept"),
-                (5, "transport tls:// is not supported"),
+                (5, "transport grpc:// is not supported"),
                 (5, "the whole block is dropped"),
             ],
             output: ".:53 {\n    whoami\n}\n",

@@ -32,6 +32,7 @@ pub mod reload;
 pub mod rewrite;
 pub mod template;
 pub mod timeouts;
+pub mod tls;
 pub mod whoami;
 
 use std::sync::Arc;

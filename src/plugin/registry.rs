@@ -10,7 +10,7 @@
 //! - a **chain plugin** (most): its parse returns a [`BuildPlugin`] and the
 //!   build turns that into the [`Plugin`] that serves queries;
 //! - an **app directive** (`bind`, `health`, `ready`, `prometheus`, `reload`,
-//!   `timeouts`, `kubernetes`): its settings shape listeners, HTTP endpoints or sources,
+//!   `timeouts`, `tls`, `kubernetes`): its settings shape listeners, HTTP endpoints or sources,
 //!   so the app wires it (`src/app/plan.rs`) from a [`PluginConfig`] variant.
 
 use std::any::Any;
@@ -22,7 +22,7 @@ use crate::plugin::build::BuildCtx;
 use crate::plugin::{
     Plugin, any, autopath, bind, cache, chaos, errors, forward, header, health, hosts, kubernetes,
     loadbalance, local, log, loop_detect, minimal, prometheus, ready, reload, rewrite, template,
-    timeouts, whoami,
+    timeouts, tls, whoami,
 };
 
 /// What a chain plugin's parse returns: validated settings that build the
@@ -93,6 +93,8 @@ pub enum PluginConfig {
     Reload(reload::Reload),
     /// `timeouts` (limits of the block's TCP listeners).
     Timeouts(crate::dns::tcp::TcpLimits),
+    /// `tls` (the certificate of a `tls://` or `https://` block's listener).
+    Tls(Box<tls::ServerTls>),
     /// Every other directive: a plugin in the query chain.
     Chain(ChainConfig),
 }
@@ -108,6 +110,7 @@ impl PluginConfig {
             PluginConfig::Prometheus(_) => "prometheus",
             PluginConfig::Reload(_) => "reload",
             PluginConfig::Timeouts(_) => "timeouts",
+            PluginConfig::Tls(_) => "tls",
             PluginConfig::Chain(c) => c.name,
         }
     }
@@ -187,7 +190,9 @@ pub const DIRECTIVES: &[Directive] = &[
     no("metadata"),
     no("geoip"),
     no("cancel"),
-    no("tls"),
+    once("tls", |d| {
+        tls::parse(d).map(|t| Parsed::App(PluginConfig::Tls(Box::new(t))))
+    }),
     once("timeouts", |d| {
         timeouts::parse(d).map(|t| Parsed::App(PluginConfig::Timeouts(t)))
     }),
@@ -429,6 +434,7 @@ mod tests {
         let app = [
             "reload",
             "timeouts",
+            "tls",
             "bind",
             "ready",
             "health",

@@ -20,8 +20,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use hickory_proto::op::{Metadata, ResponseCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -86,11 +85,20 @@ impl Output {
     }
 
     /// Write what is buffered (one write), within `limit`.
-    async fn flush(&mut self, stream: &mut TcpStream, limit: Duration) -> Result<(), End> {
+    async fn flush<S: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        limit: Duration,
+    ) -> Result<(), End> {
         if self.out.is_empty() {
             return Ok(());
         }
-        match tokio::time::timeout(limit, stream.write_all(&self.out)).await {
+        // Flushing matters for TLS: records may wait in the session's buffer.
+        let write = async {
+            stream.write_all(&self.out).await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(limit, write).await {
             Err(_) => return Err(End::SlowWrite),
             Ok(Err(e)) => return Err(End::Io(e)),
             Ok(Ok(())) => {}
@@ -109,8 +117,8 @@ impl Output {
 /// Answer the queries arriving on `stream` until a limit ends the
 /// connection, or the client closes its side or `token` is cancelled; in
 /// the last two cases the queries already received are answered first.
-pub(super) async fn answer_queries(
-    stream: &mut TcpStream,
+pub(super) async fn answer_queries<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     src: SocketAddr,
     handler: &Handler,
     limits: TcpLimits,

@@ -27,6 +27,10 @@
 //! On shutdown (the token) the accept loop stops, and each connection
 //! answers the queries it has already received, then closes.
 //!
+//! DNS over TLS (RFC 7858) is the same loop inside a TLS session: the
+//! handshake must complete within [`TcpLimits::read`], and the certificate
+//! presented is the listener's current one (a reload swaps it).
+//!
 //! `frames` is the length framing (pure), `wait` which timeout applies.
 
 mod conn;
@@ -46,6 +50,7 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::Handler;
+use super::server::TlsSwap;
 use conn::answer_queries;
 
 /// Limits on DNS-over-TCP connections.
@@ -77,9 +82,11 @@ impl Default for TcpLimits {
 }
 
 /// Accept connections on `listener` until `token` is cancelled; connection
-/// tasks are spawned on `tasks` so that shutdown can wait for them.
+/// tasks are spawned on `tasks` so that shutdown can wait for them. With
+/// `tls`, each connection is a TLS session with that certificate.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsSwap>,
     handler: Handler,
     limits: TcpLimits,
     token: CancellationToken,
@@ -108,6 +115,7 @@ pub async fn serve(
         tasks.spawn(connection(
             stream,
             src,
+            tls.as_ref().map(|t| t.load_full()),
             handler.clone(),
             limits,
             token.clone(),
@@ -119,11 +127,46 @@ pub async fn serve(
 async fn connection(
     mut stream: TcpStream,
     src: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
     handler: Handler,
     limits: TcpLimits,
     token: CancellationToken,
     _permit: OwnedSemaphorePermit,
 ) {
-    let end = answer_queries(&mut stream, src, &handler, limits, &token).await;
-    debug!(%src, ?end, "tcp connection closed");
+    let Some(config) = tls else {
+        let end = answer_queries(&mut stream, src, &handler, limits, &token).await;
+        debug!(%src, ?end, "tcp connection closed");
+        return;
+    };
+    let Some(mut session) = handshake(stream, config, limits.read, &token).await else {
+        return;
+    };
+    let end = answer_queries(&mut session, src, &handler, limits, &token).await;
+    debug!(%src, ?end, "tls connection closed");
+}
+
+/// The server side of a TLS handshake on `stream`, within `limit`; `None`
+/// (logged) when it fails, times out or shutdown comes first.
+pub(super) async fn handshake(
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    limit: Duration,
+    token: &CancellationToken,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let src = stream.peer_addr().ok();
+    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+    tokio::select! {
+        () = token.cancelled() => None,
+        r = tokio::time::timeout(limit, accept) => match r {
+            Ok(Ok(session)) => Some(session),
+            Ok(Err(error)) => {
+                debug!(?src, %error, "tls handshake failed");
+                None
+            }
+            Err(_) => {
+                debug!(?src, "tls handshake timed out");
+                None
+            }
+        },
+    }
 }

@@ -200,7 +200,11 @@ async fn run(
             job = jobs.recv(), if waiting.len() < MAX_IN_FLIGHT => {
                 let Some(job) = job else { break "unused" };
                 let Some(framed) = frame(job, &mut waiting, &mut out) else { continue };
-                match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(framed)).await {
+                let write = async {
+                    wr.write_all(framed).await?;
+                    wr.flush().await
+                };
+                match tokio::time::timeout(WRITE_TIMEOUT, write).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) | Err(_) => break "write failed",
                 }
