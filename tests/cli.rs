@@ -162,6 +162,8 @@ const COREDNS_DIRECTIVES: &[&str] = &[
 fn minimal(name: &str) -> Option<&'static str> {
     Some(match name {
         "reload" => "reload",
+        "nsid" => "nsid",
+        "bufsize" => "bufsize",
         "tls" => "tls cert.pem key.pem",
         "timeouts" => "timeouts {\n        idle 30s\n    }",
         "bind" => "bind 127.0.0.1",

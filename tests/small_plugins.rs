@@ -168,3 +168,24 @@ fn header_forces_response_flags_over_the_writer_s() {
         assert!(f.contains(" rd"), "RD echoes the query: {out}");
     }
 }
+
+#[test]
+fn nsid_answers_dig_nsid_and_bufsize_caps_the_advertised_size() {
+    let Some(tool) = require("dig") else { return };
+    let srv = TestServer::spawn(
+        ".:{PORT} {\n    bind 127.0.0.1\n    nsid replica-7\n    bufsize 1220\n    whoami\n}\n",
+        &[],
+    );
+    let out = dig(&tool, &srv, &["+nsid", "+bufsize=4096", "A", "example.org"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains("; NSID: "), "{out}");
+    assert!(out.contains("(\"replica-7\")"), "{out}");
+    assert!(
+        out.contains("; EDNS: version: 0, flags:; udp: 1220"),
+        "{out}"
+    );
+    // Without +nsid no NSID; a smaller size is left alone.
+    let out = dig(&tool, &srv, &["+bufsize=1000", "A", "example.org"]);
+    assert!(!out.contains("NSID"), "{out}");
+    assert!(out.contains("udp: 1000"), "{out}");
+}

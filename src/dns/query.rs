@@ -51,6 +51,8 @@ pub struct Query {
     pub dnssec_ok: bool,
     /// Recursion desired bit.
     pub recursion_desired: bool,
+    /// The request carried an NSID option (RFC 5001): the `nsid` plugin answers it.
+    pub nsid: bool,
 }
 
 impl Query {
@@ -67,6 +69,7 @@ impl Query {
             edns_payload: None,
             dnssec_ok: false,
             recursion_desired: true,
+            nsid: false,
         }
     }
 }
@@ -98,6 +101,37 @@ pub struct Answer {
     /// writer's [`memo_generation`](crate::plugin::Plugin::memo_generation)
     /// moves on. See [`crate::dns::memo`].
     pub memo: Option<u64>,
+    /// What the response's OPT record carries beyond the defaults, and
+    /// whether to send a response at all; `None` (no allocation) for almost
+    /// every answer.
+    pub extras: Option<Box<Extras>>,
+}
+
+/// The rarely used parts of a response: set by `bufsize`, `nsid`,
+/// `template ederror` and `acl drop`, applied when the response is encoded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// `bufsize`: the UDP payload size the response must fit and advertises,
+    /// when smaller than the client's.
+    pub udp_size: Option<u16>,
+    /// `nsid`: the NSID option's payload (only for requests that asked).
+    pub nsid: Option<std::sync::Arc<[u8]>>,
+    /// `template ederror`: an Extended DNS Error (RFC 8914) code and text.
+    pub ede: Option<(u16, std::sync::Arc<str>)>,
+    /// `acl drop`: send no response at all.
+    pub silent: bool,
+}
+
+impl Answer {
+    /// The extras, created on first use.
+    pub fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// Whether no response is to be sent (`acl drop`).
+    pub fn is_silent(&self) -> bool {
+        self.extras.as_ref().is_some_and(|e| e.silent)
+    }
 }
 
 impl Answer {
@@ -113,6 +147,7 @@ impl Answer {
             additionals: Vec::new(),
             writer: "",
             memo: None,
+            extras: None,
         }
     }
 }

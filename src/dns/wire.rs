@@ -9,6 +9,11 @@
 //! cut to the client's EDNS size (512 without), over TCP to 65,535 octets:
 //! whole records only, with the header counts equal to the records present
 //! and TC set exactly when a record was left out (see `emit`).
+//!
+//! An answer's [`Extras`] apply here: a `bufsize` limit lowers the UDP size
+//! (and the size the OPT advertises), NSID and Extended DNS Error options
+//! join the OPT record (only when the query carried OPT), and a silent
+//! answer (`acl drop`) encodes to nothing.
 
 use std::net::SocketAddr;
 
@@ -16,8 +21,10 @@ use hickory_proto::op::{
     Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
 };
 use hickory_proto::rr::Record;
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
+use crate::dns::query::Extras;
 use crate::dns::{Answer, Query, Transport};
 
 /// The largest UDP payload we answer with (and advertise).
@@ -80,6 +87,10 @@ pub fn parse(bytes: &[u8], src: SocketAddr, transport: Transport) -> Parsed {
         edns_payload: message.edns.as_ref().map(Edns::max_payload),
         dnssec_ok: message.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
         recursion_desired: message.metadata.recursion_desired,
+        nsid: message
+            .edns
+            .as_ref()
+            .is_some_and(|e| e.option(EdnsCode::NSID).is_some()),
         id: message.metadata.id,
     };
     Parsed::Query(Box::new(Request { message, query }))
@@ -96,19 +107,27 @@ pub fn response_edns(request: &Edns) -> Edns {
 }
 
 /// Encode the response to `req` into `out` (cleared first), truncated to the
-/// UDP size limit when `transport` is UDP. Returns the final header.
+/// UDP size limit when `transport` is UDP. Returns the final header; `None`
+/// when nothing is to be sent (a silent answer, or one that cannot be encoded
+/// even as SERVFAIL).
 pub fn encode(
     req: &Request,
     answer: &Answer,
     transport: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Header> {
+    if answer.is_silent() {
+        return None;
+    }
     let mut metadata = Metadata::response_from_request(&req.message.metadata);
     metadata.response_code = answer.rcode;
     metadata.authoritative = answer.authoritative;
     metadata.truncation = answer.truncated;
     metadata.recursion_available = answer.recursion_available;
-    let edns = req.message.edns.as_ref().map(response_edns);
+    let mut edns = req.message.edns.as_ref().map(response_edns);
+    if let (Some(edns), Some(extras)) = (edns.as_mut(), answer.extras.as_deref()) {
+        apply_extras(edns, extras);
+    }
     let limit = match transport {
         Transport::Udp => edns.as_ref().map_or(512, Edns::max_payload),
         Transport::Tcp => u16::MAX,
@@ -135,6 +154,25 @@ pub fn encode(
                 out,
             )
         }
+    }
+}
+
+/// A `bufsize` limit, NSID and EDE options into the response's OPT record.
+fn apply_extras(edns: &mut Edns, extras: &Extras) {
+    if let Some(size) = extras.udp_size {
+        edns.set_max_payload(edns.max_payload().min(size.max(512)));
+    }
+    if let Some(nsid) = &extras.nsid {
+        edns.options_mut().insert(EdnsOption::Unknown(
+            u16::from(EdnsCode::NSID),
+            nsid.to_vec(),
+        ));
+    }
+    if let Some((code, text)) = &extras.ede {
+        let mut data = code.to_be_bytes().to_vec();
+        data.extend_from_slice(text.as_bytes());
+        // Option code 15: Extended DNS Error (RFC 8914).
+        edns.options_mut().insert(EdnsOption::Unknown(15, data));
     }
 }
 

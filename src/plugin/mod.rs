@@ -10,6 +10,7 @@
 pub mod any;
 pub mod autopath;
 pub mod bind;
+pub mod bufsize;
 pub mod build;
 pub mod cache;
 pub mod chaos;
@@ -24,6 +25,7 @@ pub mod local;
 pub mod log;
 pub mod loop_detect;
 pub mod minimal;
+pub mod nsid;
 pub mod prometheus;
 mod rdata;
 pub mod ready;

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use crate::corefile::{CorefileError, Dispenser};
 use crate::plugin::build::BuildCtx;
 use crate::plugin::{
-    Plugin, any, autopath, bind, cache, chaos, errors, forward, header, health, hosts, kubernetes,
-    loadbalance, local, log, loop_detect, minimal, prometheus, ready, reload, rewrite, template,
-    timeouts, tls, whoami,
+    Plugin, any, autopath, bind, bufsize, cache, chaos, errors, forward, header, health, hosts,
+    kubernetes, loadbalance, local, log, loop_detect, minimal, nsid, prometheus, ready, reload,
+    rewrite, template, timeouts, tls, whoami,
 };
 
 /// What a chain plugin's parse returns: validated settings that build the
@@ -200,8 +200,8 @@ pub const DIRECTIVES: &[Directive] = &[
     once("reload", |d| {
         reload::parse(d).map(|r| Parsed::App(PluginConfig::Reload(r)))
     }),
-    no("nsid"),
-    no("bufsize"),
+    once("nsid", |d| nsid::parse(d).map(chain)),
+    once("bufsize", |d| bufsize::parse(d).map(chain)),
     once("bind", |d| {
         bind::parse(d).map(|b| Parsed::App(PluginConfig::Bind(b)))
     }),
@@ -404,6 +404,8 @@ mod tests {
         std::fs::write(&hosts, "127.0.0.1 localhost\n").expect("hosts");
         std::fs::write(&resolv, "search default.svc.cluster.local\n").expect("resolv");
         let lines = [
+            "nsid".to_string(),
+            "bufsize".to_string(),
             "errors".to_string(),
             "log".to_string(),
             "local".to_string(),

@@ -532,6 +532,7 @@ fn to_answer(q: &Query, reply: Message) -> Answer {
         additionals: fix(reply.additionals),
         writer: "",
         memo: None,
+        extras: None,
     }
 }
 
