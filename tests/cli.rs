@@ -163,6 +163,7 @@ fn minimal(name: &str) -> Option<&'static str> {
     Some(match name {
         "reload" => "reload",
         "nsid" => "nsid",
+        "acl" => "acl {\n        block net 10.0.0.0/8\n    }",
         "bufsize" => "bufsize",
         "tls" => "tls cert.pem key.pem",
         "timeouts" => "timeouts {\n        idle 30s\n    }",

@@ -189,3 +189,36 @@ fn nsid_answers_dig_nsid_and_bufsize_caps_the_advertised_size() {
     assert!(!out.contains("NSID"), "{out}");
     assert!(out.contains("udp: 1000"), "{out}");
 }
+
+#[test]
+fn acl_blocks_filters_and_drops_by_client_address() {
+    let Some(tool) = require("dig") else { return };
+    let srv = TestServer::spawn(
+        ".:{PORT} {\n    bind 127.0.0.1\n    acl {\n        block net 127.0.0.2\n        \
+         filter type A net 127.0.0.3\n        drop net 127.0.0.4\n    }\n    whoami\n}\n",
+        &[],
+    );
+    // Allowed: whoami answers (the client address in the additional section).
+    let out = dig(&tool, &srv, &["-b", "127.0.0.1", "A", "example.org"]);
+    assert!(
+        section(&out, "ADDITIONAL")
+            .iter()
+            .any(|l| l.contains("IN A 127.0.0.1")),
+        "{out}"
+    );
+    let out = dig(&tool, &srv, &["-b", "127.0.0.2", "A", "example.org"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+    assert!(out.contains("EDE: 15 (Blocked)"), "{out}");
+    let out = dig(&tool, &srv, &["-b", "127.0.0.3", "A", "example.org"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains("EDE: 17 (Filtered)"), "{out}");
+    assert!(section(&out, "ADDITIONAL").is_empty(), "{out}");
+    // Only A is filtered for 127.0.0.3.
+    let out = dig(&tool, &srv, &["-b", "127.0.0.3", "TXT", "example.org"]);
+    assert!(!out.contains("EDE"), "{out}");
+    // Dropped: no response at all (dig gives up after its one try).
+    assert!(
+        common::try_dig(&tool, &srv, &["-b", "127.0.0.4", "A", "example.org"]).is_none(),
+        "a dropped query got a response"
+    );
+}

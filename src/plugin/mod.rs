@@ -7,6 +7,7 @@
 //! A plugin answers a [`Query`] or hands it to [`Next`] — CoreDNS's
 //! "fallthrough" as a type.
 
+pub mod acl;
 pub mod any;
 pub mod autopath;
 pub mod bind;

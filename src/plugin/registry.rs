@@ -20,9 +20,9 @@ use std::sync::Arc;
 use crate::corefile::{CorefileError, Dispenser};
 use crate::plugin::build::BuildCtx;
 use crate::plugin::{
-    Plugin, any, autopath, bind, bufsize, cache, chaos, errors, forward, header, health, hosts,
-    kubernetes, loadbalance, local, log, loop_detect, minimal, nsid, prometheus, ready, reload,
-    rewrite, template, timeouts, tls, whoami,
+    Plugin, acl, any, autopath, bind, bufsize, cache, chaos, errors, forward, header, health,
+    hosts, kubernetes, loadbalance, local, log, loop_detect, minimal, nsid, prometheus, ready,
+    reload, rewrite, template, timeouts, tls, whoami,
 };
 
 /// What a chain plugin's parse returns: validated settings that build the
@@ -222,7 +222,7 @@ pub const DIRECTIVES: &[Directive] = &[
     no("dnstap"),
     once("local", |d| local::parse(d).map(chain)),
     no("dns64"),
-    no("acl"),
+    many("acl", |d| acl::parse(d).map(chain)),
     once("any", |d| any::parse(d).map(|()| chain(any::Any))),
     once("chaos", |d| chaos::parse(d).map(chain)),
     once("loadbalance", |d| loadbalance::parse(d).map(chain)),
@@ -351,13 +351,13 @@ mod tests {
     }
 
     #[test]
-    fn only_rewrite_and_template_repeat() {
+    fn only_acl_rewrite_and_template_repeat() {
         let rep: Vec<&str> = DIRECTIVES
             .iter()
             .filter(|d| repeatable(d.name))
             .map(|d| d.name)
             .collect();
-        assert_eq!(rep, ["rewrite", "template"]);
+        assert_eq!(rep, ["acl", "rewrite", "template"]);
     }
 
     fn parse_one(text: &str) -> Result<PluginConfig, CorefileError> {
@@ -406,6 +406,7 @@ mod tests {
         let lines = [
             "nsid".to_string(),
             "bufsize".to_string(),
+            "acl {\nblock net 10.0.0.0/8\n}".to_string(),
             "errors".to_string(),
             "log".to_string(),
             "local".to_string(),
