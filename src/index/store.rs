@@ -139,6 +139,9 @@ pub(super) struct ServiceEntry {
     pub(super) kind: ServiceKind,
     /// Its ports.
     pub(super) ports: Vec<Port>,
+    /// Its external addresses (`k8s_external`); boxed, so an empty list
+    /// costs its 16-byte pointer and no allocation.
+    pub(super) external: Box<[IpAddr]>,
 }
 
 impl ServiceEntry {
@@ -148,6 +151,7 @@ impl ServiceEntry {
             key,
             kind: svc.kind,
             ports: svc.ports,
+            external: svc.external.into_boxed_slice(),
         }
     }
 

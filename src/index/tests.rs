@@ -44,6 +44,7 @@ fn svc(ns: &str, name: &str, kind: ServiceKind, ports: Vec<Port>) -> IndexUpdate
         name: name.into(),
         kind,
         ports,
+        external: Vec::new(),
     }))
 }
 
