@@ -108,9 +108,11 @@ impl ClusterIndex {
             out = opts.k8s.local_ips.clone();
         }
         let mut seen = Vec::with_capacity(out.len());
-        out.retain(|ip| !seen.contains(ip) && {
-            seen.push(*ip);
-            true
+        out.retain(|ip| {
+            !seen.contains(ip) && {
+                seen.push(*ip);
+                true
+            }
         });
         out
     }
@@ -281,7 +283,11 @@ impl External<'_> {
 
     /// With `headless`: the ready endpoints of a service that has no
     /// external address and is not an ExternalName.
-    fn headless_endpoints(&self, svc: &ServiceEntry, key: &str) -> Option<&super::store::EndpointSet> {
+    fn headless_endpoints(
+        &self,
+        svc: &ServiceEntry,
+        key: &str,
+    ) -> Option<&super::store::EndpointSet> {
         let eligible = self.opts.headless
             && svc.external.is_empty()
             && !matches!(svc.kind, ServiceKind::ExternalName(_))
@@ -312,9 +318,7 @@ impl External<'_> {
             return self.nodata();
         }
         match self.q.qtype {
-            RecordType::SRV => {
-                self.srv_answer(svc, &endpoint_entries(eps, |_| true, b"", b""))
-            }
+            RecordType::SRV => self.srv_answer(svc, &endpoint_entries(eps, |_| true, b"", b"")),
             _ => self.positive(
                 self.addresses(self.q.qname, eps.addrs().map(|(a, _)| a.ip)),
                 Vec::new(),
@@ -404,7 +408,9 @@ impl External<'_> {
             RecordType::PTR => {
                 let answers = targets
                     .into_iter()
-                    .map(|t| Record::from_rdata(self.q.qname.clone(), self.ttl(), RData::PTR(PTR(t))))
+                    .map(|t| {
+                        Record::from_rdata(self.q.qname.clone(), self.ttl(), RData::PTR(PTR(t)))
+                    })
                     .collect();
                 self.positive(answers, Vec::new())
             }

@@ -138,7 +138,11 @@ impl Query<'_> {
 
     /// SRV records for `entries` and the A/AAAA glue of their targets: `base`
     /// for an entry without an endpoint, `<endpoint label>.<base>` otherwise.
-    pub(super) fn srv_records(&self, base: &Name, entries: &[Entry<'_>]) -> (Vec<Record>, Vec<Record>) {
+    pub(super) fn srv_records(
+        &self,
+        base: &Name,
+        entries: &[Entry<'_>],
+    ) -> (Vec<Record>, Vec<Record>) {
         // CoreDNS: every entry weighs 100; weight = 100 * 100 / total, floored, at least 1.
         let weight = u16::try_from(100 / entries.len().max(1))
             .unwrap_or(1)
@@ -242,7 +246,11 @@ fn port_matches(p: &Port, port: &[u8], proto: &[u8]) -> bool {
 
 /// The ports of a list that match, or CoreDNS's sentinel (`None`) for a list
 /// without ports, which only a bare query (no port, no protocol) matches.
-pub(super) fn matching_ports<'p>(ports: &'p [Port], port: &[u8], proto: &[u8]) -> Vec<Option<&'p Port>> {
+pub(super) fn matching_ports<'p>(
+    ports: &'p [Port],
+    port: &[u8],
+    proto: &[u8],
+) -> Vec<Option<&'p Port>> {
     if ports.is_empty() {
         return if port.is_empty() && proto.is_empty() {
             vec![None]
