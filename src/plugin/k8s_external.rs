@@ -94,7 +94,10 @@ pub fn parse(d: &mut Dispenser<'_>) -> std::result::Result<K8sExternalConfig, Co
                 if !is_label(&label) {
                     return Err(sd.err_at(
                         t,
-                        format!("'{}' is not a DNS label (letters, digits, '-', '_'; at most 63)", t.text),
+                        format!(
+                            "'{}' is not a DNS label (letters, digits, '-', '_'; at most 63)",
+                            t.text
+                        ),
                     ));
                 }
                 cfg.apex = label;
@@ -148,7 +151,11 @@ impl K8sExternal {
     }
 
     /// The plugin for `cfg` (zones defaulting to `block_zones`) over `kubernetes`.
-    pub fn over(cfg: &K8sExternalConfig, block_zones: &[Name], kubernetes: Arc<Kubernetes>) -> Self {
+    pub fn over(
+        cfg: &K8sExternalConfig,
+        block_zones: &[Name],
+        kubernetes: Arc<Kubernetes>,
+    ) -> Self {
         let written = if cfg.zones.is_empty() {
             block_zones.to_vec()
         } else {

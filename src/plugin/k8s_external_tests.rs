@@ -76,7 +76,13 @@ fn chain(src: &str, k8s: Arc<Kubernetes>) -> (Chain, Arc<AtomicUsize>) {
 fn parse_reads_coredns_options_and_defaults() {
     let plain = config("k8s_external example.org").unwrap();
     assert_eq!(
-        (plain.zones, plain.apex.as_str(), plain.ttl, plain.headless, plain.fallthrough),
+        (
+            plain.zones,
+            plain.apex.as_str(),
+            plain.ttl,
+            plain.headless,
+            plain.fallthrough
+        ),
         (vec![n("example.org.")], "dns", 5, false, None)
     );
     assert_eq!(plain.at, "Corefile:2:1");
@@ -85,7 +91,10 @@ fn parse_reads_coredns_options_and_defaults() {
     )
     .unwrap();
     assert_eq!(full.zones, [n("example.org."), n("in-addr.arpa.")]);
-    assert_eq!((full.apex.as_str(), full.ttl, full.headless), ("kube", 30, true));
+    assert_eq!(
+        (full.apex.as_str(), full.ttl, full.headless),
+        ("kube", 30, true)
+    );
     assert_eq!(full.fallthrough, Some(vec![n("example.org.")]));
     let all = config("k8s_external {\n fallthrough\n}").unwrap();
     assert!(all.zones.is_empty());
@@ -112,7 +121,10 @@ fn bad_options_are_refused_at_their_token() {
             "Corefile:3:7: k8s_external: apex: 'a.b' is not a DNS label",
         ),
         ("k8s_external example.org {\n apex\n}", "Corefile:3:2"),
-        ("k8s_external example.org {\n headless yes\n}", "Corefile:3:11"),
+        (
+            "k8s_external example.org {\n headless yes\n}",
+            "Corefile:3:11",
+        ),
     ];
     for (src, want) in cases {
         let err = config(src).expect_err(src).to_string();
@@ -125,7 +137,9 @@ fn build_without_a_kubernetes_plugin_fails_naming_the_directive() {
     let families = Families::new(Registry::new());
     let tc = TestCtx::new(&families, &["example.org."]);
     let cfg = config("k8s_external example.org").unwrap();
-    let err = K8sExternal::new(&cfg, &tc.ctx()).err().expect("no kubernetes");
+    let err = K8sExternal::new(&cfg, &tc.ctx())
+        .err()
+        .expect("no kubernetes");
     assert_eq!(
         err.to_string(),
         "Corefile:2:1: k8s_external: needs the kubernetes plugin in the same server block"
@@ -136,15 +150,29 @@ fn build_without_a_kubernetes_plugin_fails_naming_the_directive() {
 async fn answers_are_authoritative_and_other_names_go_on_down_the_chain() {
     let (chain, hits) = chain("k8s_external example.org", k8s(vec![web()], true));
     let a = chain
-        .serve(&query("web.default.example.org.", RecordType::A, "10.0.0.1:5353"))
+        .serve(&query(
+            "web.default.example.org.",
+            RecordType::A,
+            "10.0.0.1:5353",
+        ))
         .await
         .unwrap();
-    assert_eq!((a.rcode, a.authoritative, a.writer), (ResponseCode::NoError, true, "k8s_external"));
-    assert_eq!(lines(&a.answers), ["web.default.example.org. 5 A 192.168.200.123"]);
+    assert_eq!(
+        (a.rcode, a.authoritative, a.writer),
+        (ResponseCode::NoError, true, "k8s_external")
+    );
+    assert_eq!(
+        lines(&a.answers),
+        ["web.default.example.org. 5 A 192.168.200.123"]
+    );
     assert!(a.memo.is_some(), "an index answer may be memoized");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
     let other = chain
-        .serve(&query("web.default.svc.cluster.local.", RecordType::A, "10.0.0.1:5353"))
+        .serve(&query(
+            "web.default.svc.cluster.local.",
+            RecordType::A,
+            "10.0.0.1:5353",
+        ))
         .await
         .unwrap();
     assert_eq!(other.writer, "whoami");
@@ -161,29 +189,51 @@ async fn nxdomain_falls_through_only_when_configured_and_never_at_the_apex() {
     let k = k8s(vec![web()], true);
     let (strict, hits) = chain("k8s_external example.org", k.clone());
     let a = strict
-        .serve(&query("nope.default.example.org.", RecordType::A, "10.0.0.1:5353"))
+        .serve(&query(
+            "nope.default.example.org.",
+            RecordType::A,
+            "10.0.0.1:5353",
+        ))
         .await
         .unwrap();
-    assert_eq!((a.rcode, a.writer), (ResponseCode::NXDomain, "k8s_external"));
+    assert_eq!(
+        (a.rcode, a.writer),
+        (ResponseCode::NXDomain, "k8s_external")
+    );
     assert_eq!(lines(&a.authority).len(), 1, "the SOA");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 
     let (open, hits) = chain("k8s_external example.org {\n fallthrough\n}", k.clone());
     let a = open
-        .serve(&query("nope.default.example.org.", RecordType::A, "10.0.0.1:5353"))
+        .serve(&query(
+            "nope.default.example.org.",
+            RecordType::A,
+            "10.0.0.1:5353",
+        ))
         .await
         .unwrap();
     assert_eq!(a.writer, "whoami");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     // Names under the apex label are the plugin's own.
     let a = open
-        .serve(&query("ns2.dns.example.org.", RecordType::A, "10.0.0.1:5353"))
+        .serve(&query(
+            "ns2.dns.example.org.",
+            RecordType::A,
+            "10.0.0.1:5353",
+        ))
         .await
         .unwrap();
-    assert_eq!((a.rcode, a.writer), (ResponseCode::NXDomain, "k8s_external"));
+    assert_eq!(
+        (a.rcode, a.writer),
+        (ResponseCode::NXDomain, "k8s_external")
+    );
     // NODATA never falls through.
     let a = open
-        .serve(&query("web.default.example.org.", RecordType::TXT, "10.0.0.1:5353"))
+        .serve(&query(
+            "web.default.example.org.",
+            RecordType::TXT,
+            "10.0.0.1:5353",
+        ))
         .await
         .unwrap();
     assert_eq!((a.rcode, a.writer), (ResponseCode::NoError, "k8s_external"));
@@ -194,7 +244,11 @@ async fn nxdomain_falls_through_only_when_configured_and_never_at_the_apex() {
         k,
     );
     let a = other_zone
-        .serve(&query("nope.default.example.org.", RecordType::A, "10.0.0.1:5353"))
+        .serve(&query(
+            "nope.default.example.org.",
+            RecordType::A,
+            "10.0.0.1:5353",
+        ))
         .await
         .unwrap();
     assert_eq!(a.writer, "k8s_external");
@@ -205,12 +259,20 @@ async fn nxdomain_falls_through_only_when_configured_and_never_at_the_apex() {
 async fn nxdomain_is_servfail_until_the_index_has_synced() {
     let (chain, _) = chain("k8s_external example.org", k8s(vec![web()], false));
     let a = chain
-        .serve(&query("nope.default.example.org.", RecordType::A, "10.0.0.1:5353"))
+        .serve(&query(
+            "nope.default.example.org.",
+            RecordType::A,
+            "10.0.0.1:5353",
+        ))
         .await
         .unwrap();
     assert_eq!(a.rcode, ResponseCode::ServFail);
     let a = chain
-        .serve(&query("web.default.example.org.", RecordType::A, "10.0.0.1:5353"))
+        .serve(&query(
+            "web.default.example.org.",
+            RecordType::A,
+            "10.0.0.1:5353",
+        ))
         .await
         .unwrap();
     assert_eq!(a.rcode, ResponseCode::NoError);
@@ -218,9 +280,16 @@ async fn nxdomain_is_servfail_until_the_index_has_synced() {
 
 #[tokio::test]
 async fn ptr_targets_use_the_first_forward_zone_whatever_the_order_written() {
-    let (chain, _) = chain("k8s_external in-addr.arpa example.org", k8s(vec![web()], true));
+    let (chain, _) = chain(
+        "k8s_external in-addr.arpa example.org",
+        k8s(vec![web()], true),
+    );
     let a = chain
-        .serve(&query("123.200.168.192.in-addr.arpa.", RecordType::PTR, "10.0.0.1:5353"))
+        .serve(&query(
+            "123.200.168.192.in-addr.arpa.",
+            RecordType::PTR,
+            "10.0.0.1:5353",
+        ))
         .await
         .unwrap();
     assert_eq!(

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use crate::corefile::{CorefileError, Dispenser};
 use crate::plugin::build::BuildCtx;
 use crate::plugin::{
-    Plugin, any, autopath, bind, cache, chaos, errors, forward, header, health, hosts, k8s_external,
-    kubernetes, loadbalance, local, log, loop_detect, minimal, prometheus, ready, reload, rewrite,
-    template, timeouts, whoami,
+    Plugin, any, autopath, bind, cache, chaos, errors, forward, header, health, hosts,
+    k8s_external, kubernetes, loadbalance, local, log, loop_detect, minimal, prometheus, ready,
+    reload, rewrite, template, timeouts, whoami,
 };
 
 /// What a chain plugin's parse returns: validated settings that build the
