@@ -328,7 +328,7 @@ impl ClusterIndex {
         for ip in cluster_ips(&entry.kind) {
             self.cluster_ips.add(*ip, &owner);
         }
-        for ip in &entry.external {
+        for ip in entry.external.iter() {
             self.external_ips.add(*ip, &owner);
         }
         match self.services.insert(owner.clone(), Arc::new(entry)) {
@@ -336,7 +336,7 @@ impl ClusterIndex {
                 for ip in cluster_ips(&old.kind) {
                     self.cluster_ips.remove(*ip, &owner);
                 }
-                for ip in &old.external {
+                for ip in old.external.iter() {
                     self.external_ips.remove(*ip, &owner);
                 }
             }
@@ -355,7 +355,7 @@ impl ClusterIndex {
         for ip in cluster_ips(&old.kind) {
             self.cluster_ips.remove(*ip, k);
         }
-        for ip in &old.external {
+        for ip in old.external.iter() {
             self.external_ips.remove(*ip, k);
         }
         let map = Arc::make_mut(&mut self.namespaces);
