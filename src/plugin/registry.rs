@@ -20,9 +20,9 @@ use std::sync::Arc;
 use crate::corefile::{CorefileError, Dispenser};
 use crate::plugin::build::BuildCtx;
 use crate::plugin::{
-    Plugin, any, autopath, bind, cache, chaos, errors, forward, header, health, hosts,
-    k8s_external, kubernetes, loadbalance, local, log, loop_detect, minimal, prometheus, ready,
-    reload, rewrite, template, timeouts, whoami,
+    Plugin, any, autopath, bind, cache, chaos, errors, forward, header, health, hosts, kubernetes,
+    loadbalance, local, log, loop_detect, minimal, prometheus, ready, reload, rewrite, template,
+    timeouts, whoami,
 };
 
 /// What a chain plugin's parse returns: validated settings that build the
@@ -238,7 +238,9 @@ pub const DIRECTIVES: &[Directive] = &[
     no("route53"),
     no("azure"),
     no("clouddns"),
-    once("k8s_external", |d| k8s_external::parse(d).map(chain)),
+    once("k8s_external", |d| {
+        crate::plugin::k8s_external::parse(d).map(chain)
+    }),
     once("kubernetes", |d| {
         kubernetes::parse(d).map(|k| Parsed::App(PluginConfig::Kubernetes(Box::new(k))))
     }),
