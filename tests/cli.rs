@@ -184,6 +184,7 @@ fn minimal(name: &str) -> Option<&'static str> {
         "minimal" => "minimal",
         "template" => "template IN A example.org",
         "hosts" => "hosts",
+        "k8s_external" => "k8s_external example.org",
         "kubernetes" => "kubernetes cluster.local",
         "loop" => "loop",
         "forward" => "forward . 127.0.0.1",

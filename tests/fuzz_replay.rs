@@ -119,6 +119,25 @@ fn the_request_harness_answers_a_demo_service_from_the_index() {
 }
 
 #[test]
+fn the_request_harness_answers_external_addresses_through_k8s_external() {
+    let q = request::query(11, "lb.default.ext.example.", RecordType::A, None);
+    for o in request::run(&q) {
+        let s = answered(&o);
+        assert_eq!(s.metadata.response_code, ResponseCode::NoError);
+        let mut ips: Vec<String> = s
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.to_string()),
+                _ => None,
+            })
+            .collect();
+        ips.sort(); // loadbalance rotates the answer
+        assert_eq!(ips, ["192.0.2.80", "198.51.100.80"]);
+    }
+}
+
+#[test]
 fn the_request_harness_truncates_the_big_headless_service_over_udp_only() {
     let q = request::query(10, "big.default.svc.cluster.local.", RecordType::A, None);
     let [udp, tcp] = request::run(&q);

@@ -114,4 +114,8 @@ refused! {
         "kubernetes: option 'resyncperiod' is not supported by clusterdns";
     kubernetes_upstream: with_block("kubernetes cluster.local", "upstream") => "4:9",
         "kubernetes: option 'upstream' is not supported by clusterdns";
+    k8s_external_without_kubernetes: "    k8s_external example.org" => "3:5",
+        "k8s_external: needs the kubernetes plugin in the same server block";
+    k8s_external_unknown_property: with_block("k8s_external example.org", "resync 30s") => "4:9",
+        "k8s_external: unknown property 'resync'";
 }

@@ -1,7 +1,8 @@
 //! The cluster the fuzz targets serve: the demo cluster of
 //! `config/demo-cluster.yaml` plus a headless Service with 40 ready
 //! endpoints (`big.default.svc`), large enough that a UDP answer without
-//! EDNS must be truncated.
+//! EDNS must be truncated, and a LoadBalancer Service with external
+//! addresses (`lb.default`) for `k8s_external`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -40,6 +41,13 @@ pub fn big_headless() -> String {
     y
 }
 
+/// A LoadBalancer Service `lb` in `default` with an external IP and two
+/// LoadBalancer ingress IPs (one IPv6), for `k8s_external`'s answers.
+pub const EXTERNAL: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: lb, namespace: default}\n\
+     spec:\n  type: LoadBalancer\n  clusterIP: 10.96.0.80\n  externalIPs: [192.0.2.80]\n\
+     \x20 ports:\n  - {name: http, protocol: TCP, port: 80}\n\
+     status:\n  loadBalancer:\n    ingress:\n    - {ip: 198.51.100.80}\n    - {ip: '2001:db8::80'}\n";
+
 /// Every object of the fuzz cluster, as the manifests source reads them
 /// (parsed once per process).
 pub fn objects() -> Vec<Object> {
@@ -52,6 +60,7 @@ fn load() -> Vec<Object> {
     for (name, text) in [
         ("demo-cluster.yaml", DEMO.to_string()),
         ("big.yaml", big_headless()),
+        ("external.yaml", EXTERNAL.to_string()),
     ] {
         match manifests::parse_text(Path::new(name), &text, manifests::Filters::default()) {
             Ok(objects) => out.extend(objects),

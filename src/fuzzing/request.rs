@@ -5,8 +5,9 @@
 //!
 //! The chain is built from [`COREFILE`] like the app builds it (no sockets,
 //! no upstreams): `kubernetes` over the fuzz cluster ([`super::cluster`]),
-//! `autopath`, `rewrite`, `template`, `hosts` (inline entries only), `any`,
-//! `loadbalance` and `whoami` as the catch-all.
+//! `k8s_external` over the same index, `autopath`, `rewrite`, `template`,
+//! `hosts` (inline entries only), `any`, `loadbalance` and `whoami` as the
+//! catch-all.
 //!
 //! Properties checked on every response:
 //! - it re-parses strictly: counts equal the records present, no trailing bytes;
@@ -63,6 +64,10 @@ pub const COREFILE: &str = r#"
         fd00::1 a.example.net
         10.1.1.2 b.example.net alias.example.net
         10.1.1.3 *.w.example.net
+        fallthrough
+    }
+    k8s_external ext.example {
+        headless
         fallthrough
     }
     kubernetes cluster.local in-addr.arpa ip6.arpa {

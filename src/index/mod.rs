@@ -15,6 +15,7 @@
 //!   the name; NODATA (NOERROR, no answer) when the name exists without the
 //!   asked type. Both carry the zone SOA in the authority section.
 
+mod external;
 mod lookup;
 pub mod model;
 pub mod name;
@@ -28,6 +29,7 @@ mod store;
 mod tests;
 pub mod update;
 
+pub use external::ExternalOptions;
 pub use relist::Relist;
 pub use update::{IndexUpdate, Kind, Object};
 
@@ -124,6 +126,9 @@ pub struct ClusterIndex {
     slice_owner: Shards<Box<str>, Arc<str>>,
     /// ClusterIP → owning services (`ns/name`).
     cluster_ips: RevMap,
+    /// External IP (externalIPs, LoadBalancer ingress) → owning services, for
+    /// `k8s_external`'s PTR answers.
+    external_ips: RevMap,
     /// Ready endpoint IP → owning services (`ns/name`).
     endpoint_ips: RevMap,
     /// Pod IPs by `ns/name`.
@@ -235,6 +240,7 @@ impl ClusterIndex {
     fn bulk() -> Self {
         ClusterIndex {
             cluster_ips: RevMap::bulk(),
+            external_ips: RevMap::bulk(),
             endpoint_ips: RevMap::bulk(),
             pod_ips: RevMap::bulk(),
             ..ClusterIndex::default()
@@ -273,12 +279,14 @@ impl ClusterIndex {
     fn adopt(&mut self, relist: Relist) {
         let Relist { kind, mut part, .. } = relist;
         part.cluster_ips.finish();
+        part.external_ips.finish();
         part.endpoint_ips.finish();
         part.pod_ips.finish();
         match kind {
             Kind::Service => {
                 self.services = part.services;
                 self.cluster_ips = part.cluster_ips;
+                self.external_ips = part.external_ips;
                 let map = Arc::make_mut(&mut self.namespaces);
                 map.retain(|_, info| {
                     info.services = 0;
@@ -320,10 +328,16 @@ impl ClusterIndex {
         for ip in cluster_ips(&entry.kind) {
             self.cluster_ips.add(*ip, &owner);
         }
+        for ip in entry.external.iter() {
+            self.external_ips.add(*ip, &owner);
+        }
         match self.services.insert(owner.clone(), Arc::new(entry)) {
             Some(old) => {
                 for ip in cluster_ips(&old.kind) {
                     self.cluster_ips.remove(*ip, &owner);
+                }
+                for ip in old.external.iter() {
+                    self.external_ips.remove(*ip, &owner);
                 }
             }
             None => {
@@ -340,6 +354,9 @@ impl ClusterIndex {
         };
         for ip in cluster_ips(&old.kind) {
             self.cluster_ips.remove(*ip, k);
+        }
+        for ip in old.external.iter() {
+            self.external_ips.remove(*ip, k);
         }
         let map = Arc::make_mut(&mut self.namespaces);
         if let Some(info) = map.get_mut(old.namespace()) {

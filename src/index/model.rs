@@ -74,6 +74,10 @@ pub struct Service {
     pub kind: ServiceKind,
     /// The Service's ports (for SRV of ClusterIP services).
     pub ports: Vec<Port>,
+    /// Addresses reachable from outside the cluster: `spec.externalIPs`, then
+    /// `status.loadBalancer.ingress[].ip`, without duplicates. Answered only
+    /// by `k8s_external`; empty (no allocation) for most Services.
+    pub external: Vec<IpAddr>,
 }
 
 /// One endpoint of an EndpointSlice.

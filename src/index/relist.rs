@@ -85,6 +85,7 @@ mod tests {
             name: name.into(),
             kind: ServiceKind::ClusterIp(vec!["10.96.0.1".parse().expect("ip")]),
             ports: Vec::new(),
+            external: Vec::new(),
         })
     }
 

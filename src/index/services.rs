@@ -132,6 +132,17 @@ impl Query<'_> {
         ) else {
             return self.nodata();
         };
+        let (answers, glue) = self.srv_records(&base, entries);
+        self.positive(answers, glue)
+    }
+
+    /// SRV records for `entries` and the A/AAAA glue of their targets: `base`
+    /// for an entry without an endpoint, `<endpoint label>.<base>` otherwise.
+    pub(super) fn srv_records(
+        &self,
+        base: &Name,
+        entries: &[Entry<'_>],
+    ) -> (Vec<Record>, Vec<Record>) {
         // CoreDNS: every entry weighs 100; weight = 100 * 100 / total, floored, at least 1.
         let weight = u16::try_from(100 / entries.len().max(1))
             .unwrap_or(1)
@@ -144,7 +155,7 @@ impl Query<'_> {
             let target = match e.ep {
                 None => base.clone(),
                 Some(a) => match endpoint_label(&a, self.opts.endpoint_pod_names)
-                    .and_then(|l| Self::join(&[l.as_bytes()], &base))
+                    .and_then(|l| Self::join(&[l.as_bytes()], base))
                 {
                     Some(t) => t,
                     None => continue,
@@ -158,7 +169,7 @@ impl Query<'_> {
                 glue.push(addr_record(target, ttl, e.ip));
             }
         }
-        self.positive(answers, glue)
+        (answers, glue)
     }
 
     /// `<dashed-ip>.<ns>.pod.<zone>` per the `pods` mode.
@@ -235,7 +246,11 @@ fn port_matches(p: &Port, port: &[u8], proto: &[u8]) -> bool {
 
 /// The ports of a list that match, or CoreDNS's sentinel (`None`) for a list
 /// without ports, which only a bare query (no port, no protocol) matches.
-fn matching_ports<'p>(ports: &'p [Port], port: &[u8], proto: &[u8]) -> Vec<Option<&'p Port>> {
+pub(super) fn matching_ports<'p>(
+    ports: &'p [Port],
+    port: &[u8],
+    proto: &[u8],
+) -> Vec<Option<&'p Port>> {
     if ports.is_empty() {
         return if port.is_empty() && proto.is_empty() {
             vec![None]
@@ -251,7 +266,7 @@ fn matching_ports<'p>(ports: &'p [Port], port: &[u8], proto: &[u8]) -> Vec<Optio
 }
 
 /// ClusterIP candidates: the Service's own ports × its ClusterIPs.
-fn cluster_entries<'e>(
+pub(super) fn cluster_entries<'e>(
     svc: &'e ServiceEntry,
     ips: &[IpAddr],
     port: &[u8],
@@ -269,7 +284,7 @@ fn cluster_entries<'e>(
 }
 
 /// Endpoint candidates: each chosen ready address × its slice's matching ports.
-fn endpoint_entries<'e>(
+pub(super) fn endpoint_entries<'e>(
     eps: &'e EndpointSet,
     mut keep: impl FnMut(&super::store::Addr<'e>) -> bool,
     port: &[u8],

@@ -14,6 +14,7 @@ use hickory_proto::op::ResponseCode::{self, NXDomain, NoError};
 use hickory_proto::rr::RecordType::{self, A, AAAA, CNAME, HINFO, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, Record};
 
+mod external;
 mod namespace_labels;
 mod pods_reverse;
 mod rules;
@@ -44,6 +45,7 @@ fn svc(ns: &str, name: &str, kind: ServiceKind, ports: Vec<Port>) -> IndexUpdate
         name: name.into(),
         kind,
         ports,
+        external: Vec::new(),
     }))
 }
 

@@ -243,7 +243,9 @@ pub const DIRECTIVES: &[Directive] = &[
     no("route53"),
     no("azure"),
     no("clouddns"),
-    no("k8s_external"),
+    once("k8s_external", |d| {
+        crate::plugin::k8s_external::parse(d).map(chain)
+    }),
     once("kubernetes", |d| {
         kubernetes::parse(d).map(|k| Parsed::App(PluginConfig::Kubernetes(Box::new(k))))
     }),
@@ -345,6 +347,8 @@ mod tests {
         assert!(pos("cache") < pos("rewrite"));
         assert!(pos("rewrite") < pos("autopath"));
         assert!(pos("hosts") < pos("kubernetes"));
+        assert!(pos("hosts") < pos("k8s_external"));
+        assert!(pos("k8s_external") < pos("kubernetes"));
         assert!(pos("kubernetes") < pos("loop"));
         assert!(pos("loop") < pos("forward"));
         assert_eq!(order_of("frobnicate"), None);
@@ -444,8 +448,15 @@ mod tests {
             "prometheus",
             "kubernetes",
         ];
+        // Built over a kubernetes plugin in its own tests (k8s_external_tests.rs).
+        let needs_kubernetes = ["k8s_external"];
         let shipped: HashSet<&str> = compiled_in().into_iter().collect();
-        let covered: HashSet<&str> = built.iter().copied().chain(app).collect();
+        let covered: HashSet<&str> = built
+            .iter()
+            .copied()
+            .chain(app)
+            .chain(needs_kubernetes)
+            .collect();
         assert_eq!(shipped, covered, "a shipped directive is not covered here");
     }
 }

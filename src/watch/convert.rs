@@ -109,7 +109,36 @@ pub fn service(svc: &core::Service) -> Result<model::Service> {
         name,
         kind,
         ports,
+        external: external_ips(svc),
     })
+}
+
+/// The addresses `k8s_external` answers for a Service: `spec.externalIPs`,
+/// then the LoadBalancer ingress IPs, in that order (CoreDNS's), each once.
+/// Ingress entries with only a `hostname` and unparsable addresses are skipped.
+fn external_ips(svc: &core::Service) -> Vec<IpAddr> {
+    let spec = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.external_ips.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .map(String::as_str);
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.ip.as_deref());
+    let mut out: Vec<IpAddr> = Vec::new();
+    for ip in spec.chain(ingress).filter_map(parse_ip) {
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    out
 }
 
 /// Converts a discovery.k8s.io/v1 EndpointSlice. `Ok(None)` when DNS has no

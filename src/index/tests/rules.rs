@@ -355,6 +355,7 @@ fn reset_replaces_one_kind_and_keeps_the_others() {
             name: "fresh".into(),
             kind: cluster_ip(&["10.0.0.77"]),
             ports: vec![],
+            external: vec![],
         })],
     });
     assert_eq!(idx.service_count(), 1);

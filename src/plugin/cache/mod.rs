@@ -110,7 +110,7 @@ use entry::{Class, Entry, Key, Kind, clamp, message_ttl};
 use metrics::{Series, idx};
 
 /// Writers whose answers come from the cluster index and are never cached.
-pub const INDEX_WRITERS: &[&str] = &["kubernetes", "autopath"];
+pub const INDEX_WRITERS: &[&str] = &["kubernetes", "k8s_external", "autopath"];
 
 /// The running plugin.
 pub struct Cache {

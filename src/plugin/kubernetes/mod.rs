@@ -125,7 +125,19 @@ impl Kubernetes {
         found.into_iter().map(str::to_string).collect()
     }
 
-    fn synced(&self) -> bool {
+    /// The index it answers from (`k8s_external` answers from the same).
+    pub fn index(&self) -> &Arc<SharedIndex> {
+        &self.index
+    }
+
+    /// The options its answers follow (`k8s_external` shares `namespaces`,
+    /// `endpoint_pod_names`, `noendpoints` and this server's addresses).
+    pub fn lookup_options(&self) -> &LookupOptions {
+        &self.opts
+    }
+
+    /// Whether every kind its answers need has been listed completely once.
+    pub fn synced(&self) -> bool {
         let idx = self.index.load();
         idx.is_synced(Kind::Service)
             && (self.opts.noendpoints || idx.is_synced(Kind::EndpointSlice))
@@ -144,7 +156,7 @@ impl Kubernetes {
 
 /// The first zone that is not a reverse zone (CoreDNS's primary zone), by the
 /// order written; falls back to the first zone.
-fn primary_zone(zones: &[Name]) -> Name {
+pub(crate) fn primary_zone(zones: &[Name]) -> Name {
     let is_reverse = |z: &Name| {
         let s = z.to_ascii();
         s.ends_with("in-addr.arpa.") || s.ends_with("ip6.arpa.")

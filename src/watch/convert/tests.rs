@@ -307,3 +307,22 @@ fn names_longer_than_the_api_allows_reject_the_object() {
         too_long("EndpointSlice", "metadata.name", 300, 253)
     );
 }
+
+#[test]
+fn external_addresses_are_external_ips_then_load_balancer_ingress_ips_each_once() {
+    let svc: core::Service = yaml(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: ns}\n\
+         spec:\n  clusterIP: 10.0.0.1\n  externalIPs: [192.168.200.123, 'fd00::7', bogus]\n\
+         status:\n  loadBalancer:\n    ingress:\n    - ip: 203.0.113.5\n    - hostname: lb.example.org\n    - ip: 192.168.200.123\n",
+    );
+    let got = service(&svc).expect("service").external;
+    let want: Vec<IpAddr> = ["192.168.200.123", "fd00::7", "203.0.113.5"]
+        .iter()
+        .map(|s| s.parse().expect("ip"))
+        .collect();
+    assert_eq!(got, want);
+    let plain: core::Service = yaml(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: ns}\nspec: {clusterIP: 10.0.0.1}",
+    );
+    assert!(service(&plain).expect("service").external.is_empty());
+}
