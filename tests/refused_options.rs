@@ -88,8 +88,6 @@ refused! {
         "errors: stacktrace: not supported by clusterdns";
     loadbalance_weighted: with_block("loadbalance weighted weights.txt", "reload 10s") => "3:17",
         "loadbalance: the weighted policy is not supported by clusterdns";
-    template_ederror: with_block("template IN A example.org", "ederror 15 \"blocked\"") => "4:9",
-        "template: ederror: not supported by clusterdns";
     rewrite_edns0: "    rewrite edns0 local set 0xffee abcd" => "3:13",
         "rewrite: edns0 rules are not supported by clusterdns";
     rewrite_cname: "    rewrite cname exact a.example. b.example." => "3:13",

@@ -222,3 +222,25 @@ fn acl_blocks_filters_and_drops_by_client_address() {
         "a dropped query got a response"
     );
 }
+
+#[test]
+fn template_ederror_reaches_dig_as_an_extended_dns_error() {
+    let Some(tool) = require("dig") else { return };
+    let srv = TestServer::spawn(
+        ".:{PORT} {\n    bind 127.0.0.1\n    template IN A blocked.example {\n        \
+         rcode NXDOMAIN\n        ederror 15 \"ads are blocked\"\n    }\n}\n",
+        &[],
+    );
+    let out = dig(&tool, &srv, &["A", "x.blocked.example"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    assert!(
+        out.contains("EDE: 15 (Blocked): (ads are blocked)"),
+        "{out}"
+    );
+    // Without EDNS there is no OPT record to carry it.
+    let out = dig(&tool, &srv, &["+noedns", "A", "x.blocked.example"]);
+    assert!(
+        out.contains("status: NXDOMAIN") && !out.contains("EDE"),
+        "{out}"
+    );
+}

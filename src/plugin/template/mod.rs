@@ -24,10 +24,13 @@
 //!     additional RR
 //!     authority RR
 //!     rcode CODE
+//!     ederror EXTENDED_ERROR_CODE [REASON]
 //!     fallthrough [ZONE...]
 //! }
 //! ```
-//! CoreDNS's `ederror` is refused at start with its position. `upstream` is
+//! `ederror` adds an Extended DNS Error option (RFC 8914: the code, 0–65535,
+//! and REASON as its text) to the response's OPT record, for queries that
+//! sent EDNS (dig shows `; EDE: 15 (Blocked): (REASON)`). `upstream` is
 //! allowed so old Corefiles load, as in CoreDNS, where it has had no effect
 //! since its deprecation.
 //!
@@ -272,6 +275,9 @@ impl Plugin for Template {
             };
             let mut answer = Answer::rcode(t.def.rcode);
             answer.authoritative = true;
+            if let Some(ede) = &t.def.ederror {
+                answer.extras_mut().ede = Some(ede.clone());
+            }
             let render = |section: &str, texts: &[text::Text]| -> Result<Vec<Record>> {
                 texts
                     .iter()

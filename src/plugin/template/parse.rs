@@ -33,6 +33,8 @@ pub struct TemplateDef {
     pub rcode: ResponseCode,
     /// `fallthrough [ZONE...]`: `None` off, `Some(empty)` every zone.
     pub fallthrough: Option<Vec<Name>>,
+    /// `ederror CODE [REASON]`: an Extended DNS Error (RFC 8914) on the answer.
+    pub ederror: Option<(u16, std::sync::Arc<str>)>,
     /// Where it was written (`file:line:col`).
     pub at: String,
 }
@@ -84,6 +86,7 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<TemplateDef, CorefileError> {
         authority: Vec::new(),
         rcode: ResponseCode::NoError,
         fallthrough: None,
+        ederror: None,
         at: format!("{}:{}:{}", p.file.display(), p.line, p.col),
     };
     for line in d.block() {
@@ -117,9 +120,13 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<TemplateDef, CorefileError> {
                 sd.expect_end()?;
             }
             "ederror" => {
-                return Err(
-                    sd.err("not supported by clusterdns (extended DNS errors are not sent)")
-                );
+                let t = sd.expect_arg("EXTENDED_ERROR_CODE")?;
+                let code = t.parse_u32(&sd.what("EXTENDED_ERROR_CODE"), 0..=65535)?;
+                let reason: Vec<&str> = sd.remaining().iter().map(|t| t.as_str()).collect();
+                def.ederror = Some((
+                    u16::try_from(code).unwrap_or(u16::MAX),
+                    reason.join(" ").into(),
+                ));
             }
             "fallthrough" => {
                 let zones = line

@@ -53,6 +53,20 @@ const IP_A: &str = r#"template IN A example {
 }"#;
 
 #[tokio::test]
+async fn ederror_puts_its_code_and_reason_on_the_answer() {
+    let src =
+        "template IN A blocked.example {\n  rcode NXDOMAIN\n  ederror 15 \"ads are\" blocked\n}";
+    let a = ask(src, "x.blocked.example.", RecordType::A).await.unwrap();
+    assert_eq!(a.rcode, ResponseCode::NXDomain);
+    let ede = a.extras.and_then(|e| e.ede).expect("an EDE");
+    assert_eq!((ede.0, &*ede.1), (15, "ads are blocked"));
+    let plain = ask(IP_A, "ip-10-1-2-3.example.", RecordType::A)
+        .await
+        .unwrap();
+    assert_eq!(plain.extras, None);
+}
+
+#[tokio::test]
 async fn a_regex_zone_is_answered_from_named_groups() {
     let a = ask(IP_A, "ip-10-1-2-3.example.", RecordType::A)
         .await
@@ -222,8 +236,12 @@ fn bad_template_lines_are_errors_at_their_position() {
             "Corefile:3:3: template: answer: missing argument: RR",
         ),
         (
-            "template IN A {\n  ederror 21 \"blocked\"\n}",
-            "Corefile:3:3: template: ederror: not supported by clusterdns (extended DNS errors are not sent)",
+            "template IN A {\n  ederror\n}",
+            "Corefile:3:3: template: ederror: missing argument: EXTENDED_ERROR_CODE",
+        ),
+        (
+            "template IN A {\n  ederror 65536\n}",
+            "Corefile:3:11: template: ederror: EXTENDED_ERROR_CODE: 65536 is out of range 0..65535",
         ),
         (
             "template IN A {\n  anwser x\n}",
