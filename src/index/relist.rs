@@ -101,6 +101,7 @@ mod tests {
                     hostname: None,
                     pod_name: None,
                     ready: true,
+                    zone: None,
                 })
                 .collect(),
         })

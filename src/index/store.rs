@@ -16,7 +16,7 @@ use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::model::{EndpointSlice, Port, Service, ServiceKind};
+use super::model::{EndpointSlice, ImportKind, Port, Service, ServiceImport, ServiceKind};
 
 /// Number of shards per map: enough that one shard of 150k entries holds
 /// ~2k, few enough that a clone is cheap.
@@ -151,6 +151,21 @@ impl ServiceEntry {
         }
     }
 
+    /// The entry of a ServiceImport (`multicluster`), whose key is `key`: a
+    /// ClusterSetIP import answers like a ClusterIP service, a headless one
+    /// like a headless service.
+    pub(super) fn import(key: Arc<str>, import: ServiceImport) -> Self {
+        let kind = match import.kind {
+            ImportKind::ClusterSetIp(ips) => ServiceKind::ClusterIp(ips),
+            ImportKind::Headless => ServiceKind::Headless,
+        };
+        ServiceEntry {
+            key,
+            kind,
+            ports: import.ports,
+        }
+    }
+
     /// Its namespace (lower-cased).
     pub(super) fn namespace(&self) -> &str {
         self.key.split_once('/').map_or("", |(ns, _)| ns)
@@ -172,6 +187,10 @@ pub(super) struct Addr<'a> {
     pub(super) hostname: Option<&'a str>,
     /// Name of the Pod behind it, lower-cased.
     pub(super) pod_name: Option<&'a str>,
+    /// The member cluster of a multicluster slice (empty otherwise).
+    pub(super) cluster: &'a str,
+    /// The topology zone of its endpoint (`zone`), when known and kept.
+    pub(super) zone: Option<&'a str>,
 }
 
 /// The names of the address at `at` in [`SlicePart::ips`]; stored only for
@@ -189,12 +208,21 @@ struct Named {
 pub(super) struct SlicePart {
     /// The slice's name.
     pub(super) name: Box<str>,
+    /// The member cluster id of a multicluster slice; empty (no allocation)
+    /// for a slice of this cluster.
+    pub(super) cluster: Box<str>,
     /// Ports; empty for a portless service.
     pub(super) ports: Box<[Port]>,
     /// Ready addresses.
     ips: Ips,
     /// Names of the addresses that have any, sorted by `at`.
     names: Box<[Named]>,
+    /// The distinct topology zones of the slice's endpoints (a slice's
+    /// endpoints share a handful), each string once per slice.
+    zones: Box<[Arc<str>]>,
+    /// Per ready address, 1 + its zone's index in `zones`, 0 for none: one
+    /// byte per address, and nothing at all when no endpoint has a zone.
+    zone_at: Box<[u8]>,
 }
 
 /// The ready addresses of a slice: 4 bytes each when all are IPv4 (an
@@ -240,9 +268,26 @@ impl SlicePart {
     pub(super) fn new(slice: EndpointSlice) -> Self {
         let mut ips = Vec::new();
         let mut names = Vec::new();
+        let mut zones: Vec<Arc<str>> = Vec::new();
+        let mut zone_at: Vec<u8> = Vec::new();
         for ep in slice.endpoints.into_iter().filter(|ep| ep.ready) {
             let named = ep.hostname.is_some() || ep.pod_name.is_some();
+            let zone = ep.zone.as_ref().map_or(0, |z| {
+                let i = zones.iter().position(|k| k == z).unwrap_or_else(|| {
+                    zones.push(z.clone());
+                    zones.len() - 1
+                });
+                // Past 255 distinct zones in one slice (no real cluster has
+                // that many) an endpoint counts as zoneless.
+                u8::try_from(i + 1).unwrap_or(0)
+            });
+            if zone != 0 && zone_at.is_empty() {
+                zone_at.resize(ips.len(), 0);
+            }
             for ip in ep.addresses {
+                if !zone_at.is_empty() || zone != 0 {
+                    zone_at.push(zone);
+                }
                 if named {
                     // An address count beyond u32 cannot come from one API object.
                     let at = u32::try_from(ips.len()).unwrap_or(u32::MAX);
@@ -257,9 +302,12 @@ impl SlicePart {
         }
         SlicePart {
             name: slice.name,
+            cluster: Box::default(),
             ports: slice.ports.into_boxed_slice(),
             ips: Ips::new(ips),
             names: names.into_boxed_slice(),
+            zones: zones.into_boxed_slice(),
+            zone_at: zone_at.into_boxed_slice(),
         }
     }
 
@@ -273,6 +321,12 @@ impl SlicePart {
         self.ips.iter()
     }
 
+    /// The topology zone of the ready address at `i`.
+    fn zone_of(&self, i: usize) -> Option<&str> {
+        let at = usize::from(*self.zone_at.get(i)?);
+        self.zones.get(at.checked_sub(1)?).map(|z| &**z)
+    }
+
     /// Every ready address with its names.
     pub(super) fn addrs(&self) -> impl Iterator<Item = Addr<'_>> {
         let mut names = self.names.iter().peekable();
@@ -282,6 +336,8 @@ impl SlicePart {
                 ip,
                 hostname: named.and_then(|n| n.hostname.as_deref()),
                 pod_name: named.and_then(|n| n.pod_name.as_deref()),
+                cluster: &self.cluster,
+                zone: self.zone_of(i),
             }
         })
     }
@@ -333,6 +389,15 @@ pub(super) struct NsInfo {
     pub(super) object: bool,
     /// Services living in it.
     pub(super) services: u32,
+    /// ServiceImports living in it (`multicluster`).
+    pub(super) imports: u32,
+}
+
+impl NsInfo {
+    /// Nothing makes the namespace exist any more.
+    pub(super) fn is_empty(&self) -> bool {
+        !self.object && self.services == 0 && self.imports == 0
+    }
 }
 
 /// The map key of a namespaced object: `ns/name` (neither may contain `/`).
@@ -355,6 +420,7 @@ mod tests {
             hostname: hostname.map(Into::into),
             pod_name: pod.map(Into::into),
             ready,
+            zone: None,
         }
     }
 

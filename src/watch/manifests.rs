@@ -519,6 +519,14 @@ impl Collected {
                     (Kind::EndpointSlice, s.namespace.clone(), s.name.clone())
                 }
                 Object::Pod(p) => (Kind::Pod, p.namespace.clone(), p.name.clone()),
+                Object::ServiceImport(i) => {
+                    (Kind::ServiceImport, i.namespace.clone(), i.name.clone())
+                }
+                Object::MultiClusterSlice(m) => (
+                    Kind::MultiClusterSlice,
+                    m.slice.namespace.clone(),
+                    m.slice.name.clone(),
+                ),
             };
             match seen.get(&key) {
                 Some(&i) => out[i] = object,

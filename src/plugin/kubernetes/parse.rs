@@ -55,6 +55,11 @@ pub struct KubernetesConfig {
     pub ignore_empty_service: bool,
     /// `startup_timeout` (default 5s).
     pub startup_timeout: Duration,
+    /// `multicluster ZONES...`: the zones (lower-case FQDNs, each one of the
+    /// plugin's zones) answered from ServiceImports; empty when not set.
+    pub multicluster: Vec<Name>,
+    /// `zonal`: zone-scoped names for headless services.
+    pub zonal: bool,
 }
 
 /// Parse the directive.
@@ -77,10 +82,13 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
         fallthrough: None,
         ignore_empty_service: false,
         startup_timeout: Duration::from_secs(5),
+        multicluster: Vec::new(),
+        zonal: false,
     };
     let mut manifests: Vec<PathBuf> = Vec::new();
     let (mut endpoint, mut kubeconfig, mut tls) = (None, None, None);
     let mut limits = ApiLimits::default();
+    let (mut mc_token, mut zonal_token): (Option<Token>, Option<Token>) = (None, None);
     for sub in d.block() {
         let mut sd = Dispenser::new(sub);
         let prop = sub.name.text.as_str();
@@ -200,7 +208,27 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
                     limits.max_inflight = Some(n);
                 }
             }
-            "multicluster" | "zonal" | "resyncperiod" | "upstream" => {
+            "multicluster" => {
+                // CoreDNS accepts a bare `multicluster` (no zones) and then
+                // does nothing; an option we accept always works, so it needs
+                // a zone here.
+                let zones = sd.remaining();
+                if zones.is_empty() {
+                    return Err(sub.name.err(
+                        "kubernetes: multicluster needs at least one ZONE (CoreDNS accepts none and then ignores the option)",
+                    ));
+                }
+                for t in zones {
+                    cfg.multicluster.push(zone(t)?);
+                }
+                mc_token = Some(sub.name.clone());
+            }
+            "zonal" => {
+                sd.expect_end()?;
+                cfg.zonal = true;
+                zonal_token = Some(sub.name.clone());
+            }
+            "resyncperiod" | "upstream" => {
                 return Err(sub.name.err(format!(
                     "kubernetes: option '{prop}' is not supported by clusterdns"
                 )));
@@ -211,6 +239,21 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
                     .err(format!("kubernetes: unknown property '{other}'")));
             }
         }
+    }
+    if let Some(t) = &zonal_token
+        && cfg.noendpoints
+    {
+        return Err(t.err(
+            "kubernetes: zonal needs the endpoints (its answers come from them): remove noendpoints",
+        ));
+    }
+    if let Some(t) = &mc_token
+        && !cfg.zones.is_empty()
+        && let Some(z) = cfg.multicluster.iter().find(|z| !cfg.zones.contains(z))
+    {
+        return Err(t.err(format!(
+            "kubernetes: multicluster zone {z} is not one of the plugin's zones; the plugin must be authoritative for it"
+        )));
     }
     if cfg.namespaces.is_some() && cfg.namespace_labels.is_some() {
         return Err(d.err("kubernetes: namespaces and namespace_labels cannot both be set"));

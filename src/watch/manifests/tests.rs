@@ -55,6 +55,10 @@ fn keys(objects: &[Object]) -> Vec<String> {
             Object::Service(s) => format!("Service/{}/{}", s.namespace, s.name),
             Object::EndpointSlice(s) => format!("EndpointSlice/{}/{}", s.namespace, s.name),
             Object::Pod(p) => format!("Pod/{}/{}", p.namespace, p.name),
+            Object::ServiceImport(i) => format!("ServiceImport/{}/{}", i.namespace, i.name),
+            Object::MultiClusterSlice(m) => {
+                format!("MultiClusterSlice/{}/{}", m.slice.namespace, m.slice.name)
+            }
         })
         .collect()
 }
@@ -356,7 +360,7 @@ fn ns_doc(names: &[&str]) -> String {
         .collect()
 }
 
-/// The namespaces of a Batch, checking it is the four Resets in order.
+/// The namespaces of a Batch, checking it is the Resets of every kind in order.
 fn namespaces_of(update: IndexUpdate) -> Vec<String> {
     let IndexUpdate::Batch(resets) = update else {
         panic!("expected a Batch, got {update:?}");
@@ -374,7 +378,9 @@ fn namespaces_of(update: IndexUpdate) -> Vec<String> {
             Kind::Service,
             Kind::EndpointSlice,
             Kind::Pod,
-            Kind::Namespace
+            Kind::Namespace,
+            Kind::ServiceImport,
+            Kind::MultiClusterSlice
         ]
     );
     let Some(IndexUpdate::Reset { objects, .. }) = resets.into_iter().nth(3) else {
