@@ -512,6 +512,60 @@ mod tests {
     }
 
     #[test]
+    fn multicluster_and_zonal_forms_exist_only_in_their_grammar() {
+        let zone = n("cluster.local.");
+        let mc = Grammar {
+            multicluster: true,
+            zonal: true,
+        };
+        let zonal = Grammar {
+            multicluster: false,
+            zonal: true,
+        };
+        let q = n("Ep.C1.Svc.NS.svc.cluster.local.");
+        assert_eq!(
+            parse_in(&q, &zone, mc),
+            QueryName::McEndpoint {
+                endpoint: b"Ep",
+                cluster: b"C1",
+                service: b"Svc",
+                ns: b"NS"
+            }
+        );
+        assert!(matches!(parse(&q, &zone), QueryName::Srv { .. }));
+        // A leading `_` on either label keeps the SRV form (CoreDNS).
+        let q = n("_http.tcp.svc.ns.svc.cluster.local.");
+        assert!(matches!(parse_in(&q, &zone, mc), QueryName::Srv { .. }));
+        let q = n("Corp.Example.pin._zone.db.prod.svc.cluster.local.");
+        match parse_in(&q, &zone, zonal) {
+            QueryName::Zonal {
+                topo,
+                prefer,
+                service,
+                ns,
+            } => {
+                assert_eq!(topo.as_ref().map(StackStr::as_str), Some("corp.example"));
+                assert_eq!((prefer, service, ns), (false, &b"db"[..], &b"prod"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse_in(&q, &zone, mc), QueryName::Invalid);
+        assert_eq!(parse(&q, &zone), QueryName::Invalid);
+        let q = n("z.prefer._zone.db.prod.svc.cluster.local.");
+        assert!(matches!(
+            parse_in(&q, &zone, zonal),
+            QueryName::Zonal { prefer: true, .. }
+        ));
+        for bad in [
+            "z.pin.zone.db.prod.svc.cluster.local.",
+            "z.nail._zone.db.prod.svc.cluster.local.",
+            "z.pin._zone.db.prod.pod.cluster.local.",
+        ] {
+            assert_eq!(parse_in(&n(bad), &zone, zonal), QueryName::Invalid, "{bad}");
+        }
+    }
+
+    #[test]
     fn reverse_names_need_a_full_address() {
         assert_eq!(
             parse_reverse(&n("4.3.2.1.in-addr.arpa.")),

@@ -487,6 +487,40 @@ mod tests {
         assert_eq!(ips, [ip4("10.0.0.2"), ip4("10.0.0.1")]);
     }
 
+    #[test]
+    fn zones_are_kept_once_per_slice_and_found_per_address() {
+        let zoned = |ip: &str, zone: Option<&str>, ready: bool| Endpoint {
+            zone: zone.map(Arc::from),
+            ..ep(&[ip], None, None, ready)
+        };
+        let part = SlicePart::new(EndpointSlice {
+            namespace: "ns".into(),
+            name: "s".into(),
+            service: "svc".into(),
+            ports: Vec::new(),
+            endpoints: vec![
+                zoned("10.0.0.1", None, true),
+                zoned("10.0.0.2", Some("a"), true),
+                zoned("10.0.0.3", Some("b"), false),
+                zoned("10.0.0.4", Some("b"), true),
+                zoned("10.0.0.5", Some("a"), true),
+            ],
+        });
+        let got: Vec<Option<&str>> = part.addrs().map(|a| a.zone).collect();
+        assert_eq!(got, [None, Some("a"), Some("b"), Some("a")]);
+        assert_eq!((part.zones.len(), part.zone_at.len()), (2, 4));
+        // No zone anywhere: nothing is stored for zones.
+        let plain = SlicePart::new(EndpointSlice {
+            namespace: "ns".into(),
+            name: "s".into(),
+            service: "svc".into(),
+            ports: Vec::new(),
+            endpoints: vec![ep(&["10.0.0.1"], None, None, true)],
+        });
+        assert_eq!((plain.zones.len(), plain.zone_at.len()), (0, 0));
+        assert_eq!(plain.addrs().next().and_then(|a| a.zone), None);
+    }
+
     fn ip4(s: &str) -> IpAddr {
         s.parse().expect("ip")
     }

@@ -18,6 +18,7 @@ mod multicluster;
 mod namespace_labels;
 mod pods_reverse;
 mod rules;
+mod zonal;
 
 use super::model::{Endpoint, EndpointSlice, Namespace, Pod, Port, Protocol, Service, ServiceKind};
 use super::*;
