@@ -71,6 +71,8 @@ fn kubernetes(shared: Arc<SharedIndex>) -> Kubernetes {
         fallthrough: None,
         ignore_empty_service: opts.ignore_empty_service,
         startup_timeout: Duration::from_secs(5),
+        multicluster: opts.multicluster_zones,
+        zonal: opts.zonal,
     };
     Kubernetes::new(&cfg, &[], opts.local_ips, shared)
 }
