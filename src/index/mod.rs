@@ -420,9 +420,7 @@ impl ClusterIndex {
             return;
         }
         let owner: Arc<str> = Arc::from(key(&slice.namespace, &slice.service));
-        let mut part = SlicePart::new(slice);
-        part.cluster = cluster;
-        let part = Arc::new(part);
+        let part = Arc::new(SlicePart::imported(slice, cluster));
         match self.mc_endpoints.get_mut(&*owner) {
             Some(set) => Arc::make_mut(set).put(part),
             None => {

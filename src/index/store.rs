@@ -208,20 +208,27 @@ struct Named {
 pub(super) struct SlicePart {
     /// The slice's name.
     pub(super) name: Box<str>,
-    /// The member cluster id of a multicluster slice; empty (no allocation)
-    /// for a slice of this cluster.
-    pub(super) cluster: Box<str>,
     /// Ports; empty for a portless service.
     pub(super) ports: Box<[Port]>,
     /// Ready addresses.
     ips: Ips,
     /// Names of the addresses that have any, sorted by `at`.
     names: Box<[Named]>,
+    /// What only `multicluster` and `zonal` slices have, out of line: one
+    /// pointer per slice otherwise.
+    extra: Option<Box<SliceExtra>>,
+}
+
+/// The rarely present parts of a [`SlicePart`].
+#[derive(Debug, Default)]
+struct SliceExtra {
+    /// The member cluster id of a multicluster slice (empty for this cluster's).
+    cluster: Box<str>,
     /// The distinct topology zones of the slice's endpoints (a slice's
     /// endpoints share a handful), each string once per slice.
     zones: Box<[Arc<str>]>,
     /// Per ready address, 1 + its zone's index in `zones`, 0 for none: one
-    /// byte per address, and nothing at all when no endpoint has a zone.
+    /// byte per address, empty when no endpoint has a zone.
     zone_at: Box<[u8]>,
 }
 
@@ -300,15 +307,34 @@ impl SlicePart {
                 ips.push(ip);
             }
         }
+        let extra = (!zone_at.is_empty()).then(|| {
+            Box::new(SliceExtra {
+                cluster: Box::default(),
+                zones: zones.into_boxed_slice(),
+                zone_at: zone_at.into_boxed_slice(),
+            })
+        });
         SlicePart {
             name: slice.name,
-            cluster: Box::default(),
             ports: slice.ports.into_boxed_slice(),
             ips: Ips::new(ips),
             names: names.into_boxed_slice(),
-            zones: zones.into_boxed_slice(),
-            zone_at: zone_at.into_boxed_slice(),
+            extra,
         }
+    }
+
+    /// The part of an imported slice from member cluster `cluster`.
+    pub(super) fn imported(slice: EndpointSlice, cluster: Box<str>) -> Self {
+        let mut part = Self::new(slice);
+        if !cluster.is_empty() {
+            part.extra.get_or_insert_with(Box::default).cluster = cluster;
+        }
+        part
+    }
+
+    /// The member cluster of an imported slice; empty for this cluster's.
+    fn cluster(&self) -> &str {
+        self.extra.as_ref().map_or("", |e| &e.cluster)
     }
 
     /// Number of ready addresses.
@@ -323,8 +349,9 @@ impl SlicePart {
 
     /// The topology zone of the ready address at `i`.
     fn zone_of(&self, i: usize) -> Option<&str> {
-        let at = usize::from(*self.zone_at.get(i)?);
-        self.zones.get(at.checked_sub(1)?).map(|z| &**z)
+        let extra = self.extra.as_ref()?;
+        let at = usize::from(*extra.zone_at.get(i)?);
+        extra.zones.get(at.checked_sub(1)?).map(|z| &**z)
     }
 
     /// Every ready address with its names.
@@ -336,7 +363,7 @@ impl SlicePart {
                 ip,
                 hostname: named.and_then(|n| n.hostname.as_deref()),
                 pod_name: named.and_then(|n| n.pod_name.as_deref()),
-                cluster: &self.cluster,
+                cluster: self.cluster(),
                 zone: self.zone_of(i),
             }
         })
@@ -508,7 +535,8 @@ mod tests {
         });
         let got: Vec<Option<&str>> = part.addrs().map(|a| a.zone).collect();
         assert_eq!(got, [None, Some("a"), Some("b"), Some("a")]);
-        assert_eq!((part.zones.len(), part.zone_at.len()), (2, 4));
+        let extra = part.extra.as_ref().expect("zones kept");
+        assert_eq!((extra.zones.len(), extra.zone_at.len()), (2, 4));
         // No zone anywhere: nothing is stored for zones.
         let plain = SlicePart::new(EndpointSlice {
             namespace: "ns".into(),
@@ -517,7 +545,7 @@ mod tests {
             ports: Vec::new(),
             endpoints: vec![ep(&["10.0.0.1"], None, None, true)],
         });
-        assert_eq!((plain.zones.len(), plain.zone_at.len()), (0, 0));
+        assert!(plain.extra.is_none());
         assert_eq!(plain.addrs().next().and_then(|a| a.zone), None);
     }
 
