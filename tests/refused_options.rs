@@ -109,6 +109,8 @@ refused! {
     kubernetes_multicluster_zone_not_served:
         with_block("kubernetes cluster.local", "multicluster clusterset.local") => "4:9",
         "kubernetes: multicluster zone clusterset.local. is not one of the plugin's zones";
+    kubernetes_multicluster_zone_not_in_block: with_block("kubernetes", "multicluster clusterset.local")
+        => "4:9", "kubernetes: multicluster zone clusterset.local. is not one of the plugin's zones";
     kubernetes_multicluster_without_zone: with_block("kubernetes cluster.local", "multicluster")
         => "4:9", "kubernetes: multicluster needs at least one ZONE";
     kubernetes_zonal_with_noendpoints:

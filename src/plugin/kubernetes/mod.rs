@@ -74,7 +74,7 @@
 
 mod parse;
 
-pub use parse::{KubernetesConfig, Source, parse};
+pub use parse::{KubernetesConfig, Source, check_multicluster_zones, parse};
 
 use std::net::IpAddr;
 use std::sync::Arc;
