@@ -5,6 +5,11 @@
 //! type (NODATA instead: `dns-version` A, `ns.dns` SRV, `_http._tcp.svc` A);
 //! NXDOMAIN means nothing exists at or below the name. Owner names are the
 //! query name as sent; names we build use the zone as the query spelled it.
+//!
+//! In a `multicluster` zone the same rules run on other data: service names
+//! find ServiceImports (not Services) and endpoints come from the imported
+//! slices, named `<endpoint>.<clusterid>.<service>...`. With `zonal` the
+//! grammar has `<topology-zone>.pin|prefer._zone.<service>...` too.
 
 use std::cell::OnceCell;
 use std::collections::HashSet;
