@@ -71,6 +71,9 @@ fn kubernetes(shared: Arc<SharedIndex>) -> Kubernetes {
         fallthrough: None,
         ignore_empty_service: opts.ignore_empty_service,
         startup_timeout: Duration::from_secs(5),
+        multicluster: opts.multicluster_zones,
+        multicluster_at: None,
+        zonal: opts.zonal,
     };
     Kubernetes::new(&cfg, &[], opts.local_ips, shared)
 }

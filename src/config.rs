@@ -160,6 +160,19 @@ pub fn from_corefile(cf: &Corefile, default_port: u16) -> Result<Config, Vec<Cor
             }
             by_port.entry((transport, port)).or_default().push(zone);
         }
+        // A kubernetes directive without zones serves the block's: its
+        // multicluster zones must be among them.
+        let block_zones: Vec<Name> = by_port.values().flatten().cloned().collect();
+        for p in &plugins {
+            if let PluginConfig::Kubernetes(k) = p
+                && k.zones.is_empty()
+                && let Some(at) = &k.multicluster_at
+                && let Err(e) =
+                    plugin::kubernetes::check_multicluster_zones(&k.multicluster, &block_zones, at)
+            {
+                errors.push(e);
+            }
+        }
         for ((transport, port), zones) in by_port {
             servers.push(ServerConfig {
                 zones,

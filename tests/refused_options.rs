@@ -104,10 +104,16 @@ refused! {
         "whoami: takes no block";
     prometheus_block: with_block("prometheus 127.0.0.1:0", "runtime_metrics") => "4:9",
         "prometheus: takes no block";
-    kubernetes_multicluster: with_block("kubernetes cluster.local", "multicluster clusterset.local")
-        => "4:9", "kubernetes: option 'multicluster' is not supported by clusterdns";
-    kubernetes_zonal: with_block("kubernetes cluster.local", "zonal") => "4:9",
-        "kubernetes: option 'zonal' is not supported by clusterdns";
+    kubernetes_multicluster_zone_not_served:
+        with_block("kubernetes cluster.local", "multicluster clusterset.local") => "4:9",
+        "kubernetes: multicluster zone clusterset.local. is not one of the plugin's zones";
+    kubernetes_multicluster_zone_not_in_block: with_block("kubernetes", "multicluster clusterset.local")
+        => "4:9", "kubernetes: multicluster zone clusterset.local. is not one of the plugin's zones";
+    kubernetes_multicluster_without_zone: with_block("kubernetes cluster.local", "multicluster")
+        => "4:9", "kubernetes: multicluster needs at least one ZONE";
+    kubernetes_zonal_with_noendpoints:
+        with_block("kubernetes cluster.local", "zonal\n        noendpoints") => "4:9",
+        "kubernetes: zonal needs the endpoints";
     kubernetes_resyncperiod: with_block("kubernetes cluster.local", "resyncperiod 30s") => "4:9",
         "kubernetes: option 'resyncperiod' is not supported by clusterdns";
     kubernetes_upstream: with_block("kubernetes cluster.local", "upstream") => "4:9",

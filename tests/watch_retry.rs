@@ -60,6 +60,8 @@ fn resolve(index: &SharedIndex, name: &str) -> Option<Vec<IpAddr>> {
         ignore_empty_service: false,
         primary_zone: Name::from_ascii("cluster.local.").expect("zone"),
         local_ips: Vec::new(),
+        multicluster_zones: Vec::new(),
+        zonal: false,
     };
     let qname = Name::from_ascii(name).expect("name");
     let zone = Name::from_ascii("cluster.local.").expect("zone");

@@ -54,14 +54,16 @@ fn key(cfg: &KubernetesConfig) -> String {
         .collect();
     namespaces.sort_unstable();
     format!(
-        "{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
+        "{:?}|{:?}|{:?}|{:?}|{}|{}|{}|{}|{}",
         cfg.source,
         cfg.labels.as_ref().map(|l| l.as_str()),
         cfg.namespace_labels,
         namespaces,
         cfg.noendpoints,
         cfg.pods == PodMode::Verified,
-        cfg.endpoint_pod_names
+        cfg.endpoint_pod_names,
+        cfg.zonal,
+        !cfg.multicluster.is_empty()
     )
 }
 
@@ -181,6 +183,8 @@ impl Sources {
                     endpoints: !t.cfg.noendpoints,
                     pods: t.cfg.pods == PodMode::Verified,
                     pod_names: t.cfg.endpoint_pod_names,
+                    zones: t.cfg.zonal,
+                    multicluster: !t.cfg.multicluster.is_empty(),
                     backoff: crate::k8s::retry::Backoff::default(),
                 };
                 api::spawn(&client, &cfg, &tx, &self.metrics, tracker, token);

@@ -105,6 +105,8 @@ fn names_of(o: &Object) -> Vec<&str> {
         }
         Object::Pod(p) => vec![&p.namespace, &p.name],
         Object::Namespace(n) => vec![&n.name],
+        Object::ServiceImport(i) => vec![&i.namespace, &i.name],
+        Object::MultiClusterSlice(m) => vec![&m.slice.namespace, &m.slice.name, &m.cluster],
     }
 }
 
@@ -118,6 +120,8 @@ fn options() -> LookupOptions {
         ignore_empty_service: false,
         primary_zone: zone(),
         local_ips: Vec::new(),
+        multicluster_zones: Vec::new(),
+        zonal: true,
     }
 }
 
@@ -207,6 +211,8 @@ fn questions(o: &Object) -> Vec<(String, RecordType, &'static str)> {
             }
         }
         Object::Namespace(n) => q.push((format!("{}.svc.{z}", n.name), RecordType::NS, z)),
+        // The API objects fuzzed here never convert to MCS records.
+        Object::ServiceImport(_) | Object::MultiClusterSlice(_) => {}
     }
     for ip in ptrs {
         let zone = if ip.is_ipv4() {
@@ -283,6 +289,10 @@ fn alone_then_deleted(objects: &[Object]) {
             Object::EndpointSlice(s) => (Kind::EndpointSlice, &s.namespace, &s.name),
             Object::Pod(p) => (Kind::Pod, &p.namespace, &p.name),
             Object::Namespace(n) => (Kind::Namespace, "", &n.name),
+            Object::ServiceImport(i) => (Kind::ServiceImport, &i.namespace, &i.name),
+            Object::MultiClusterSlice(m) => {
+                (Kind::MultiClusterSlice, &m.slice.namespace, &m.slice.name)
+            }
         };
         index.apply(IndexUpdate::Delete {
             kind,

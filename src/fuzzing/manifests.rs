@@ -63,6 +63,10 @@ pub fn run(data: &[u8]) -> Outcome {
             Object::Service(s) => (Kind::Service, &*s.namespace, &*s.name),
             Object::EndpointSlice(s) => (Kind::EndpointSlice, &*s.namespace, &*s.name),
             Object::Pod(p) => (Kind::Pod, &*p.namespace, &*p.name),
+            Object::ServiceImport(i) => (Kind::ServiceImport, &*i.namespace, &*i.name),
+            Object::MultiClusterSlice(m) => {
+                (Kind::MultiClusterSlice, &*m.slice.namespace, &*m.slice.name)
+            }
         };
         assert!(keys.insert(key), "{key:?} loaded twice");
         if !key.1.is_empty() {

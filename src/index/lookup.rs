@@ -5,6 +5,11 @@
 //! type (NODATA instead: `dns-version` A, `ns.dns` SRV, `_http._tcp.svc` A);
 //! NXDOMAIN means nothing exists at or below the name. Owner names are the
 //! query name as sent; names we build use the zone as the query spelled it.
+//!
+//! In a `multicluster` zone the same rules run on other data: service names
+//! find ServiceImports (not Services) and endpoints come from the imported
+//! slices, named `<endpoint>.<clusterid>.<service>...`. With `zonal` the
+//! grammar has `<topology-zone>.pin|prefer._zone.<service>...` too.
 
 use std::cell::OnceCell;
 use std::collections::HashSet;
@@ -15,7 +20,7 @@ use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::model::Port;
-use super::name::{self, Branch, QueryName, StackStr};
+use super::name::{self, Branch, Grammar, QueryName, StackStr};
 use super::store::ServiceEntry;
 use super::store::{Addr, EndpointSet};
 use super::{ClusterIndex, LookupOptions, LookupRequest, LookupResult, PodMode};
@@ -42,6 +47,8 @@ pub(super) struct Query<'a> {
     pub(super) qtype: RecordType,
     /// CNAME hops taken to get here.
     pub(super) depth: u8,
+    /// The zone is a `multicluster` zone: services are ServiceImports.
+    pub(super) multicluster: bool,
     /// The zone as spelled in the query (computed on first use).
     spelled: OnceCell<Name>,
 }
@@ -68,6 +75,7 @@ impl<'a> Query<'a> {
             zone: req.zone,
             qtype: req.qtype,
             depth,
+            multicluster: opts.multicluster_zones.contains(req.zone),
             spelled: OnceCell::new(),
         }
     }
@@ -77,7 +85,11 @@ impl<'a> Query<'a> {
         if below_zone && name::is_reverse(self.qname) && self.zone.zone_of(self.qname) {
             return self.reverse();
         }
-        match name::parse(self.qname, self.zone) {
+        let grammar = Grammar {
+            multicluster: self.multicluster,
+            zonal: self.opts.zonal,
+        };
+        match name::parse_in(self.qname, self.zone, grammar) {
             QueryName::Apex => self.apex(),
             QueryName::DnsVersion => match self.qtype {
                 RecordType::TXT | RecordType::ANY => {
@@ -103,11 +115,25 @@ impl<'a> Query<'a> {
                 self.nodata()
             }
             QueryName::Service { service, ns } => self.service(ns, service),
+            // CoreDNS: in a multicluster zone an endpoint needs its cluster id.
+            QueryName::Endpoint { .. } if self.multicluster => self.nxdomain(),
             QueryName::Endpoint {
                 endpoint,
                 service,
                 ns,
-            } => self.endpoint(ns, service, endpoint),
+            } => self.endpoint(ns, service, endpoint, None),
+            QueryName::McEndpoint {
+                endpoint,
+                cluster,
+                service,
+                ns,
+            } => self.endpoint(ns, service, endpoint, Some(cluster)),
+            QueryName::Zonal {
+                topo,
+                prefer,
+                service,
+                ns,
+            } => self.zonal(ns, service, topo, prefer),
             QueryName::Srv {
                 port,
                 proto,
@@ -277,7 +303,8 @@ impl<'a> Query<'a> {
         self.exposed_ns(ns).is_some()
     }
 
-    /// The service named by two labels, with its map key, if its namespace is exposed.
+    /// The service named by two labels, with its map key, if its namespace is
+    /// exposed: a ServiceImport in a multicluster zone, a Service elsewhere.
     pub(super) fn find_service(
         &self,
         ns: &[u8],
@@ -289,16 +316,27 @@ impl<'a> Query<'a> {
         key.push(ns.as_bytes());
         key.push(b"/");
         key.push(service.as_bytes());
-        let svc = self.idx.services.get(key.as_str())?;
+        let map = if self.multicluster {
+            &self.idx.imports
+        } else {
+            &self.idx.services
+        };
+        let svc = map.get(key.as_str())?;
         Some((svc, key))
     }
 
-    /// The merged endpoints of a service key; none with `noendpoints`.
+    /// The merged endpoints of a service key (of the multicluster slices in
+    /// a multicluster zone); none with `noendpoints`.
     pub(super) fn endpoints(&self, key: &KeyBuf) -> Option<&'a EndpointSet> {
         if self.opts.noendpoints {
             return None;
         }
-        self.idx.endpoints.get(key.as_str()).map(|set| &**set)
+        let map = if self.multicluster {
+            &self.idx.mc_endpoints
+        } else {
+            &self.idx.endpoints
+        };
+        map.get(key.as_str()).map(|set| &**set)
     }
 }
 

@@ -40,7 +40,9 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record, RecordType};
 
-use model::{EndpointSlice, Namespace, Pod, Service, ServiceKind};
+use model::{
+    EndpointSlice, MultiClusterSlice, Namespace, Pod, Service, ServiceImport, ServiceKind,
+};
 use revmap::RevMap;
 use store::{EndpointSet, NsInfo, ServiceEntry, Shards, SlicePart, key};
 
@@ -75,6 +77,12 @@ pub struct LookupOptions {
     pub primary_zone: Name,
     /// This server's own addresses, answered for `ns.dns.<zone>` and as NS glue.
     pub local_ips: Vec<IpAddr>,
+    /// `multicluster ZONES`: in these zones (lower-case FQDNs) service names
+    /// answer from ServiceImports and endpoints are `host.clusterid.svc...`.
+    pub multicluster_zones: Vec<Name>,
+    /// `zonal`: headless services answer `<topology-zone>.pin|prefer._zone.`
+    /// names (outside multicluster zones).
+    pub zonal: bool,
 }
 
 /// One question for the index.
@@ -135,6 +143,12 @@ pub struct ClusterIndex {
     pods: Shards<Box<str>, Arc<[IpAddr]>>,
     /// Pod IP → namespaces of the pods holding it.
     pod_ips: RevMap,
+    /// ServiceImports by `ns/name` (`multicluster`; empty otherwise).
+    imports: Shards<Arc<str>, Arc<ServiceEntry>>,
+    /// The merged multicluster slices of each import, by the import's `ns/name`.
+    mc_endpoints: Shards<Arc<str>, Arc<EndpointSet>>,
+    /// Which import each multicluster slice (`ns/slice`) belongs to.
+    mc_slice_owner: Shards<Box<str>, Arc<str>>,
     /// Namespaces that exist (see the type's docs).
     namespaces: Arc<HashMap<Box<str>, NsInfo>>,
     /// Kinds that have had their first complete list (Reset).
@@ -253,6 +267,8 @@ impl ClusterIndex {
             Object::EndpointSlice(s) => self.put_slice(s),
             Object::Pod(p) => self.put_pod(p),
             Object::Namespace(n) => self.put_namespace(n),
+            Object::ServiceImport(i) => self.put_import(i),
+            Object::MultiClusterSlice(s) => self.put_mc_slice(s),
         }
     }
 
@@ -266,11 +282,13 @@ impl ClusterIndex {
                 let map = Arc::make_mut(&mut self.namespaces);
                 if let Some(info) = map.get_mut(name) {
                     info.object = false;
-                    if info.services == 0 {
+                    if info.is_empty() {
                         map.remove(name);
                     }
                 }
             }
+            Kind::ServiceImport => self.drop_import(&k),
+            Kind::MultiClusterSlice => self.drop_mc_slice(&k),
         }
     }
 
@@ -290,7 +308,7 @@ impl ClusterIndex {
                 let map = Arc::make_mut(&mut self.namespaces);
                 map.retain(|_, info| {
                     info.services = 0;
-                    info.object
+                    !info.is_empty()
                 });
                 for (ns, info) in part.namespaces.iter() {
                     map.entry(ns.clone()).or_default().services += info.services;
@@ -310,13 +328,28 @@ impl ClusterIndex {
                 let map = Arc::make_mut(&mut self.namespaces);
                 map.retain(|_, info| {
                     info.object = false;
-                    info.services > 0
+                    !info.is_empty()
                 });
                 for (ns, info) in part.namespaces.iter() {
                     if info.object {
                         map.entry(ns.clone()).or_default().object = true;
                     }
                 }
+            }
+            Kind::ServiceImport => {
+                self.imports = part.imports;
+                let map = Arc::make_mut(&mut self.namespaces);
+                map.retain(|_, info| {
+                    info.imports = 0;
+                    !info.is_empty()
+                });
+                for (ns, info) in part.namespaces.iter() {
+                    map.entry(ns.clone()).or_default().imports += info.imports;
+                }
+            }
+            Kind::MultiClusterSlice => {
+                self.mc_endpoints = part.mc_endpoints;
+                self.mc_slice_owner = part.mc_slice_owner;
             }
         }
         self.synced.insert(kind);
@@ -361,9 +394,73 @@ impl ClusterIndex {
         let map = Arc::make_mut(&mut self.namespaces);
         if let Some(info) = map.get_mut(old.namespace()) {
             info.services = info.services.saturating_sub(1);
-            if info.services == 0 && !info.object {
+            if info.is_empty() {
                 map.remove(old.namespace());
             }
+        }
+    }
+
+    fn put_import(&mut self, import: ServiceImport) {
+        let owner: Arc<str> = Arc::from(key(&import.namespace, &import.name));
+        let entry = ServiceEntry::import(owner.clone(), import);
+        if self
+            .imports
+            .insert(owner.clone(), Arc::new(entry))
+            .is_none()
+        {
+            let (ns, _) = owner.split_once('/').unwrap_or_default();
+            let map = Arc::make_mut(&mut self.namespaces);
+            map.entry(ns.into()).or_default().imports += 1;
+        }
+    }
+
+    fn drop_import(&mut self, k: &str) {
+        let Some(old) = self.imports.remove(k) else {
+            return;
+        };
+        let map = Arc::make_mut(&mut self.namespaces);
+        if let Some(info) = map.get_mut(old.namespace()) {
+            info.imports = info.imports.saturating_sub(1);
+            if info.is_empty() {
+                map.remove(old.namespace());
+            }
+        }
+    }
+
+    /// A multicluster slice joins its import's set. It feeds no reverse map:
+    /// PTRs and autopath stay with this cluster's own endpoints (as CoreDNS).
+    fn put_mc_slice(&mut self, mc: MultiClusterSlice) {
+        let MultiClusterSlice { cluster, slice } = mc;
+        let slice_key = key(&slice.namespace, &slice.name);
+        self.drop_mc_slice(&slice_key);
+        if slice.service.is_empty() {
+            return;
+        }
+        let owner: Arc<str> = Arc::from(key(&slice.namespace, &slice.service));
+        let part = Arc::new(SlicePart::imported(slice, cluster));
+        match self.mc_endpoints.get_mut(&*owner) {
+            Some(set) => Arc::make_mut(set).put(part),
+            None => {
+                let mut set = EndpointSet::default();
+                set.put(part);
+                self.mc_endpoints.insert(owner.clone(), Arc::new(set));
+            }
+        }
+        self.mc_slice_owner.insert(slice_key, owner);
+    }
+
+    fn drop_mc_slice(&mut self, slice_key: &str) {
+        let Some(owner) = self.mc_slice_owner.remove(slice_key) else {
+            return;
+        };
+        let name = slice_key.split_once('/').map_or(slice_key, |(_, n)| n);
+        let Some(set) = self.mc_endpoints.get_mut(&*owner) else {
+            return;
+        };
+        let set = Arc::make_mut(set);
+        set.remove(name);
+        if set.parts.is_empty() {
+            self.mc_endpoints.remove(&*owner);
         }
     }
 

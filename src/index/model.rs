@@ -7,6 +7,7 @@
 //! spare capacity) and never store whole API objects.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The transport protocol of a Service or endpoint port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,6 +93,9 @@ pub struct Endpoint {
     pub pod_name: Option<Box<str>>,
     /// `conditions.ready`: unset counts as ready (as CoreDNS and the spec say).
     pub ready: bool,
+    /// `zone` (the topology zone), kept only for `zonal`. Shared: conversion
+    /// hands every endpoint of a slice in the same zone the same `Arc`.
+    pub zone: Option<Arc<str>>,
 }
 
 /// One EndpointSlice (or the one slice a legacy Endpoints object becomes).
@@ -126,4 +130,39 @@ pub struct Pod {
 pub struct Namespace {
     /// Name, lower-cased.
     pub name: Box<str>,
+}
+
+/// What a `ServiceImport` name answers (MCS API `spec.type`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportKind {
+    /// `ClusterSetIP`: the clusterset IPs of `spec.ips` (one per family).
+    ClusterSetIp(Vec<IpAddr>),
+    /// `Headless`: the ready endpoints of its multicluster EndpointSlices.
+    Headless,
+}
+
+/// A `ServiceImport` (multicluster.x-k8s.io/v1alpha1), kept only with the
+/// `multicluster` option: one per exported service in the clusterset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceImport {
+    /// Namespace, lower-cased.
+    pub namespace: Box<str>,
+    /// Name, lower-cased.
+    pub name: Box<str>,
+    /// ClusterSetIP or headless.
+    pub kind: ImportKind,
+    /// `spec.ports` (for SRV of a ClusterSetIP import).
+    pub ports: Vec<Port>,
+}
+
+/// An EndpointSlice an MCS implementation imported from one member cluster:
+/// labelled `multicluster.kubernetes.io/service-name` (the import it backs,
+/// in `slice.service`) and `multicluster.kubernetes.io/source-cluster`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultiClusterSlice {
+    /// The cluster id of the member cluster the endpoints live in, lower-cased
+    /// (empty when the label is missing: then no `hostname.clusterid` name matches).
+    pub cluster: Box<str>,
+    /// The slice itself; `service` names the ServiceImport.
+    pub slice: EndpointSlice,
 }

@@ -72,6 +72,33 @@ pub enum QueryName<'a> {
         /// The namespace label.
         ns: &'a [u8],
     },
+    /// `<endpoint>.<cluster>.<service>.<ns>.svc.<zone>`: an endpoint of a
+    /// multicluster service in one member cluster (`multicluster` zones only).
+    McEndpoint {
+        /// The endpoint label (hostname, dashed IP or pod name).
+        endpoint: &'a [u8],
+        /// The cluster id label.
+        cluster: &'a [u8],
+        /// The service label.
+        service: &'a [u8],
+        /// The namespace label.
+        ns: &'a [u8],
+    },
+    /// `<topology-zone>.pin|prefer._zone.<service>.<ns>.svc.<zone>` (`zonal`
+    /// only, never in `multicluster` zones): a headless service's endpoints
+    /// in one topology zone.
+    Zonal {
+        /// The topology zone: every label left of the directive, joined with
+        /// `.` and lower-cased; `None` when longer than a label value can be
+        /// (63), so no endpoint's zone can match it.
+        topo: Option<StackStr>,
+        /// `prefer` (fall back to every endpoint) rather than `pin`.
+        prefer: bool,
+        /// The service label.
+        service: &'a [u8],
+        /// The namespace label.
+        ns: &'a [u8],
+    },
     /// `<dashed-ip>.<ns>.pod.<zone>`.
     Pod {
         /// The pod label (a dashed IP).
@@ -83,8 +110,28 @@ pub enum QueryName<'a> {
     Invalid,
 }
 
-/// Parses the labels of `qname` left of `zone`. Case-insensitive.
+/// Which optional forms a zone's grammar has (kubernetes plugin options).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Grammar {
+    /// The zone is a `multicluster` zone: five labels without a leading `_`
+    /// are `<endpoint>.<cluster>.<service>.<ns>.svc`.
+    pub multicluster: bool,
+    /// `zonal`: `<topology-zone>.pin|prefer._zone.<service>.<ns>.svc` (not in
+    /// multicluster zones).
+    pub zonal: bool,
+}
+
+/// The anchor label of a zone-scoped name.
+const ZONE_ANCHOR: &str = "_zone";
+
+/// Parses the labels of `qname` left of `zone` in the plain cluster grammar.
+/// Case-insensitive.
 pub fn parse<'a>(qname: &'a Name, zone: &Name) -> QueryName<'a> {
+    parse_in(qname, zone, Grammar::default())
+}
+
+/// Parses the labels of `qname` left of `zone` in `grammar`. Case-insensitive.
+pub fn parse_in<'a>(qname: &'a Name, zone: &Name, grammar: Grammar) -> QueryName<'a> {
     let total = qname.iter().len();
     let zone_len = zone.iter().len();
     if total < zone_len || !zone.zone_of(qname) {
@@ -94,8 +141,12 @@ pub fn parse<'a>(qname: &'a Name, zone: &Name) -> QueryName<'a> {
     if left == 0 {
         return QueryName::Apex;
     }
-    // The longest valid form has five labels left of the zone.
+    // The longest fixed form has five labels left of the zone; only a zonal
+    // name has more.
     if left > 5 {
+        if grammar.zonal && !grammar.multicluster {
+            return zonal(qname, zone_len, left);
+        }
         return QueryName::Invalid;
     }
     let mut labels: [&[u8]; 5] = [&[]; 5];
@@ -136,6 +187,18 @@ pub fn parse<'a>(qname: &'a Name, zone: &Name) -> QueryName<'a> {
             service,
             ns,
         },
+        (Branch::Svc, &[endpoint, cluster, service, ns, _])
+            if grammar.multicluster
+                && !endpoint.starts_with(b"_")
+                && !cluster.starts_with(b"_") =>
+        {
+            QueryName::McEndpoint {
+                endpoint,
+                cluster,
+                service,
+                ns,
+            }
+        }
         (Branch::Svc, &[port, proto, service, ns, _]) => QueryName::Srv {
             port: strip_underscore(port),
             proto: strip_underscore(proto),
@@ -144,6 +207,50 @@ pub fn parse<'a>(qname: &'a Name, zone: &Name) -> QueryName<'a> {
         },
         // Pods have no deeper names; anything longer is too long.
         _ => QueryName::Invalid,
+    }
+}
+
+/// `<topo>.pin|prefer._zone.<service>.<ns>.svc` with `left` (> 5) labels
+/// left of the zone; anything else of that length is Invalid.
+fn zonal(qname: &Name, zone_len: usize, left: usize) -> QueryName<'_> {
+    // The five fixed labels, right to left: svc, ns, service, _zone, directive.
+    let mut fixed = qname.iter().rev().skip(zone_len);
+    let (Some(svc), Some(ns), Some(service), Some(anchor), Some(directive)) = (
+        fixed.next(),
+        fixed.next(),
+        fixed.next(),
+        fixed.next(),
+        fixed.next(),
+    ) else {
+        return QueryName::Invalid;
+    };
+    if !eq(svc, "svc") || !eq(anchor, ZONE_ANCHOR) {
+        return QueryName::Invalid;
+    }
+    let prefer = if eq(directive, "prefer") {
+        true
+    } else if eq(directive, "pin") {
+        false
+    } else {
+        return QueryName::Invalid;
+    };
+    let mut topo = Some(StackStr::new());
+    for (i, label) in qname.iter().take(left - 5).enumerate() {
+        topo = topo.and_then(|mut t| {
+            if i > 0 {
+                t.write_str(".").ok()?;
+            }
+            let lower = StackStr::lower(label)?;
+            t.write_str(lower.as_str()).ok()?;
+            // A label value is at most 63 characters.
+            (t.len <= 63).then_some(t)
+        });
+    }
+    QueryName::Zonal {
+        topo,
+        prefer,
+        service,
+        ns,
     }
 }
 
@@ -262,6 +369,14 @@ impl fmt::Write for StackStr {
         Ok(())
     }
 }
+
+impl PartialEq for StackStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for StackStr {}
 
 impl fmt::Debug for StackStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -394,6 +509,60 @@ mod tests {
                 ns: b"testns"
             }
         );
+    }
+
+    #[test]
+    fn multicluster_and_zonal_forms_exist_only_in_their_grammar() {
+        let zone = n("cluster.local.");
+        let mc = Grammar {
+            multicluster: true,
+            zonal: true,
+        };
+        let zonal = Grammar {
+            multicluster: false,
+            zonal: true,
+        };
+        let q = n("Ep.C1.Svc.NS.svc.cluster.local.");
+        assert_eq!(
+            parse_in(&q, &zone, mc),
+            QueryName::McEndpoint {
+                endpoint: b"Ep",
+                cluster: b"C1",
+                service: b"Svc",
+                ns: b"NS"
+            }
+        );
+        assert!(matches!(parse(&q, &zone), QueryName::Srv { .. }));
+        // A leading `_` on either label keeps the SRV form (CoreDNS).
+        let q = n("_http.tcp.svc.ns.svc.cluster.local.");
+        assert!(matches!(parse_in(&q, &zone, mc), QueryName::Srv { .. }));
+        let q = n("Corp.Example.pin._zone.db.prod.svc.cluster.local.");
+        match parse_in(&q, &zone, zonal) {
+            QueryName::Zonal {
+                topo,
+                prefer,
+                service,
+                ns,
+            } => {
+                assert_eq!(topo.as_ref().map(StackStr::as_str), Some("corp.example"));
+                assert_eq!((prefer, service, ns), (false, &b"db"[..], &b"prod"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse_in(&q, &zone, mc), QueryName::Invalid);
+        assert_eq!(parse(&q, &zone), QueryName::Invalid);
+        let q = n("z.prefer._zone.db.prod.svc.cluster.local.");
+        assert!(matches!(
+            parse_in(&q, &zone, zonal),
+            QueryName::Zonal { prefer: true, .. }
+        ));
+        for bad in [
+            "z.pin.zone.db.prod.svc.cluster.local.",
+            "z.nail._zone.db.prod.svc.cluster.local.",
+            "z.pin._zone.db.prod.pod.cluster.local.",
+        ] {
+            assert_eq!(parse_in(&n(bad), &zone, zonal), QueryName::Invalid, "{bad}");
+        }
     }
 
     #[test]

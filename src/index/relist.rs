@@ -102,6 +102,7 @@ mod tests {
                     hostname: None,
                     pod_name: None,
                     ready: true,
+                    zone: None,
                 })
                 .collect(),
         })

@@ -62,8 +62,16 @@ impl Query<'_> {
     }
 
     /// `<endpoint>.<service>.<ns>.svc.<zone>`: by hostname, pod name or dashed IP,
-    /// under headless and ClusterIP services alike.
-    pub(super) fn endpoint(&self, ns: &[u8], service: &[u8], endpoint: &[u8]) -> LookupResult {
+    /// under headless and ClusterIP services alike. In a multicluster zone
+    /// (`<endpoint>.<cluster>.<service>...`) only the endpoints of the member
+    /// cluster `cluster` match.
+    pub(super) fn endpoint(
+        &self,
+        ns: &[u8],
+        service: &[u8],
+        endpoint: &[u8],
+        cluster: Option<&[u8]>,
+    ) -> LookupResult {
         let Some((svc, key)) = self.find_service(ns, service) else {
             return self.nxdomain();
         };
@@ -78,14 +86,61 @@ impl Query<'_> {
         }
         let label_ip = name::endpoint_label_ip(label.as_str());
         let pod_names = self.opts.endpoint_pod_names;
-        let is_it = |a: &super::store::Addr<'_>| match (a.hostname, a.pod_name) {
-            (Some(h), _) => h == label.as_str(),
-            (None, Some(p)) if pod_names => p == label.as_str(),
-            _ => label_ip == Some(a.ip),
+        let is_it = |a: &super::store::Addr<'_>| {
+            cluster.is_none_or(|c| name::eq(c, a.cluster))
+                && match (a.hostname, a.pod_name) {
+                    (Some(h), _) => h == label.as_str(),
+                    (None, Some(p)) if pod_names => p == label.as_str(),
+                    _ => label_ip == Some(a.ip),
+                }
         };
         let entries = endpoint_entries(eps, is_it, b"", b"");
         if entries.is_empty() {
             return self.nxdomain();
+        }
+        match self.qtype {
+            RecordType::SRV => self.srv_answer(svc, &entries),
+            _ => self.positive(
+                self.addr_records(self.qname, entries.iter().map(|e| e.ip)),
+                Vec::new(),
+            ),
+        }
+    }
+
+    /// `<topo>.pin|prefer._zone.<service>.<ns>.svc.<zone>` (`zonal`; CoreDNS
+    /// 1.14.7's zone-scoped names). Only a headless service has them: any
+    /// other or unknown service is NXDOMAIN. The name of a headless service
+    /// always exists, so an empty selection is NODATA: `pin` answers the ready
+    /// endpoints whose `zone` is `topo` (compared case-insensitively),
+    /// `prefer` those or, when there are none, every ready endpoint. A/AAAA
+    /// and SRV (with glue) are answered from the selection; other types NODATA.
+    pub(super) fn zonal(
+        &self,
+        ns: &[u8],
+        service: &[u8],
+        topo: Option<StackStr>,
+        prefer: bool,
+    ) -> LookupResult {
+        let Some((svc, key)) = self.find_service(ns, service) else {
+            return self.nxdomain();
+        };
+        if svc.kind != ServiceKind::Headless {
+            return self.nxdomain();
+        }
+        let in_zone = |a: &super::store::Addr<'_>| {
+            topo.as_ref()
+                .zip(a.zone)
+                .is_some_and(|(t, z)| z.eq_ignore_ascii_case(t.as_str()))
+        };
+        let mut entries = match self.endpoints(&key) {
+            Some(eps) => endpoint_entries(eps, in_zone, b"", b""),
+            None => Vec::new(),
+        };
+        if entries.is_empty()
+            && prefer
+            && let Some(eps) = self.endpoints(&key)
+        {
+            entries = endpoint_entries(eps, |_| true, b"", b"");
         }
         match self.qtype {
             RecordType::SRV => self.srv_answer(svc, &entries),
@@ -154,9 +209,14 @@ impl Query<'_> {
             let Some(port) = e.port else { continue };
             let target = match e.ep {
                 None => base.clone(),
-                Some(a) => match endpoint_label(&a, self.opts.endpoint_pod_names)
-                    .and_then(|l| Self::join(&[l.as_bytes()], base))
-                {
+                // A multicluster endpoint is `<endpoint>.<cluster>.<service>...`.
+                Some(a) => match endpoint_label(&a, self.opts.endpoint_pod_names).and_then(|l| {
+                    if a.cluster.is_empty() {
+                        Self::join(&[l.as_bytes()], base)
+                    } else {
+                        Self::join(&[l.as_bytes(), a.cluster.as_bytes()], base)
+                    }
+                }) {
                     Some(t) => t,
                     None => continue,
                 },

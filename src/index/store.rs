@@ -16,7 +16,7 @@ use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::model::{EndpointSlice, Port, Service, ServiceKind};
+use super::model::{EndpointSlice, ImportKind, Port, Service, ServiceImport, ServiceKind};
 
 /// Number of shards per map: enough that one shard of 150k entries holds
 /// ~2k, few enough that a clone is cheap.
@@ -154,6 +154,22 @@ impl ServiceEntry {
         }
     }
 
+    /// The entry of a ServiceImport (`multicluster`), whose key is `key`: a
+    /// ClusterSetIP import answers like a ClusterIP service, a headless one
+    /// like a headless service.
+    pub(super) fn import(key: Arc<str>, import: ServiceImport) -> Self {
+        let kind = match import.kind {
+            ImportKind::ClusterSetIp(ips) => ServiceKind::ClusterIp(ips),
+            ImportKind::Headless => ServiceKind::Headless,
+        };
+        ServiceEntry {
+            key,
+            kind,
+            ports: import.ports,
+            external: ExternalIps::new(Vec::new()),
+        }
+    }
+
     /// Its namespace (lower-cased).
     pub(super) fn namespace(&self) -> &str {
         self.key.split_once('/').map_or("", |(ns, _)| ns)
@@ -197,6 +213,10 @@ pub(super) struct Addr<'a> {
     pub(super) hostname: Option<&'a str>,
     /// Name of the Pod behind it, lower-cased.
     pub(super) pod_name: Option<&'a str>,
+    /// The member cluster of a multicluster slice (empty otherwise).
+    pub(super) cluster: &'a str,
+    /// The topology zone of its endpoint (`zone`), when known and kept.
+    pub(super) zone: Option<&'a str>,
 }
 
 /// The names of the address at `at` in [`SlicePart::ips`]; stored only for
@@ -220,6 +240,22 @@ pub(super) struct SlicePart {
     ips: Ips,
     /// Names of the addresses that have any, sorted by `at`.
     names: Box<[Named]>,
+    /// What only `multicluster` and `zonal` slices have, out of line: one
+    /// pointer per slice otherwise.
+    extra: Option<Box<SliceExtra>>,
+}
+
+/// The rarely present parts of a [`SlicePart`].
+#[derive(Debug, Default)]
+struct SliceExtra {
+    /// The member cluster id of a multicluster slice (empty for this cluster's).
+    cluster: Box<str>,
+    /// The distinct topology zones of the slice's endpoints (a slice's
+    /// endpoints share a handful), each string once per slice.
+    zones: Box<[Arc<str>]>,
+    /// Per ready address, 1 + its zone's index in `zones`, 0 for none: one
+    /// byte per address, empty when no endpoint has a zone.
+    zone_at: Box<[u8]>,
 }
 
 /// The ready addresses of a slice: 4 bytes each when all are IPv4 (an
@@ -265,9 +301,26 @@ impl SlicePart {
     pub(super) fn new(slice: EndpointSlice) -> Self {
         let mut ips = Vec::new();
         let mut names = Vec::new();
+        let mut zones: Vec<Arc<str>> = Vec::new();
+        let mut zone_at: Vec<u8> = Vec::new();
         for ep in slice.endpoints.into_iter().filter(|ep| ep.ready) {
             let named = ep.hostname.is_some() || ep.pod_name.is_some();
+            let zone = ep.zone.as_ref().map_or(0, |z| {
+                let i = zones.iter().position(|k| k == z).unwrap_or_else(|| {
+                    zones.push(z.clone());
+                    zones.len() - 1
+                });
+                // Past 255 distinct zones in one slice (no real cluster has
+                // that many) an endpoint counts as zoneless.
+                u8::try_from(i + 1).unwrap_or(0)
+            });
+            if zone != 0 && zone_at.is_empty() {
+                zone_at.resize(ips.len(), 0);
+            }
             for ip in ep.addresses {
+                if !zone_at.is_empty() || zone != 0 {
+                    zone_at.push(zone);
+                }
                 if named {
                     // An address count beyond u32 cannot come from one API object.
                     let at = u32::try_from(ips.len()).unwrap_or(u32::MAX);
@@ -280,12 +333,34 @@ impl SlicePart {
                 ips.push(ip);
             }
         }
+        let extra = (!zone_at.is_empty()).then(|| {
+            Box::new(SliceExtra {
+                cluster: Box::default(),
+                zones: zones.into_boxed_slice(),
+                zone_at: zone_at.into_boxed_slice(),
+            })
+        });
         SlicePart {
             name: slice.name,
             ports: slice.ports.into_boxed_slice(),
             ips: Ips::new(ips),
             names: names.into_boxed_slice(),
+            extra,
         }
+    }
+
+    /// The part of an imported slice from member cluster `cluster`.
+    pub(super) fn imported(slice: EndpointSlice, cluster: Box<str>) -> Self {
+        let mut part = Self::new(slice);
+        if !cluster.is_empty() {
+            part.extra.get_or_insert_with(Box::default).cluster = cluster;
+        }
+        part
+    }
+
+    /// The member cluster of an imported slice; empty for this cluster's.
+    fn cluster(&self) -> &str {
+        self.extra.as_ref().map_or("", |e| &e.cluster)
     }
 
     /// Number of ready addresses.
@@ -298,6 +373,13 @@ impl SlicePart {
         self.ips.iter()
     }
 
+    /// The topology zone of the ready address at `i`.
+    fn zone_of(&self, i: usize) -> Option<&str> {
+        let extra = self.extra.as_ref()?;
+        let at = usize::from(*extra.zone_at.get(i)?);
+        extra.zones.get(at.checked_sub(1)?).map(|z| &**z)
+    }
+
     /// Every ready address with its names.
     pub(super) fn addrs(&self) -> impl Iterator<Item = Addr<'_>> {
         let mut names = self.names.iter().peekable();
@@ -307,6 +389,8 @@ impl SlicePart {
                 ip,
                 hostname: named.and_then(|n| n.hostname.as_deref()),
                 pod_name: named.and_then(|n| n.pod_name.as_deref()),
+                cluster: self.cluster(),
+                zone: self.zone_of(i),
             }
         })
     }
@@ -358,6 +442,15 @@ pub(super) struct NsInfo {
     pub(super) object: bool,
     /// Services living in it.
     pub(super) services: u32,
+    /// ServiceImports living in it (`multicluster`).
+    pub(super) imports: u32,
+}
+
+impl NsInfo {
+    /// Nothing makes the namespace exist any more.
+    pub(super) fn is_empty(&self) -> bool {
+        !self.object && self.services == 0 && self.imports == 0
+    }
 }
 
 /// The map key of a namespaced object: `ns/name` (neither may contain `/`).
@@ -380,6 +473,7 @@ mod tests {
             hostname: hostname.map(Into::into),
             pod_name: pod.map(Into::into),
             ready,
+            zone: None,
         }
     }
 
@@ -455,6 +549,41 @@ mod tests {
         assert!(none.is_empty() && none.0.is_none());
         let some = ExternalIps::new(vec![ip4("192.0.2.1"), ip4("192.0.2.2")]);
         assert_eq!(&*some, [ip4("192.0.2.1"), ip4("192.0.2.2")]);
+    }
+
+    #[test]
+    fn zones_are_kept_once_per_slice_and_found_per_address() {
+        let zoned = |ip: &str, zone: Option<&str>, ready: bool| Endpoint {
+            zone: zone.map(Arc::from),
+            ..ep(&[ip], None, None, ready)
+        };
+        let part = SlicePart::new(EndpointSlice {
+            namespace: "ns".into(),
+            name: "s".into(),
+            service: "svc".into(),
+            ports: Vec::new(),
+            endpoints: vec![
+                zoned("10.0.0.1", None, true),
+                zoned("10.0.0.2", Some("a"), true),
+                zoned("10.0.0.3", Some("b"), false),
+                zoned("10.0.0.4", Some("b"), true),
+                zoned("10.0.0.5", Some("a"), true),
+            ],
+        });
+        let got: Vec<Option<&str>> = part.addrs().map(|a| a.zone).collect();
+        assert_eq!(got, [None, Some("a"), Some("b"), Some("a")]);
+        let extra = part.extra.as_ref().expect("zones kept");
+        assert_eq!((extra.zones.len(), extra.zone_at.len()), (2, 4));
+        // No zone anywhere: nothing is stored for zones.
+        let plain = SlicePart::new(EndpointSlice {
+            namespace: "ns".into(),
+            name: "s".into(),
+            service: "svc".into(),
+            ports: Vec::new(),
+            endpoints: vec![ep(&["10.0.0.1"], None, None, true)],
+        });
+        assert!(plain.extra.is_none());
+        assert_eq!(plain.addrs().next().and_then(|a| a.zone), None);
     }
 
     fn ip4(s: &str) -> IpAddr {

@@ -4,7 +4,7 @@
 //! is not defined) unless a test checks order itself.
 //!
 //! Cases 1–47 of the facts file §1.4 are ported below (numbered in comments);
-//! case 48 (multicluster) is out of scope. Case 28's upstream part and case
+//! case 48 (multicluster) is in `tests/multicluster.rs`. Case 28's upstream part and case
 //! 30's SERVFAIL belong to the plugin: here they are `chase` and `is_synced`.
 
 use std::collections::HashSet;
@@ -15,9 +15,11 @@ use hickory_proto::rr::RecordType::{self, A, AAAA, CNAME, HINFO, NS, PTR, SOA, S
 use hickory_proto::rr::{Name, Record};
 
 mod external;
+mod multicluster;
 mod namespace_labels;
 mod pods_reverse;
 mod rules;
+mod zonal;
 
 use super::model::{Endpoint, EndpointSlice, Namespace, Pod, Port, Protocol, Service, ServiceKind};
 use super::*;
@@ -59,6 +61,7 @@ fn ep(addr: &str, hostname: Option<&str>) -> Endpoint {
         hostname: hostname.map(Into::into),
         pod_name: None,
         ready: true,
+        zone: None,
     }
 }
 
@@ -165,6 +168,8 @@ fn opts() -> LookupOptions {
         ignore_empty_service: false,
         primary_zone: name("cluster.local."),
         local_ips: vec![ip("10.0.0.53"), ip("fd00::53")],
+        multicluster_zones: Vec::new(),
+        zonal: false,
     }
 }
 

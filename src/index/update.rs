@@ -6,7 +6,7 @@
 //! [`IndexUpdate::Replace`] (API watches) per kind, built completely by the
 //! source before it is sent, so the index never holds a half-listed kind.
 
-use super::model::{EndpointSlice, Namespace, Pod, Service};
+use super::model::{EndpointSlice, MultiClusterSlice, Namespace, Pod, Service, ServiceImport};
 use super::relist::Relist;
 
 /// The kinds of object the index holds.
@@ -20,6 +20,11 @@ pub enum Kind {
     Pod,
     /// v1 Namespace.
     Namespace,
+    /// multicluster.x-k8s.io/v1alpha1 ServiceImport (`multicluster` only).
+    ServiceImport,
+    /// An EndpointSlice labelled `multicluster.kubernetes.io/service-name`
+    /// (`multicluster` only).
+    MultiClusterSlice,
 }
 
 /// One object, already converted to its slim form.
@@ -33,6 +38,10 @@ pub enum Object {
     Pod(Pod),
     /// A Namespace.
     Namespace(Namespace),
+    /// A ServiceImport.
+    ServiceImport(ServiceImport),
+    /// A multicluster EndpointSlice.
+    MultiClusterSlice(MultiClusterSlice),
 }
 
 impl Object {
@@ -43,6 +52,8 @@ impl Object {
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Pod(_) => Kind::Pod,
             Object::Namespace(_) => Kind::Namespace,
+            Object::ServiceImport(_) => Kind::ServiceImport,
+            Object::MultiClusterSlice(_) => Kind::MultiClusterSlice,
         }
     }
 }

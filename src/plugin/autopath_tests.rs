@@ -302,6 +302,7 @@ fn k8s_endpoints_only() -> Arc<Kubernetes> {
                 hostname: None,
                 pod_name: None,
                 ready: true,
+                zone: None,
             }],
         }))
     };

@@ -1,5 +1,6 @@
-//! Live cluster state: kube-rs watches on Services, EndpointSlices, Namespaces
-//! and (for `pods verified`) Pods, turned into index updates.
+//! Live cluster state: kube-rs watches on Services, EndpointSlices, Namespaces,
+//! (for `pods verified`) Pods and (for `multicluster`) ServiceImports and
+//! imported EndpointSlices, turned into index updates.
 //!
 //! One task per kind. Each object is converted to its slim record on arrival
 //! and dropped; no store of API objects is kept. The kube-rs watcher's
@@ -35,7 +36,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::convert::MC_SERVICE_NAME_LABEL;
 use super::decoded::{Convert, Decoded, Skip, describe};
+use super::mcs::{MultiClusterSlice, ServiceImport};
 use super::metrics::WatchMetrics;
 use crate::index::{IndexUpdate, Kind, Object, Relist};
 use crate::k8s::retry::{Backoff, Failure, Retry, jittered};
@@ -67,6 +70,13 @@ pub struct WatchConfig {
     /// Keep endpoints' pod names (`endpoint_pod_names`); otherwise they are
     /// dropped on arrival — one string less per endpoint in memory.
     pub pod_names: bool,
+    /// Keep endpoints' topology zones (`zonal`); otherwise they are dropped
+    /// on arrival.
+    pub zones: bool,
+    /// Watch ServiceImports and the EndpointSlices labelled
+    /// `multicluster.kubernetes.io/service-name` (`multicluster`); without
+    /// the option neither is listed at all.
+    pub multicluster: bool,
     /// The backoff after a failed request (not after a 410 Gone).
     pub backoff: Backoff,
 }
@@ -105,8 +115,8 @@ pub fn spawn(
             |o| o,
         )),
     );
+    let (pod_names, zones) = (cfg.pod_names, cfg.zones);
     if cfg.endpoints {
-        let pod_names = cfg.pod_names;
         start(
             Kind::EndpointSlice,
             Box::pin(run(
@@ -114,13 +124,46 @@ pub fn spawn(
                 labels(base.clone()),
                 ctx(Kind::EndpointSlice),
                 move |mut o| {
-                    if let (Object::EndpointSlice(s), false) = (&mut o, pod_names) {
-                        s.endpoints.iter_mut().for_each(|e| e.pod_name = None);
+                    if let Object::EndpointSlice(s) = &mut o {
+                        slim_endpoints(s, pod_names, zones);
                     }
                     o
                 },
             )),
         );
+    }
+    if cfg.multicluster {
+        start(
+            Kind::ServiceImport,
+            Box::pin(run(
+                Api::<Decoded<ServiceImport>>::all(client.clone()),
+                labels(base.clone()),
+                ctx(Kind::ServiceImport),
+                |o| o,
+            )),
+        );
+        if cfg.endpoints {
+            // Only the slices an MCS implementation imported (CoreDNS's selector).
+            let selector = match &cfg.labels {
+                Some(l) => format!("{l},{MC_SERVICE_NAME_LABEL}"),
+                None => MC_SERVICE_NAME_LABEL.to_string(),
+            };
+            start(
+                Kind::MultiClusterSlice,
+                Box::pin(run(
+                    Api::<Decoded<MultiClusterSlice>>::all(client.clone()),
+                    base.clone().labels(&selector),
+                    ctx(Kind::MultiClusterSlice),
+                    move |mut o| {
+                        if let Object::MultiClusterSlice(s) = &mut o {
+                            // Zonal names are not defined in multicluster zones.
+                            slim_endpoints(&mut s.slice, pod_names, false);
+                        }
+                        o
+                    },
+                )),
+            );
+        }
     }
     let ns_cfg = match &cfg.namespace_labels {
         Some(l) => base.clone().labels(l),
@@ -165,6 +208,8 @@ impl Ctx {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Pod => "Pod",
             Kind::Namespace => "Namespace",
+            Kind::ServiceImport => "ServiceImport",
+            Kind::MultiClusterSlice => "MultiClusterEndpointSlice",
         }
     }
 
@@ -265,6 +310,18 @@ where
         };
         if !ctx.send(update).await {
             return;
+        }
+    }
+}
+
+/// Drops what the options do not need from each endpoint of a slice.
+fn slim_endpoints(s: &mut crate::index::model::EndpointSlice, pod_names: bool, zones: bool) {
+    for e in &mut s.endpoints {
+        if !pod_names {
+            e.pod_name = None;
+        }
+        if !zones {
+            e.zone = None;
         }
     }
 }

@@ -13,15 +13,21 @@
 //! default (the manifests reader uses `default`) fills it in first.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::mcs::ServiceImport;
 use crate::index::model::{self, Protocol};
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The label that ties an imported EndpointSlice to its ServiceImport (MCS API).
+pub const MC_SERVICE_NAME_LABEL: &str = "multicluster.kubernetes.io/service-name";
+/// The label naming the member cluster an imported EndpointSlice comes from.
+pub const MC_SOURCE_CLUSTER_LABEL: &str = "multicluster.kubernetes.io/source-cluster";
 
 /// Longest pod name kept as an endpoint name: it must fit in one DNS label.
 const MAX_POD_NAME: usize = 63;
@@ -146,13 +152,75 @@ fn external_ips(svc: &core::Service) -> Vec<IpAddr> {
 /// than IPv4/IPv6 (FQDN slices); an error when `addressType` is missing. Not-ready endpoints are kept with
 /// `ready: false`; the index decides what to answer.
 pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Option<model::EndpointSlice>> {
+    slice_owned_by(slice, SERVICE_NAME_LABEL)
+}
+
+/// Converts an EndpointSlice an MCS implementation imported (`multicluster`):
+/// owned by the ServiceImport its `multicluster.kubernetes.io/service-name`
+/// label names, from the member cluster of its
+/// `multicluster.kubernetes.io/source-cluster` label (empty when absent).
+/// `Ok(None)` as for [`endpoint_slice`] when DNS has no use for it.
+pub fn multicluster_slice(
+    slice: &discovery::EndpointSlice,
+) -> Result<Option<model::MultiClusterSlice>> {
+    let Some(converted) = slice_owned_by(slice, MC_SERVICE_NAME_LABEL)? else {
+        return Ok(None);
+    };
+    let cluster = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MC_SOURCE_CLUSTER_LABEL))
+        .map_or_else(Box::default, |c| lower(c));
+    Ok(Some(model::MultiClusterSlice {
+        cluster,
+        slice: converted,
+    }))
+}
+
+/// Converts a ServiceImport (multicluster.x-k8s.io/v1alpha1): `spec.type:
+/// Headless` is headless, anything else (the API default `ClusterSetIP`)
+/// answers the IPs of `spec.ips`.
+pub fn service_import(import: &ServiceImport) -> Result<model::ServiceImport> {
+    const KIND: &str = "ServiceImport";
+    let (namespace, name) = namespaced_name(&import.metadata, KIND)?;
+    let spec = import.spec.as_ref();
+    let ports = spec
+        .map(|s| s.ports.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| port(p.name.as_deref(), p.protocol.as_deref(), Some(p.port)))
+        .collect();
+    let kind = match spec {
+        Some(s) if s.type_.as_deref() == Some("Headless") => model::ImportKind::Headless,
+        _ => model::ImportKind::ClusterSetIp(
+            spec.map(|s| s.ips.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|ip| parse_ip(ip))
+                .collect(),
+        ),
+    };
+    Ok(model::ServiceImport {
+        namespace,
+        name,
+        kind,
+        ports,
+    })
+}
+
+/// An EndpointSlice owned by the service its label `owner_label` names.
+fn slice_owned_by(
+    slice: &discovery::EndpointSlice,
+    owner_label: &str,
+) -> Result<Option<model::EndpointSlice>> {
     const KIND: &str = "EndpointSlice";
     let (namespace, name) = namespaced_name(&slice.metadata, KIND)?;
     let Some(service) = slice
         .metadata
         .labels
         .as_ref()
-        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .and_then(|l| l.get(owner_label))
         .filter(|s| !s.is_empty() && !s.contains('/'))
     else {
         return Ok(None);
@@ -175,16 +243,19 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Option<model::
         .iter()
         .filter_map(|p| port(p.name.as_deref(), p.protocol.as_deref(), p.port))
         .collect();
+    let mut zones = Zones::default();
     let endpoints = slice
         .endpoints
         .iter()
         .filter_map(|ep| {
-            endpoint(
+            let mut e = endpoint(
                 ep.addresses.iter().map(String::as_str),
                 ep.hostname.as_deref(),
                 ep.target_ref.as_ref(),
                 ep.conditions.as_ref().and_then(|c| c.ready) != Some(false),
-            )
+            )?;
+            e.zone = ep.zone.as_deref().and_then(|z| zones.intern(z));
+            Some(e)
         })
         .collect();
     Ok(Some(model::EndpointSlice {
@@ -369,7 +440,28 @@ fn endpoint<'a>(
         hostname: hostname.filter(|h| !h.is_empty()).map(lower),
         pod_name,
         ready,
+        zone: None,
     })
+}
+
+/// The distinct topology zones of one slice, so its endpoints share one
+/// string per zone (a slice's endpoints sit in a handful of zones).
+#[derive(Default)]
+struct Zones(Vec<Arc<str>>);
+
+impl Zones {
+    /// The shared string of `zone`; `None` for an empty one.
+    fn intern(&mut self, zone: &str) -> Option<Arc<str>> {
+        if zone.is_empty() {
+            return None;
+        }
+        if let Some(z) = self.0.iter().find(|z| ***z == *zone) {
+            return Some(z.clone());
+        }
+        let z: Arc<str> = Arc::from(zone);
+        self.0.push(z.clone());
+        Some(z)
+    }
 }
 
 fn parse_ip(s: &str) -> Option<IpAddr> {

@@ -56,6 +56,18 @@ impl Convert for discovery::EndpointSlice {
     }
 }
 
+impl Convert for super::mcs::ServiceImport {
+    fn record(&self) -> convert::Result<Option<Object>> {
+        convert::service_import(self).map(|i| Some(Object::ServiceImport(i)))
+    }
+}
+
+impl Convert for super::mcs::MultiClusterSlice {
+    fn record(&self) -> convert::Result<Option<Object>> {
+        convert::multicluster_slice(&self.0).map(|s| s.map(Object::MultiClusterSlice))
+    }
+}
+
 impl Convert for core::Namespace {
     fn record(&self) -> convert::Result<Option<Object>> {
         convert::namespace(self).map(|n| Some(Object::Namespace(n)))

@@ -5,8 +5,10 @@
 //! files, sorted, hidden ones skipped, so a ConfigMap volume's `..data` is not
 //! read twice). A file holds one or more YAML documents, each an object or a
 //! `kind: List` (or typed `ServiceList`, ...) of them. v1 Service, Endpoints,
-//! Pod, Namespace and discovery.k8s.io/v1 EndpointSlice are kept; every other
-//! kind is skipped. Invariants:
+//! Pod, Namespace, discovery.k8s.io/v1 EndpointSlice and (for `multicluster`)
+//! multicluster.x-k8s.io/v1alpha1 ServiceImport are kept (an EndpointSlice
+//! labelled `multicluster.kubernetes.io/service-name` as an imported one);
+//! every other kind is skipped. Invariants:
 //! - a load is all or nothing: one bad document fails the whole load, and the
 //!   poller ([`Manifests::run`]) then keeps serving the previous good state;
 //! - legacy Endpoints count only for Services that have no EndpointSlice in the
@@ -242,6 +244,8 @@ struct Collected {
     legacy: Vec<model::EndpointSlice>,
     pods: Vec<model::Pod>,
     namespaces: Vec<model::Namespace>,
+    imports: Vec<model::ServiceImport>,
+    mc_slices: Vec<model::MultiClusterSlice>,
     /// Namespaces objects live in (selected or not).
     implied: BTreeSet<Box<str>>,
     /// `namespace_labels` is set: implied namespaces do not exist.
@@ -314,9 +318,8 @@ impl Document<'_> {
         let (api_version, kind) = (api_version.to_owned(), kind.to_owned());
         let item_kind = match kind.as_str() {
             "List" => None,
-            "ServiceList" | "EndpointsList" | "PodList" | "NamespaceList" | "EndpointSliceList" => {
-                kind.strip_suffix("List")
-            }
+            "ServiceList" | "EndpointsList" | "PodList" | "NamespaceList" | "EndpointSliceList"
+            | "ServiceImportList" => kind.strip_suffix("List"),
             _ => return self.object(map, (api_version, kind), at),
         };
         let items = match map.remove("items") {
@@ -365,7 +368,7 @@ impl Document<'_> {
     ) -> Result<(), ManifestError> {
         let namespaced = matches!(
             kind.as_str(),
-            "Service" | "Endpoints" | "Pod" | "EndpointSlice"
+            "Service" | "Endpoints" | "Pod" | "EndpointSlice" | "ServiceImport"
         );
         if namespaced {
             default_namespace(&mut map);
@@ -391,6 +394,17 @@ impl Document<'_> {
                 if self.selected(&slice.metadata) {
                     let converted = convert::endpoint_slice(&slice).map_err(convert_err(&at))?;
                     self.out.slices.extend(converted);
+                    let imported = convert::multicluster_slice(&slice).map_err(convert_err(&at))?;
+                    self.out.mc_slices.extend(imported);
+                }
+            }
+            ("multicluster.x-k8s.io/v1alpha1", "ServiceImport") => {
+                let import: super::mcs::ServiceImport = self.typed(value, &at)?;
+                self.note_namespace(&import.metadata);
+                if self.selected(&import.metadata) {
+                    self.out
+                        .imports
+                        .push(convert::service_import(&import).map_err(convert_err(&at))?);
                 }
             }
             ("v1", "Endpoints") => {
@@ -484,6 +498,8 @@ impl Collected {
             legacy,
             pods,
             mut namespaces,
+            imports,
+            mc_slices,
             implied,
             only_written_namespaces,
         } = self;
@@ -510,7 +526,9 @@ impl Collected {
         let all = (namespaces.into_iter().map(Object::Namespace))
             .chain(services.into_iter().map(Object::Service))
             .chain(slices.into_iter().map(Object::EndpointSlice))
-            .chain(pods.into_iter().map(Object::Pod));
+            .chain(pods.into_iter().map(Object::Pod))
+            .chain(imports.into_iter().map(Object::ServiceImport))
+            .chain(mc_slices.into_iter().map(Object::MultiClusterSlice));
         for object in all {
             let key = match &object {
                 Object::Namespace(n) => (Kind::Namespace, Box::<str>::default(), n.name.clone()),
@@ -519,6 +537,14 @@ impl Collected {
                     (Kind::EndpointSlice, s.namespace.clone(), s.name.clone())
                 }
                 Object::Pod(p) => (Kind::Pod, p.namespace.clone(), p.name.clone()),
+                Object::ServiceImport(i) => {
+                    (Kind::ServiceImport, i.namespace.clone(), i.name.clone())
+                }
+                Object::MultiClusterSlice(m) => (
+                    Kind::MultiClusterSlice,
+                    m.slice.namespace.clone(),
+                    m.slice.name.clone(),
+                ),
             };
             match seen.get(&key) {
                 Some(&i) => out[i] = object,

@@ -4,6 +4,7 @@
 //! - [`convert`]: pure k8s-openapi → slim model conversion, shared by every source, so one
 //!   object gives the same record whichever way it arrived; [`decoded`] applies it to each
 //!   watched object while its list page is decoded.
+//! - [`mcs`]: the Multi-Cluster Services API types the `multicluster` option watches.
 //! - [`manifests`]: the `manifests PATH...` source: YAML/JSON files, re-read when they change.
 //! - [`api`]: the live source: kube-rs watches (one task per kind) on the shared API
 //!   client of [`crate::k8s`] (client, limits, per-object decoding, retry policy), and
@@ -20,4 +21,5 @@ pub mod api;
 pub mod convert;
 pub mod decoded;
 pub mod manifests;
+pub mod mcs;
 pub mod metrics;

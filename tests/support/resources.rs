@@ -37,6 +37,14 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "EndpointSlice",
         namespaced: true,
     },
+    // The MCS API's CRD (the kubernetes plugin's `multicluster` option).
+    ResourceType {
+        group: "multicluster.x-k8s.io",
+        version: "v1alpha1",
+        plural: "serviceimports",
+        kind: "ServiceImport",
+        namespaced: true,
+    },
     ResourceType {
         group: "coordination.k8s.io",
         version: "v1",

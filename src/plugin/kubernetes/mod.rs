@@ -18,6 +18,8 @@
 //!     fallthrough [ZONES...]
 //!     ignore empty_service
 //!     startup_timeout DURATION
+//!     multicluster ZONE...
+//!     zonal
 //! }
 //! ```
 //! Relative `manifests` paths are resolved from the Corefile's directory.
@@ -29,10 +31,40 @@
 //! ExternalName target that lies outside the cluster through the rest of the
 //! chain.
 //!
+//! # multicluster ZONE...
+//! The Multi-Cluster Services API (KEP-1645's DNS specification, as CoreDNS's
+//! `multicluster` option serves it). Each ZONE must be one of the plugin's
+//! zones (usually `clusterset.local`); only then are ServiceImports
+//! (multicluster.x-k8s.io/v1alpha1) and the EndpointSlices labelled
+//! `multicluster.kubernetes.io/service-name` watched. In such a zone:
+//! - `svc.ns.svc.ZONE` A/AAAA: the `spec.ips` of a ClusterSetIP import, or the
+//!   ready endpoints of every member cluster for a headless one (NXDOMAIN
+//!   when it has none); SRV per port of the import (ClusterSetIP, target
+//!   `svc.ns.svc.ZONE`) or of the slices (headless, targets below).
+//! - `host.clusterid.svc.ns.svc.ZONE`: the endpoint named `host` (hostname,
+//!   dashed IP, or pod name with `endpoint_pod_names`) of the slices whose
+//!   `multicluster.kubernetes.io/source-cluster` label is `clusterid`.
+//! - `_port._proto.svc.ns.svc.ZONE` SRV, as in the cluster zone.
+//! - `host.svc.ns.svc.ZONE` (no cluster id) is NXDOMAIN, as in CoreDNS.
+//! - No PTRs for clusterset IPs or imported endpoints (neither has CoreDNS;
+//!   the specification waives them where the IP already has one).
+//!
+//! # zonal
+//! CoreDNS 1.14.7's zone-scoped names for headless services (not in
+//! multicluster zones; needs the endpoints, so not with `noendpoints`):
+//! - `TOPO.pin._zone.svc.ns.svc.ZONE`: the ready endpoints whose EndpointSlice
+//!   `zone` is TOPO (every label left of `pin`, joined with dots, compared
+//!   case-insensitively); NODATA when none is there.
+//! - `TOPO.prefer._zone.svc.ns.svc.ZONE`: the same, or every ready endpoint
+//!   of the service when none is in TOPO.
+//! - A/AAAA and SRV (targets and glue filtered alike) are answered; other
+//!   types NODATA. A ClusterIP, ExternalName or unknown service, an unknown
+//!   directive and the whole shape without `zonal` are NXDOMAIN.
+//!
 //! # Ready
 //! Reports ready once Services and EndpointSlices (and Pods with `pods
-//! verified`, Namespaces with `namespace_labels`) have been listed completely
-//! at least once.
+//! verified`, Namespaces with `namespace_labels`, ServiceImports and imported
+//! EndpointSlices with `multicluster`) have been listed completely at least once.
 //!
 //! # namespace_labels
 //! Only namespaces whose labels match are exposed; every name in another
@@ -42,7 +74,7 @@
 
 mod parse;
 
-pub use parse::{KubernetesConfig, Source, parse};
+pub use parse::{KubernetesConfig, Source, check_multicluster_zones, parse};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -95,6 +127,8 @@ impl Kubernetes {
                 ignore_empty_service: cfg.ignore_empty_service,
                 primary_zone,
                 local_ips,
+                multicluster_zones: cfg.multicluster.clone(),
+                zonal: cfg.zonal,
             },
             namespace_labels: cfg.namespace_labels.is_some(),
             index,
@@ -143,6 +177,9 @@ impl Kubernetes {
             && (self.opts.noendpoints || idx.is_synced(Kind::EndpointSlice))
             && (self.opts.pods != PodMode::Verified || idx.is_synced(Kind::Pod))
             && (!self.namespace_labels || idx.is_synced(Kind::Namespace))
+            && (self.opts.multicluster_zones.is_empty()
+                || (idx.is_synced(Kind::ServiceImport)
+                    && (self.opts.noendpoints || idx.is_synced(Kind::MultiClusterSlice))))
     }
 
     fn falls_through(&self, lower: &Name) -> bool {

@@ -55,6 +55,13 @@ pub struct KubernetesConfig {
     pub ignore_empty_service: bool,
     /// `startup_timeout` (default 5s).
     pub startup_timeout: Duration,
+    /// `multicluster ZONES...`: the zones (lower-case FQDNs, each one of the
+    /// plugin's zones) answered from ServiceImports; empty when not set.
+    pub multicluster: Vec<Name>,
+    /// Where `multicluster` was written (errors found later point at it).
+    pub multicluster_at: Option<Token>,
+    /// `zonal`: zone-scoped names for headless services.
+    pub zonal: bool,
 }
 
 /// Parse the directive.
@@ -77,10 +84,14 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
         fallthrough: None,
         ignore_empty_service: false,
         startup_timeout: Duration::from_secs(5),
+        multicluster: Vec::new(),
+        multicluster_at: None,
+        zonal: false,
     };
     let mut manifests: Vec<PathBuf> = Vec::new();
     let (mut endpoint, mut kubeconfig, mut tls) = (None, None, None);
     let mut limits = ApiLimits::default();
+    let (mut mc_token, mut zonal_token): (Option<Token>, Option<Token>) = (None, None);
     for sub in d.block() {
         let mut sd = Dispenser::new(sub);
         let prop = sub.name.text.as_str();
@@ -200,7 +211,27 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
                     limits.max_inflight = Some(n);
                 }
             }
-            "multicluster" | "zonal" | "resyncperiod" | "upstream" => {
+            "multicluster" => {
+                // CoreDNS accepts a bare `multicluster` (no zones) and then
+                // does nothing; an option we accept always works, so it needs
+                // a zone here.
+                let zones = sd.remaining();
+                if zones.is_empty() {
+                    return Err(sub.name.err(
+                        "kubernetes: multicluster needs at least one ZONE (CoreDNS accepts none and then ignores the option)",
+                    ));
+                }
+                for t in zones {
+                    cfg.multicluster.push(zone(t)?);
+                }
+                mc_token = Some(sub.name.clone());
+            }
+            "zonal" => {
+                sd.expect_end()?;
+                cfg.zonal = true;
+                zonal_token = Some(sub.name.clone());
+            }
+            "resyncperiod" | "upstream" => {
                 return Err(sub.name.err(format!(
                     "kubernetes: option '{prop}' is not supported by clusterdns"
                 )));
@@ -212,6 +243,19 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
             }
         }
     }
+    if let Some(t) = &zonal_token
+        && cfg.noendpoints
+    {
+        return Err(t.err(
+            "kubernetes: zonal needs the endpoints (its answers come from them): remove noendpoints",
+        ));
+    }
+    if let Some(t) = &mc_token
+        && !cfg.zones.is_empty()
+    {
+        check_multicluster_zones(&cfg.multicluster, &cfg.zones, t)?;
+    }
+    cfg.multicluster_at = mc_token;
     if cfg.namespaces.is_some() && cfg.namespace_labels.is_some() {
         return Err(d.err("kubernetes: namespaces and namespace_labels cannot both be set"));
     }
@@ -235,6 +279,22 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<KubernetesConfig, CorefileError> {
         };
     }
     Ok(cfg)
+}
+
+/// Every `multicluster` zone must be one of the plugin's `zones` (its own or,
+/// when it names none, the server block's): the plugin must be authoritative
+/// for it, or its names would never reach the plugin.
+pub fn check_multicluster_zones(
+    multicluster: &[Name],
+    zones: &[Name],
+    at: &Token,
+) -> Result<(), CorefileError> {
+    match multicluster.iter().find(|z| !zones.contains(z)) {
+        Some(z) => Err(at.err(format!(
+            "kubernetes: multicluster zone {z} is not one of the plugin's zones; the plugin must be authoritative for it"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `apiserver_qps`: a decimal number ≥ 0, as CoreDNS (0 means not set).
@@ -333,6 +393,34 @@ mod tests {
         ];
         for (body, want) in cases {
             assert_eq!(limits(body), *want, "{body}");
+        }
+    }
+
+    #[test]
+    fn multicluster_and_zonal_are_parsed_and_checked() {
+        let zones = |body: &str| -> (Vec<String>, bool) {
+            let cfg = parse_block(body).expect(body);
+            let mc = cfg.multicluster.iter().map(|z| z.to_ascii()).collect();
+            (mc, cfg.zonal)
+        };
+        assert_eq!(zones(""), (vec![], false));
+        assert_eq!(
+            zones("multicluster Cluster.Local"),
+            (vec!["cluster.local.".to_string()], false)
+        );
+        assert_eq!(zones("zonal"), (vec![], true));
+        let refused: &[(&str, &str)] = &[
+            (
+                "multicluster clusterset.local",
+                "multicluster zone clusterset.local. is not one of the plugin's zones",
+            ),
+            ("multicluster", "multicluster needs at least one ZONE"),
+            ("zonal\nnoendpoints", "zonal needs the endpoints"),
+            ("zonal now", "Corefile"),
+        ];
+        for (body, want) in refused {
+            let err = parse_block(body).map(|_| ()).expect_err(body).to_string();
+            assert!(err.contains(want), "{body}: {err}");
         }
     }
 

@@ -152,6 +152,7 @@ fn endpoint_slice_keeps_ready_flag_hostname_and_short_pod_names() {
                 hostname: Some("web-0".into()),
                 pod_name: Some("web-0".into()),
                 ready: true,
+                zone: None,
             },
             // Unset condition counts as ready; a 64-character pod name is dropped.
             Endpoint {
@@ -159,6 +160,7 @@ fn endpoint_slice_keeps_ready_flag_hostname_and_short_pod_names() {
                 hostname: None,
                 pod_name: None,
                 ready: true,
+                zone: None,
             },
             // Not ready is kept (the index filters); a non-Pod targetRef is no pod name.
             Endpoint {
@@ -166,6 +168,7 @@ fn endpoint_slice_keeps_ready_flag_hostname_and_short_pod_names() {
                 hostname: None,
                 pod_name: None,
                 ready: false,
+                zone: None,
             },
         ]
     );
@@ -218,12 +221,14 @@ subsets:
                 hostname: Some("a".into()),
                 pod_name: Some("legacy-1".into()),
                 ready: true,
+                zone: None,
             },
             Endpoint {
                 addresses: vec![ip("10.0.0.2")],
                 hostname: None,
                 pod_name: None,
                 ready: false,
+                zone: None,
             },
         ]
     );
@@ -325,4 +330,85 @@ fn external_addresses_are_external_ips_then_load_balancer_ingress_ips_each_once(
         "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: ns}\nspec: {clusterIP: 10.0.0.1}",
     );
     assert!(service(&plain).expect("service").external.is_empty());
+}
+
+#[test]
+fn service_imports_are_clusterset_ip_unless_headless() {
+    use crate::index::model::ImportKind;
+    let head = "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceImport\nmetadata: {name: My-Svc, namespace: Demo}\n";
+    let cases: &[(&str, ImportKind, Vec<Port>)] = &[
+        (
+            "spec: {type: ClusterSetIP, ips: [10.42.42.42, '2001:db8::1', bogus], ports: [{name: HTTPS, protocol: TCP, port: 443}, {port: 0}]}",
+            ImportKind::ClusterSetIp(vec![ip("10.42.42.42"), ip("2001:db8::1")]),
+            vec![p("https", Protocol::Tcp, 443)],
+        ),
+        (
+            "spec: {type: Headless, ips: [10.0.0.9], ports: [{name: dns, protocol: UDP, port: 53}]}",
+            ImportKind::Headless,
+            vec![p("dns", Protocol::Udp, 53)],
+        ),
+        // No spec (or no type): the API's default, ClusterSetIP, with no IP yet.
+        ("", ImportKind::ClusterSetIp(vec![]), vec![]),
+    ];
+    for (spec, kind, ports) in cases {
+        let import: super::super::mcs::ServiceImport = yaml(&format!("{head}{spec}"));
+        let got = service_import(&import).expect(spec);
+        assert_eq!(
+            (&*got.namespace, &*got.name, &got.kind, &got.ports),
+            ("demo", "my-svc", kind, ports),
+            "{spec}"
+        );
+    }
+    let nameless: super::super::mcs::ServiceImport =
+        yaml("metadata: {namespace: demo}\nspec: {type: Headless}");
+    assert_eq!(
+        service_import(&nameless),
+        Err(ConvertError::MissingField {
+            kind: "ServiceImport",
+            field: "metadata.name"
+        })
+    );
+}
+
+#[test]
+fn imported_slices_take_the_mcs_labels_and_endpoint_zones_are_shared() {
+    let slice: discovery::EndpointSlice = yaml(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {name: web-abc, namespace: demo, labels: {multicluster.kubernetes.io/service-name: Web, multicluster.kubernetes.io/source-cluster: Cluster-A}}\n\
+         addressType: IPv4\n\
+         endpoints:\n\
+         - {addresses: [10.0.0.1], zone: us-west-2a}\n\
+         - {addresses: [10.0.0.2], zone: us-west-2a}\n\
+         - {addresses: [10.0.0.3]}\n",
+    );
+    // Not this cluster's slice: no kubernetes.io/service-name label.
+    assert_eq!(endpoint_slice(&slice), Ok(None));
+    let mc = multicluster_slice(&slice).expect("converts").expect("used");
+    assert_eq!(
+        (&*mc.cluster, &*mc.slice.service, &*mc.slice.name),
+        ("cluster-a", "web", "web-abc")
+    );
+    let zones: Vec<Option<&str>> = mc
+        .slice
+        .endpoints
+        .iter()
+        .map(|e| e.zone.as_deref())
+        .collect();
+    assert_eq!(zones, [Some("us-west-2a"), Some("us-west-2a"), None]);
+    let (a, b) = (&mc.slice.endpoints[0].zone, &mc.slice.endpoints[1].zone);
+    assert!(
+        a.as_ref()
+            .zip(b.as_ref())
+            .is_some_and(|(a, b)| Arc::ptr_eq(a, b)),
+        "one string per zone per slice"
+    );
+    // Without the source-cluster label the cluster id is empty.
+    let mut unlabelled = slice.clone();
+    if let Some(l) = unlabelled.metadata.labels.as_mut() {
+        l.remove(MC_SOURCE_CLUSTER_LABEL);
+    }
+    let mc = multicluster_slice(&unlabelled)
+        .expect("converts")
+        .expect("used");
+    assert_eq!(&*mc.cluster, "");
 }

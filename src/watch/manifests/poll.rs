@@ -207,21 +207,25 @@ fn fingerprint(paths: &[PathBuf]) -> (Fingerprint, bool) {
     (Fingerprint(entries), racy)
 }
 
-/// The four `Reset`s of one complete state, to become visible together.
+/// The `Reset`s of one complete state (every kind), to become visible together.
 fn batch(objects: Vec<Object>) -> IndexUpdate {
     let kinds = [
         Kind::Service,
         Kind::EndpointSlice,
         Kind::Pod,
         Kind::Namespace,
+        Kind::ServiceImport,
+        Kind::MultiClusterSlice,
     ];
-    let mut groups: [Vec<Object>; 4] = Default::default();
+    let mut groups: [Vec<Object>; 6] = Default::default();
     for object in objects {
         let slot = match object.kind() {
             Kind::Service => 0,
             Kind::EndpointSlice => 1,
             Kind::Pod => 2,
             Kind::Namespace => 3,
+            Kind::ServiceImport => 4,
+            Kind::MultiClusterSlice => 5,
         };
         groups[slot].push(object);
     }

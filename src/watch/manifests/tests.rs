@@ -55,6 +55,10 @@ fn keys(objects: &[Object]) -> Vec<String> {
             Object::Service(s) => format!("Service/{}/{}", s.namespace, s.name),
             Object::EndpointSlice(s) => format!("EndpointSlice/{}/{}", s.namespace, s.name),
             Object::Pod(p) => format!("Pod/{}/{}", p.namespace, p.name),
+            Object::ServiceImport(i) => format!("ServiceImport/{}/{}", i.namespace, i.name),
+            Object::MultiClusterSlice(m) => {
+                format!("MultiClusterSlice/{}/{}", m.slice.namespace, m.slice.name)
+            }
         })
         .collect()
 }
@@ -356,7 +360,7 @@ fn ns_doc(names: &[&str]) -> String {
         .collect()
 }
 
-/// The namespaces of a Batch, checking it is the four Resets in order.
+/// The namespaces of a Batch, checking it is the Resets of every kind in order.
 fn namespaces_of(update: IndexUpdate) -> Vec<String> {
     let IndexUpdate::Batch(resets) = update else {
         panic!("expected a Batch, got {update:?}");
@@ -374,7 +378,9 @@ fn namespaces_of(update: IndexUpdate) -> Vec<String> {
             Kind::Service,
             Kind::EndpointSlice,
             Kind::Pod,
-            Kind::Namespace
+            Kind::Namespace,
+            Kind::ServiceImport,
+            Kind::MultiClusterSlice
         ]
     );
     let Some(IndexUpdate::Reset { objects, .. }) = resets.into_iter().nth(3) else {
@@ -473,4 +479,45 @@ async fn run_sees_files_added_to_a_watched_directory() {
         .await
         .expect("stops on cancel")
         .expect("no panic");
+}
+
+#[test]
+fn service_imports_and_imported_slices_are_read_for_multicluster() {
+    let text = "\
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceImport
+metadata: {name: myservice, namespace: test}
+spec: {type: ClusterSetIP, ips: [10.42.42.42], ports: [{name: https, protocol: TCP, port: 443}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: headless-a
+  namespace: test
+  labels: {multicluster.kubernetes.io/service-name: headless, multicluster.kubernetes.io/source-cluster: clustera}
+addressType: IPv4
+endpoints: [{addresses: [10.3.0.100], hostname: my-pet-1}]
+---
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceImportList
+items: [{metadata: {name: headless}, spec: {type: Headless}}]
+";
+    let objects = load_text(text, None).expect("loads");
+    assert_eq!(
+        keys(&objects),
+        [
+            "Namespace/default",
+            "Namespace/test",
+            "ServiceImport/test/myservice",
+            "ServiceImport/default/headless",
+            "MultiClusterSlice/test/headless-a",
+        ]
+    );
+    // The imported slice is not one of this cluster's.
+    assert!(slices(&objects).is_empty());
+    let imported = objects.iter().find_map(|o| match o {
+        Object::MultiClusterSlice(m) => Some(m),
+        _ => None,
+    });
+    assert_eq!(imported.map(|m| &*m.cluster), Some("clustera"));
 }
