@@ -244,3 +244,26 @@ fn template_ederror_reaches_dig_as_an_extended_dns_error() {
         "{out}"
     );
 }
+
+#[test]
+fn dns64_synthesizes_aaaa_for_a_cluster_service_with_only_an_ipv4_address() {
+    let Some(tool) = require("dig") else { return };
+    let yaml = std::fs::read_to_string(common::repo().join("config/demo-cluster.yaml")).unwrap();
+    let srv = TestServer::start(
+        ".:{PORT} {\n    bind 127.0.0.1\n    dns64 {\n        allow_ipv4\n    }\n    \
+         kubernetes cluster.local {\n        manifests demo-cluster.yaml\n    }\n}\n",
+        &[("demo-cluster.yaml", &yaml)],
+    );
+    let out = dig(&tool, &srv, &["AAAA", "nginx-service.default.svc.cluster.local"]);
+    assert_eq!(
+        section(&out, "ANSWER"),
+        ["nginx-service.default.svc.cluster.local. 5 IN AAAA 64:ff9b::a60:64"],
+        "{out}"
+    );
+    // The A answer itself is untouched.
+    let out = dig(&tool, &srv, &["A", "nginx-service.default.svc.cluster.local"]);
+    assert_eq!(
+        section(&out, "ANSWER"),
+        ["nginx-service.default.svc.cluster.local. 5 IN A 10.96.0.100"]
+    );
+}

@@ -15,6 +15,7 @@ pub mod bufsize;
 pub mod build;
 pub mod cache;
 pub mod chaos;
+pub mod dns64;
 pub mod errors;
 pub mod forward;
 pub mod header;

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use crate::corefile::{CorefileError, Dispenser};
 use crate::plugin::build::BuildCtx;
 use crate::plugin::{
-    Plugin, acl, any, autopath, bind, bufsize, cache, chaos, errors, forward, header, health,
-    hosts, kubernetes, loadbalance, local, log, loop_detect, minimal, nsid, prometheus, ready,
-    reload, rewrite, template, timeouts, tls, whoami,
+    Plugin, acl, any, autopath, bind, bufsize, cache, chaos, dns64, errors, forward, header,
+    health, hosts, kubernetes, loadbalance, local, log, loop_detect, minimal, nsid, prometheus,
+    ready, reload, rewrite, template, timeouts, tls, whoami,
 };
 
 /// What a chain plugin's parse returns: validated settings that build the
@@ -221,7 +221,7 @@ pub const DIRECTIVES: &[Directive] = &[
     once("log", |d| log::parse(d).map(chain)),
     no("dnstap"),
     once("local", |d| local::parse(d).map(chain)),
-    no("dns64"),
+    once("dns64", |d| dns64::parse(d).map(chain)),
     many("acl", |d| acl::parse(d).map(chain)),
     once("any", |d| any::parse(d).map(|()| chain(any::Any))),
     once("chaos", |d| chaos::parse(d).map(chain)),
@@ -410,6 +410,7 @@ mod tests {
         let lines = [
             "nsid".to_string(),
             "bufsize".to_string(),
+            "dns64".to_string(),
             "acl {\nblock net 10.0.0.0/8\n}".to_string(),
             "errors".to_string(),
             "log".to_string(),
