@@ -254,14 +254,22 @@ fn dns64_synthesizes_aaaa_for_a_cluster_service_with_only_an_ipv4_address() {
          kubernetes cluster.local {\n        manifests demo-cluster.yaml\n    }\n}\n",
         &[("demo-cluster.yaml", &yaml)],
     );
-    let out = dig(&tool, &srv, &["AAAA", "nginx-service.default.svc.cluster.local"]);
+    let out = dig(
+        &tool,
+        &srv,
+        &["AAAA", "nginx-service.default.svc.cluster.local"],
+    );
     assert_eq!(
         section(&out, "ANSWER"),
         ["nginx-service.default.svc.cluster.local. 5 IN AAAA 64:ff9b::a60:64"],
         "{out}"
     );
     // The A answer itself is untouched.
-    let out = dig(&tool, &srv, &["A", "nginx-service.default.svc.cluster.local"]);
+    let out = dig(
+        &tool,
+        &srv,
+        &["A", "nginx-service.default.svc.cluster.local"],
+    );
     assert_eq!(
         section(&out, "ANSWER"),
         ["nginx-service.default.svc.cluster.local. 5 IN A 10.96.0.100"]
