@@ -2,7 +2,7 @@
 //! /dns-query?dns=BASE64URL` and `POST /dns-query` with an
 //! `application/dns-message` body, over HTTP/2 or HTTP/1.1 (ALPN) inside TLS.
 //!
-//! The DNS message goes through the same [`wire`](super::wire) path and
+//! The DNS message goes through the same [`wire`] path and
 //! plugin chain as over TCP (no size limit but the message's own, FORMERR and
 //! NOTIMP as DNS answers with status 200), so a `https://` block answers
 //! exactly what a `dns://` block with the same plugins answers. Metrics label
