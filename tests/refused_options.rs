@@ -94,8 +94,6 @@ refused! {
         "rewrite: edns0 rules are not supported by clusterdns";
     rewrite_cname: "    rewrite cname exact a.example. b.example." => "3:13",
         "rewrite: cname rules are not supported by clusterdns";
-    rewrite_rcode: "    rewrite rcode exact a.example. SERVFAIL NXDOMAIN" => "3:13",
-        "rewrite: rcode rules are not supported by clusterdns";
     timeouts_maxtcpqueries: with_block("timeouts", "maxtcpqueries 128") => "4:9",
         "timeouts: unknown property 'maxtcpqueries'";
     header_response_rd: with_block("header", "response clear rd") => "4:24",

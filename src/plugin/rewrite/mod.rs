@@ -15,6 +15,7 @@
 //! rewrite [continue|stop] type FROM TO
 //! rewrite [continue|stop] class FROM TO
 //! rewrite [continue|stop] ttl [exact|prefix|suffix|substring|regex] NAME TTL|MIN-MAX
+//! rewrite [continue|stop] rcode [exact|prefix|suffix|substring|regex] NAME FROM TO
 //! rewrite [continue|stop] {
 //!     name regex FROM TO
 //!     answer name FROM TO
@@ -25,7 +26,15 @@
 //! prefix/suffix/substring answers back by the inverse rule; regex rules need an
 //! explicit `answer name` (owner names) or `answer value` (CNAME, NS, PTR, MX, SRV and SOA
 //! data). A rewritten name that is not a valid domain name gives SERVFAIL.
-//! CoreDNS's `edns0`, `cname` and `rcode` rules are refused at start with their position.
+//!
+//! `rcode` rules match the question name as `ttl` rules do (after earlier rules rewrote
+//! it) and change an answer's response code `FROM` (a miekg/dns name such as `SERVFAIL`,
+//! or 0-23) to `TO`, once per rule, last rule first. As in CoreDNS they apply to answers
+//! a plugin wrote (e.g. an upstream's SERVFAIL through `forward`), not to a failure of the
+//! chain itself (e.g. `template ... rcode SERVFAIL`, an unsynced index), whose code the
+//! server writes.
+//!
+//! CoreDNS's `edns0` and `cname` rules are refused at start with their position.
 //!
 //! # Examples
 //! ```text
@@ -70,6 +79,7 @@ impl Rewrite {
 enum Revert<'a> {
     Names(&'a ResponseRule),
     Ttl(u32, u32),
+    Rcode(ResponseCode, ResponseCode),
 }
 
 impl NameMatch {
@@ -169,6 +179,13 @@ impl Plugin for Rewrite {
                     }
                     hit
                 }
+                RuleKind::Rcode { matcher, from, to } => {
+                    let hit = matcher.apply(&cur.lower.to_ascii()).is_some();
+                    if hit {
+                        reverts.push(Revert::Rcode(*from, *to));
+                    }
+                    hit
+                }
             };
             changed |= done;
             if done && rule.mode == Mode::Stop {
@@ -191,8 +208,17 @@ impl Plugin for Rewrite {
                         match r {
                             Revert::Names(rule) => rewrite_record(rule, rr),
                             Revert::Ttl(min, max) => rr.ttl = rr.ttl.clamp(*min, *max),
+                            Revert::Rcode(..) => {}
                         }
                     }
+                }
+            }
+            // Message-level: the response code, once, last rule first.
+            for r in reverts.iter().rev() {
+                if let Revert::Rcode(from, to) = r
+                    && answer.rcode == *from
+                {
+                    answer.rcode = *to;
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! name.go): `rewrite [continue|stop] FIELD ARGS...`, or the block form whose lines are
 //! read as one argument list.
 
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, RecordType};
 use regex::Regex;
 
@@ -66,6 +67,16 @@ pub enum RuleKind {
         min: u32,
         /// Highest TTL.
         max: u32,
+    },
+    /// `rcode [MATCH] NAME FROM TO`: an answer with response code `from` to a matching
+    /// question gets `to` instead.
+    Rcode {
+        /// Which question names it applies to (only `from` is used).
+        matcher: NameMatch,
+        /// Matched response code.
+        from: ResponseCode,
+        /// Replacement.
+        to: ResponseCode,
     },
 }
 
@@ -176,7 +187,8 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Rule, CorefileError> {
             }
         }
         "ttl" => parse_ttl(d, field, rest)?,
-        f @ ("edns0" | "cname" | "rcode") => {
+        "rcode" => parse_rcode(d, field, rest)?,
+        f @ ("edns0" | "cname") => {
             return Err(d.err_at(field, format!("{f} rules are not supported by clusterdns")));
         }
         "answer" => {
@@ -364,6 +376,68 @@ fn parse_ttl(d: &Dispenser<'_>, field: &Token, rest: &[&Token]) -> Result<RuleKi
     let matcher = name_match(d, &kind, from, from)?;
     let (min, max) = ttl_range(d, ttl)?;
     Ok(RuleKind::Ttl { matcher, min, max })
+}
+
+fn parse_rcode(
+    d: &Dispenser<'_>,
+    field: &Token,
+    rest: &[&Token],
+) -> Result<RuleKind, CorefileError> {
+    let (kind, name, from, to) = match rest {
+        [name, from, to] => ("exact".to_string(), *name, *from, *to),
+        [kind, name, from, to] => {
+            let k = kind.text.to_ascii_lowercase();
+            if !MATCH_TYPES.contains(&k.as_str()) {
+                return Err(d.err_at(
+                    kind,
+                    format!(
+                        "rcode: unknown match type '{}' (use {})",
+                        kind.text,
+                        MATCH_TYPES.join(", ")
+                    ),
+                ));
+            }
+            (k, *name, *from, *to)
+        }
+        [_, _, _, _, extra, ..] => {
+            return Err(d.err_at(extra, format!("unexpected argument '{}'", extra.text)));
+        }
+        _ => {
+            return Err(d.err_at(
+                rest.last().copied().unwrap_or(field),
+                "rcode: too few arguments (NAME FROM TO)",
+            ));
+        }
+    };
+    // The replacement is unused: only the question match matters.
+    let matcher = name_match(d, &kind, name, name)?;
+    Ok(RuleKind::Rcode {
+        matcher,
+        from: response_code(d, from)?,
+        to: response_code(d, to)?,
+    })
+}
+
+/// A response code as CoreDNS's rcode rule takes it: a number up to 23 or a miekg/dns
+/// name (`NOERROR`, `SERVFAIL`, `NXDOMAIN`, ...), case-insensitive.
+fn response_code(d: &Dispenser<'_>, t: &Token) -> Result<ResponseCode, CorefileError> {
+    let by_number = t
+        .text
+        .parse::<u16>()
+        .ok()
+        .filter(|n| *n <= 23)
+        .map(<ResponseCode as From<u16>>::from);
+    by_number
+        .or_else(|| crate::plugin::forward::rcode(&t.text))
+        .ok_or_else(|| {
+            d.err_at(
+                t,
+                format!(
+                    "rcode: invalid response code '{}' (a name such as NOERROR, SERVFAIL, NXDOMAIN, or 0-23)",
+                    t.text
+                ),
+            )
+        })
 }
 
 /// `N`, `MIN-MAX`, `MIN-` or `-MAX` (CoreDNS's ttl rule).

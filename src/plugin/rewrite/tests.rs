@@ -165,6 +165,38 @@ fn good_lines_parse_into_rules_with_coredns_defaults() {
 }
 
 #[test]
+fn rcode_lines_take_names_or_numbers_and_an_optional_match_type() {
+    let cfg = rules(
+        "rewrite rcode a.example ServFail NOERROR\n\
+         rewrite continue rcode regex (.*)\\.coredns\\.rocks 2 0\n\
+         rewrite rcode suffix .x. nxdomain 5\n\
+         rewrite stop {\n rcode prefix api. 23 BADCOOKIE\n }",
+    );
+    let r = &cfg.rules;
+    assert!(matches!(
+        &r[0].kind,
+        RuleKind::Rcode { matcher: NameMatch::Exact { from, .. }, from: ResponseCode::ServFail, to: ResponseCode::NoError }
+        if from == "a.example."
+    ));
+    assert_eq!(r[1].mode, Mode::Continue);
+    assert!(matches!(
+        &r[1].kind,
+        RuleKind::Rcode { matcher: NameMatch::Regex { re, .. }, from: ResponseCode::ServFail, to: ResponseCode::NoError }
+        if re.as_str() == "(.*)\\.coredns\\.rocks"
+    ));
+    assert!(matches!(
+        &r[2].kind,
+        RuleKind::Rcode { matcher: NameMatch::Suffix { from, .. }, from: ResponseCode::NXDomain, to: ResponseCode::Refused }
+        if from == ".x."
+    ));
+    assert!(matches!(
+        &r[3].kind,
+        RuleKind::Rcode { matcher: NameMatch::Prefix { from, .. }, from: ResponseCode::BADCOOKIE, to: ResponseCode::BADCOOKIE }
+        if from == "api."
+    ));
+}
+
+#[test]
 fn bad_lines_are_errors_at_the_offending_token() {
     let cases = [
         (
@@ -240,8 +272,28 @@ fn bad_lines_are_errors_at_the_offending_token() {
             "Corefile:2:18: rewrite: cname rules are not supported by clusterdns",
         ),
         (
-            "rewrite rcode exact a.x. SERVFAIL NXDOMAIN",
-            "Corefile:2:9: rewrite: rcode rules are not supported by clusterdns",
+            "rewrite rcode a.x. SERVFAIL",
+            "Corefile:2:20: rewrite: rcode: too few arguments (NAME FROM TO)",
+        ),
+        (
+            "rewrite rcode fuzzy a.x. SERVFAIL NOERROR",
+            "Corefile:2:15: rewrite: rcode: unknown match type 'fuzzy' (use exact, prefix, suffix, substring, regex)",
+        ),
+        (
+            "rewrite rcode exact a.x. SERVFAIL NOERROR extra",
+            "Corefile:2:43: rewrite: unexpected argument 'extra'",
+        ),
+        (
+            "rewrite rcode a.x. OOPS NOERROR",
+            "Corefile:2:20: rewrite: rcode: invalid response code 'OOPS' (a name such as NOERROR, SERVFAIL, NXDOMAIN, or 0-23)",
+        ),
+        (
+            "rewrite rcode a.x. 2 24",
+            "Corefile:2:22: rewrite: rcode: invalid response code '24' (a name such as NOERROR, SERVFAIL, NXDOMAIN, or 0-23)",
+        ),
+        (
+            "rewrite rcode regex (a.x 2 0",
+            "Corefile:2:21: rewrite: invalid regex '(a.x': regex parse error:\n    (a.x\n    ^\nerror: unclosed group",
         ),
         (
             "rewrite name a b {\n x\n}",
@@ -449,4 +501,89 @@ async fn cname_records_from_next_are_left_alone_without_value_rules() {
         .await
         .unwrap();
     assert_eq!(lines(&a.answers), ["a.x. 5 CNAME b.x."]);
+}
+
+/// Answers every question with an empty answer of `rcode`, or with one A record when
+/// `rcode` is NOERROR.
+fn fixed(rcode: ResponseCode) -> impl Fn(&Query) -> Result<Answer> + Send + Sync {
+    move |q| {
+        if rcode == ResponseCode::NoError {
+            return echo(q);
+        }
+        Ok(Answer::rcode(rcode))
+    }
+}
+
+async fn run_with(
+    src: &str,
+    qname: &str,
+    f: impl Fn(&Query) -> Result<Answer> + Send + Sync + 'static,
+) -> Result<Answer> {
+    let fake = Fake::new(f);
+    let rw = Arc::new(Rewrite::new(&rules(src)));
+    let chain = Chain::new(vec![fake, rw]);
+    chain
+        .serve(&query(qname, RecordType::A, "10.1.1.1:5353"))
+        .await
+}
+
+#[tokio::test]
+async fn rcode_rules_change_the_answer_code_of_matching_names_only() {
+    let servfail = || fixed(ResponseCode::ServFail);
+    let src = "rewrite rcode regex (.*)\\.coredns\\.rocks SERVFAIL NOERROR";
+    let a = run_with(src, "www.coredns.rocks.", servfail())
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NoError);
+    assert!(a.answers.is_empty());
+    // Another name keeps its code; so does another code.
+    let a = run_with(src, "www.example.", servfail()).await.unwrap();
+    assert_eq!(a.rcode, ResponseCode::ServFail);
+    let a = run_with(src, "www.coredns.rocks.", fixed(ResponseCode::NXDomain))
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NXDomain);
+    // Records are kept as they are; numbers work as names do.
+    let a = run_with(
+        "rewrite rcode suffix .x. 0 3",
+        "a.x.",
+        fixed(ResponseCode::NoError),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NXDomain);
+    assert_eq!(lines(&a.answers), ["a.x. 30 A 10.0.0.1"]);
+}
+
+#[tokio::test]
+async fn rcode_rules_see_the_rewritten_name_and_run_last_rule_first() {
+    // The name rule runs first, so the rcode rule matches the rewritten name.
+    let src = "rewrite continue name a.x. b.x.\nrewrite rcode b.x. NXDOMAIN REFUSED";
+    let a = run_with(src, "a.x.", fixed(ResponseCode::NXDomain))
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::Refused);
+    // Two rcode rules: the later one rewrites first, then the earlier sees its result.
+    let src = "rewrite continue rcode a.x. SERVFAIL NXDOMAIN\nrewrite rcode a.x. NOTIMP SERVFAIL";
+    let a = run_with(src, "a.x.", fixed(ResponseCode::NotImp))
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NXDomain);
+    // `stop` (the default) ends the list before the second rule.
+    let src = "rewrite rcode a.x. SERVFAIL NXDOMAIN\nrewrite rcode a.x. NOTIMP SERVFAIL";
+    let a = run_with(src, "a.x.", fixed(ResponseCode::NotImp))
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NotImp);
+}
+
+#[tokio::test]
+async fn rcode_rules_leave_errors_of_the_chain_alone_as_coredns_does() {
+    // CoreDNS's server writes a failed chain's code itself, past rewrite's writer.
+    let e = run_with("rewrite rcode a.x. SERVFAIL NOERROR", "a.x.", |_| {
+        Err(PluginError::Rcode(ResponseCode::ServFail))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e.rcode(), ResponseCode::ServFail);
 }
