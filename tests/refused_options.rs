@@ -92,8 +92,6 @@ refused! {
         "template: ederror: not supported by clusterdns";
     rewrite_edns0: "    rewrite edns0 local set 0xffee abcd" => "3:13",
         "rewrite: edns0 rules are not supported by clusterdns";
-    rewrite_cname: "    rewrite cname exact a.example. b.example." => "3:13",
-        "rewrite: cname rules are not supported by clusterdns";
     timeouts_maxtcpqueries: with_block("timeouts", "maxtcpqueries 128") => "4:9",
         "timeouts: unknown property 'maxtcpqueries'";
     header_response_rd: with_block("header", "response clear rd") => "4:24",

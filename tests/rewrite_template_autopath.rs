@@ -96,9 +96,14 @@ fn template_answers_a_regex_zone_and_servfails_other_names_in_it() {
 const REWRITE_RESPONSE: &str = r#"
 .:{PORT} {
     bind 127.0.0.1
-    rewrite rcode prefix www. NXDOMAIN NOERROR
+    rewrite continue rcode prefix www. NXDOMAIN NOERROR
+    rewrite cname suffix .cdn.example.net. .default.svc.cluster.local.
     template ANY ANY coredns.rocks {
         rcode NXDOMAIN
+    }
+    template IN A example.net {
+        match "^www[.]example[.]net[.]$"
+        answer "{{ .Name }} 60 IN CNAME nginx-service.cdn.example.net."
     }
     kubernetes cluster.local {
         manifests cluster.yaml
@@ -115,6 +120,21 @@ fn dig_sees_rewrite_rcode_change_the_code_of_matching_names_only() {
     assert!(dig_section(&out, "ANSWER").is_empty(), "{out}");
     let out = dig(&tool, &srv, &["A", "ftp.coredns.rocks"]);
     assert!(out.contains("status: NXDOMAIN"), "{out}");
+}
+
+#[test]
+fn dig_sees_rewrite_cname_point_the_chain_at_the_rewritten_target() {
+    let Some(tool) = require("dig") else { return };
+    let srv = TestServer::start(REWRITE_RESPONSE, &[("cluster.yaml", CLUSTER)]);
+    let out = dig(&tool, &srv, &["A", "www.example.net"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert_eq!(
+        dig_section(&out, "ANSWER"),
+        [
+            "www.example.net. 60 IN CNAME nginx-service.default.svc.cluster.local.",
+            "nginx-service.default.svc.cluster.local. 5 IN A 10.96.0.100",
+        ]
+    );
 }
 
 fn autopath_corefile(pods: &str) -> String {

@@ -16,6 +16,7 @@
 //! rewrite [continue|stop] class FROM TO
 //! rewrite [continue|stop] ttl [exact|prefix|suffix|substring|regex] NAME TTL|MIN-MAX
 //! rewrite [continue|stop] rcode [exact|prefix|suffix|substring|regex] NAME FROM TO
+//! rewrite [continue|stop] cname [exact|prefix|suffix|substring|regex] FROM TO
 //! rewrite [continue|stop] {
 //!     name regex FROM TO
 //!     answer name FROM TO
@@ -34,7 +35,14 @@
 //! chain itself (e.g. `template ... rcode SERVFAIL`, an unsynced index), whose code the
 //! server writes.
 //!
-//! CoreDNS's `edns0` and `cname` rules are refused at start with their position.
+//! A `cname` rule, as in CoreDNS, applies to every query (so with `stop` no later rule
+//! runs): in the answer, the first CNAME whose target it matches gets the new target,
+//! the records after it are replaced by a lookup of that target (same type, through the
+//! rest of the chain after `rewrite`, see `cname.rs`), and the lookup's TC bit is kept.
+//! Only `exact` FROM/TO are made fully qualified. CNAME rules run before the other
+//! response rewrites, so the looked-up records get those too.
+//!
+//! CoreDNS's `edns0` rules are refused at start with their position.
 //!
 //! # Examples
 //! ```text
@@ -48,6 +56,7 @@
 //! # Metrics / Ready
 //! None.
 
+mod cname;
 mod parse;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -80,6 +89,7 @@ enum Revert<'a> {
     Names(&'a ResponseRule),
     Ttl(u32, u32),
     Rcode(ResponseCode, ResponseCode),
+    Cname(&'a NameMatch),
 }
 
 impl NameMatch {
@@ -107,7 +117,7 @@ impl NameMatch {
         }
     }
 
-    fn apply_name(&self, name: &Name) -> Option<Name> {
+    pub(crate) fn apply_name(&self, name: &Name) -> Option<Name> {
         let text = name.to_lowercase().to_ascii();
         let new = self.apply(&text)?;
         Name::from_ascii(&new).ok()
@@ -179,6 +189,12 @@ impl Plugin for Rewrite {
                     }
                     hit
                 }
+                // CoreDNS: a cname rule applies to every query (its response half
+                // looks for matching CNAME targets).
+                RuleKind::Cname { matcher } => {
+                    reverts.push(Revert::Cname(matcher));
+                    true
+                }
                 RuleKind::Rcode { matcher, from, to } => {
                     let hit = matcher.apply(&cur.lower.to_ascii()).is_some();
                     if hit {
@@ -196,6 +212,13 @@ impl Plugin for Rewrite {
             return next.serve(q).await;
         }
         let mut answer = next.serve(&cur).await?;
+        // CNAME targets first, so the records a lookup brings in get the other
+        // response rewrites too.
+        for r in reverts.iter().rev() {
+            if let Revert::Cname(matcher) = r {
+                cname::follow(matcher, &mut answer, &cur, next).await;
+            }
+        }
         if !reverts.is_empty() {
             let sections = [
                 &mut answer.answers,
@@ -208,7 +231,7 @@ impl Plugin for Rewrite {
                         match r {
                             Revert::Names(rule) => rewrite_record(rule, rr),
                             Revert::Ttl(min, max) => rr.ttl = rr.ttl.clamp(*min, *max),
-                            Revert::Rcode(..) => {}
+                            Revert::Rcode(..) | Revert::Cname(_) => {}
                         }
                     }
                 }

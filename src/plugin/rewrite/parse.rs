@@ -68,6 +68,12 @@ pub enum RuleKind {
         /// Highest TTL.
         max: u32,
     },
+    /// `cname [MATCH] FROM TO`: CNAME targets in the answer are rewritten and the new
+    /// target looked up.
+    Cname {
+        /// Which targets, and their replacement.
+        matcher: NameMatch,
+    },
     /// `rcode [MATCH] NAME FROM TO`: an answer with response code `from` to a matching
     /// question gets `to` instead.
     Rcode {
@@ -188,7 +194,8 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Rule, CorefileError> {
         }
         "ttl" => parse_ttl(d, field, rest)?,
         "rcode" => parse_rcode(d, field, rest)?,
-        f @ ("edns0" | "cname") => {
+        "cname" => parse_cname(d, field, rest)?,
+        f @ "edns0" => {
             return Err(d.err_at(field, format!("{f} rules are not supported by clusterdns")));
         }
         "answer" => {
@@ -376,6 +383,53 @@ fn parse_ttl(d: &Dispenser<'_>, field: &Token, rest: &[&Token]) -> Result<RuleKi
     let matcher = name_match(d, &kind, from, from)?;
     let (min, max) = ttl_range(d, ttl)?;
     Ok(RuleKind::Ttl { matcher, min, max })
+}
+
+/// CoreDNS's cname rule: FROM/TO lower-cased; only `exact` ones are made fully
+/// qualified (a prefix such as `www-` must stay as written to match).
+fn parse_cname(
+    d: &Dispenser<'_>,
+    field: &Token,
+    rest: &[&Token],
+) -> Result<RuleKind, CorefileError> {
+    let (kind, from, to) = match rest {
+        [from, to] => ("exact".to_string(), *from, *to),
+        [kind, from, to] => {
+            let k = kind.text.to_ascii_lowercase();
+            if !MATCH_TYPES.contains(&k.as_str()) {
+                return Err(d.err_at(
+                    kind,
+                    format!(
+                        "cname: unknown match type '{}' (use {})",
+                        kind.text,
+                        MATCH_TYPES.join(", ")
+                    ),
+                ));
+            }
+            (k, *from, *to)
+        }
+        [_, _, _, extra, ..] => {
+            return Err(d.err_at(extra, format!("unexpected argument '{}'", extra.text)));
+        }
+        _ => {
+            return Err(d.err_at(
+                rest.last().copied().unwrap_or(field),
+                "cname: too few arguments (FROM TO)",
+            ));
+        }
+    };
+    let (f, t) = (from.text.to_ascii_lowercase(), to.text.to_ascii_lowercase());
+    let matcher = match kind.as_str() {
+        "prefix" => NameMatch::Prefix { from: f, to: t },
+        "suffix" => NameMatch::Suffix { from: f, to: t },
+        "substring" => NameMatch::Substring { from: f, to: t },
+        "regex" => regex_match(d, from, to)?,
+        _ => NameMatch::Exact {
+            from: normalize(&f),
+            to: normalize(&t),
+        },
+    };
+    Ok(RuleKind::Cname { matcher })
 }
 
 fn parse_rcode(
