@@ -91,7 +91,7 @@ refused! {
     template_ederror: with_block("template IN A example.org", "ederror 15 \"blocked\"") => "4:9",
         "template: ederror: not supported by clusterdns";
     rewrite_edns0: "    rewrite edns0 local set 0xffee abcd" => "3:13",
-        "rewrite: edns0 rules are not supported by clusterdns";
+        "rewrite: edns0 rules are not supported by clusterdns: they set EDNS0 options on the query forward sends upstream, and forward does not send request options";
     timeouts_maxtcpqueries: with_block("timeouts", "maxtcpqueries 128") => "4:9",
         "timeouts: unknown property 'maxtcpqueries'";
     header_response_rd: with_block("header", "response clear rd") => "4:24",

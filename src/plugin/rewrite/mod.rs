@@ -42,7 +42,9 @@
 //! Only `exact` FROM/TO are made fully qualified. CNAME rules run before the other
 //! response rewrites, so the looked-up records get those too.
 //!
-//! CoreDNS's `edns0` rules are refused at start with their position.
+//! CoreDNS's `edns0` rules are refused at start with their position: all they do there
+//! is change the EDNS0 options of the request `forward` sends upstream, and our `forward`
+//! builds its own upstream query from [`Query`], which carries no request options.
 //!
 //! # Examples
 //! ```text

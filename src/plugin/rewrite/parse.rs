@@ -195,8 +195,14 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Rule, CorefileError> {
         "ttl" => parse_ttl(d, field, rest)?,
         "rcode" => parse_rcode(d, field, rest)?,
         "cname" => parse_cname(d, field, rest)?,
-        f @ "edns0" => {
-            return Err(d.err_at(field, format!("{f} rules are not supported by clusterdns")));
+        // Their only effect in CoreDNS is on what forward's upstream sees; our forward
+        // builds its own upstream query from `Query`, which carries no request options.
+        "edns0" => {
+            return Err(d.err_at(
+                field,
+                "edns0 rules are not supported by clusterdns: they set EDNS0 options on the \
+                 query forward sends upstream, and forward does not send request options",
+            ));
         }
         "answer" => {
             return Err(d.err_at(field, "response rewrites must begin with a name rule"));

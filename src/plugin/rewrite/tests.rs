@@ -296,7 +296,7 @@ fn bad_lines_are_errors_at_the_offending_token() {
         ),
         (
             "rewrite edns0 local set 0xffee abcd",
-            "Corefile:2:9: rewrite: edns0 rules are not supported by clusterdns",
+            "Corefile:2:9: rewrite: edns0 rules are not supported by clusterdns: they set EDNS0 options on the query forward sends upstream, and forward does not send request options",
         ),
         (
             "rewrite continue cname a.x.",
