@@ -9,7 +9,7 @@
 //! placed before `rewrite` (cache, acl, ...) do not see the lookup; they see the final
 //! answer as usual.
 
-use hickory_proto::rr::{RData, Record};
+use hickory_proto::rr::{Name, RData, Record};
 
 use super::NameMatch;
 use crate::dns::{Answer, Query};
@@ -17,10 +17,7 @@ use crate::plugin::Next;
 
 /// Where the rule hits `answers`: the index of the first CNAME whose target it
 /// rewrites, and the rewritten target.
-fn first_match(
-    matcher: &NameMatch,
-    answers: &[Record],
-) -> Option<(usize, hickory_proto::rr::Name)> {
+fn first_match(matcher: &NameMatch, answers: &[Record]) -> Option<(usize, Name)> {
     answers
         .iter()
         .enumerate()

@@ -38,7 +38,8 @@
 //! A `cname` rule, as in CoreDNS, applies to every query (so with `stop` no later rule
 //! runs): in the answer, the first CNAME whose target it matches gets the new target,
 //! the records after it are replaced by a lookup of that target (same type, through the
-//! rest of the chain after `rewrite`, see `cname.rs`), and the lookup's TC bit is kept.
+//! rest of the chain after `rewrite`, see `cname.rs`); the lookup's TC bit is kept, the
+//! original response code, authority and additional sections stay.
 //! Only `exact` FROM/TO are made fully qualified. CNAME rules run before the other
 //! response rewrites, so the looked-up records get those too.
 //!
@@ -53,6 +54,8 @@
 //!     name regex (.*)\.corp\.example\. {1}.default.svc.cluster.local.
 //!     answer name (.*)\.default\.svc\.cluster\.local\. {1}.corp.example.
 //! }
+//! rewrite continue rcode regex (.*)\.coredns\.rocks SERVFAIL NOERROR
+//! rewrite cname regex (.*)\.cdn\.example\.net\. {1}.other.cdn.com.
 //! ```
 //!
 //! # Metrics / Ready
