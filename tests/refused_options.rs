@@ -89,11 +89,7 @@ refused! {
     loadbalance_weighted: with_block("loadbalance weighted weights.txt", "reload 10s") => "3:17",
         "loadbalance: the weighted policy is not supported by clusterdns";
     rewrite_edns0: "    rewrite edns0 local set 0xffee abcd" => "3:13",
-        "rewrite: edns0 rules are not supported by clusterdns";
-    rewrite_cname: "    rewrite cname exact a.example. b.example." => "3:13",
-        "rewrite: cname rules are not supported by clusterdns";
-    rewrite_rcode: "    rewrite rcode exact a.example. SERVFAIL NXDOMAIN" => "3:13",
-        "rewrite: rcode rules are not supported by clusterdns";
+        "rewrite: edns0 rules are not supported by clusterdns: they set EDNS0 options on the query forward sends upstream, and forward does not send request options";
     timeouts_maxtcpqueries: with_block("timeouts", "maxtcpqueries 128") => "4:9",
         "timeouts: unknown property 'maxtcpqueries'";
     header_response_rd: with_block("header", "response clear rd") => "4:24",

@@ -1,4 +1,5 @@
-//! rewrite, template and autopath through the real binary over UDP.
+//! rewrite, template and autopath through the real binary over UDP (rewrite's
+//! response rules as `dig` prints them).
 //!
 //! The autopath "pod" is the test client itself: the manifests hold a Pod with
 //! status.podIP 127.0.0.1 in `default` (or, without `pods verified`, an
@@ -9,7 +10,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::{TestServer, lines};
+use common::{TestServer, dig, dig_section, lines, require};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
@@ -89,6 +90,51 @@ fn template_answers_a_regex_zone_and_servfails_other_names_in_it() {
     );
     let m = srv.udp("www.example.org.", RecordType::A);
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+}
+
+/// rewrite's response rules (rcode, cname) in front of a template and the cluster.
+const REWRITE_RESPONSE: &str = r#"
+.:{PORT} {
+    bind 127.0.0.1
+    rewrite continue rcode prefix www. NXDOMAIN NOERROR
+    rewrite cname suffix .cdn.example.net. .default.svc.cluster.local.
+    template ANY ANY coredns.rocks {
+        rcode NXDOMAIN
+    }
+    template IN A example.net {
+        match "^www[.]example[.]net[.]$"
+        answer "{{ .Name }} 60 IN CNAME nginx-service.cdn.example.net."
+    }
+    kubernetes cluster.local {
+        manifests cluster.yaml
+    }
+}
+"#;
+
+#[test]
+fn dig_sees_rewrite_rcode_change_the_code_of_matching_names_only() {
+    let Some(tool) = require("dig") else { return };
+    let srv = TestServer::start(REWRITE_RESPONSE, &[("cluster.yaml", CLUSTER)]);
+    let out = dig(&tool, &srv, &["A", "www.coredns.rocks"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(dig_section(&out, "ANSWER").is_empty(), "{out}");
+    let out = dig(&tool, &srv, &["A", "ftp.coredns.rocks"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+}
+
+#[test]
+fn dig_sees_rewrite_cname_point_the_chain_at_the_rewritten_target() {
+    let Some(tool) = require("dig") else { return };
+    let srv = TestServer::start(REWRITE_RESPONSE, &[("cluster.yaml", CLUSTER)]);
+    let out = dig(&tool, &srv, &["A", "www.example.net"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert_eq!(
+        dig_section(&out, "ANSWER"),
+        [
+            "www.example.net. 60 IN CNAME nginx-service.default.svc.cluster.local.",
+            "nginx-service.default.svc.cluster.local. 5 IN A 10.96.0.100",
+        ]
+    );
 }
 
 fn autopath_corefile(pods: &str) -> String {

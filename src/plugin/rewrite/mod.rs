@@ -15,6 +15,8 @@
 //! rewrite [continue|stop] type FROM TO
 //! rewrite [continue|stop] class FROM TO
 //! rewrite [continue|stop] ttl [exact|prefix|suffix|substring|regex] NAME TTL|MIN-MAX
+//! rewrite [continue|stop] rcode [exact|prefix|suffix|substring|regex] NAME FROM TO
+//! rewrite [continue|stop] cname [exact|prefix|suffix|substring|regex] FROM TO
 //! rewrite [continue|stop] {
 //!     name regex FROM TO
 //!     answer name FROM TO
@@ -25,7 +27,25 @@
 //! prefix/suffix/substring answers back by the inverse rule; regex rules need an
 //! explicit `answer name` (owner names) or `answer value` (CNAME, NS, PTR, MX, SRV and SOA
 //! data). A rewritten name that is not a valid domain name gives SERVFAIL.
-//! CoreDNS's `edns0`, `cname` and `rcode` rules are refused at start with their position.
+//!
+//! `rcode` rules match the question name as `ttl` rules do (after earlier rules rewrote
+//! it) and change an answer's response code `FROM` (a miekg/dns name such as `SERVFAIL`,
+//! or 0-23) to `TO`, once per rule, last rule first. As in CoreDNS they apply to answers
+//! a plugin wrote (e.g. an upstream's SERVFAIL through `forward`), not to a failure of the
+//! chain itself (e.g. `template ... rcode SERVFAIL`, an unsynced index), whose code the
+//! server writes.
+//!
+//! A `cname` rule, as in CoreDNS, applies to every query (so with `stop` no later rule
+//! runs): in the answer, the first CNAME whose target it matches gets the new target,
+//! the records after it are replaced by a lookup of that target (same type, through the
+//! rest of the chain after `rewrite`, see `cname.rs`); the lookup's TC bit is kept, the
+//! original response code, authority and additional sections stay.
+//! Only `exact` FROM/TO are made fully qualified. CNAME rules run before the other
+//! response rewrites, so the looked-up records get those too.
+//!
+//! CoreDNS's `edns0` rules are refused at start with their position: all they do there
+//! is change the EDNS0 options of the request `forward` sends upstream, and our `forward`
+//! builds its own upstream query from [`Query`], which carries no request options.
 //!
 //! # Examples
 //! ```text
@@ -34,11 +54,14 @@
 //!     name regex (.*)\.corp\.example\. {1}.default.svc.cluster.local.
 //!     answer name (.*)\.default\.svc\.cluster\.local\. {1}.corp.example.
 //! }
+//! rewrite continue rcode regex (.*)\.coredns\.rocks SERVFAIL NOERROR
+//! rewrite cname regex (.*)\.cdn\.example\.net\. {1}.other.cdn.com.
 //! ```
 //!
 //! # Metrics / Ready
 //! None.
 
+mod cname;
 mod parse;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -70,6 +93,8 @@ impl Rewrite {
 enum Revert<'a> {
     Names(&'a ResponseRule),
     Ttl(u32, u32),
+    Rcode(ResponseCode, ResponseCode),
+    Cname(&'a NameMatch),
 }
 
 impl NameMatch {
@@ -97,7 +122,7 @@ impl NameMatch {
         }
     }
 
-    fn apply_name(&self, name: &Name) -> Option<Name> {
+    pub(crate) fn apply_name(&self, name: &Name) -> Option<Name> {
         let text = name.to_lowercase().to_ascii();
         let new = self.apply(&text)?;
         Name::from_ascii(&new).ok()
@@ -169,6 +194,19 @@ impl Plugin for Rewrite {
                     }
                     hit
                 }
+                // CoreDNS: a cname rule applies to every query (its response half
+                // looks for matching CNAME targets).
+                RuleKind::Cname { matcher } => {
+                    reverts.push(Revert::Cname(matcher));
+                    true
+                }
+                RuleKind::Rcode { matcher, from, to } => {
+                    let hit = matcher.apply(&cur.lower.to_ascii()).is_some();
+                    if hit {
+                        reverts.push(Revert::Rcode(*from, *to));
+                    }
+                    hit
+                }
             };
             changed |= done;
             if done && rule.mode == Mode::Stop {
@@ -179,6 +217,13 @@ impl Plugin for Rewrite {
             return next.serve(q).await;
         }
         let mut answer = next.serve(&cur).await?;
+        // CNAME targets first, so the records a lookup brings in get the other
+        // response rewrites too.
+        for r in reverts.iter().rev() {
+            if let Revert::Cname(matcher) = r {
+                cname::follow(matcher, &mut answer, &cur, next).await;
+            }
+        }
         if !reverts.is_empty() {
             let sections = [
                 &mut answer.answers,
@@ -191,8 +236,17 @@ impl Plugin for Rewrite {
                         match r {
                             Revert::Names(rule) => rewrite_record(rule, rr),
                             Revert::Ttl(min, max) => rr.ttl = rr.ttl.clamp(*min, *max),
+                            Revert::Rcode(..) | Revert::Cname(_) => {}
                         }
                     }
+                }
+            }
+            // Message-level: the response code, once, last rule first.
+            for r in reverts.iter().rev() {
+                if let Revert::Rcode(from, to) = r
+                    && answer.rcode == *from
+                {
+                    answer.rcode = *to;
                 }
             }
         }

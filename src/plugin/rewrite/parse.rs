@@ -2,6 +2,7 @@
 //! name.go): `rewrite [continue|stop] FIELD ARGS...`, or the block form whose lines are
 //! read as one argument list.
 
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, RecordType};
 use regex::Regex;
 
@@ -66,6 +67,22 @@ pub enum RuleKind {
         min: u32,
         /// Highest TTL.
         max: u32,
+    },
+    /// `cname [MATCH] FROM TO`: CNAME targets in the answer are rewritten and the new
+    /// target looked up.
+    Cname {
+        /// Which targets, and their replacement.
+        matcher: NameMatch,
+    },
+    /// `rcode [MATCH] NAME FROM TO`: an answer with response code `from` to a matching
+    /// question gets `to` instead.
+    Rcode {
+        /// Which question names it applies to (only `from` is used).
+        matcher: NameMatch,
+        /// Matched response code.
+        from: ResponseCode,
+        /// Replacement.
+        to: ResponseCode,
     },
 }
 
@@ -176,8 +193,16 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Rule, CorefileError> {
             }
         }
         "ttl" => parse_ttl(d, field, rest)?,
-        f @ ("edns0" | "cname" | "rcode") => {
-            return Err(d.err_at(field, format!("{f} rules are not supported by clusterdns")));
+        "rcode" => parse_rcode(d, field, rest)?,
+        "cname" => parse_cname(d, field, rest)?,
+        // Their only effect in CoreDNS is on what forward's upstream sees; our forward
+        // builds its own upstream query from `Query`, which carries no request options.
+        "edns0" => {
+            return Err(d.err_at(
+                field,
+                "edns0 rules are not supported by clusterdns: they set EDNS0 options on the \
+                 query forward sends upstream, and forward does not send request options",
+            ));
         }
         "answer" => {
             return Err(d.err_at(field, "response rewrites must begin with a name rule"));
@@ -364,6 +389,115 @@ fn parse_ttl(d: &Dispenser<'_>, field: &Token, rest: &[&Token]) -> Result<RuleKi
     let matcher = name_match(d, &kind, from, from)?;
     let (min, max) = ttl_range(d, ttl)?;
     Ok(RuleKind::Ttl { matcher, min, max })
+}
+
+/// CoreDNS's cname rule: FROM/TO lower-cased; only `exact` ones are made fully
+/// qualified (a prefix such as `www-` must stay as written to match).
+fn parse_cname(
+    d: &Dispenser<'_>,
+    field: &Token,
+    rest: &[&Token],
+) -> Result<RuleKind, CorefileError> {
+    let (kind, from, to) = match rest {
+        [from, to] => ("exact".to_string(), *from, *to),
+        [kind, from, to] => {
+            let k = kind.text.to_ascii_lowercase();
+            if !MATCH_TYPES.contains(&k.as_str()) {
+                return Err(d.err_at(
+                    kind,
+                    format!(
+                        "cname: unknown match type '{}' (use {})",
+                        kind.text,
+                        MATCH_TYPES.join(", ")
+                    ),
+                ));
+            }
+            (k, *from, *to)
+        }
+        [_, _, _, extra, ..] => {
+            return Err(d.err_at(extra, format!("unexpected argument '{}'", extra.text)));
+        }
+        _ => {
+            return Err(d.err_at(
+                rest.last().copied().unwrap_or(field),
+                "cname: too few arguments (FROM TO)",
+            ));
+        }
+    };
+    let (f, t) = (from.text.to_ascii_lowercase(), to.text.to_ascii_lowercase());
+    let matcher = match kind.as_str() {
+        "prefix" => NameMatch::Prefix { from: f, to: t },
+        "suffix" => NameMatch::Suffix { from: f, to: t },
+        "substring" => NameMatch::Substring { from: f, to: t },
+        "regex" => regex_match(d, from, to)?,
+        _ => NameMatch::Exact {
+            from: normalize(&f),
+            to: normalize(&t),
+        },
+    };
+    Ok(RuleKind::Cname { matcher })
+}
+
+fn parse_rcode(
+    d: &Dispenser<'_>,
+    field: &Token,
+    rest: &[&Token],
+) -> Result<RuleKind, CorefileError> {
+    let (kind, name, from, to) = match rest {
+        [name, from, to] => ("exact".to_string(), *name, *from, *to),
+        [kind, name, from, to] => {
+            let k = kind.text.to_ascii_lowercase();
+            if !MATCH_TYPES.contains(&k.as_str()) {
+                return Err(d.err_at(
+                    kind,
+                    format!(
+                        "rcode: unknown match type '{}' (use {})",
+                        kind.text,
+                        MATCH_TYPES.join(", ")
+                    ),
+                ));
+            }
+            (k, *name, *from, *to)
+        }
+        [_, _, _, _, extra, ..] => {
+            return Err(d.err_at(extra, format!("unexpected argument '{}'", extra.text)));
+        }
+        _ => {
+            return Err(d.err_at(
+                rest.last().copied().unwrap_or(field),
+                "rcode: too few arguments (NAME FROM TO)",
+            ));
+        }
+    };
+    // The replacement is unused: only the question match matters.
+    let matcher = name_match(d, &kind, name, name)?;
+    Ok(RuleKind::Rcode {
+        matcher,
+        from: response_code(d, from)?,
+        to: response_code(d, to)?,
+    })
+}
+
+/// A response code as CoreDNS's rcode rule takes it: a number up to 23 or a miekg/dns
+/// name (`NOERROR`, `SERVFAIL`, `NXDOMAIN`, ...), case-insensitive.
+fn response_code(d: &Dispenser<'_>, t: &Token) -> Result<ResponseCode, CorefileError> {
+    let by_number = t
+        .text
+        .parse::<u16>()
+        .ok()
+        .filter(|n| *n <= 23)
+        .map(<ResponseCode as From<u16>>::from);
+    by_number
+        .or_else(|| crate::plugin::forward::rcode(&t.text))
+        .ok_or_else(|| {
+            d.err_at(
+                t,
+                format!(
+                    "rcode: invalid response code '{}' (a name such as NOERROR, SERVFAIL, NXDOMAIN, or 0-23)",
+                    t.text
+                ),
+            )
+        })
 }
 
 /// `N`, `MIN-MAX`, `MIN-` or `-MAX` (CoreDNS's ttl rule).

@@ -165,6 +165,69 @@ fn good_lines_parse_into_rules_with_coredns_defaults() {
 }
 
 #[test]
+fn rcode_lines_take_names_or_numbers_and_an_optional_match_type() {
+    let cfg = rules(
+        "rewrite rcode a.example ServFail NOERROR\n\
+         rewrite continue rcode regex (.*)\\.coredns\\.rocks 2 0\n\
+         rewrite rcode suffix .x. nxdomain 5\n\
+         rewrite stop {\n rcode prefix api. 23 BADCOOKIE\n }",
+    );
+    let r = &cfg.rules;
+    assert!(matches!(
+        &r[0].kind,
+        RuleKind::Rcode { matcher: NameMatch::Exact { from, .. }, from: ResponseCode::ServFail, to: ResponseCode::NoError }
+        if from == "a.example."
+    ));
+    assert_eq!(r[1].mode, Mode::Continue);
+    assert!(matches!(
+        &r[1].kind,
+        RuleKind::Rcode { matcher: NameMatch::Regex { re, .. }, from: ResponseCode::ServFail, to: ResponseCode::NoError }
+        if re.as_str() == "(.*)\\.coredns\\.rocks"
+    ));
+    assert!(matches!(
+        &r[2].kind,
+        RuleKind::Rcode { matcher: NameMatch::Suffix { from, .. }, from: ResponseCode::NXDomain, to: ResponseCode::Refused }
+        if from == ".x."
+    ));
+    assert!(matches!(
+        &r[3].kind,
+        RuleKind::Rcode { matcher: NameMatch::Prefix { from, .. }, from: ResponseCode::BADCOOKIE, to: ResponseCode::BADCOOKIE }
+        if from == "api."
+    ));
+}
+
+#[test]
+fn cname_lines_qualify_only_exact_names() {
+    let cfg = rules(
+        "rewrite cname A.example B.example\n\
+         rewrite continue cname prefix WWW- web-\n\
+         rewrite cname suffix .cdn.example.net. .other.cdn.com.\n\
+         rewrite cname substring .old. .new.\n\
+         rewrite cname regex (.*)\\.cdn\\.example\\.net\\. {1}.other.cdn.com",
+    );
+    let r = &cfg.rules;
+    let matcher = |i: usize| match &r[i].kind {
+        RuleKind::Cname { matcher } => matcher.clone(),
+        k => panic!("rule {i} is {k:?}"),
+    };
+    assert!(
+        matches!(matcher(0), NameMatch::Exact { from, to } if from == "a.example." && to == "b.example.")
+    );
+    assert_eq!(r[1].mode, Mode::Continue);
+    assert!(matches!(matcher(1), NameMatch::Prefix { from, to } if from == "www-" && to == "web-"));
+    assert!(
+        matches!(matcher(2), NameMatch::Suffix { from, to } if from == ".cdn.example.net." && to == ".other.cdn.com.")
+    );
+    assert!(
+        matches!(matcher(3), NameMatch::Substring { from, to } if from == ".old." && to == ".new.")
+    );
+    assert_eq!(
+        matcher(4).apply("app.cdn.example.net.").as_deref(),
+        Some("app.other.cdn.com.")
+    );
+}
+
+#[test]
 fn bad_lines_are_errors_at_the_offending_token() {
     let cases = [
         (
@@ -233,15 +296,47 @@ fn bad_lines_are_errors_at_the_offending_token() {
         ),
         (
             "rewrite edns0 local set 0xffee abcd",
-            "Corefile:2:9: rewrite: edns0 rules are not supported by clusterdns",
+            "Corefile:2:9: rewrite: edns0 rules are not supported by clusterdns: they set EDNS0 options on the query forward sends upstream, and forward does not send request options",
         ),
         (
-            "rewrite continue cname exact a.x. b.x.",
-            "Corefile:2:18: rewrite: cname rules are not supported by clusterdns",
+            "rewrite continue cname a.x.",
+            "Corefile:2:24: rewrite: cname: too few arguments (FROM TO)",
         ),
         (
-            "rewrite rcode exact a.x. SERVFAIL NXDOMAIN",
-            "Corefile:2:9: rewrite: rcode rules are not supported by clusterdns",
+            "rewrite cname fuzzy a.x. b.x.",
+            "Corefile:2:15: rewrite: cname: unknown match type 'fuzzy' (use exact, prefix, suffix, substring, regex)",
+        ),
+        (
+            "rewrite cname exact a.x. b.x. c.x.",
+            "Corefile:2:31: rewrite: unexpected argument 'c.x.'",
+        ),
+        (
+            "rewrite cname regex (a)\\.x {2}.y",
+            "Corefile:2:28: rewrite: '{2}.y' uses group {2} but '(a)\\.x' has 1 group(s)",
+        ),
+        (
+            "rewrite rcode a.x. SERVFAIL",
+            "Corefile:2:20: rewrite: rcode: too few arguments (NAME FROM TO)",
+        ),
+        (
+            "rewrite rcode fuzzy a.x. SERVFAIL NOERROR",
+            "Corefile:2:15: rewrite: rcode: unknown match type 'fuzzy' (use exact, prefix, suffix, substring, regex)",
+        ),
+        (
+            "rewrite rcode exact a.x. SERVFAIL NOERROR extra",
+            "Corefile:2:43: rewrite: unexpected argument 'extra'",
+        ),
+        (
+            "rewrite rcode a.x. OOPS NOERROR",
+            "Corefile:2:20: rewrite: rcode: invalid response code 'OOPS' (a name such as NOERROR, SERVFAIL, NXDOMAIN, or 0-23)",
+        ),
+        (
+            "rewrite rcode a.x. 2 24",
+            "Corefile:2:22: rewrite: rcode: invalid response code '24' (a name such as NOERROR, SERVFAIL, NXDOMAIN, or 0-23)",
+        ),
+        (
+            "rewrite rcode regex (a.x 2 0",
+            "Corefile:2:21: rewrite: invalid regex '(a.x': regex parse error:\n    (a.x\n    ^\nerror: unclosed group",
         ),
         (
             "rewrite name a b {\n x\n}",
@@ -449,4 +544,223 @@ async fn cname_records_from_next_are_left_alone_without_value_rules() {
         .await
         .unwrap();
     assert_eq!(lines(&a.answers), ["a.x. 5 CNAME b.x."]);
+}
+
+/// Answers every question with an empty answer of `rcode`, or with one A record when
+/// `rcode` is NOERROR.
+fn fixed(rcode: ResponseCode) -> impl Fn(&Query) -> Result<Answer> + Send + Sync {
+    move |q| {
+        if rcode == ResponseCode::NoError {
+            return echo(q);
+        }
+        Ok(Answer::rcode(rcode))
+    }
+}
+
+async fn run_with(
+    src: &str,
+    qname: &str,
+    f: impl Fn(&Query) -> Result<Answer> + Send + Sync + 'static,
+) -> Result<Answer> {
+    let fake = Fake::new(f);
+    let rw = Arc::new(Rewrite::new(&rules(src)));
+    let chain = Chain::new(vec![fake, rw]);
+    chain
+        .serve(&query(qname, RecordType::A, "10.1.1.1:5353"))
+        .await
+}
+
+#[tokio::test]
+async fn rcode_rules_change_the_answer_code_of_matching_names_only() {
+    let servfail = || fixed(ResponseCode::ServFail);
+    let src = "rewrite rcode regex (.*)\\.coredns\\.rocks SERVFAIL NOERROR";
+    let a = run_with(src, "www.coredns.rocks.", servfail())
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NoError);
+    assert!(a.answers.is_empty());
+    // Another name keeps its code; so does another code.
+    let a = run_with(src, "www.example.", servfail()).await.unwrap();
+    assert_eq!(a.rcode, ResponseCode::ServFail);
+    let a = run_with(src, "www.coredns.rocks.", fixed(ResponseCode::NXDomain))
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NXDomain);
+    // Records are kept as they are; numbers work as names do.
+    let a = run_with(
+        "rewrite rcode suffix .x. 0 3",
+        "a.x.",
+        fixed(ResponseCode::NoError),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NXDomain);
+    assert_eq!(lines(&a.answers), ["a.x. 30 A 10.0.0.1"]);
+}
+
+#[tokio::test]
+async fn rcode_rules_see_the_rewritten_name_and_run_last_rule_first() {
+    // The name rule runs first, so the rcode rule matches the rewritten name.
+    let src = "rewrite continue name a.x. b.x.\nrewrite rcode b.x. NXDOMAIN REFUSED";
+    let a = run_with(src, "a.x.", fixed(ResponseCode::NXDomain))
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::Refused);
+    // Two rcode rules: the later one rewrites first, then the earlier sees its result.
+    let src = "rewrite continue rcode a.x. SERVFAIL NXDOMAIN\nrewrite rcode a.x. NOTIMP SERVFAIL";
+    let a = run_with(src, "a.x.", fixed(ResponseCode::NotImp))
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NXDomain);
+    // `stop` (the default) ends the list before the second rule.
+    let src = "rewrite rcode a.x. SERVFAIL NXDOMAIN\nrewrite rcode a.x. NOTIMP SERVFAIL";
+    let a = run_with(src, "a.x.", fixed(ResponseCode::NotImp))
+        .await
+        .unwrap();
+    assert_eq!(a.rcode, ResponseCode::NotImp);
+}
+
+#[tokio::test]
+async fn rcode_rules_leave_errors_of_the_chain_alone_as_coredns_does() {
+    // CoreDNS's server writes a failed chain's code itself, past rewrite's writer.
+    let e = run_with("rewrite rcode a.x. SERVFAIL NOERROR", "a.x.", |_| {
+        Err(PluginError::Rcode(ResponseCode::ServFail))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e.rcode(), ResponseCode::ServFail);
+}
+
+fn cname(owner: &str, target: &str) -> Record {
+    Record::from_rdata(
+        Name::from_ascii(owner).unwrap(),
+        200,
+        RData::CNAME(CNAME(Name::from_ascii(target).unwrap())),
+    )
+}
+
+fn a(owner: &str, ip: [u8; 4]) -> Record {
+    Record::from_rdata(
+        Name::from_ascii(owner).unwrap(),
+        60,
+        RData::A(A::new(ip[0], ip[1], ip[2], ip[3])),
+    )
+}
+
+/// CoreDNS's README example: `my-app.com.` is a CNAME chain into a CDN; the other CDN
+/// answers the rewritten target (truncated, to see the TC bit carried over).
+fn cdn(q: &Query) -> Result<Answer> {
+    let mut ans = Answer::rcode(ResponseCode::NoError);
+    match q.lower.to_ascii().as_str() {
+        "my-app.com." => {
+            ans.answers = vec![
+                cname("my-app.com.", "my-app.example."),
+                cname("my-app.example.", "my-app.com.cdn.example.net."),
+                a("my-app.com.cdn.example.net.", [192, 0, 2, 1]),
+            ];
+        }
+        "my-app.com.other.cdn.com." => {
+            ans.answers = vec![a("my-app.com.other.cdn.com.", [198, 51, 100, 7])];
+            ans.truncated = true;
+        }
+        "broken.example." => ans.answers = vec![cname("broken.example.", "gone.example.")],
+        "gone.other.cdn.com." => return Err(PluginError::Rcode(ResponseCode::ServFail)),
+        _ => ans.rcode = ResponseCode::NXDomain,
+    }
+    Ok(ans)
+}
+
+async fn run_cname(src: &str, qname: &str) -> (Vec<String>, Answer) {
+    let fake = Fake::new(cdn);
+    let rw = Arc::new(Rewrite::new(&rules(src)));
+    let chain = Chain::new(vec![fake.clone(), rw]);
+    let a = chain
+        .serve(&query(qname, RecordType::A, "10.1.1.1:5353"))
+        .await
+        .expect("answer");
+    (fake.names(), a)
+}
+
+#[tokio::test]
+async fn cname_rules_rewrite_the_target_and_replace_the_rest_of_the_chain() {
+    let src = "rewrite cname regex (.*)\\.cdn\\.example\\.net\\. {1}.other.cdn.com.";
+    let (seen, a) = run_cname(src, "my-app.com.").await;
+    assert_eq!(seen, ["my-app.com.", "my-app.com.other.cdn.com."]);
+    assert_eq!(
+        lines(&a.answers),
+        [
+            "my-app.com. 200 CNAME my-app.example.",
+            "my-app.example. 200 CNAME my-app.com.other.cdn.com.",
+            "my-app.com.other.cdn.com. 60 A 198.51.100.7",
+        ]
+    );
+    assert!(a.truncated, "the lookup's TC bit is carried over");
+    assert_eq!(a.rcode, ResponseCode::NoError);
+    // Every match type finds the same target.
+    for src in [
+        "rewrite cname my-app.com.cdn.example.net my-app.com.other.cdn.com",
+        "rewrite cname suffix .cdn.example.net. .other.cdn.com.",
+        "rewrite cname prefix my-app.com.cdn.example.net my-app.com.other.cdn.com",
+        "rewrite cname substring .cdn.example.net. .other.cdn.com.",
+    ] {
+        let (seen, a) = run_cname(src, "my-app.com.").await;
+        assert_eq!(seen, ["my-app.com.", "my-app.com.other.cdn.com."], "{src}");
+        assert_eq!(
+            lines(&a.answers)[1],
+            "my-app.example. 200 CNAME my-app.com.other.cdn.com.",
+            "{src}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cname_rules_leave_answers_without_a_matching_target_or_a_failed_lookup_alone() {
+    let src = "rewrite cname suffix .cdn.example.net. .other.cdn.com.";
+    // No CNAME target matches: one query, the answer as it was.
+    let (seen, a) = run_cname("rewrite cname suffix .nowhere. .other.", "my-app.com.").await;
+    assert_eq!(seen, ["my-app.com."]);
+    assert_eq!(a.answers.len(), 3);
+    assert!(!a.truncated);
+    // The lookup of the new target fails: the original chain is kept.
+    let (seen, a) = run_cname(
+        "rewrite cname suffix .example. .other.cdn.com.",
+        "broken.example.",
+    )
+    .await;
+    assert_eq!(seen, ["broken.example.", "gone.other.cdn.com."]);
+    assert_eq!(
+        lines(&a.answers),
+        ["broken.example. 200 CNAME gone.example."]
+    );
+    // A name without CNAMEs is passed through untouched.
+    let (seen, a) = run_cname(src, "other.example.").await;
+    assert_eq!(seen, ["other.example."]);
+    assert_eq!(a.rcode, ResponseCode::NXDomain);
+}
+
+#[tokio::test]
+async fn a_cname_rule_matches_every_query_so_stop_ends_the_list_there() {
+    // As CoreDNS: the cname rule "rewrites" every request, so with `stop` (the default)
+    // the name rule after it never runs, and with `continue` it does.
+    let (seen, _) = run_cname(
+        "rewrite cname suffix .cdn.example.net. .other.cdn.com.\nrewrite name a.x. my-app.com.",
+        "a.x.",
+    )
+    .await;
+    assert_eq!(seen, ["a.x."]);
+    let (seen, a) = run_cname(
+        "rewrite continue cname suffix .cdn.example.net. .other.cdn.com.\nrewrite name a.x. my-app.com.",
+        "a.x.",
+    )
+    .await;
+    assert_eq!(seen, ["my-app.com.", "my-app.com.other.cdn.com."]);
+    // The exact name rule maps the owner back; the looked-up records keep theirs.
+    assert_eq!(
+        lines(&a.answers),
+        [
+            "a.x. 200 CNAME my-app.example.",
+            "my-app.example. 200 CNAME my-app.com.other.cdn.com.",
+            "my-app.com.other.cdn.com. 60 A 198.51.100.7",
+        ]
+    );
 }
