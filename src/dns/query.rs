@@ -53,6 +53,12 @@ pub struct Query {
     pub recursion_desired: bool,
     /// The request carried an NSID option (RFC 5001): the `nsid` plugin answers it.
     pub nsid: bool,
+    /// The request's EDNS0 options as `(code, data)`, in the client's order
+    /// (without the hop-by-hop COOKIE, TCP-KEEPALIVE and PADDING), after any
+    /// `rewrite edns0` rule changed them: what `forward` puts in its upstream
+    /// query's OPT. `None` (no allocation) when there are none, which is
+    /// almost every query.
+    pub edns_options: Option<Box<Vec<(u16, Box<[u8]>)>>>,
 }
 
 impl Query {
@@ -70,6 +76,7 @@ impl Query {
             dnssec_ok: false,
             recursion_desired: true,
             nsid: false,
+            edns_options: None,
         }
     }
 }

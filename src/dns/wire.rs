@@ -14,6 +14,9 @@
 //! (and the size the OPT advertises), NSID and Extended DNS Error options
 //! join the OPT record (only when the query carried OPT), and a silent
 //! answer (`acl drop`) encodes to nothing.
+//!
+//! The request's EDNS0 options (but the hop-by-hop ones) reach plugins as
+//! [`Query::edns_options`], for `rewrite edns0` and `forward`.
 
 use std::net::SocketAddr;
 
@@ -92,8 +95,35 @@ pub fn parse(bytes: &[u8], src: SocketAddr, transport: Transport) -> Parsed {
             .as_ref()
             .is_some_and(|e| e.option(EdnsCode::NSID).is_some()),
         id: message.metadata.id,
+        edns_options: message.edns.as_ref().and_then(forwarded_options),
     };
     Parsed::Query(Box::new(Request { message, query }))
+}
+
+/// EDNS0 option codes that concern one hop only (RFC 7873 COOKIE, RFC 7828
+/// TCP-KEEPALIVE, RFC 7830 PADDING): kept out of [`Query::edns_options`], so
+/// `forward` never relays them upstream.
+const HOP_BY_HOP_OPTIONS: [u16; 3] = [10, 11, 12];
+
+/// The client's other EDNS0 options as `(code, data)`; `None` without
+/// allocating when there are none.
+fn forwarded_options(edns: &Edns) -> Option<Box<Vec<(u16, Box<[u8]>)>>> {
+    let kept = |(code, _): &&(EdnsCode, EdnsOption)| {
+        !HOP_BY_HOP_OPTIONS.contains(&u16::from(*code))
+    };
+    let all = edns.options().as_ref();
+    if !all.iter().any(|o| kept(&o)) {
+        return None;
+    }
+    let options = all
+        .iter()
+        .filter(kept)
+        .filter_map(|(code, option)| {
+            let data = Vec::<u8>::try_from(option).ok()?;
+            Some((u16::from(*code), data.into_boxed_slice()))
+        })
+        .collect();
+    Some(Box::new(options))
 }
 
 /// The OPT record we answer with: the client's payload size clamped to
@@ -317,6 +347,43 @@ mod tests {
         assert_eq!(r.query.lower.to_string(), "web.example.org.");
         assert_eq!(r.query.edns_payload, Some(1232));
         assert_eq!(r.query.id, 0x4242);
+    }
+
+    #[test]
+    fn the_query_carries_the_client_options_but_the_hop_by_hop_ones() {
+        let with = |options: &[(u16, &[u8])]| {
+            let mut m = Message::from_vec(&query_bytes("a.example.org.", Some(1232))).expect("m");
+            let edns = m.edns.as_mut().expect("OPT");
+            for (code, data) in options {
+                edns.options_mut()
+                    .insert(EdnsOption::Unknown(*code, data.to_vec()));
+            }
+            parsed(&m.to_vec().expect("encode")).query.edns_options
+        };
+        let local: &[u8] = b"abcd";
+        let ecs: &[u8] = &[0, 1, 24, 0, 10, 1, 2];
+        let cookie: &[u8] = &[1, 2, 3, 4, 5, 6, 7, 8];
+        let cases: [(&[(u16, &[u8])], Option<Vec<(u16, &[u8])>>); 5] = [
+            (&[], None),
+            (&[(10, cookie)], None),
+            (&[(10, cookie), (12, &[0, 0])], None),
+            (&[(0xffee, local)], Some(vec![(0xffee, local)])),
+            (
+                &[(8, ecs), (10, cookie), (3, &[]), (0xffee, local)],
+                Some(vec![(8, ecs), (3, &[]), (0xffee, local)]),
+            ),
+        ];
+        for (sent, want) in cases {
+            let got = with(sent).map(|v| {
+                v.iter()
+                    .map(|(c, d)| (*c, d.to_vec()))
+                    .collect::<Vec<_>>()
+            });
+            let want = want.map(|v| v.iter().map(|(c, d)| (*c, d.to_vec())).collect());
+            assert_eq!(got, want, "sent {sent:?}");
+        }
+        let plain = parsed(&query_bytes("a.example.org.", None));
+        assert!(plain.query.edns_options.is_none() && !plain.query.nsid);
     }
 
     fn many_a(name: &str, n: u8) -> Answer {

@@ -17,6 +17,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -63,7 +64,14 @@ pub(crate) struct Ask<'a> {
     pub(crate) recursion_desired: bool,
     /// `Some((payload, dnssec_ok))` to send an OPT record.
     pub(crate) edns: Option<(u16, bool)>,
+    /// EDNS0 options `(code, data)` for the OPT record: the client's, as
+    /// `rewrite edns0` left them ([`crate::dns::Query::edns_options`]).
+    pub(crate) options: &'a [(u16, Box<[u8]>)],
 }
+
+/// The payload size of an OPT record created only to carry options (the
+/// client sent none): CoreDNS's `rewrite edns0` creates it with 4096, DO clear.
+const OPTIONS_ONLY_PAYLOAD: u16 = 4096;
 
 /// The query message for `ask`, with a random id.
 pub(crate) fn query_message(ask: &Ask<'_>) -> Message {
@@ -73,11 +81,20 @@ pub(crate) fn query_message(ask: &Ask<'_>) -> Message {
     let mut q = Query::query(ask.name.clone(), ask.qtype);
     q.set_query_class(ask.qclass);
     m.add_query(q);
-    if let Some((payload, dnssec_ok)) = ask.edns {
+    let edns = ask.edns.or_else(|| {
+        (!ask.options.is_empty()).then_some((OPTIONS_ONLY_PAYLOAD, false))
+    });
+    if let Some((payload, dnssec_ok)) = edns {
         let mut e = Edns::new();
         e.set_max_payload(payload.max(512));
         e.set_version(0);
         e.set_dnssec_ok(dnssec_ok);
+        // As `Unknown` options hickory writes any code with its data as given.
+        e.options_mut().as_mut().extend(
+            ask.options
+                .iter()
+                .map(|(code, data)| (EdnsCode::from(*code), EdnsOption::Unknown(*code, data.to_vec()))),
+        );
         m.set_edns(e);
     }
     m
@@ -199,4 +216,51 @@ async fn tcp(addr: SocketAddr, request: &Message, bytes: &[u8]) -> Result<Messag
         return Err(ExchangeError::Bad("id or question mismatch".into()));
     }
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(payload, DO, options)` of the OPT record `query_message` writes.
+    fn opt_of(edns: Option<(u16, bool)>, options: &[(u16, Box<[u8]>)]) -> Option<(u16, bool, Vec<(u16, Vec<u8>)>)> {
+        let name = Name::from_ascii("a.example.org.").expect("name");
+        let ask = Ask {
+            name: &name,
+            qtype: RecordType::A,
+            qclass: DNSClass::IN,
+            recursion_desired: true,
+            edns,
+            options,
+        };
+        // Through the wire, as the upstream sees it.
+        let bytes = query_message(&ask).to_vec().expect("encode");
+        let m = Message::from_vec(&bytes).expect("decode");
+        m.edns.map(|e| {
+            let opts = e
+                .options()
+                .as_ref()
+                .iter()
+                .map(|(c, o)| (u16::from(*c), Vec::<u8>::try_from(o).expect("data")))
+                .collect();
+            (e.max_payload(), e.flags().dnssec_ok, opts)
+        })
+    }
+
+    #[test]
+    fn options_join_the_clients_opt_or_get_one_of_their_own() {
+        let local: Box<[u8]> = Box::from(&b"abcd"[..]);
+        let ecs: Box<[u8]> = Box::from(&[0u8, 1, 24, 0, 10, 1, 2][..]);
+        let two = [(0xffee, local.clone()), (8, ecs.clone())];
+        let want_two = vec![(0xffee, b"abcd".to_vec()), (8, ecs.to_vec())];
+        let cases = [
+            (None, &[][..], None),
+            (Some((1232, true)), &[][..], Some((1232, true, vec![]))),
+            (Some((1232, true)), &two[..], Some((1232, true, want_two.clone()))),
+            (None, &two[..], Some((4096, false, want_two))),
+        ];
+        for (edns, options, want) in cases {
+            assert_eq!(opt_of(edns, options), want, "edns {edns:?} options {options:?}");
+        }
+    }
 }

@@ -8,8 +8,11 @@
 //!
 //! The transport follows the client (UDP or TCP); `force_tcp` always uses TCP,
 //! `prefer_udp` always starts with UDP. A truncated UDP reply is asked again
-//! over TCP from the same upstream. The client's EDNS payload size and DO bit
-//! are passed on. The answer copies the upstream's rcode, sections and the
+//! over TCP from the same upstream. The client's EDNS payload size, DO bit
+//! and EDNS0 options (as `rewrite edns0` left them, without the hop-by-hop
+//! COOKIE, TCP-KEEPALIVE and PADDING) are passed on; options added to a query
+//! without OPT get one (4096 bytes, DO clear, as CoreDNS). The upstream's
+//! options are not passed back. The answer copies the upstream's rcode, sections and the
 //! AA, TC and RA flags; owner names equal to the query name are written in the
 //! query's case.
 //!
@@ -327,6 +330,7 @@ impl Inner {
             edns: q
                 .edns_payload
                 .map(|p| (p.clamp(512, MAX_EDNS_PAYLOAD), q.dnssec_ok)),
+            options: q.edns_options.as_deref().map_or(&[], Vec::as_slice),
         };
         let budget = || READ_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
         let start = Instant::now();
@@ -390,6 +394,7 @@ impl Inner {
                 qclass: DNSClass::IN,
                 recursion_desired: inner.hc_rd,
                 edns: None,
+                options: &[],
             };
             let check = || async {
                 match &up.dot {
@@ -501,6 +506,7 @@ pub(crate) async fn send_probe(addr: SocketAddr, name: &Name, timeout: Duration)
         qclass: DNSClass::IN,
         recursion_desired: true,
         edns: None,
+        options: &[],
     };
     exchange::exchange(addr, &ask, Proto::Udp, timeout)
         .await

@@ -17,6 +17,11 @@
 //! rewrite [continue|stop] ttl [exact|prefix|suffix|substring|regex] NAME TTL|MIN-MAX
 //! rewrite [continue|stop] rcode [exact|prefix|suffix|substring|regex] NAME FROM TO
 //! rewrite [continue|stop] cname [exact|prefix|suffix|substring|regex] FROM TO
+//! rewrite [continue|stop] edns0 local set|replace|append CODE DATA [revert]
+//! rewrite [continue|stop] edns0 local unset CODE
+//! rewrite [continue|stop] edns0 nsid set|replace|append|unset [revert]
+//! rewrite [continue|stop] edns0 subnet set|replace|append V4BITMASK V6BITMASK [revert]
+//! rewrite [continue|stop] edns0 subnet unset
 //! rewrite [continue|stop] {
 //!     name regex FROM TO
 //!     answer name FROM TO
@@ -43,9 +48,17 @@
 //! Only `exact` FROM/TO are made fully qualified. CNAME rules run before the other
 //! response rewrites, so the looked-up records get those too.
 //!
-//! CoreDNS's `edns0` rules are refused at start with their position: all they do there
-//! is change the EDNS0 options of the request `forward` sends upstream, and our `forward`
-//! builds its own upstream query from [`Query`], which carries no request options.
+//! `edns0` rules change the request's EDNS0 options ([`Query::edns_options`]), which
+//! `forward` writes into the query it sends upstream (creating an OPT record, 4096
+//! bytes, DO clear, when the client sent none); see `edns0.rs` for what each action
+//! does. DATA is text, or hex after `0x`, or one of the variables `{qname}`,
+//! `{qtype}`, `{client_ip}`, `{client_port}`, `{protocol}`. `{server_ip}`,
+//! `{server_port}` and metadata labels are refused at start (plugins do not see the
+//! local address; there is no `metadata` plugin). `subnet` sends the client's address
+//! cut to the prefix length of its family (RFC 7871). An `nsid` rule also decides
+//! whether the `nsid` plugin answers. Unlike CoreDNS, the response never echoes the
+//! rewritten options (its OPT is written from the client's request, and `forward`
+//! does not pass the upstream's options back), so every rule behaves as with `revert`.
 //!
 //! # Examples
 //! ```text
@@ -56,16 +69,20 @@
 //! }
 //! rewrite continue rcode regex (.*)\.coredns\.rocks SERVFAIL NOERROR
 //! rewrite cname regex (.*)\.cdn\.example\.net\. {1}.other.cdn.com.
+//! rewrite edns0 local set 0xffee {client_ip}
+//! rewrite continue edns0 subnet set 24 56
 //! ```
 //!
 //! # Metrics / Ready
 //! None.
 
 mod cname;
+mod edns0;
 mod parse;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use edns0::{Action, Edns0Option, Edns0Rule, LocalData, Variable, client_subnet};
 pub use parse::{Mode, NameMatch, ResponseRule, RewriteConfig, Rule, RuleKind, Target, parse};
 
 use hickory_proto::op::ResponseCode;
@@ -200,6 +217,7 @@ impl Plugin for Rewrite {
                     reverts.push(Revert::Cname(matcher));
                     true
                 }
+                RuleKind::Edns0(rule) => rule.apply(&mut cur),
                 RuleKind::Rcode { matcher, from, to } => {
                     let hit = matcher.apply(&cur.lower.to_ascii()).is_some();
                     if hit {

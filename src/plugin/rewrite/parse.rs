@@ -74,6 +74,8 @@ pub enum RuleKind {
         /// Which targets, and their replacement.
         matcher: NameMatch,
     },
+    /// `edns0 local|nsid|subnet ACTION ...`: an EDNS0 option of the request.
+    Edns0(super::edns0::Edns0Rule),
     /// `rcode [MATCH] NAME FROM TO`: an answer with response code `from` to a matching
     /// question gets `to` instead.
     Rcode {
@@ -195,15 +197,7 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<Rule, CorefileError> {
         "ttl" => parse_ttl(d, field, rest)?,
         "rcode" => parse_rcode(d, field, rest)?,
         "cname" => parse_cname(d, field, rest)?,
-        // Their only effect in CoreDNS is on what forward's upstream sees; our forward
-        // builds its own upstream query from `Query`, which carries no request options.
-        "edns0" => {
-            return Err(d.err_at(
-                field,
-                "edns0 rules are not supported by clusterdns: they set EDNS0 options on the \
-                 query forward sends upstream, and forward does not send request options",
-            ));
-        }
+        "edns0" => super::edns0::parse_edns0(d, field, rest)?,
         "answer" => {
             return Err(d.err_at(field, "response rewrites must begin with a name rule"));
         }
