@@ -19,7 +19,8 @@
 //! rewrite [continue|stop] cname [exact|prefix|suffix|substring|regex] FROM TO
 //! rewrite [continue|stop] edns0 local set|replace|append CODE DATA [revert]
 //! rewrite [continue|stop] edns0 local unset CODE
-//! rewrite [continue|stop] edns0 nsid set|replace|append|unset [revert]
+//! rewrite [continue|stop] edns0 nsid set|replace|append [revert]
+//! rewrite [continue|stop] edns0 nsid unset
 //! rewrite [continue|stop] edns0 subnet set|replace|append V4BITMASK V6BITMASK [revert]
 //! rewrite [continue|stop] edns0 subnet unset
 //! rewrite [continue|stop] {
@@ -78,6 +79,8 @@
 
 mod cname;
 mod edns0;
+#[cfg(test)]
+mod edns0_tests;
 mod parse;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -295,10 +295,6 @@ fn bad_lines_are_errors_at_the_offending_token() {
             "Corefile:2:15: rewrite: ttl: 'x' is not a number",
         ),
         (
-            "rewrite edns0 local set 0xffee abcd",
-            "Corefile:2:9: rewrite: edns0 rules are not supported by clusterdns: they set EDNS0 options on the query forward sends upstream, and forward does not send request options",
-        ),
-        (
             "rewrite continue cname a.x.",
             "Corefile:2:24: rewrite: cname: too few arguments (FROM TO)",
         ),
