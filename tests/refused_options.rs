@@ -88,8 +88,10 @@ refused! {
         "errors: stacktrace: not supported by clusterdns";
     loadbalance_weighted: with_block("loadbalance weighted weights.txt", "reload 10s") => "3:17",
         "loadbalance: the weighted policy is not supported by clusterdns";
-    rewrite_edns0: "    rewrite edns0 local set 0xffee abcd" => "3:13",
-        "rewrite: edns0 rules are not supported by clusterdns: they set EDNS0 options on the query forward sends upstream, and forward does not send request options";
+    rewrite_edns0_server_ip: "    rewrite edns0 local set 0xffee {server_ip}" => "3:36",
+        "rewrite: edns0 local: {server_ip} is not supported by clusterdns: plugins do not see the address a query arrived at";
+    rewrite_edns0_metadata_label: "    rewrite edns0 local set 0xffee {kubernetes/client-namespace}" => "3:36",
+        "rewrite: edns0 local: metadata label {kubernetes/client-namespace} is not supported by clusterdns: there is no metadata plugin";
     timeouts_maxtcpqueries: with_block("timeouts", "maxtcpqueries 128") => "4:9",
         "timeouts: unknown property 'maxtcpqueries'";
     header_response_rd: with_block("header", "response clear rd") => "4:24",

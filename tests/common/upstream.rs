@@ -5,7 +5,8 @@
 //! Behaviour is changed while it runs: answers per name, an rcode per name or
 //! for everything (SERVFAIL, REFUSED...), an artificial delay, TC over UDP
 //! (the full answer only over TCP), or no answer at all. It counts queries
-//! per transport and per name. Names without answers get NXDOMAIN. Replies
+//! per transport and per name, and records the EDNS0 options of each query
+//! per name. Names without answers get NXDOMAIN. Replies
 //! set RA, copy RD and the question, and carry an OPT record when the query
 //! did.
 //!
@@ -56,7 +57,12 @@ struct State {
     /// TLS connections that ended (closed by either side).
     closed: AtomicUsize,
     per_name: Mutex<HashMap<String, usize>>,
+    /// Per name, each query's EDNS0 options (None: no OPT record), in order.
+    edns_per_name: Mutex<HashMap<String, Vec<Option<EdnsOptions>>>>,
 }
+
+/// EDNS0 options as `(code, data)`, in the order sent.
+pub type EdnsOptions = Vec<(u16, Vec<u8>)>;
 
 /// A running upstream; stops when dropped.
 pub struct Upstream {
@@ -193,6 +199,13 @@ impl Upstream {
         let per_name = self.state.per_name.lock().unwrap();
         per_name.get(&key(name)).copied().unwrap_or(0)
     }
+
+    /// The EDNS0 options of every query for `name` so far, oldest first
+    /// (`None` for a query without an OPT record).
+    pub fn edns_options_for(&self, name: &str) -> Vec<Option<EdnsOptions>> {
+        let seen = self.state.edns_per_name.lock().unwrap();
+        seen.get(&key(name)).cloned().unwrap_or_default()
+    }
 }
 
 impl Drop for Upstream {
@@ -244,6 +257,20 @@ async fn handle(state: &State, bytes: &[u8], via: Via) -> Option<Vec<u8>> {
         .unwrap()
         .entry(name.clone())
         .or_default() += 1;
+    let options = query.edns.as_ref().map(|e| {
+        e.options()
+            .as_ref()
+            .iter()
+            .map(|(code, o)| (u16::from(*code), Vec::<u8>::try_from(o).unwrap_or_default()))
+            .collect()
+    });
+    state
+        .edns_per_name
+        .lock()
+        .unwrap()
+        .entry(name.clone())
+        .or_default()
+        .push(options);
     let b = state.behaviour.lock().unwrap().clone();
     if b.drop {
         return None;
