@@ -20,7 +20,9 @@ use upstream::{EdnsOptions, Upstream};
 /// Start `corefile` and wait until it answers a forwarded probe.
 fn start(corefile: &str) -> TestServer {
     let mut srv = TestServer::spawn(corefile, &[]);
-    let probe = query("wait-for-start.invalid.", RecordType::A).to_vec().expect("encode");
+    let probe = query("wait-for-start.invalid.", RecordType::A)
+        .to_vec()
+        .expect("encode");
     let up = eventually(Duration::from_secs(20), || {
         if let Ok(Some(status)) = srv.child.try_wait() {
             panic!("clusterdns exited with {status}:\n{}", srv.log());
@@ -51,7 +53,11 @@ fn assert_upstream_saw(up: &Upstream, name: &str, want: &EdnsOptions) {
     let seen = up.edns_options_for(name);
     assert!(!seen.is_empty(), "the upstream saw no query for {name}");
     for options in seen {
-        assert_eq!(options.as_ref(), Some(want), "options of a query for {name}");
+        assert_eq!(
+            options.as_ref(),
+            Some(want),
+            "options of a query for {name}"
+        );
     }
 }
 
@@ -83,7 +89,10 @@ fn a_local_option_set_by_rewrite_reaches_the_upstream_with_or_without_client_opt
     assert_upstream_saw(&up, "plain.example.org.", &vec![(0xffee, b"abcd".to_vec())]);
 
     // The client's OPT gains the option; the response does not echo it.
-    let reply = ask_ok(srv.addr, &with_edns(query("opt.example.org.", RecordType::A), 1232));
+    let reply = ask_ok(
+        srv.addr,
+        &with_edns(query("opt.example.org.", RecordType::A), 1232),
+    );
     let opt = reply.edns.expect("OPT answered");
     assert!(opt.options().as_ref().is_empty(), "{:?}", opt.options());
     assert_upstream_saw(&up, "opt.example.org.", &vec![(0xffee, b"abcd".to_vec())]);
@@ -91,7 +100,11 @@ fn a_local_option_set_by_rewrite_reaches_the_upstream_with_or_without_client_opt
     // The client's own 0xffee is replaced, its other options kept but the cookie.
     let m = with_options(
         with_edns(query("own.example.org.", RecordType::A), 1232),
-        &[(0xffee, b"zz"), (COOKIE, &[1, 2, 3, 4, 5, 6, 7, 8]), (0xfff0, b"x")],
+        &[
+            (0xffee, b"zz"),
+            (COOKIE, &[1, 2, 3, 4, 5, 6, 7, 8]),
+            (0xfff0, b"x"),
+        ],
     );
     ask_ok(srv.addr, &m);
     assert_upstream_saw(

@@ -28,6 +28,9 @@ impl Transport {
     }
 }
 
+/// EDNS0 options as `(code, data)`, in message order.
+pub type EdnsOptions = Vec<(u16, Box<[u8]>)>;
+
 /// One question, as a plugin sees it.
 #[derive(Clone, Debug)]
 pub struct Query {
@@ -58,7 +61,7 @@ pub struct Query {
     /// `rewrite edns0` rule changed them: what `forward` puts in its upstream
     /// query's OPT. `None` (no allocation) when there are none, which is
     /// almost every query.
-    pub edns_options: Option<Box<Vec<(u16, Box<[u8]>)>>>,
+    pub edns_options: Option<Box<EdnsOptions>>,
 }
 
 impl Query {

@@ -27,7 +27,7 @@ use hickory_proto::rr::Record;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
-use crate::dns::query::Extras;
+use crate::dns::query::{EdnsOptions, Extras};
 use crate::dns::{Answer, Query, Transport};
 
 /// The largest UDP payload we answer with (and advertise).
@@ -107,10 +107,9 @@ const HOP_BY_HOP_OPTIONS: [u16; 3] = [10, 11, 12];
 
 /// The client's other EDNS0 options as `(code, data)`; `None` without
 /// allocating when there are none.
-fn forwarded_options(edns: &Edns) -> Option<Box<Vec<(u16, Box<[u8]>)>>> {
-    let kept = |(code, _): &&(EdnsCode, EdnsOption)| {
-        !HOP_BY_HOP_OPTIONS.contains(&u16::from(*code))
-    };
+fn forwarded_options(edns: &Edns) -> Option<Box<EdnsOptions>> {
+    let kept =
+        |(code, _): &&(EdnsCode, EdnsOption)| !HOP_BY_HOP_OPTIONS.contains(&u16::from(*code));
     let all = edns.options().as_ref();
     if !all.iter().any(|o| kept(&o)) {
         return None;
@@ -363,22 +362,20 @@ mod tests {
         let local: &[u8] = b"abcd";
         let ecs: &[u8] = &[0, 1, 24, 0, 10, 1, 2];
         let cookie: &[u8] = &[1, 2, 3, 4, 5, 6, 7, 8];
-        let cases: [(&[(u16, &[u8])], Option<Vec<(u16, &[u8])>>); 5] = [
-            (&[], None),
-            (&[(10, cookie)], None),
-            (&[(10, cookie), (12, &[0, 0])], None),
-            (&[(0xffee, local)], Some(vec![(0xffee, local)])),
+        type Opts<'a> = Vec<(u16, &'a [u8])>;
+        let cases: [(Opts<'_>, Option<Opts<'_>>); 5] = [
+            (vec![], None),
+            (vec![(10, cookie)], None),
+            (vec![(10, cookie), (12, &[0, 0])], None),
+            (vec![(0xffee, local)], Some(vec![(0xffee, local)])),
             (
-                &[(8, ecs), (10, cookie), (3, &[]), (0xffee, local)],
+                vec![(8, ecs), (10, cookie), (3, &[]), (0xffee, local)],
                 Some(vec![(8, ecs), (3, &[]), (0xffee, local)]),
             ),
         ];
         for (sent, want) in cases {
-            let got = with(sent).map(|v| {
-                v.iter()
-                    .map(|(c, d)| (*c, d.to_vec()))
-                    .collect::<Vec<_>>()
-            });
+            let got =
+                with(&sent).map(|v| v.iter().map(|(c, d)| (*c, d.to_vec())).collect::<Vec<_>>());
             let want = want.map(|v| v.iter().map(|(c, d)| (*c, d.to_vec())).collect());
             assert_eq!(got, want, "sent {sent:?}");
         }

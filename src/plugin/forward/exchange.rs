@@ -81,20 +81,23 @@ pub(crate) fn query_message(ask: &Ask<'_>) -> Message {
     let mut q = Query::query(ask.name.clone(), ask.qtype);
     q.set_query_class(ask.qclass);
     m.add_query(q);
-    let edns = ask.edns.or_else(|| {
-        (!ask.options.is_empty()).then_some((OPTIONS_ONLY_PAYLOAD, false))
-    });
+    let edns = ask
+        .edns
+        .or_else(|| (!ask.options.is_empty()).then_some((OPTIONS_ONLY_PAYLOAD, false)));
     if let Some((payload, dnssec_ok)) = edns {
         let mut e = Edns::new();
         e.set_max_payload(payload.max(512));
         e.set_version(0);
         e.set_dnssec_ok(dnssec_ok);
         // As `Unknown` options hickory writes any code with its data as given.
-        e.options_mut().as_mut().extend(
-            ask.options
-                .iter()
-                .map(|(code, data)| (EdnsCode::from(*code), EdnsOption::Unknown(*code, data.to_vec()))),
-        );
+        e.options_mut()
+            .as_mut()
+            .extend(ask.options.iter().map(|(code, data)| {
+                (
+                    EdnsCode::from(*code),
+                    EdnsOption::Unknown(*code, data.to_vec()),
+                )
+            }));
         m.set_edns(e);
     }
     m
@@ -222,8 +225,11 @@ async fn tcp(addr: SocketAddr, request: &Message, bytes: &[u8]) -> Result<Messag
 mod tests {
     use super::*;
 
-    /// `(payload, DO, options)` of the OPT record `query_message` writes.
-    fn opt_of(edns: Option<(u16, bool)>, options: &[(u16, Box<[u8]>)]) -> Option<(u16, bool, Vec<(u16, Vec<u8>)>)> {
+    /// `(payload, DO, options)` of an OPT record.
+    type Opt = (u16, bool, Vec<(u16, Vec<u8>)>);
+
+    /// The OPT record `query_message` writes.
+    fn opt_of(edns: Option<(u16, bool)>, options: &[(u16, Box<[u8]>)]) -> Option<Opt> {
         let name = Name::from_ascii("a.example.org.").expect("name");
         let ask = Ask {
             name: &name,
@@ -256,11 +262,19 @@ mod tests {
         let cases = [
             (None, &[][..], None),
             (Some((1232, true)), &[][..], Some((1232, true, vec![]))),
-            (Some((1232, true)), &two[..], Some((1232, true, want_two.clone()))),
+            (
+                Some((1232, true)),
+                &two[..],
+                Some((1232, true, want_two.clone())),
+            ),
             (None, &two[..], Some((4096, false, want_two))),
         ];
         for (edns, options, want) in cases {
-            assert_eq!(opt_of(edns, options), want, "edns {edns:?} options {options:?}");
+            assert_eq!(
+                opt_of(edns, options),
+                want,
+                "edns {edns:?} options {options:?}"
+            );
         }
     }
 }

@@ -370,7 +370,9 @@ fn local_data(d: &Dispenser<'_>, t: &Token) -> Result<LocalData, CorefileError> 
         Some(hex) => decode_hex(hex).ok_or_else(|| {
             d.err_at(
                 t,
-                format!("edns0 local: invalid hex data '{s}' (an even number of hex digits after 0x)"),
+                format!(
+                    "edns0 local: invalid hex data '{s}' (an even number of hex digits after 0x)"
+                ),
             )
         })?,
         None => s.as_bytes().to_vec(),
@@ -379,7 +381,7 @@ fn local_data(d: &Dispenser<'_>, t: &Token) -> Result<LocalData, CorefileError> 
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -387,4 +389,3 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
         .collect()
 }
-

@@ -82,7 +82,13 @@ fn edns0_lines_parse_as_coredns_reads_them() {
             Edns0Option::Nsid,
             true,
         ),
-        ("rewrite edns0 nsid unset", Mode::Stop, Unset, Edns0Option::Nsid, false),
+        (
+            "rewrite edns0 nsid unset",
+            Mode::Stop,
+            Unset,
+            Edns0Option::Nsid,
+            false,
+        ),
         (
             "rewrite edns0 subnet set 24 56",
             Mode::Stop,
@@ -255,14 +261,24 @@ fn actions_replace_add_or_remove_the_matching_option() {
     let nsid = (3_u16, vec![]);
     // (rule, options before, options after, rewrote)
     let cases: Vec<(&str, Opts, Opts, bool)> = vec![
-        ("edns0 local set 0xffee abcd", vec![], vec![new.clone()], true),
+        (
+            "edns0 local set 0xffee abcd",
+            vec![],
+            vec![new.clone()],
+            true,
+        ),
         (
             "edns0 local set 0xffee abcd",
             vec![other.clone(), old.clone(), old.clone()],
             vec![other.clone(), new.clone(), old.clone()],
             true,
         ),
-        ("edns0 local replace 0xffee abcd", vec![other.clone()], vec![other.clone()], false),
+        (
+            "edns0 local replace 0xffee abcd",
+            vec![other.clone()],
+            vec![other.clone()],
+            false,
+        ),
         (
             "edns0 local replace 0xffee abcd",
             vec![old.clone()],
@@ -275,7 +291,12 @@ fn actions_replace_add_or_remove_the_matching_option() {
             vec![other.clone(), new.clone()],
             true,
         ),
-        ("edns0 local append 0xffee abcd", vec![old.clone()], vec![old.clone()], false),
+        (
+            "edns0 local append 0xffee abcd",
+            vec![old.clone()],
+            vec![old.clone()],
+            false,
+        ),
         (
             "edns0 local unset 0xffee",
             vec![old.clone(), other.clone(), old.clone()],
@@ -290,15 +311,50 @@ fn actions_replace_add_or_remove_the_matching_option() {
             vec![ecs.clone()],
             true,
         ),
-        ("edns0 subnet unset", vec![ecs.clone(), other.clone()], vec![other.clone()], true),
-        ("edns0 nsid set", vec![(3, b"x".to_vec())], vec![nsid.clone()], true),
+        (
+            "edns0 subnet unset",
+            vec![ecs.clone(), other.clone()],
+            vec![other.clone()],
+            true,
+        ),
+        (
+            "edns0 nsid set",
+            vec![(3, b"x".to_vec())],
+            vec![nsid.clone()],
+            true,
+        ),
         ("edns0 nsid append", vec![], vec![nsid.clone()], true),
         ("edns0 nsid unset", vec![nsid.clone()], vec![], true),
-        ("edns0 local set 0xffee {qname}", vec![], vec![(0xffee, b"WWW.example.org.".to_vec())], true),
-        ("edns0 local set 0xffee {qtype}", vec![], vec![(0xffee, vec![0, 28])], true),
-        ("edns0 local set 0xffee {client_ip}", vec![], vec![(0xffee, vec![10, 1, 2, 3])], true),
-        ("edns0 local set 0xffee {client_port}", vec![], vec![(0xffee, vec![0x14, 0xe9])], true),
-        ("edns0 local set 0xffee {protocol}", vec![], vec![(0xffee, b"tcp".to_vec())], true),
+        (
+            "edns0 local set 0xffee {qname}",
+            vec![],
+            vec![(0xffee, b"WWW.example.org.".to_vec())],
+            true,
+        ),
+        (
+            "edns0 local set 0xffee {qtype}",
+            vec![],
+            vec![(0xffee, vec![0, 28])],
+            true,
+        ),
+        (
+            "edns0 local set 0xffee {client_ip}",
+            vec![],
+            vec![(0xffee, vec![10, 1, 2, 3])],
+            true,
+        ),
+        (
+            "edns0 local set 0xffee {client_port}",
+            vec![],
+            vec![(0xffee, vec![0x14, 0xe9])],
+            true,
+        ),
+        (
+            "edns0 local set 0xffee {protocol}",
+            vec![],
+            vec![(0xffee, b"tcp".to_vec())],
+            true,
+        ),
     ];
     for (src, before, after, rewrote) in cases {
         let (_, r) = edns0(&format!("rewrite {src}"));
@@ -337,7 +393,8 @@ async fn seen_options(src: &str, qname: &str) -> (Opts, bool) {
     });
     let mut cfg = RewriteConfig::default();
     for d in block(src) {
-        cfg.rules.push(parse(&mut Dispenser::new(&d)).expect("rule"));
+        cfg.rules
+            .push(parse(&mut Dispenser::new(&d)).expect("rule"));
     }
     let chain = Chain::new(vec![fake, Arc::new(Rewrite::new(&cfg))]);
     chain
@@ -353,7 +410,12 @@ async fn the_next_plugin_sees_the_rewritten_options_and_stop_and_continue_apply(
     let a = (0xffee_u16, b"abcd".to_vec());
     let ecs = (8_u16, vec![0, 1, 24, 0, 10, 1, 2]);
     let cases: Vec<(&str, &str, Opts, bool)> = vec![
-        ("rewrite edns0 local set 0xffee abcd", "x.org.", vec![a.clone()], false),
+        (
+            "rewrite edns0 local set 0xffee abcd",
+            "x.org.",
+            vec![a.clone()],
+            false,
+        ),
         // stop after a rule that rewrote: the subnet rule does not run.
         (
             "rewrite edns0 local set 0xffee abcd\nrewrite edns0 subnet set 24 56",
