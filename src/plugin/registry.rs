@@ -22,7 +22,7 @@ use crate::plugin::build::BuildCtx;
 use crate::plugin::{
     Plugin, acl, any, autopath, bind, bufsize, cache, chaos, dns64, errors, forward, header,
     health, hosts, kubernetes, loadbalance, local, log, loop_detect, minimal, nsid, prometheus,
-    ready, reload, rewrite, template, timeouts, tls, whoami,
+    ready, reload, rewrite, template, timeouts, tls, view, whoami,
 };
 
 /// What a chain plugin's parse returns: validated settings that build the
@@ -95,6 +95,8 @@ pub enum PluginConfig {
     Timeouts(crate::dns::tcp::TcpLimits),
     /// `tls` (the certificate of a `tls://` or `https://` block's listener).
     Tls(Box<tls::ServerTls>),
+    /// `view` (which queries the block takes).
+    View(Box<view::View>),
     /// Every other directive: a plugin in the query chain.
     Chain(ChainConfig),
 }
@@ -111,6 +113,7 @@ impl PluginConfig {
             PluginConfig::Reload(_) => "reload",
             PluginConfig::Timeouts(_) => "timeouts",
             PluginConfig::Tls(_) => "tls",
+            PluginConfig::View(_) => "view",
             PluginConfig::Chain(c) => c.name,
         }
     }
@@ -264,7 +267,9 @@ pub const DIRECTIVES: &[Directive] = &[
     }),
     no("on"),
     no("sign"),
-    no("view"),
+    once("view", |d| {
+        view::parse(d).map(|v| Parsed::App(PluginConfig::View(Box::new(v))))
+    }),
     no("nomad"),
 ];
 
@@ -443,6 +448,7 @@ mod tests {
             "reload",
             "timeouts",
             "tls",
+            "view",
             "bind",
             "ready",
             "health",
