@@ -86,8 +86,6 @@ refused! {
         "forward: expire: 'expire' applies to tls:// upstreams and this forward has none";
     errors_stacktrace: with_block("errors", "stacktrace") => "4:9",
         "errors: stacktrace: not supported by clusterdns";
-    loadbalance_weighted: with_block("loadbalance weighted weights.txt", "reload 10s") => "3:17",
-        "loadbalance: the weighted policy is not supported by clusterdns";
     rewrite_edns0: "    rewrite edns0 local set 0xffee abcd" => "3:13",
         "rewrite: edns0 rules are not supported by clusterdns";
     rewrite_cname: "    rewrite cname exact a.example. b.example." => "3:13",
