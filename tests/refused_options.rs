@@ -86,6 +86,8 @@ refused! {
         "forward: expire: 'expire' applies to tls:// upstreams and this forward has none";
     errors_stacktrace: with_block("errors", "stacktrace") => "4:9",
         "errors: stacktrace: not supported by clusterdns";
+    loadbalance_weighted_prefer: with_block("loadbalance weighted weights.txt", "prefer 10.0.0.0/8") => "4:9",
+        "loadbalance: prefer: only for the round_robin policy";
     rewrite_edns0: "    rewrite edns0 local set 0xffee abcd" => "3:13",
         "rewrite: edns0 rules are not supported by clusterdns";
     rewrite_cname: "    rewrite cname exact a.example. b.example." => "3:13",
