@@ -88,8 +88,8 @@ refused! {
         "view: expr: at character 0: unknown function or word 'server_ip'";
     errors_stacktrace: with_block("errors", "stacktrace") => "4:9",
         "errors: stacktrace: not supported by clusterdns";
-    loadbalance_weighted: with_block("loadbalance weighted weights.txt", "reload 10s") => "3:17",
-        "loadbalance: the weighted policy is not supported by clusterdns";
+    loadbalance_weighted_prefer: with_block("loadbalance weighted weights.txt", "prefer 10.0.0.0/8") => "4:9",
+        "loadbalance: prefer: only for the round_robin policy";
     rewrite_edns0: "    rewrite edns0 local set 0xffee abcd" => "3:13",
         "rewrite: edns0 rules are not supported by clusterdns: they set EDNS0 options on the query forward sends upstream, and forward does not send request options";
     timeouts_maxtcpqueries: with_block("timeouts", "maxtcpqueries 128") => "4:9",
