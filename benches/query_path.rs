@@ -281,6 +281,7 @@ fn bench_server(c: &mut Criterion) {
         chain,
         server: "dns://:53".into(),
         metrics: None,
+        view: None,
     }]);
     let src = SocketAddr::from((Ipv4Addr::new(10, 1, 2, 3), 40000));
     let mut out = Vec::with_capacity(4096);

@@ -31,6 +31,14 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The block's `view`, if any.
+    pub fn view(&self) -> Option<&plugin::view::View> {
+        self.plugins.iter().find_map(|p| match p {
+            PluginConfig::View(v) => Some(v.as_ref()),
+            _ => None,
+        })
+    }
+
     /// The block's `tls` directive, if any.
     pub fn tls(&self) -> Option<&plugin::tls::ServerTls> {
         self.plugins.iter().find_map(|p| match p {
@@ -125,6 +133,7 @@ pub fn from_corefile(cf: &Corefile, default_port: u16) -> Result<Config, Vec<Cor
             }
         }
         let has_tls = plugins.iter().any(|p| matches!(p, PluginConfig::Tls(_)));
+        let has_view = plugins.iter().any(|p| matches!(p, PluginConfig::View(_)));
         // Keys on different ports become different servers sharing the same plugins.
         let mut by_port: BTreeMap<(Transport, u16), Vec<Name>> = BTreeMap::new();
         for (za, key) in addrs {
@@ -152,7 +161,9 @@ pub fn from_corefile(cf: &Corefile, default_port: u16) -> Result<Config, Vec<Cor
                     continue;
                 }
             };
-            if !seen_zones.insert((port, zone.clone())) {
+            // Blocks with a `view` share their zone with others (split DNS);
+            // at most one block per zone and port has none.
+            if !has_view && !seen_zones.insert((port, zone.clone())) {
                 errors.push(key.err(format!(
                     "zone '{zone}' is defined more than once on port {port}"
                 )));
@@ -250,6 +261,21 @@ mod tests {
             let e = load_text(text).unwrap_err();
             assert!(e.contains(want), "{text}: {e}");
         }
+        // Views let blocks share a zone and port; two blocks without one may not.
+        let split = ". {\n view a {\n  expr type() == 'A'\n }\n whoami\n}\n\
+                     . {\n view b {\n  expr type() == 'TXT'\n }\n whoami\n}\n. {\n whoami\n}\n";
+        let c = load_text(split).unwrap();
+        let views: Vec<Option<&str>> = c
+            .servers
+            .iter()
+            .map(|s| s.view().map(|v| &*v.name))
+            .collect();
+        assert_eq!(views, [Some("a"), Some("b"), None]);
+        let e = load_text(&format!("{split}. {{\n whoami\n}}\n")).unwrap_err();
+        assert!(
+            e.contains("Corefile:16:1: zone '.' is defined more than once on port 53"),
+            "{e}"
+        );
         // Blocks of one transport share a port, as plain blocks do.
         let c = load_text("tls://a.example:853 {\n tls c k\n whoami\n}\ntls://b.example {\n tls c k\n whoami\n}\n")
             .unwrap();

@@ -163,6 +163,7 @@ fn minimal(name: &str) -> Option<&'static str> {
     Some(match name {
         "reload" => "reload",
         "nsid" => "nsid",
+        "view" => "view v {\n        expr type() == 'A'\n    }",
         "dns64" => "dns64",
         "acl" => "acl {\n        block net 10.0.0.0/8\n    }",
         "bufsize" => "bufsize",

@@ -84,10 +84,12 @@ refused! {
         "forward: tls_servername: 'tls_servername' applies to tls:// upstreams and this forward has none";
     forward_expire_without_tls_upstream: with_block("forward . 127.0.0.1", "expire 30s") => "4:9",
         "forward: expire: 'expire' applies to tls:// upstreams and this forward has none";
+    view_server_ip: with_block("view internal", "expr server_ip() == '10.0.0.10'") => "4:14",
+        "view: expr: at character 0: unknown function or word 'server_ip'";
     errors_stacktrace: with_block("errors", "stacktrace") => "4:9",
         "errors: stacktrace: not supported by clusterdns";
-    loadbalance_weighted: with_block("loadbalance weighted weights.txt", "reload 10s") => "3:17",
-        "loadbalance: the weighted policy is not supported by clusterdns";
+    loadbalance_weighted_prefer: with_block("loadbalance weighted weights.txt", "prefer 10.0.0.0/8") => "4:9",
+        "loadbalance: prefer: only for the round_robin policy";
     rewrite_edns0_server_ip: "    rewrite edns0 local set 0xffee {server_ip}" => "3:36",
         "rewrite: edns0 local: {server_ip} is not supported by clusterdns: plugins do not see the address a query arrived at";
     rewrite_edns0_metadata_label: "    rewrite edns0 local set 0xffee {kubernetes/client-namespace}" => "3:36",

@@ -103,7 +103,10 @@ pub(super) fn plan(
         };
         for p in &server.plugins {
             match p {
-                PluginConfig::Bind(_) | PluginConfig::Kubernetes(_) | PluginConfig::Tls(_) => {}
+                PluginConfig::Bind(_)
+                | PluginConfig::Kubernetes(_)
+                | PluginConfig::Tls(_)
+                | PluginConfig::View(_) => {}
                 PluginConfig::Health(h) => {
                     endpoints.add(h.addr, "/health", health::handler());
                     lameduck = lameduck.max(h.lameduck);
@@ -129,12 +132,14 @@ pub(super) fn plan(
         let metrics = block_metrics(server, families, &server_label)?;
         let chain = Chain::new(plugins);
         let server_label: Arc<str> = server_label.into();
+        let view = server.view().map(|v| Arc::new(v.clone()));
         for addr in addrs {
             routes.entry(addr).or_default().push(Route {
                 zones: server.zones.clone(),
                 chain: chain.clone(),
                 server: server_label.clone(),
                 metrics: metrics.clone(),
+                view: view.clone(),
             });
         }
     }
@@ -197,8 +202,9 @@ fn block_metrics(
     }
     let m = families.get::<DnsMetrics>()?;
     let names: Vec<&'static str> = server.plugins.iter().map(PluginConfig::name).collect();
+    let view = server.view().map_or("", |v| &*v.name);
     for z in &server.zones {
-        m.enable(label, &z.to_ascii(), &names);
+        m.enable(label, &z.to_ascii(), view, &names);
     }
     Ok(Some(m))
 }

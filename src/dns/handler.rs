@@ -20,8 +20,9 @@ use hickory_proto::rr::Name;
 use tracing::debug;
 
 use crate::dns::memo::{Memo, Recorded, Ticket};
-use crate::dns::metrics::{DnsMetrics, Observation, response_size};
+use crate::dns::metrics::{DnsMetrics, Observation, no_view, response_size};
 use crate::dns::{Answer, Query, Transport};
+use crate::plugin::view::View;
 use crate::plugin::{Chain, MemoPass};
 
 /// One server block's zones and its plugin chain.
@@ -35,6 +36,8 @@ pub struct Route {
     pub server: Arc<str>,
     /// Request metrics, for blocks with `prometheus`.
     pub metrics: Option<DnsMetrics>,
+    /// The block's `view`: it takes a query only when the view holds.
+    pub view: Option<Arc<View>>,
 }
 
 impl Route {
@@ -52,6 +55,7 @@ impl Route {
             m.observe(&Observation {
                 server: &self.server,
                 zone,
+                view: self.view.as_ref().map_or(no_view(), |v| &v.name),
                 proto: transport.as_str(),
                 family: if src.is_ipv4() { "1" } else { "2" },
                 qtype: r.qtype,
@@ -72,6 +76,9 @@ pub struct Table {
     /// by label count, longest first.
     zones: Vec<(Name, Arc<str>, usize)>,
     routes: Vec<Route>,
+    /// Some block has a `view`: routing depends on more than the request
+    /// bytes (the client, ...), so nothing is memoized.
+    has_views: bool,
 }
 
 impl Table {
@@ -87,19 +94,25 @@ impl Table {
                 })
             })
             .collect();
+        // Stable: blocks of one zone stay in Corefile order (views first-match).
         zones.sort_by_key(|(z, _, _)| std::cmp::Reverse(z.num_labels()));
-        Self { zones, routes }
+        let has_views = routes.iter().any(|r| r.view.is_some());
+        Self {
+            zones,
+            routes,
+            has_views,
+        }
     }
 
-    /// The block whose zone is the longest suffix of `lower` (its position
-    /// and itself), with that zone's text (computed once per table, not per
-    /// query).
-    fn route(&self, lower: &Name) -> Option<Routed<'_>> {
-        let (pos, (_, text, i)) = self
-            .zones
-            .iter()
-            .enumerate()
-            .find(|(_, (zone, _, _))| zone.zone_of(lower))?;
+    /// The block whose zone is the longest suffix of the query name (its
+    /// position and itself), with that zone's text (computed once per table,
+    /// not per query); among blocks of that zone, the first whose `view`
+    /// holds for `q` (a block without a view always does).
+    fn route(&self, q: &Query) -> Option<Routed<'_>> {
+        let lower = &q.lower;
+        let (pos, (_, text, i)) = self.zones.iter().enumerate().find(|(_, (zone, _, i))| {
+            zone.zone_of(lower) && self.routes[*i].view.as_ref().is_none_or(|v| v.holds(q))
+        })?;
         Some(Routed {
             zone: pos,
             text,
@@ -217,7 +230,7 @@ impl Handler {
     async fn serve(&self, q: &Query, want_ticket: bool) -> (Answer, Option<Ticket>) {
         let started = Instant::now();
         let table = self.table.load();
-        let Some(routed) = table.route(&q.lower) else {
+        let Some(routed) = table.route(q) else {
             return (Answer::rcode(ResponseCode::Refused), None);
         };
         let route = routed.route;
@@ -282,6 +295,9 @@ fn ticket(
     recorded: Recorded,
 ) -> Option<Ticket> {
     let generation = answer.memo?;
+    if table.has_views {
+        return None;
+    }
     let plugins = route.chain.plugins();
     let writer = plugins.iter().position(|p| p.name() == answer.writer)?;
     let mut replay = 0u64;

@@ -122,12 +122,21 @@ impl Family for DnsMetrics {
     }
 }
 
+/// The `view` label of blocks without a `view`: one shared empty string
+/// (the per-thread buffers tell labels apart by address).
+pub fn no_view() -> &'static Arc<str> {
+    static NO_VIEW: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+    &NO_VIEW
+}
+
 /// One finished query, as the metrics see it.
 pub struct Observation<'a> {
     /// `dns://:53`.
     pub server: &'a Arc<str>,
     /// The matched server-block zone, or `dropped`.
     pub zone: &'a Arc<str>,
+    /// The block's `view` name (empty without one).
+    pub view: &'a Arc<str>,
     /// `udp` / `tcp`.
     pub proto: &'static str,
     /// `1` IPv4, `2` IPv6.
@@ -149,11 +158,11 @@ pub struct Observation<'a> {
 }
 
 impl DnsMetrics {
-    /// Mark the plugins of a block as enabled.
-    pub fn enable(&self, server: &str, zone: &str, plugins: &[&'static str]) {
+    /// Mark the plugins of a block (in `view`, empty without one) as enabled.
+    pub fn enable(&self, server: &str, zone: &str, view: &str, plugins: &[&'static str]) {
         for p in plugins {
             self.plugin_enabled
-                .with_label_values(&[server, zone, "", p])
+                .with_label_values(&[server, zone, view, p])
                 .set(1);
         }
     }
@@ -163,6 +172,7 @@ impl DnsMetrics {
         let labels = Labels {
             server: o.server,
             zone: o.zone,
+            view: o.view,
             proto: o.proto,
             family: o.family,
             qtype: qtype_label(o.qtype),

@@ -49,6 +49,8 @@ pub struct Labels<'a> {
     pub server: &'a Arc<str>,
     /// `zone`.
     pub zone: &'a Arc<str>,
+    /// `view` (empty outside `view` blocks).
+    pub view: &'a Arc<str>,
     /// `proto`.
     pub proto: &'static str,
     /// `family`.
@@ -67,7 +69,7 @@ pub struct Labels<'a> {
 /// address is the same text; equal texts at different addresses only make
 /// two buffers that flush into the same series).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct Key([usize; 7], bool);
+struct Key([usize; 8], bool);
 
 impl Labels<'_> {
     fn key(&self) -> Key {
@@ -76,6 +78,7 @@ impl Labels<'_> {
             [
                 Arc::as_ptr(self.server).cast::<u8>() as usize,
                 Arc::as_ptr(self.zone).cast::<u8>() as usize,
+                Arc::as_ptr(self.view).cast::<u8>() as usize,
                 p(self.proto),
                 p(self.family),
                 p(self.qtype),
@@ -90,7 +93,7 @@ impl Labels<'_> {
 /// One label combination's counts on one thread.
 pub struct Buffer {
     /// Keeps the label strings (and so their addresses) alive.
-    _labels: (Arc<str>, Arc<str>),
+    _labels: (Arc<str>, Arc<str>, Arc<str>),
     requests: LocalIntCounter,
     do_requests: Option<LocalIntCounter>,
     responses: LocalIntCounter,
@@ -104,21 +107,21 @@ pub struct Buffer {
 
 impl Buffer {
     fn new(f: &Families, l: &Labels<'_>) -> Buffer {
-        let (server, zone) = (&**l.server, &**l.zone);
-        let szv = [server, zone, ""];
-        let szvp = [server, zone, "", l.proto];
+        let (server, zone, view) = (&**l.server, &**l.zone, &**l.view);
+        let szv = [server, zone, view];
+        let szvp = [server, zone, view, l.proto];
         Buffer {
-            _labels: (Arc::clone(l.server), Arc::clone(l.zone)),
+            _labels: (Arc::clone(l.server), Arc::clone(l.zone), Arc::clone(l.view)),
             requests: f
                 .requests
-                .with_label_values(&[server, zone, "", l.proto, l.family, l.qtype])
+                .with_label_values(&[server, zone, view, l.proto, l.family, l.qtype])
                 .local(),
             do_requests: l
                 .dnssec_ok
                 .then(|| f.do_requests.with_label_values(&szv).local()),
             responses: f
                 .responses
-                .with_label_values(&[server, zone, "", l.rcode, l.plugin])
+                .with_label_values(&[server, zone, view, l.rcode, l.plugin])
                 .local(),
             duration: f.duration.with_label_values(&szv).local(),
             request_size: f.request_size.with_label_values(&szvp).local(),

@@ -251,6 +251,7 @@ pub fn build_handler(corefile: &str, index: Arc<SharedIndex>, families: &Familie
             }
         }
         routes.push(Route {
+            view: None,
             zones: server.zones.clone(),
             chain: Chain::new(plugins),
             server: "dns://:53".into(),

@@ -3,9 +3,9 @@
 //! as written and whatever we refuse is named and dropped.
 //!
 //! What is dropped, smallest first: a line of a directive's block (an option,
-//! e.g. `forward`'s `tls`), else the whole directive (a plugin we do not ship,
-//! a `tls://` upstream), and a server block key we cannot serve (`tls://.:853`),
-//! with its block when no key is left. When nothing is dropped the input is
+//! e.g. `stacktrace` in an `errors` block), else the whole directive (a plugin we do not ship,
+//! an `https://` forward upstream), and a server block key we cannot serve
+//! (`grpc://.:443`), with its block when no key is left. When nothing is dropped the input is
 //! returned byte for byte; otherwise the tree is printed again (comments and
 //! layout are then lost, which is noted).
 

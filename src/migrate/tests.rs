@@ -116,7 +116,7 @@ fn corefile_constructs_we_refuse_are_named_at_their_line_and_dropped() {
             notes: &[
                 (
                     3,
-                    "plugin 'etcd' is not supported by clusterdns (directive dropped)",
+                    "plugin 'etcd' is not supported by clusterdns: no etcd backend; Kubernetes Services are the source of records (directive dropped)",
                 ),
                 (6, "unknown directive 'frobnicate' (directive dropped)"),
             ],

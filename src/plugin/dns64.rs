@@ -47,7 +47,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use crate::corefile::{CorefileError, Dispenser, Token};
 use crate::dns::{Answer, Query};
 use crate::plugin::build::Family;
-use crate::plugin::{Next, Plugin, Result};
+use crate::plugin::{MemoPass, Next, Plugin, Result};
 
 /// The well-known prefix (RFC 6052 §2.1).
 pub const WELL_KNOWN: &str = "64:ff9b::/96";
@@ -221,6 +221,16 @@ impl Dns64 {
 impl Plugin for Dns64 {
     fn name(&self) -> &'static str {
         "dns64"
+    }
+
+    /// Only AAAA questions are ever changed (and those depend on the
+    /// client's address family, which the memo key does not hold).
+    fn memo_pass(&self, q: &Query, _answer: &Answer) -> MemoPass {
+        if q.qtype == RecordType::AAAA {
+            MemoPass::Block
+        } else {
+            MemoPass::Quiet
+        }
     }
 
     async fn serve(&self, q: &Query, next: Next<'_>) -> Result<Answer> {

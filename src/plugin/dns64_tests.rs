@@ -253,3 +253,24 @@ async fn aaaa_is_synthesized_only_when_rfc_6147_says() {
         );
     }
 }
+
+#[test]
+fn only_aaaa_answers_are_kept_from_the_memo() {
+    let families = Families::new(prometheus::Registry::new());
+    let p = Dns64::new(
+        parse_line("dns64").unwrap(),
+        "dns://:53",
+        families.get::<Dns64Metrics>().unwrap(),
+    );
+    let q = |qtype| {
+        Query::new(
+            Name::from_ascii("a.example.").unwrap(),
+            qtype,
+            "127.0.0.1:5353".parse().unwrap(),
+            Transport::Udp,
+        )
+    };
+    let a = Answer::rcode(ResponseCode::NoError);
+    assert_eq!(p.memo_pass(&q(RecordType::A), &a), MemoPass::Quiet);
+    assert_eq!(p.memo_pass(&q(RecordType::AAAA), &a), MemoPass::Block);
+}

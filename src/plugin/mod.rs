@@ -38,6 +38,7 @@ pub mod rewrite;
 pub mod template;
 pub mod timeouts;
 pub mod tls;
+pub mod view;
 pub mod whoami;
 
 use std::sync::Arc;

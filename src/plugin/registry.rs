@@ -22,7 +22,7 @@ use crate::plugin::build::BuildCtx;
 use crate::plugin::{
     Plugin, acl, any, autopath, bind, bufsize, cache, chaos, dns64, errors, forward, header,
     health, hosts, kubernetes, loadbalance, local, log, loop_detect, minimal, nsid, prometheus,
-    ready, reload, rewrite, template, timeouts, tls, whoami,
+    ready, reload, rewrite, template, timeouts, tls, view, whoami,
 };
 
 /// What a chain plugin's parse returns: validated settings that build the
@@ -95,6 +95,8 @@ pub enum PluginConfig {
     Timeouts(crate::dns::tcp::TcpLimits),
     /// `tls` (the certificate of a `tls://` or `https://` block's listener).
     Tls(Box<tls::ServerTls>),
+    /// `view` (which queries the block takes).
+    View(Box<view::View>),
     /// Every other directive: a plugin in the query chain.
     Chain(ChainConfig),
 }
@@ -111,6 +113,7 @@ impl PluginConfig {
             PluginConfig::Reload(_) => "reload",
             PluginConfig::Timeouts(_) => "timeouts",
             PluginConfig::Tls(_) => "tls",
+            PluginConfig::View(_) => "view",
             PluginConfig::Chain(c) => c.name,
         }
     }
@@ -130,9 +133,9 @@ pub type ParseFn = fn(&mut Dispenser<'_>) -> Result<Parsed, CorefileError>;
 /// How a directive is handled.
 #[derive(Clone, Copy)]
 pub enum Kind {
-    /// A CoreDNS plugin clusterdns does not ship: refused at start, with the
-    /// position kept so the table is CoreDNS's `plugin.cfg`.
-    NotShipped,
+    /// A CoreDNS plugin clusterdns does not ship: refused at start with this
+    /// reason, the position kept so the table is CoreDNS's `plugin.cfg`.
+    NotShipped(&'static str),
     /// At most once per server block.
     Once(ParseFn),
     /// Any number of times per block; all of them join into one instance.
@@ -152,17 +155,28 @@ impl Directive {
     /// The parse function, `None` for plugins we do not ship.
     pub fn parse_fn(&self) -> Option<ParseFn> {
         match self.kind {
-            Kind::NotShipped => None,
+            Kind::NotShipped(_) => None,
             Kind::Once(f) | Kind::Repeatable(f) => Some(f),
         }
     }
 }
 
-const fn no(name: &'static str) -> Directive {
+const fn no(name: &'static str, why: &'static str) -> Directive {
     Directive {
         name,
-        kind: Kind::NotShipped,
+        kind: Kind::NotShipped(why),
     }
+}
+
+/// The plugins clusterdns does not ship and why (for the README and `-plugins`).
+pub fn not_shipped() -> Vec<(&'static str, &'static str)> {
+    DIRECTIVES
+        .iter()
+        .filter_map(|d| match d.kind {
+            Kind::NotShipped(why) => Some((d.name, why)),
+            _ => None,
+        })
+        .collect()
 }
 
 const fn once(name: &'static str, parse: ParseFn) -> Directive {
@@ -186,17 +200,32 @@ fn chain<T: BuildPlugin + 'static>(t: T) -> Parsed {
 /// Every directive CoreDNS knows, in CoreDNS's execution order (`plugin.cfg`,
 /// first runs first), with the parse function of those clusterdns ships.
 pub const DIRECTIVES: &[Directive] = &[
-    no("root"),
-    no("metadata"),
-    no("geoip"),
-    no("cancel"),
+    no(
+        "root",
+        "it only sets the directory of zone files, and clusterdns serves no zone files (`file`, `auto`)",
+    ),
+    no(
+        "metadata",
+        "no clusterdns plugin produces or reads request metadata",
+    ),
+    no(
+        "geoip",
+        "it needs a MaxMind database and feeds metadata, which nothing here reads",
+    ),
+    no(
+        "cancel",
+        "every query is already bounded (forward: 5 s per query, 2 s per exchange; the server never waits longer)",
+    ),
     once("tls", |d| {
         tls::parse(d).map(|t| Parsed::App(PluginConfig::Tls(Box::new(t))))
     }),
     once("timeouts", |d| {
         timeouts::parse(d).map(|t| Parsed::App(PluginConfig::Timeouts(t)))
     }),
-    no("multisocket"),
+    no(
+        "multisocket",
+        "UDP already uses one SO_REUSEPORT socket per core",
+    ),
     once("reload", |d| {
         reload::parse(d).map(|r| Parsed::App(PluginConfig::Reload(r)))
     }),
@@ -205,67 +234,114 @@ pub const DIRECTIVES: &[Directive] = &[
     once("bind", |d| {
         bind::parse(d).map(|b| Parsed::App(PluginConfig::Bind(b)))
     }),
-    no("debug"),
-    no("trace"),
+    no(
+        "debug",
+        "a panicking query is caught and logged (SERVFAIL) whatever the setting; use RUST_LOG=debug for debug logs",
+    ),
+    no("trace", "no OpenTracing/OpenTelemetry exporter is built in"),
     once("ready", |d| {
         ready::parse(d).map(|r| Parsed::App(PluginConfig::Ready(r)))
     }),
     once("health", |d| {
         health::parse(d).map(|h| Parsed::App(PluginConfig::Health(h)))
     }),
-    no("pprof"),
+    no(
+        "pprof",
+        "Go's profiler; profile clusterdns with perf (benches/profile)",
+    ),
     once("prometheus", |d| {
         prometheus::parse(d).map(|p| Parsed::App(PluginConfig::Prometheus(p)))
     }),
     once("errors", |d| errors::parse(d).map(chain)),
     once("log", |d| log::parse(d).map(chain)),
-    no("dnstap"),
+    no(
+        "dnstap",
+        "no dnstap output is built in; the `log` plugin logs queries",
+    ),
     once("local", |d| local::parse(d).map(chain)),
     once("dns64", |d| dns64::parse(d).map(chain)),
     many("acl", |d| acl::parse(d).map(chain)),
     once("any", |d| any::parse(d).map(|()| chain(any::Any))),
     once("chaos", |d| chaos::parse(d).map(chain)),
     once("loadbalance", |d| loadbalance::parse(d).map(chain)),
-    no("tsig"),
+    no(
+        "tsig",
+        "no TSIG keys (no zone transfers or dynamic updates to sign)",
+    ),
     once("cache", |d| cache::parse(d).map(chain)),
     many("rewrite", |d| {
         rewrite::parse(d).map(|r| chain(rewrite::RewriteConfig { rules: vec![r] }))
     }),
     once("header", |d| header::parse(d).map(chain)),
-    no("dnssec"),
+    no(
+        "dnssec",
+        "cluster zones are not signed (neither CoreDNS's kubernetes answers nor ours carry signatures)",
+    ),
     once("autopath", |d| autopath::parse(d).map(chain)),
     once("minimal", |d| minimal::parse(d).map(chain)),
     many("template", |d| {
         template::parse(d).map(|t| chain(template::TemplateConfig { templates: vec![t] }))
     }),
-    no("transfer"),
+    no("transfer", "no zone transfers (AXFR/IXFR are refused)"),
     once("hosts", |d| hosts::parse(d).map(chain)),
-    no("route53"),
-    no("azure"),
-    no("clouddns"),
+    no(
+        "route53",
+        "no cloud DNS backends; forward to the provider's resolver instead",
+    ),
+    no(
+        "azure",
+        "no cloud DNS backends; forward to the provider's resolver instead",
+    ),
+    no(
+        "clouddns",
+        "no cloud DNS backends; forward to the provider's resolver instead",
+    ),
     once("k8s_external", |d| {
         crate::plugin::k8s_external::parse(d).map(chain)
     }),
     once("kubernetes", |d| {
         kubernetes::parse(d).map(|k| Parsed::App(PluginConfig::Kubernetes(Box::new(k))))
     }),
-    no("file"),
-    no("auto"),
-    no("secondary"),
-    no("etcd"),
+    no(
+        "file",
+        "no zone files are served; use `hosts` or `template` for a few static records",
+    ),
+    no(
+        "auto",
+        "no zone files are served; use `hosts` or `template` for a few static records",
+    ),
+    no("secondary", "no zone transfers, so no secondary zones"),
+    no(
+        "etcd",
+        "no etcd backend; Kubernetes Services are the source of records",
+    ),
     once("loop", |d| {
         loop_detect::parse(d).map(|()| chain(loop_detect::LoopConfig))
     }),
     once("forward", |d| forward::parse(d).map(chain)),
-    no("grpc"),
-    no("erratic"),
+    no(
+        "grpc",
+        "no DNS-over-gRPC upstreams; use plain or tls:// `forward` upstreams",
+    ),
+    no(
+        "erratic",
+        "a fault-injection plugin for CoreDNS's own tests",
+    ),
     once("whoami", |d| {
         whoami::parse(d).map(|()| chain(whoami::Whoami))
     }),
-    no("on"),
-    no("sign"),
-    no("view"),
-    no("nomad"),
+    no(
+        "on",
+        "no event hooks (it runs shell commands on startup and shutdown)",
+    ),
+    no(
+        "sign",
+        "zone files are not served, so there is nothing to sign",
+    ),
+    once("view", |d| {
+        view::parse(d).map(|v| Parsed::App(PluginConfig::View(Box::new(v))))
+    }),
+    no("nomad", "no Nomad backend"),
 ];
 
 /// The row for `name`, if CoreDNS has such a plugin.
@@ -298,8 +374,13 @@ pub fn parse(d: &mut Dispenser<'_>) -> Result<PluginConfig, CorefileError> {
     let Some(entry) = directive(name) else {
         return Err(d.err(format!("unknown directive '{name}'")));
     };
-    let Some(parse) = entry.parse_fn() else {
-        return Err(d.err(format!("plugin '{name}' is not supported by clusterdns")));
+    let parse = match entry.kind {
+        Kind::Once(parse) | Kind::Repeatable(parse) => parse,
+        Kind::NotShipped(why) => {
+            return Err(d.err(format!(
+                "plugin '{name}' is not supported by clusterdns: {why}"
+            )));
+        }
     };
     Ok(match parse(d)? {
         Parsed::App(p) => p,
@@ -371,10 +452,34 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_unshipped_plugin_with_its_reason() {
+        let readme = include_str!("../../README.md");
+        let listed = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| plugin not shipped | why |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .count();
+        let rows = not_shipped();
+        assert_eq!(
+            listed,
+            rows.len(),
+            "README table and registry differ in length"
+        );
+        for (name, why) in rows {
+            assert!(
+                readme.contains(&format!("| {name} | {why} |")),
+                "README lacks the row for '{name}': | {name} | {why} |"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_and_unshipped_directives_are_refused_with_their_position() {
         assert_eq!(
             parse_one("etcd example.org").unwrap_err().to_string(),
-            "Corefile:2:1: etcd: plugin 'etcd' is not supported by clusterdns"
+            "Corefile:2:1: etcd: plugin 'etcd' is not supported by clusterdns: no etcd backend; \
+             Kubernetes Services are the source of records"
         );
         assert_eq!(
             parse_one("frobnicate").unwrap_err().to_string(),
@@ -443,6 +548,7 @@ mod tests {
             "reload",
             "timeouts",
             "tls",
+            "view",
             "bind",
             "ready",
             "health",

@@ -52,6 +52,7 @@ fn labels<'a>(server: &'a Arc<str>, zone: &'a Arc<str>, rcode: &'static str) -> 
     Labels {
         server,
         zone,
+        view: crate::dns::metrics::no_view(),
         proto: "udp",
         family: "1",
         qtype: "A",

@@ -189,21 +189,24 @@ pub(super) fn parse_edns0(
     field: &Token,
     rest: &[&Token],
 ) -> Result<RuleKind, CorefileError> {
-    let [kind, action, args @ ..] = rest else {
+    let [kind, action_tok, args @ ..] = rest else {
         return Err(d.err_at(
             rest.last().copied().unwrap_or(field),
             "edns0: too few arguments (local|nsid|subnet ACTION ...)",
         ));
     };
-    let action = match action.text.to_ascii_lowercase().as_str() {
+    let action = match action_tok.text.to_ascii_lowercase().as_str() {
         "set" => Action::Set,
         "replace" => Action::Replace,
         "append" => Action::Append,
         "unset" => Action::Unset,
         _ => {
             return Err(d.err_at(
-                action,
-                format!("edns0: invalid action '{}' (use {ACTIONS})", action.text),
+                action_tok,
+                format!(
+                    "edns0: invalid action '{}' (use {ACTIONS})",
+                    action_tok.text
+                ),
             ));
         }
     };
@@ -228,12 +231,12 @@ pub(super) fn parse_edns0(
         }
     };
     if args.len() != want.len() {
-        let at = args.get(want.len()).copied().unwrap_or(field);
-        let at = if args.len() < want.len() {
-            args.last().copied().unwrap_or(kind)
-        } else {
-            at
-        };
+        // The first extra argument, or the last one given when some are missing.
+        let at = args
+            .get(want.len())
+            .or(args.last())
+            .copied()
+            .unwrap_or(action_tok);
         let takes = if want.is_empty() {
             "no arguments".to_string()
         } else {

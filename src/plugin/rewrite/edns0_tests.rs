@@ -160,6 +160,10 @@ fn bad_edns0_lines_are_errors_at_the_offending_token() {
             "Corefile:2:24: rewrite: edns0 nsid set: takes no arguments",
         ),
         (
+            "rewrite edns0 local append",
+            "Corefile:2:21: rewrite: edns0 local append: takes CODE DATA",
+        ),
+        (
             "rewrite edns0 subnet set 24",
             "Corefile:2:26: rewrite: edns0 subnet set: takes V4BITMASK V6BITMASK",
         ),

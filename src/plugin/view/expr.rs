@@ -319,7 +319,8 @@ impl Parser {
                 "startsWith" => Op::StartsWith,
                 "endsWith" => Op::EndsWith,
                 "in" => Op::In,
-                "not" if matches!(self.toks.get(self.pos + 1), Some((_, Tok::Ident(w))) if w == "in") => {
+                "not" if matches!(self.toks.get(self.pos + 1), Some((_, Tok::Ident(w))) if w == "in") =>
+                {
                     self.pos += 1;
                     Op::NotIn
                 }
@@ -367,13 +368,18 @@ impl Parser {
                 self.pos += 1;
                 Ok(Expr::List(items))
             }
-            Tok::Ident(w) if w == "true" || w == "false" => Ok(Expr::Lit(LitValue::Bool(w == "true"))),
+            Tok::Ident(w) if w == "true" || w == "false" => {
+                Ok(Expr::Lit(LitValue::Bool(w == "true")))
+            }
             Tok::Ident(w) => {
                 let Some(&(_, func, arity)) = FUNCS.iter().find(|(n, _, _)| *n == w) else {
                     let known: Vec<&str> = FUNCS.iter().map(|(n, _, _)| *n).collect();
                     return Err(err(
                         at,
-                        format!("unknown function or word '{w}' (functions: {})", known.join(", ")),
+                        format!(
+                            "unknown function or word '{w}' (functions: {})",
+                            known.join(", ")
+                        ),
                     ));
                 };
                 self.expect_sym("(")?;
@@ -386,7 +392,10 @@ impl Parser {
                 }
                 self.pos += 1;
                 if args.len() != arity {
-                    return Err(err(at, format!("{w}() takes {arity} argument(s), got {}", args.len())));
+                    return Err(err(
+                        at,
+                        format!("{w}() takes {arity} argument(s), got {}", args.len()),
+                    ));
                 }
                 Ok(Expr::Call(func, args))
             }
@@ -422,7 +431,9 @@ impl Expr {
             Expr::Lit(LitValue::Str(s)) => Value::Str(s.clone()),
             Expr::Lit(LitValue::Int(n)) => Value::Int(*n),
             Expr::Lit(LitValue::Bool(b)) => Value::Bool(*b),
-            Expr::List(items) => Value::List(items.iter().map(|e| e.value(f)).collect::<Option<_>>()?),
+            Expr::List(items) => {
+                Value::List(items.iter().map(|e| e.value(f)).collect::<Option<_>>()?)
+            }
             Expr::Not(e) => Value::Bool(!e.eval(f)),
             Expr::And(a, b) => Value::Bool(a.eval(f) && b.eval(f)),
             Expr::Or(a, b) => Value::Bool(a.eval(f) || b.eval(f)),
@@ -510,10 +521,22 @@ mod tests {
             ("type() not in ['A', 'AAAA']", "10.0.0.1", false),
             ("name() matches '^.*\\.example\\.org\\.$'", "10.0.0.1", true),
             ("name() matches '^abc\\.'", "10.0.0.1", false),
-            ("name() endsWith '.example.org.' && proto() == 'udp'", "10.0.0.1", true),
-            ("!(client_port() > 1024) || bufsize() >= 1232", "10.0.0.1", true),
+            (
+                "name() endsWith '.example.org.' && proto() == 'udp'",
+                "10.0.0.1",
+                true,
+            ),
+            (
+                "!(client_port() > 1024) || bufsize() >= 1232",
+                "10.0.0.1",
+                true,
+            ),
             ("do() or id() == 8", "10.0.0.1", false),
-            ("class() == \"IN\" and name() startsWith 'www'", "10.0.0.1", true),
+            (
+                "class() == \"IN\" and name() startsWith 'www'",
+                "10.0.0.1",
+                true,
+            ),
             ("name() contains 'example'", "10.0.0.1", true),
             ("'A' == 1", "10.0.0.1", false),
             ("client_port()", "10.0.0.1", false),
@@ -529,11 +552,27 @@ mod tests {
     fn errors_say_where_and_why() {
         let cases: &[(&str, usize, &str)] = &[
             ("client_ip() == '1", 15, "unterminated string"),
-            ("metadata('x') == 'y'", 0, "unknown function or word 'metadata'"),
-            ("incidr(client_ip())", 0, "incidr() takes 2 argument(s), got 1"),
-            ("name() matches client_ip()", 15, "matches needs a quoted regular expression"),
+            (
+                "metadata('x') == 'y'",
+                0,
+                "unknown function or word 'metadata'",
+            ),
+            (
+                "incidr(client_ip())",
+                0,
+                "incidr() takes 2 argument(s), got 1",
+            ),
+            (
+                "name() matches client_ip()",
+                15,
+                "matches needs a quoted regular expression",
+            ),
             ("name() matches '('", 15, "bad regex"),
-            ("name() == 'a' 'b'", 14, "unexpected text after the expression"),
+            (
+                "name() == 'a' 'b'",
+                14,
+                "unexpected text after the expression",
+            ),
             ("(name() == 'a'", 14, "expected ')'"),
             ("name() # 'a'", 7, "unexpected character '#'"),
             ("", 0, "expected a value"),

@@ -155,11 +155,17 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("view", "Corefile:2:1: view: missing argument: NAME"),
             ("view v", "Corefile:2:1: view: a view needs at least one"),
-            ("view v {\n exp x\n}", "Corefile:3:2: view: unknown property 'exp'"),
-            ("view v {\n expr\n}", "Corefile:3:2: view: expr: missing argument: EXPRESSION"),
+            (
+                "view v {\n exp x\n}",
+                "Corefile:3:2: view: unknown property 'exp'",
+            ),
+            (
+                "view v {\n expr\n}",
+                "Corefile:3:2: view: expr: missing argument: EXPRESSION",
+            ),
             (
                 "view v {\n expr incidr(client_ip(), '10.0.0.0/8') && server_ip() == 'x'\n}",
-                "Corefile:3:44: view: expr: at character 40: unknown function or word 'server_ip'",
+                "Corefile:3:44: view: expr: at character 37: unknown function or word 'server_ip'",
             ),
         ];
         for (body, want) in cases {
