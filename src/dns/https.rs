@@ -22,7 +22,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
@@ -32,7 +31,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -59,30 +58,23 @@ pub async fn serve(
     token: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    loop {
-        let (stream, src) = tokio::select! {
-            _ = token.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(error) => {
-                    debug!(%error, "https accept");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            debug!(%src, max = limits.max_connections, "https connection limit reached; closing");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let config = tls.load_full();
-        let (handler, token) = (handler.clone(), token.clone());
-        tasks.spawn(async move {
-            connection(stream, src, config, handler, limits, token, permit).await;
-        });
-    }
+    super::tcp::accept(
+        listener,
+        limits.max_connections,
+        &token,
+        |stream, src, permit| {
+            tasks.spawn(connection(
+                stream,
+                src,
+                tls.load_full(),
+                handler.clone(),
+                limits,
+                token.clone(),
+                permit,
+            ));
+        },
+    )
+    .await;
 }
 
 async fn connection(

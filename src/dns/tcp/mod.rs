@@ -92,14 +92,43 @@ pub async fn serve(
     token: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    accept(
+        listener,
+        limits.max_connections,
+        &token,
+        |stream, src, permit| {
+            tasks.spawn(connection(
+                stream,
+                src,
+                tls.as_ref().map(|t| t.load_full()),
+                handler.clone(),
+                limits,
+                token.clone(),
+                permit,
+            ));
+        },
+    )
+    .await;
+}
+
+/// The accept loop every stream listener (TCP, TLS, HTTPS) shares: until
+/// `token` is cancelled, hand each connection to `start` with its permit, one
+/// of `max_connections`; a connection over the cap is closed at once (the
+/// client fails fast instead of waiting in the kernel's backlog).
+pub(super) async fn accept(
+    listener: TcpListener,
+    max_connections: usize,
+    token: &CancellationToken,
+    mut start: impl FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
+) {
+    let permits = Arc::new(Semaphore::new(max_connections));
     loop {
         let (stream, src) = tokio::select! {
             _ = token.cancelled() => return,
             r = listener.accept() => match r {
                 Ok(r) => r,
                 Err(error) => {
-                    debug!(%error, "tcp accept");
+                    debug!(%error, "accept");
                     // EMFILE and friends: do not spin.
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
@@ -107,20 +136,12 @@ pub async fn serve(
             },
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            debug!(%src, max = limits.max_connections, "tcp connection limit reached; closing");
+            debug!(%src, max = max_connections, "connection limit reached; closing");
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tasks.spawn(connection(
-            stream,
-            src,
-            tls.as_ref().map(|t| t.load_full()),
-            handler.clone(),
-            limits,
-            token.clone(),
-            permit,
-        ));
+        start(stream, src, permit);
     }
 }
 
