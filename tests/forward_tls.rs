@@ -37,6 +37,14 @@ fn dot_upstream(dir: &std::path::Path, names: &[&str]) -> (Upstream, Pki) {
     (up, pki)
 }
 
+/// The forward block lines verifying the upstream with `ca` as `dns.test`, then `more`.
+fn verify_as_dns_test(ca: &std::path::Path, more: &str) -> String {
+    format!(
+        "        tls {}\n        tls_servername dns.test\n{more}",
+        ca.display()
+    )
+}
+
 /// Start clusterdns forwarding `.` to `tls://up` with `block` lines, and
 /// wait until it answers anything.
 fn start(up: &Upstream, block: &str) -> TestServer {
@@ -85,13 +93,7 @@ fn metric(srv: &TestServer, family: &str, label: &str) -> f64 {
 fn a_hundred_queries_share_one_verified_connection() {
     let dir = tempfile::tempdir().unwrap();
     let (up, pki) = dot_upstream(dir.path(), &["dns.test"]);
-    let srv = start(
-        &up,
-        &format!(
-            "        tls {}\n        tls_servername dns.test",
-            pki.ca.display()
-        ),
-    );
+    let srv = start(&up, &verify_as_dns_test(&pki.ca, ""));
     let before = up.connections();
     for i in 0..100 {
         let m = ask(srv.addr, &query("www.example.org.", RecordType::A))
@@ -135,13 +137,7 @@ fn a_hundred_queries_share_one_verified_connection() {
 fn concurrent_queries_are_pipelined_on_one_connection() {
     let dir = tempfile::tempdir().unwrap();
     let (up, pki) = dot_upstream(dir.path(), &["dns.test"]);
-    let srv = start(
-        &up,
-        &format!(
-            "        tls {}\n        tls_servername dns.test",
-            pki.ca.display()
-        ),
-    );
+    let srv = start(&up, &verify_as_dns_test(&pki.ca, ""));
     let addr = srv.addr;
     let answers: Vec<Option<Message>> = std::thread::scope(|s| {
         let threads: Vec<_> = (0..20)
@@ -169,13 +165,7 @@ fn without_tls_servername_the_certificate_must_name_the_address() {
 fn an_upstream_whose_certificate_does_not_match_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (up, pki) = dot_upstream(dir.path(), &["other.test"]);
-    let srv = start(
-        &up,
-        &format!(
-            "        tls {}\n        tls_servername dns.test",
-            pki.ca.display()
-        ),
-    );
+    let srv = start(&up, &verify_as_dns_test(&pki.ca, ""));
     let m = ask(srv.addr, &query("www.example.org.", RecordType::A)).expect("answer");
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     assert!(up.connections() >= 1, "the handshake was tried");
@@ -187,13 +177,7 @@ fn an_upstream_whose_certificate_does_not_match_is_refused() {
 
     // A certificate from another CA is refused the same way.
     let other = Pki::generate(&dir.path().join("other"), &["dns.test"]);
-    let srv = start(
-        &up,
-        &format!(
-            "        tls {}\n        tls_servername dns.test",
-            other.ca.display()
-        ),
-    );
+    let srv = start(&up, &verify_as_dns_test(&other.ca, ""));
     let m = ask(srv.addr, &query("www.example.org.", RecordType::A)).expect("answer");
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     assert_eq!(up.tcp_queries(), 0);
@@ -203,13 +187,7 @@ fn an_upstream_whose_certificate_does_not_match_is_refused() {
 fn an_idle_connection_closes_after_expire_and_the_next_query_dials_again() {
     let dir = tempfile::tempdir().unwrap();
     let (up, pki) = dot_upstream(dir.path(), &["dns.test"]);
-    let srv = start(
-        &up,
-        &format!(
-            "        tls {}\n        tls_servername dns.test\n        expire 1s",
-            pki.ca.display()
-        ),
-    );
+    let srv = start(&up, &verify_as_dns_test(&pki.ca, "        expire 1s"));
     let m = ask(srv.addr, &query("www.example.org.", RecordType::A)).expect("answer");
     assert_eq!(a_records(&m).len(), 1);
     let closed = eventually(Duration::from_secs(10), || {
