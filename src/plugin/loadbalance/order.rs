@@ -56,7 +56,7 @@ impl Groups {
 }
 
 /// CoreDNS's `roundRobin` on one section: a section of only A or only AAAA
-/// records is shuffled whole; a mixed one is grouped (see [`Groups::join`])
+/// records is shuffled whole; a mixed one is grouped (see `Groups::join`)
 /// with the addresses and the MX records each shuffled.
 pub fn shuffle(rs: &mut Vec<Record>, rng: &mut fastrand::Rng) {
     if rs.len() < 2 {
@@ -76,7 +76,7 @@ pub fn shuffle(rs: &mut Vec<Record>, rng: &mut fastrand::Rng) {
 /// CoreDNS's weighted policy on one section: one address, chosen at random
 /// with the probability of its weight among the section's addresses (by the
 /// record's owner name, 1 when unlisted), is swapped into the first address
-/// position; the section is grouped as [`Groups::join`] says. A section
+/// position; the section is grouped as `Groups::join` says. A section
 /// without addresses is left as it is.
 pub fn weighted(rs: &mut Vec<Record>, weights: &Weights, rng: &mut fastrand::Rng) {
     if !rs.iter().any(is_address) {
