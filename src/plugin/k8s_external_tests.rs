@@ -72,6 +72,14 @@ fn chain(src: &str, k8s: Arc<Kubernetes>) -> (Chain, Arc<AtomicUsize>) {
     (chain, hits)
 }
 
+/// `qtype` for `name` from a client at 10.0.0.1, through `chain`.
+async fn ask(chain: &Chain, name: &str, qtype: RecordType) -> crate::dns::Answer {
+    chain
+        .serve(&query(name, qtype, "10.0.0.1:5353"))
+        .await
+        .unwrap()
+}
+
 #[test]
 fn parse_reads_coredns_options_and_defaults() {
     let plain = config("k8s_external example.org").unwrap();
@@ -149,14 +157,7 @@ fn build_without_a_kubernetes_plugin_fails_naming_the_directive() {
 #[tokio::test]
 async fn answers_are_authoritative_and_other_names_go_on_down_the_chain() {
     let (chain, hits) = chain("k8s_external example.org", k8s(vec![web()], true));
-    let a = chain
-        .serve(&query(
-            "web.default.example.org.",
-            RecordType::A,
-            "10.0.0.1:5353",
-        ))
-        .await
-        .unwrap();
+    let a = ask(&chain, "web.default.example.org.", RecordType::A).await;
     assert_eq!(
         (a.rcode, a.authoritative, a.writer),
         (ResponseCode::NoError, true, "k8s_external")
@@ -167,20 +168,10 @@ async fn answers_are_authoritative_and_other_names_go_on_down_the_chain() {
     );
     assert!(a.memo.is_some(), "an index answer may be memoized");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
-    let other = chain
-        .serve(&query(
-            "web.default.svc.cluster.local.",
-            RecordType::A,
-            "10.0.0.1:5353",
-        ))
-        .await
-        .unwrap();
+    let other = ask(&chain, "web.default.svc.cluster.local.", RecordType::A).await;
     assert_eq!(other.writer, "whoami");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
-    let axfr = chain
-        .serve(&query("example.org.", RecordType::AXFR, "10.0.0.1:5353"))
-        .await
-        .unwrap();
+    let axfr = ask(&chain, "example.org.", RecordType::AXFR).await;
     assert_eq!(axfr.rcode, ResponseCode::Refused);
 }
 
@@ -188,14 +179,7 @@ async fn answers_are_authoritative_and_other_names_go_on_down_the_chain() {
 async fn nxdomain_falls_through_only_when_configured_and_never_at_the_apex() {
     let k = k8s(vec![web()], true);
     let (strict, hits) = chain("k8s_external example.org", k.clone());
-    let a = strict
-        .serve(&query(
-            "nope.default.example.org.",
-            RecordType::A,
-            "10.0.0.1:5353",
-        ))
-        .await
-        .unwrap();
+    let a = ask(&strict, "nope.default.example.org.", RecordType::A).await;
     assert_eq!(
         (a.rcode, a.writer),
         (ResponseCode::NXDomain, "k8s_external")
@@ -204,38 +188,17 @@ async fn nxdomain_falls_through_only_when_configured_and_never_at_the_apex() {
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 
     let (open, hits) = chain("k8s_external example.org {\n fallthrough\n}", k.clone());
-    let a = open
-        .serve(&query(
-            "nope.default.example.org.",
-            RecordType::A,
-            "10.0.0.1:5353",
-        ))
-        .await
-        .unwrap();
+    let a = ask(&open, "nope.default.example.org.", RecordType::A).await;
     assert_eq!(a.writer, "whoami");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     // Names under the apex label are the plugin's own.
-    let a = open
-        .serve(&query(
-            "ns2.dns.example.org.",
-            RecordType::A,
-            "10.0.0.1:5353",
-        ))
-        .await
-        .unwrap();
+    let a = ask(&open, "ns2.dns.example.org.", RecordType::A).await;
     assert_eq!(
         (a.rcode, a.writer),
         (ResponseCode::NXDomain, "k8s_external")
     );
     // NODATA never falls through.
-    let a = open
-        .serve(&query(
-            "web.default.example.org.",
-            RecordType::TXT,
-            "10.0.0.1:5353",
-        ))
-        .await
-        .unwrap();
+    let a = ask(&open, "web.default.example.org.", RecordType::TXT).await;
     assert_eq!((a.rcode, a.writer), (ResponseCode::NoError, "k8s_external"));
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
@@ -243,14 +206,7 @@ async fn nxdomain_falls_through_only_when_configured_and_never_at_the_apex() {
         "k8s_external example.org example.net {\n fallthrough example.net\n}",
         k,
     );
-    let a = other_zone
-        .serve(&query(
-            "nope.default.example.org.",
-            RecordType::A,
-            "10.0.0.1:5353",
-        ))
-        .await
-        .unwrap();
+    let a = ask(&other_zone, "nope.default.example.org.", RecordType::A).await;
     assert_eq!(a.writer, "k8s_external");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 }
@@ -258,23 +214,9 @@ async fn nxdomain_falls_through_only_when_configured_and_never_at_the_apex() {
 #[tokio::test]
 async fn nxdomain_is_servfail_until_the_index_has_synced() {
     let (chain, _) = chain("k8s_external example.org", k8s(vec![web()], false));
-    let a = chain
-        .serve(&query(
-            "nope.default.example.org.",
-            RecordType::A,
-            "10.0.0.1:5353",
-        ))
-        .await
-        .unwrap();
+    let a = ask(&chain, "nope.default.example.org.", RecordType::A).await;
     assert_eq!(a.rcode, ResponseCode::ServFail);
-    let a = chain
-        .serve(&query(
-            "web.default.example.org.",
-            RecordType::A,
-            "10.0.0.1:5353",
-        ))
-        .await
-        .unwrap();
+    let a = ask(&chain, "web.default.example.org.", RecordType::A).await;
     assert_eq!(a.rcode, ResponseCode::NoError);
 }
 
@@ -284,14 +226,7 @@ async fn ptr_targets_use_the_first_forward_zone_whatever_the_order_written() {
         "k8s_external in-addr.arpa example.org",
         k8s(vec![web()], true),
     );
-    let a = chain
-        .serve(&query(
-            "123.200.168.192.in-addr.arpa.",
-            RecordType::PTR,
-            "10.0.0.1:5353",
-        ))
-        .await
-        .unwrap();
+    let a = ask(&chain, "123.200.168.192.in-addr.arpa.", RecordType::PTR).await;
     assert_eq!(
         lines(&a.answers),
         ["123.200.168.192.in-addr.arpa. 5 PTR web.default.example.org."]
