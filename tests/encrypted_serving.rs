@@ -307,3 +307,73 @@ fn doh_refuses_what_is_not_a_dns_query_with_the_http_status() {
         405
     );
 }
+
+#[test]
+fn an_idle_doh_connection_is_closed_after_the_idle_timeout() {
+    use std::io::{Read, Write};
+    let Some(dig) = require("dig") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(&dir.path().join("a"), &["dns.test"]);
+    let cert = std::fs::read_to_string(&pki.cert).unwrap();
+    let key = std::fs::read_to_string(&pki.key).unwrap();
+    let srv = TestServer::spawn(
+        "https://.:{PORT} {\n    bind 127.0.0.1\n    tls cert.pem key.pem\n    \
+         timeouts {\n        read 20s\n        idle 1s\n    }\n    whoami\n}\n",
+        &[("cert.pem", &cert), ("key.pem", &key)],
+    );
+    let port = srv.addr.port();
+    // Started once dig gets an answer.
+    let up = eventually(Duration::from_secs(20), || {
+        try_dig(&dig, port, &pki.ca, &["+https", "example.org", "A"])
+    });
+    assert!(up.is_some(), "no DoH answer:\n{}", srv.log());
+
+    let config = clusterdns::tls::client_config(None, Some(&pki.ca), &[b"http/1.1"]).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("dns.test").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let q = common::query("example.org.", hickory_proto::rr::RecordType::A)
+        .to_vec()
+        .unwrap();
+    let mut req = format!(
+        "POST /dns-query HTTP/1.1\r\nHost: dns.test\r\nContent-Type: application/dns-message\r\n\
+         Content-Length: {}\r\n\r\n",
+        q.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&q);
+    tls.write_all(&req).unwrap();
+    // The keep-alive response arrives; then, with nothing more asked, the
+    // server ends the connection (EOF or a TLS close) before our 10 s read
+    // timeout: `idle 1s` does it, not `read 20s` (hyper's wait for the next
+    // request head), which would come after it.
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let ended = loop {
+        match tls.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                break false;
+            }
+            // A reset or a close without close_notify also ends it.
+            Err(_) => break true,
+        }
+    };
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        ended,
+        "the idle connection was still open after {:?}",
+        started.elapsed()
+    );
+}

@@ -17,11 +17,13 @@
 //! Limits: at most [`TcpLimits::max_connections`] connections per listener,
 //! the TLS handshake and an HTTP/1.1 request head within
 //! [`TcpLimits::read`], at most 250 concurrent HTTP/2 streams per connection
-//! (Go's default, as CoreDNS). On shutdown each connection finishes its requests, then closes.
+//! (Go's default, as CoreDNS), and a connection with no request for
+//! [`TcpLimits::idle`] is closed. On shutdown each connection finishes its requests, then closes.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
@@ -32,6 +34,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -95,9 +98,16 @@ async fn connection(
     let Some(session) = super::tcp::handshake(stream, config, limits.read, &token).await else {
         return;
     };
+    let activity = Arc::new(Activity::new());
+    let seen = activity.clone();
     let service = service_fn(move |req| {
         let handler = handler.clone();
-        async move { Ok::<_, Infallible>(respond(&handler, src, req).await) }
+        let busy = seen.begin();
+        async move {
+            let response = respond(&handler, src, req).await;
+            drop(busy);
+            Ok::<_, Infallible>(response)
+        }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -112,15 +122,83 @@ async fn connection(
         .keep_alive_timeout(limits.write);
     let conn = builder.serve_connection(TokioIo::new(session), service);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = token.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let result = loop {
+        let idle_at = activity.idle_deadline(limits.idle);
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            () = token.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                break conn.await;
+            }
+            () = tokio::time::sleep_until(idle_at) => {
+                if activity.idle_for(limits.idle) {
+                    debug!(%src, "https connection idle; closing");
+                    conn.as_mut().graceful_shutdown();
+                    break conn.await;
+                }
+            }
         }
     };
     if let Err(error) = result {
         debug!(%src, %error, "https connection ended");
+    }
+}
+
+/// When a connection last started or finished a request, and how many it
+/// has in flight: a connection with none in flight for `idle` is closed
+/// (HTTP/1.1 keep-alive ends, HTTP/2 gets GOAWAY), as CoreDNS's DoH server
+/// closes idle connections after its idle timeout.
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<Instant>,
+}
+
+/// One request in flight; finishing it (drop) counts as activity.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            last: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.touch();
+        Busy(self.clone())
+    }
+
+    fn busy(&self) -> bool {
+        self.in_flight.load(std::sync::atomic::Ordering::Acquire) > 0
+    }
+
+    /// When the connection becomes idle if nothing happens meanwhile.
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        if self.busy() {
+            return Instant::now() + idle;
+        }
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) + idle
+    }
+
+    /// Nothing in flight, and nothing started or finished for `idle`.
+    fn idle_for(&self, idle: Duration) -> bool {
+        !self.busy() && Instant::now() >= self.idle_deadline(idle)
     }
 }
 
