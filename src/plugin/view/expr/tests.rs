@@ -89,3 +89,30 @@ fn errors_say_where_and_why() {
         assert!(e.why.contains(why), "{text}: {e}");
     }
 }
+
+proptest::proptest! {
+    /// Whatever the text, parsing returns an expression or an error, and an
+    /// expression evaluates to true or false: a Corefile cannot make a view
+    /// panic at start or per query.
+    #[test]
+    fn any_text_parses_or_errs_and_evaluates_without_panicking(
+        text in "[a-z_()',. \\[\\]!=<>&|0-9'\"\\\\^$*+?-]{0,60}"
+    ) {
+        if let Ok(e) = parse(&text) {
+            let _ = e.eval(&facts("10.0.0.1"));
+            let _ = e.eval(&facts("2001:db8::1"));
+        }
+    }
+
+    /// Well-formed comparisons built from the grammar always parse.
+    #[test]
+    fn generated_comparisons_parse(
+        func in proptest::sample::select(vec!["name()", "type()", "class()", "proto()", "client_ip()"]),
+        op in proptest::sample::select(vec!["==", "!=", "startsWith", "endsWith", "contains"]),
+        lit in "[a-zA-Z0-9.]{0,12}",
+        neg in proptest::bool::ANY,
+    ) {
+        let text = format!("{}{func} {op} '{lit}'", if neg { "!" } else { "" });
+        proptest::prop_assert!(parse(&text).is_ok(), "{}", text);
+    }
+}
