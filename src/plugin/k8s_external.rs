@@ -42,7 +42,7 @@ use crate::corefile::{CorefileError, Dispenser};
 use crate::dns::{Answer, Query};
 use crate::index::{ExternalOptions, LookupRequest};
 use crate::plugin::build::BuildCtx;
-use crate::plugin::kubernetes::{Kubernetes, primary_zone};
+use crate::plugin::kubernetes::{Kubernetes, index_answer, primary_zone};
 use crate::plugin::template::zone_arg;
 use crate::plugin::{Next, Plugin, Result};
 
@@ -227,22 +227,13 @@ impl Plugin for K8sExternal {
                 qtype: q.qtype,
             },
         );
-        let mut rcode = res.rcode;
-        if rcode == ResponseCode::NXDomain {
-            if self.falls_through(zone, &q.lower) && !next.is_empty() {
-                return next.serve(q).await;
-            }
-            if !self.kubernetes.synced() {
-                rcode = ResponseCode::ServFail;
-            }
+        if res.rcode == ResponseCode::NXDomain
+            && self.falls_through(zone, &q.lower)
+            && !next.is_empty()
+        {
+            return next.serve(q).await;
         }
-        let mut answer = Answer::rcode(rcode);
-        answer.authoritative = true;
-        answer.answers = res.answers;
-        answer.authority = res.authority;
-        answer.additionals = res.additionals;
-        answer.memo = Some(generation);
-        Ok(answer)
+        Ok(index_answer(res, generation, self.kubernetes.synced()))
     }
 }
 

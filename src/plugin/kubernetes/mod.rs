@@ -84,7 +84,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use crate::dns::{Answer, Query};
 use crate::index::snapshot::SharedIndex;
-use crate::index::{Kind, LookupOptions, LookupRequest, PodMode};
+use crate::index::{Kind, LookupOptions, LookupRequest, LookupResult, PodMode};
 use crate::plugin::{Next, Plugin, Result};
 
 /// The running plugin.
@@ -193,6 +193,26 @@ impl Kubernetes {
 
 /// The first zone that is not a reverse zone (CoreDNS's primary zone), by the
 /// order written; falls back to the first zone.
+/// An index lookup (from the snapshot read at `generation`) as the plugin's
+/// answer: authoritative, memoizable while the index stays at that
+/// generation, and SERVFAIL instead of NXDOMAIN until the index has synced
+/// (it cannot vouch for a name's absence yet). Shared by `kubernetes` and
+/// `k8s_external`, which answer from the same index.
+pub(crate) fn index_answer(res: LookupResult, generation: u64, synced: bool) -> Answer {
+    let rcode = if res.rcode == ResponseCode::NXDomain && !synced {
+        ResponseCode::ServFail
+    } else {
+        res.rcode
+    };
+    let mut answer = Answer::rcode(rcode);
+    answer.authoritative = true;
+    answer.answers = res.answers;
+    answer.authority = res.authority;
+    answer.additionals = res.additionals;
+    answer.memo = Some(generation);
+    answer
+}
+
 pub(crate) fn primary_zone(zones: &[Name]) -> Name {
     let is_reverse = |z: &Name| {
         let s = z.to_ascii();
@@ -230,7 +250,7 @@ impl Plugin for Kubernetes {
         // Read before the snapshot: see SharedIndex::generation.
         let generation = self.index.generation();
         // The snapshot guard is dropped before any await below.
-        let res = self.index.guard().lookup(
+        let mut res = self.index.guard().lookup(
             &self.opts,
             &LookupRequest {
                 qname: &q.name,
@@ -238,24 +258,14 @@ impl Plugin for Kubernetes {
                 qtype: q.qtype,
             },
         );
-        let mut rcode = res.rcode;
-        if rcode == ResponseCode::NXDomain {
-            if self.falls_through(&q.lower) && !next.is_empty() {
-                return next.serve(q).await;
-            }
-            if !self.synced() {
-                rcode = ResponseCode::ServFail;
-            }
+        if res.rcode == ResponseCode::NXDomain && self.falls_through(&q.lower) && !next.is_empty() {
+            return next.serve(q).await;
         }
-        let mut answer = Answer::rcode(rcode);
-        answer.authoritative = true;
-        answer.answers = res.answers;
-        answer.authority = res.authority;
-        answer.additionals = res.additionals;
-        // Everything above came from the query and this snapshot; an
+        let chase = res.chase.take();
+        // Everything in it came from the query and this snapshot; an
         // ExternalName chased upstream below does not.
-        answer.memo = Some(generation);
-        if let Some(target) = res.chase
+        let mut answer = index_answer(res, generation, self.synced());
+        if let Some(target) = chase
             && !next.is_empty()
         {
             // The ExternalName target is outside our zones: ask the rest of the
