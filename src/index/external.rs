@@ -199,18 +199,9 @@ impl External<'_> {
         self.negative(ResponseCode::NoError)
     }
 
-    /// NOERROR with these records, or NODATA when there are none.
+    /// NOERROR with these records, or this zone's NODATA when there are none.
     fn positive(&self, answers: Vec<Record>, additionals: Vec<Record>) -> LookupResult {
-        if answers.is_empty() {
-            return self.nodata();
-        }
-        LookupResult {
-            rcode: ResponseCode::NoError,
-            answers,
-            authority: Vec::new(),
-            additionals,
-            chase: None,
-        }
+        LookupResult::positive(answers, additionals, || self.nodata())
     }
 
     /// A or AAAA records of `ips` at `owner` for an A or AAAA question

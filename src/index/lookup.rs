@@ -195,16 +195,7 @@ impl<'a> Query<'a> {
 
     /// NOERROR with these records, or NODATA when there are none.
     pub(super) fn positive(&self, answers: Vec<Record>, additionals: Vec<Record>) -> LookupResult {
-        if answers.is_empty() {
-            return self.nodata();
-        }
-        LookupResult {
-            rcode: ResponseCode::NoError,
-            answers,
-            authority: Vec::new(),
-            additionals,
-            chase: None,
-        }
+        LookupResult::positive(answers, additionals, || self.nodata())
     }
 
     /// A/AAAA records of the asked family (both for ANY), deduplicated, in order.

@@ -112,6 +112,28 @@ pub struct LookupResult {
     pub chase: Option<Name>,
 }
 
+impl LookupResult {
+    /// NOERROR with these records, or `nodata()` (the zone's own NODATA, with
+    /// its SOA) when there are none: a name never answers NOERROR empty-handed
+    /// without its SOA.
+    pub(crate) fn positive(
+        answers: Vec<Record>,
+        additionals: Vec<Record>,
+        nodata: impl FnOnce() -> LookupResult,
+    ) -> LookupResult {
+        if answers.is_empty() {
+            return nodata();
+        }
+        LookupResult {
+            rcode: ResponseCode::NoError,
+            answers,
+            authority: Vec::new(),
+            additionals,
+            chase: None,
+        }
+    }
+}
+
 /// The whole cluster as DNS sees it.
 ///
 /// A namespace *exists* when a Namespace object is known for it **or** any
