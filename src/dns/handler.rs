@@ -22,7 +22,7 @@ use tracing::debug;
 use crate::dns::memo::{Memo, Recorded, Ticket};
 use crate::dns::metrics::{DnsMetrics, Observation, no_view, response_size};
 use crate::dns::{Answer, Query, Transport};
-use crate::plugin::view::View;
+use crate::plugin::view::{QueryFacts, View};
 use crate::plugin::{Chain, MemoPass};
 
 /// One server block's zones and its plugin chain.
@@ -110,8 +110,14 @@ impl Table {
     /// holds for `q` (a block without a view always does).
     fn route(&self, q: &Query) -> Option<Routed<'_>> {
         let lower = &q.lower;
+        // Made on the first view tried, then shared by the others.
+        let mut facts: Option<QueryFacts<'_>> = None;
         let (pos, (_, text, i)) = self.zones.iter().enumerate().find(|(_, (zone, _, i))| {
-            zone.zone_of(lower) && self.routes[*i].view.as_ref().is_none_or(|v| v.holds(q))
+            zone.zone_of(lower)
+                && self.routes[*i]
+                    .view
+                    .as_ref()
+                    .is_none_or(|v| v.holds(facts.get_or_insert_with(|| QueryFacts::of(q))))
         })?;
         Some(Routed {
             zone: pos,

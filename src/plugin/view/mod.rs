@@ -54,23 +54,46 @@ pub struct View {
 }
 
 impl View {
-    /// Whether `q` belongs to this view.
-    pub fn holds(&self, q: &Query) -> bool {
-        let name = q.name.to_ascii();
-        let qtype = q.qtype.to_string();
-        let class = q.qclass.to_string();
-        let facts = expr::Facts {
-            name: &name,
-            qtype: &qtype,
-            class: &class,
+    /// Whether the query of `facts` belongs to this view.
+    pub fn holds(&self, facts: &QueryFacts<'_>) -> bool {
+        let f = facts.facts();
+        self.exprs.iter().all(|e| e.eval(&f))
+    }
+}
+
+/// What view expressions read of one query, its texts made once however
+/// many views the query is tried against.
+pub struct QueryFacts<'q> {
+    q: &'q Query,
+    name: String,
+    qtype: String,
+    class: String,
+}
+
+impl<'q> QueryFacts<'q> {
+    /// The facts of `q`.
+    pub fn of(q: &'q Query) -> Self {
+        Self {
+            q,
+            name: q.name.to_ascii(),
+            qtype: q.qtype.to_string(),
+            class: q.qclass.to_string(),
+        }
+    }
+
+    fn facts(&self) -> expr::Facts<'_> {
+        let q = self.q;
+        expr::Facts {
+            name: &self.name,
+            qtype: &self.qtype,
+            class: &self.class,
             proto: q.transport.as_str(),
             client_ip: q.src.ip(),
             client_port: q.src.port(),
             id: q.id,
             dnssec_ok: q.dnssec_ok,
             bufsize: q.edns_payload.unwrap_or(512),
-        };
-        self.exprs.iter().all(|e| e.eval(&facts))
+        }
     }
 }
 
@@ -145,9 +168,10 @@ mod tests {
                 Transport::Udp,
             )
         };
-        assert!(v.holds(&q("10.1.2.3", RecordType::A)));
-        assert!(!v.holds(&q("10.1.2.3", RecordType::AAAA)));
-        assert!(!v.holds(&q("192.0.2.1", RecordType::A)));
+        let holds = |q: Query| v.holds(&QueryFacts::of(&q));
+        assert!(holds(q("10.1.2.3", RecordType::A)));
+        assert!(!holds(q("10.1.2.3", RecordType::AAAA)));
+        assert!(!holds(q("192.0.2.1", RecordType::A)));
     }
 
     #[test]
