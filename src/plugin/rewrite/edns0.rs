@@ -81,8 +81,9 @@ pub struct Edns0Rule {
     pub action: Action,
     /// To which option.
     pub option: Edns0Option,
-    /// `revert`: accepted, and what always happens here: the response's OPT is
-    /// written from the client's own request and never carries these options.
+    /// `revert`: the client never sees the rewritten options in its response.
+    /// That holds for every rule here, with or without it (the response's OPT
+    /// is written from the client's own request), so it needs no work.
     pub revert: bool,
 }
 
